@@ -1,0 +1,200 @@
+//! The CloudEvents 1.0 envelope in structured mode (CloudEvents NATS protocol binding): the
+//! message body is this JSON object; the `Content-Type` header says
+//! `application/cloudevents+json`; `Nats-Msg-Id` repeats `id` for JetStream de-duplication.
+
+use crate::{ContractError, TenantId};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `specversion` of every event.
+pub const SPEC_VERSION: &str = "1.0";
+/// `datacontenttype` of every event.
+pub const DATA_CONTENT_TYPE: &str = "application/json";
+/// The `Content-Type` header value of structured-mode CloudEvents.
+pub const CONTENT_TYPE: &str = "application/cloudevents+json";
+
+/// NATS header names the contract uses.
+pub mod headers {
+    /// Structured-mode content type.
+    pub const CONTENT_TYPE: &str = "Content-Type";
+    /// JetStream de-duplication key; equals the event `id`.
+    pub const MSG_ID: &str = "Nats-Msg-Id";
+    /// W3C trace context.
+    pub const TRACEPARENT: &str = "traceparent";
+    /// W3C trace state.
+    pub const TRACESTATE: &str = "tracestate";
+}
+
+/// The `data` of one event type: its CloudEvents type, where it is published and how it is
+/// validated beyond its JSON shape.
+pub trait EventData: Serialize + DeserializeOwned {
+    /// The CloudEvents `type`, versioned (`switchboard.<…>.v1`).
+    const TYPE: &'static str;
+
+    /// The tenant the event belongs to.
+    fn tenant_id(&self) -> &TenantId;
+
+    /// The NATS subject the event is published on.
+    fn nats_subject(&self) -> String;
+
+    /// The CloudEvents `subject`: what the event is about, within its tenant.
+    fn ce_subject(&self) -> String;
+
+    /// The deterministic event id (and `Nats-Msg-Id`): the same fact always gets the same id,
+    /// so a retried publish is de-duplicated by JetStream.
+    fn event_id(&self) -> String;
+
+    /// Checks what serde cannot: lengths, formats, consistency between fields.
+    fn validate(&self) -> Result<(), ContractError>;
+}
+
+/// A CloudEvents 1.0 envelope around typed `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Always `1.0`.
+    pub specversion: String,
+    /// Unique per fact; the JetStream de-duplication key.
+    pub id: String,
+    /// URI-reference of the producer, e.g. `/switchboard/router`.
+    pub source: String,
+    /// Versioned event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When the fact happened (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    /// What the event is about within the tenant (call id, `user/<id>`, …).
+    pub subject: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// The event data.
+    pub data: T,
+}
+
+impl<T: EventData> Envelope<T> {
+    /// Wraps `data` produced by `source` at `time`, deriving id, type and subject from it.
+    pub fn new(data: T, source: impl Into<String>, time: OffsetDateTime) -> Self {
+        Envelope {
+            specversion: SPEC_VERSION.to_string(),
+            id: data.event_id(),
+            source: source.into(),
+            event_type: T::TYPE.to_string(),
+            time,
+            subject: data.ce_subject(),
+            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            data,
+        }
+    }
+
+    /// The JSON body.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data structs with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and validates a body that arrived on `nats_subject`.
+    pub fn decode(body: &[u8], nats_subject: &str) -> Result<Self, ContractError> {
+        RawEnvelope::parse(body)?.into_typed(nats_subject)
+    }
+}
+
+/// An envelope whose attributes are checked but whose `data` is not yet typed: the first step
+/// of decoding, and what a consumer of several event types dispatches on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEnvelope {
+    /// `id` attribute.
+    pub id: String,
+    /// `source` attribute.
+    pub source: String,
+    /// `type` attribute.
+    pub event_type: String,
+    /// `time` attribute.
+    pub time: OffsetDateTime,
+    /// `subject` attribute.
+    pub subject: String,
+    /// `data`, untyped.
+    pub data: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct Loose {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    time: Option<String>,
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    data: Option<serde_json::Value>,
+}
+
+fn required(value: Option<String>, name: &'static str) -> Result<String, ContractError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ContractError::Missing(name)),
+    }
+}
+
+impl RawEnvelope {
+    /// Parses the JSON body and checks the CloudEvents attributes.
+    pub fn parse(body: &[u8]) -> Result<Self, ContractError> {
+        let loose: Loose = serde_json::from_slice(body)
+            .map_err(|e| ContractError::Malformed(format!("not a CloudEvents JSON object: {e}")))?;
+        let specversion = required(loose.specversion, "specversion")?;
+        if specversion != SPEC_VERSION {
+            return Err(ContractError::SpecVersion(specversion));
+        }
+        let content_type = required(loose.datacontenttype, "datacontenttype")?;
+        if content_type != DATA_CONTENT_TYPE {
+            return Err(ContractError::DataContentType(content_type));
+        }
+        let time = required(loose.time, "time")?;
+        let time = OffsetDateTime::parse(&time, &Rfc3339)
+            .map_err(|e| ContractError::Malformed(format!("`time` is not RFC 3339: {e}")))?;
+        let data = match loose.data {
+            Some(serde_json::Value::Null) | None => return Err(ContractError::Missing("data")),
+            Some(data) => data,
+        };
+        Ok(RawEnvelope {
+            id: required(loose.id, "id")?,
+            source: required(loose.source, "source")?,
+            event_type: required(loose.event_type, "type")?,
+            time,
+            subject: required(loose.subject, "subject")?,
+            data,
+        })
+    }
+
+    /// Types the data as `T`, validates it, and checks it belongs on `nats_subject`.
+    pub fn into_typed<T: EventData>(self, nats_subject: &str) -> Result<Envelope<T>, ContractError> {
+        if self.event_type != T::TYPE {
+            return Err(ContractError::UnexpectedType {
+                expected: T::TYPE.to_string(),
+                found: self.event_type,
+            });
+        }
+        let data: T = serde_json::from_value(self.data)
+            .map_err(|e| ContractError::Malformed(format!("`data` of {}: {e}", T::TYPE)))?;
+        data.validate()?;
+        let expected = data.nats_subject();
+        if expected != nats_subject {
+            return Err(ContractError::SubjectMismatch {
+                subject: nats_subject.to_string(),
+                expected,
+            });
+        }
+        Ok(Envelope {
+            specversion: SPEC_VERSION.to_string(),
+            id: self.id,
+            source: self.source,
+            event_type: self.event_type,
+            time: self.time,
+            subject: self.subject,
+            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            data,
+        })
+    }
+}

@@ -1,0 +1,479 @@
+//! The `data` of every event in contract v1, with its type, subject, id and validation.
+//! Field names are exactly those of `proto/switchboard/v1/*.proto`; the JSON is its proto3
+//! JSON mapping, so absent booleans and lists read as `false` / empty and 64-bit integers are
+//! accepted as numbers or decimal strings, as proto3 JSON producers in any language emit them.
+
+use crate::envelope::{EventData, RawEnvelope};
+use crate::ids::{EntityId, TenantId};
+use crate::phone::{E164, Region};
+use crate::{ContractError, subjects};
+use serde::{Deserialize, Deserializer, Serialize};
+use time::OffsetDateTime;
+
+/// Longest accepted carrier call id.
+pub const MAX_CALL_ID_LEN: usize = 128;
+/// Longest accepted free-text field (announcements, greetings).
+pub const MAX_TEXT_LEN: usize = 2000;
+
+/// Accepts a 64-bit unsigned integer as a JSON number or a decimal string (proto3 JSON).
+fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrStr {
+        Num(u64),
+        Str(String),
+    }
+    match NumOrStr::deserialize(d)? {
+        NumOrStr::Num(n) => Ok(n),
+        NumOrStr::Str(s) => s
+            .parse()
+            .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an unsigned integer"))),
+    }
+}
+
+fn check_call_id(call_id: &str) -> Result<(), ContractError> {
+    if call_id.trim().is_empty() {
+        return Err(ContractError::Missing("call_id"));
+    }
+    if call_id.len() > MAX_CALL_ID_LEN {
+        return Err(ContractError::TooLong {
+            field: "call_id",
+            max: MAX_CALL_ID_LEN,
+        });
+    }
+    if call_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ContractError::Malformed(
+            "`call_id` must not contain whitespace or control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_text(field: &'static str, text: &str) -> Result<(), ContractError> {
+    if text.chars().count() > MAX_TEXT_LEN {
+        return Err(ContractError::TooLong {
+            field,
+            max: MAX_TEXT_LEN,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------------------------
+
+/// `switchboard.call.inbound.v1` on `call.inbound.<tenant>`: a call reached one of the tenant's
+/// numbers and needs a route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallInbound {
+    /// The carrier's call id (Twilio `CallSid`); the de-duplication key.
+    pub call_id: String,
+    /// The tenant that owns the dialed number.
+    pub tenant_id: TenantId,
+    /// The dialed number.
+    pub to: String,
+    /// The caller; empty or `anonymous` when withheld.
+    #[serde(default)]
+    pub from: String,
+    /// When the carrier reported the call.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// The lead, when the producer already knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<EntityId>,
+}
+
+impl EventData for CallInbound {
+    const TYPE: &'static str = "switchboard.call.inbound.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_inbound(&self.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        self.call_id.clone()
+    }
+    fn event_id(&self) -> String {
+        format!("{}:{}:inbound", self.tenant_id, self.call_id)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        check_call_id(&self.call_id)?;
+        if self.to.trim().is_empty() {
+            return Err(ContractError::Missing("to"));
+        }
+        check_text("to", &self.to)?;
+        check_text("from", &self.from)
+    }
+}
+
+/// Which rule of the routing spec produced a decision (or a target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The lead's assigned user has a phone: ring it.
+    AssignedUser,
+    /// The dialed number's forwarding number.
+    ForwardingNumber,
+    /// The tenant's company phone.
+    CompanyPhone,
+    /// Nothing to ring: only the final action runs.
+    NoRoute,
+}
+
+impl Rule {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::AssignedUser => "assigned_user",
+            Rule::ForwardingNumber => "forwarding_number",
+            Rule::CompanyPhone => "company_phone",
+            Rule::NoRoute => "no_route",
+        }
+    }
+}
+
+/// A number to ring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// E.164 number.
+    pub number: E164,
+    /// The user whose phone this is, for `assigned_user` targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<EntityId>,
+    /// The rule that produced this target.
+    pub rule: Rule,
+}
+
+/// What happens when every target failed or none exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalActionKind {
+    /// Play `message`, then record a voicemail for the tenant.
+    Voicemail,
+    /// Play `message`, then hang up.
+    AnnounceHangup,
+}
+
+/// The last thing the caller hears; never silence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalAction {
+    /// Voicemail or announcement.
+    pub kind: FinalActionKind,
+    /// The greeting or announcement text.
+    pub message: String,
+}
+
+impl Default for FinalAction {
+    /// Voicemail with a neutral greeting: a caller can always leave a message.
+    fn default() -> Self {
+        FinalAction {
+            kind: FinalActionKind::Voicemail,
+            message: "Sorry, no one is available to take your call. Please leave a message after the tone.".into(),
+        }
+    }
+}
+
+/// `switchboard.call.route.v1` on `call.route.<tenant>`: where a call rings, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRoute {
+    /// The call this decision is for.
+    pub call_id: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The rule that chose `target`; `no_route` when there is none.
+    pub rule: Rule,
+    /// The first number to ring, or null.
+    pub target: Option<Target>,
+    /// Further targets, in order, on no-answer, busy or failure.
+    #[serde(default)]
+    pub fallbacks: Vec<Target>,
+    /// What runs when every target failed or none exists.
+    pub final_action: FinalAction,
+    /// Ordered human-readable steps of the decision.
+    #[serde(default)]
+    pub explanation: Vec<String>,
+    /// The SETTINGS stream sequence the decision was made at.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub settings_seq: u64,
+    /// When the decision was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub decided_at: OffsetDateTime,
+}
+
+impl EventData for CallRoute {
+    const TYPE: &'static str = "switchboard.call.route.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_route(&self.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        self.call_id.clone()
+    }
+    fn event_id(&self) -> String {
+        route_event_id(&self.tenant_id, &self.call_id)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        check_call_id(&self.call_id)?;
+        if (self.rule == Rule::NoRoute) != self.target.is_none() {
+            return Err(ContractError::Malformed(
+                "`target` must be null exactly when `rule` is no_route".into(),
+            ));
+        }
+        check_text("final_action.message", &self.final_action.message)
+    }
+}
+
+/// The id (and `Nats-Msg-Id`) of the one decision a call may have: derived from the call only,
+/// so redeliveries and re-publications of a call never yield a second decision.
+pub fn route_event_id(tenant: &TenantId, call_id: &str) -> String {
+    format!("{tenant}:{call_id}:route")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings
+// ---------------------------------------------------------------------------------------------
+
+/// `switchboard.settings.company.v1` on `settings.<tenant>.company.main` (Business Info >
+/// Company Data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompanySettings {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Producer version, monotonic per entity.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub version: u64,
+    /// The company phone, last in the routing chain.
+    pub company_phone: Option<String>,
+    /// ISO 3166-1 alpha-2 region for numbers written without a country code (default `US`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_region: Option<String>,
+    /// The tenant's final action; the default (voicemail) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_action: Option<FinalAction>,
+}
+
+/// `switchboard.settings.number.v1` on `settings.<tenant>.number.<digits>` (Settings > Phone
+/// Numbers > Edit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumberSettings {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Producer version, monotonic per entity.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub version: u64,
+    /// The tenant's number, E.164.
+    pub number: E164,
+    /// Where calls to this number go when no assigned user takes them.
+    pub forwarding_number: Option<String>,
+    /// Released numbers route nowhere.
+    #[serde(default)]
+    pub released: bool,
+}
+
+/// `switchboard.settings.user.v1` on `settings.<tenant>.user.<user_id>` (Team Management).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserSettings {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Producer version, monotonic per entity.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub version: u64,
+    /// The user.
+    pub user_id: EntityId,
+    /// The User Phone.
+    pub phone: Option<String>,
+    /// Deactivated or deleted users are never routed to.
+    #[serde(default)]
+    pub active: bool,
+}
+
+/// `switchboard.settings.contact.v1` on `settings.<tenant>.contact.<contact_id>`: a lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContactSettings {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Producer version, monotonic per entity.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub version: u64,
+    /// The contact.
+    pub contact_id: EntityId,
+    /// The contact's phone numbers, as entered (normalized with the tenant's region).
+    #[serde(default)]
+    pub phones: Vec<String>,
+    /// The user the lead is assigned to.
+    pub assigned_user_id: Option<EntityId>,
+    /// Deleted contacts are never matched.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// The entity kinds of the SETTINGS stream, as they appear in subjects.
+pub mod entity {
+    /// `company` (one per tenant, id `main`).
+    pub const COMPANY: &str = "company";
+    /// `number`, id = digits of the E.164 number.
+    pub const NUMBER: &str = "number";
+    /// `user`, id = user id.
+    pub const USER: &str = "user";
+    /// `contact`, id = contact id.
+    pub const CONTACT: &str = "contact";
+    /// The one company entity's id.
+    pub const COMPANY_ID: &str = "main";
+}
+
+macro_rules! settings_event {
+    ($ty:ty, $type_name:literal, $entity:expr, |$s:ident| $id:expr, |$v:ident| $validate:block) => {
+        impl EventData for $ty {
+            const TYPE: &'static str = $type_name;
+
+            fn tenant_id(&self) -> &TenantId {
+                &self.tenant_id
+            }
+            fn nats_subject(&self) -> String {
+                let $s = self;
+                subjects::settings(&self.tenant_id, $entity, $id)
+            }
+            fn ce_subject(&self) -> String {
+                let $s = self;
+                format!("{}/{}", $entity, $id)
+            }
+            fn event_id(&self) -> String {
+                let $s = self;
+                format!("{}:{}:{}:v{}", self.tenant_id, $entity, $id, self.version)
+            }
+            fn validate(&self) -> Result<(), ContractError> {
+                if self.version == 0 {
+                    return Err(ContractError::Version);
+                }
+                let $v = self;
+                $validate
+            }
+        }
+    };
+}
+
+settings_event!(
+    CompanySettings,
+    "switchboard.settings.company.v1",
+    entity::COMPANY,
+    |_s| entity::COMPANY_ID,
+    |v| {
+        if let Some(region) = &v.default_region {
+            if Region::parse(region).is_none() {
+                return Err(ContractError::Malformed(format!(
+                    "`default_region` {region:?} is not an ISO 3166-1 alpha-2 region"
+                )));
+            }
+        }
+        if let Some(action) = &v.final_action {
+            check_text("final_action.message", &action.message)?;
+        }
+        Ok(())
+    }
+);
+
+settings_event!(
+    NumberSettings,
+    "switchboard.settings.number.v1",
+    entity::NUMBER,
+    |s| s.number.digits(),
+    |v| {
+        // Deserialization accepts any string as E164; the number is a subject token, so it
+        // must be canonical.
+        E164::parse_strict(v.number.as_str()).map_err(|e| ContractError::InvalidPhone {
+            field: "number",
+            masked: crate::phone::mask(v.number.as_str()),
+            reason: e.to_string(),
+        })?;
+        Ok(())
+    }
+);
+
+settings_event!(
+    UserSettings,
+    "switchboard.settings.user.v1",
+    entity::USER,
+    |s| s.user_id.as_str(),
+    |_v| { Ok(()) }
+);
+
+settings_event!(
+    ContactSettings,
+    "switchboard.settings.contact.v1",
+    entity::CONTACT,
+    |s| s.contact_id.as_str(),
+    |v| {
+        for phone in &v.phones {
+            check_text("phones", phone)?;
+        }
+        Ok(())
+    }
+);
+
+/// Any settings change, for consumers of the whole SETTINGS stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingsChange {
+    /// Company data.
+    Company(CompanySettings),
+    /// A phone number's settings.
+    Number(NumberSettings),
+    /// A user.
+    User(UserSettings),
+    /// A contact (lead).
+    Contact(ContactSettings),
+}
+
+impl SettingsChange {
+    /// Decodes any settings event that arrived on `nats_subject`.
+    pub fn decode(body: &[u8], nats_subject: &str) -> Result<Self, ContractError> {
+        let raw = RawEnvelope::parse(body)?;
+        Ok(match raw.event_type.as_str() {
+            CompanySettings::TYPE => Self::Company(raw.into_typed(nats_subject)?.data),
+            NumberSettings::TYPE => Self::Number(raw.into_typed(nats_subject)?.data),
+            UserSettings::TYPE => Self::User(raw.into_typed(nats_subject)?.data),
+            ContactSettings::TYPE => Self::Contact(raw.into_typed(nats_subject)?.data),
+            other => {
+                return Err(ContractError::UnexpectedType {
+                    expected: "switchboard.settings.{company,number,user,contact}.v1".into(),
+                    found: other.to_string(),
+                });
+            }
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant_id(&self) -> &TenantId {
+        match self {
+            Self::Company(s) => &s.tenant_id,
+            Self::Number(s) => &s.tenant_id,
+            Self::User(s) => &s.tenant_id,
+            Self::Contact(s) => &s.tenant_id,
+        }
+    }
+
+    /// The producer version.
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Company(s) => s.version,
+            Self::Number(s) => s.version,
+            Self::User(s) => s.version,
+            Self::Contact(s) => s.version,
+        }
+    }
+
+    /// `(entity kind, entity id)`: the key the version guard is kept per.
+    pub fn key(&self) -> (&'static str, String) {
+        match self {
+            Self::Company(_) => (entity::COMPANY, entity::COMPANY_ID.to_string()),
+            Self::Number(s) => (entity::NUMBER, s.number.digits().to_string()),
+            Self::User(s) => (entity::USER, s.user_id.to_string()),
+            Self::Contact(s) => (entity::CONTACT, s.contact_id.to_string()),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Phone numbers: normalization to E.164 (with the `phonenumber` crate and the tenant's default
+//! region for national-format input) and masking for logs and traces.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a string is not a usable phone number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// Empty, `anonymous` or similar: the caller withheld the number.
+    #[error("no number (withheld or empty)")]
+    Withheld,
+    /// The string does not parse as a phone number.
+    #[error("not a phone number: {0}")]
+    Unparseable(String),
+    /// It parses, but no such number can exist (wrong length for its country, unassigned range).
+    #[error("not a valid number for its country")]
+    Invalid,
+}
+
+/// An ISO 3166-1 alpha-2 region used to read numbers written without a country code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region(phonenumber::country::Id);
+
+impl Region {
+    /// The default when a tenant configured none: the United States.
+    pub const DEFAULT: Region = Region(phonenumber::country::Id::US);
+
+    /// Parses an ISO 3166-1 alpha-2 code such as `US` or `GB`.
+    pub fn parse(code: &str) -> Option<Region> {
+        phonenumber::country::Id::from_str(&code.to_ascii_uppercase())
+            .ok()
+            .map(Region)
+    }
+}
+
+impl Default for Region {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Caller-id values carriers use when the number is withheld.
+const WITHHELD: [&str; 5] = ["anonymous", "restricted", "unknown", "private", "unavailable"];
+
+/// A phone number in E.164 form (`+` and up to 15 digits). Its `Display` is masked; use
+/// [`E164::as_str`] where the full number is needed (events, carrier requests), never in logs.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct E164(String);
+
+impl E164 {
+    /// Normalizes `raw` to E.164, reading national numbers in `region`.
+    pub fn parse(raw: &str, region: Region) -> Result<E164, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
+            return Err(PhoneError::Withheld);
+        }
+        let parsed = phonenumber::parse(Some(region.0), trimmed)
+            .map_err(|e| PhoneError::Unparseable(e.to_string()))?;
+        if !phonenumber::is_valid(&parsed) {
+            return Err(PhoneError::Invalid);
+        }
+        Ok(E164(
+            parsed.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    /// Parses a number that must already be in E.164 form (leading `+`).
+    pub fn parse_strict(raw: &str) -> Result<E164, PhoneError> {
+        if !raw.starts_with('+') {
+            return Err(PhoneError::Unparseable(
+                "expected E.164 form with a leading +".into(),
+            ));
+        }
+        let number = Self::parse(raw, Region::DEFAULT)?;
+        if number.0 != raw {
+            return Err(PhoneError::Unparseable(format!(
+                "not in canonical E.164 form (expected {})",
+                number.masked()
+            )));
+        }
+        Ok(number)
+    }
+
+    /// The full number. Only for events and carrier requests, never for logs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits without the `+`: the token used in NATS subjects.
+    pub fn digits(&self) -> &str {
+        self.0.trim_start_matches('+')
+    }
+
+    /// The number with its middle hidden, for logs and span attributes.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "E164({})", self.masked())
+    }
+}
+
+/// Masks any string that may hold a phone number: keeps the first three and last two
+/// characters of what is long enough to identify a person, stars the rest.
+pub fn mask(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let (head, tail) = (3, 2);
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i < head || i >= chars.len() - tail {
+                *c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn national_numbers_are_read_in_the_region() {
+        let us = Region::DEFAULT;
+        assert_eq!(
+            E164::parse("(415) 867-5310", us).unwrap().as_str(),
+            "+14158675310"
+        );
+        assert_eq!(
+            E164::parse("+1 415 867 5310", us).unwrap().as_str(),
+            "+14158675310"
+        );
+        let gb = Region::parse("gb").unwrap();
+        assert_eq!(
+            E164::parse("020 7946 0018", gb).unwrap().as_str(),
+            "+442079460018"
+        );
+    }
+
+    #[test]
+    fn withheld_and_bad_numbers_are_told_apart() {
+        let us = Region::DEFAULT;
+        assert_eq!(E164::parse("", us), Err(PhoneError::Withheld));
+        assert_eq!(E164::parse("Anonymous", us), Err(PhoneError::Withheld));
+        assert!(matches!(
+            E164::parse("not a number", us),
+            Err(PhoneError::Unparseable(_))
+        ));
+        assert_eq!(E164::parse("+1 000 000 0000", us), Err(PhoneError::Invalid));
+    }
+
+    #[test]
+    fn strict_parsing_wants_canonical_e164() {
+        assert!(E164::parse_strict("+14158675310").is_ok());
+        assert!(E164::parse_strict("4158675310").is_err());
+        assert!(E164::parse_strict("+1 415 867 5310").is_err());
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_number() {
+        let n = E164::parse("+14158675310", Region::DEFAULT).unwrap();
+        assert_eq!(n.to_string(), "+14*******10");
+        assert!(!format!("{n:?}").contains("8675"));
+        assert_eq!(n.digits(), "14158675310");
+        assert_eq!(mask("12345"), "*****");
+    }
+}

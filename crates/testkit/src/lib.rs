@@ -1,0 +1,1 @@
+//! Test-only harness (placeholder until written).
