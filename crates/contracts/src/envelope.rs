@@ -88,10 +88,10 @@ impl<T: EventData> Envelope<T> {
         }
     }
 
-    /// The JSON body.
-    pub fn to_json(&self) -> Vec<u8> {
-        // Serializing plain data structs with string keys cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+    /// The JSON body. Fails only for times RFC 3339 cannot write (years outside 0000–9999).
+    pub fn to_json(&self) -> Result<Vec<u8>, ContractError> {
+        serde_json::to_vec(self)
+            .map_err(|e| ContractError::Malformed(format!("cannot encode {}: {e}", self.id)))
     }
 
     /// Decodes and validates a body that arrived on `nats_subject`.
@@ -169,7 +169,14 @@ impl RawEnvelope {
     }
 
     /// Types the data as `T`, validates it, and checks it belongs on `nats_subject`.
-    pub fn into_typed<T: EventData>(self, nats_subject: &str) -> Result<Envelope<T>, ContractError> {
+    pub fn into_typed<T: EventData>(
+        self,
+        nats_subject: &str,
+    ) -> Result<Envelope<T>, ContractError> {
+        // Report a bad tenant id as such, before serde folds it into a shape error.
+        if let Some(tenant) = self.data.get("tenant_id").and_then(|t| t.as_str()) {
+            TenantId::new(tenant)?;
+        }
         if self.event_type != T::TYPE {
             return Err(ContractError::UnexpectedType {
                 expected: T::TYPE.to_string(),

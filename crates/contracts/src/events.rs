@@ -31,6 +31,23 @@ fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// proto3 JSON reads `null` as the field's default; so do we, for non-optional fields.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
+/// [`u64_lenient`], with absent or `null` read as 0 (proto3 JSON omits zero values).
+fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(transparent)]
+    struct Lenient(#[serde(deserialize_with = "u64_lenient")] u64);
+    Option::<Lenient>::deserialize(d).map(|v| v.map_or(0, |l| l.0))
+}
+
 fn check_call_id(call_id: &str) -> Result<(), ContractError> {
     if call_id.trim().is_empty() {
         return Err(ContractError::Missing("call_id"));
@@ -74,7 +91,7 @@ pub struct CallInbound {
     /// The dialed number.
     pub to: String,
     /// The caller; empty or `anonymous` when withheld.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub from: String,
     /// When the carrier reported the call.
     #[serde(with = "time::serde::rfc3339")]
@@ -163,6 +180,7 @@ pub struct FinalAction {
     /// Voicemail or announcement.
     pub kind: FinalActionKind,
     /// The greeting or announcement text.
+    #[serde(default, deserialize_with = "null_default")]
     pub message: String,
 }
 
@@ -188,15 +206,15 @@ pub struct CallRoute {
     /// The first number to ring, or null.
     pub target: Option<Target>,
     /// Further targets, in order, on no-answer, busy or failure.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub fallbacks: Vec<Target>,
     /// What runs when every target failed or none exists.
     pub final_action: FinalAction,
     /// Ordered human-readable steps of the decision.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub explanation: Vec<String>,
     /// The SETTINGS stream sequence the decision was made at.
-    #[serde(deserialize_with = "u64_lenient")]
+    #[serde(default, deserialize_with = "u64_lenient_default")]
     pub settings_seq: u64,
     /// When the decision was made.
     #[serde(with = "time::serde::rfc3339")]
@@ -224,6 +242,20 @@ impl EventData for CallRoute {
             return Err(ContractError::Malformed(
                 "`target` must be null exactly when `rule` is no_route".into(),
             ));
+        }
+        for target in self.target.iter().chain(&self.fallbacks) {
+            if target.rule == Rule::NoRoute {
+                return Err(ContractError::Malformed(
+                    "a target's `rule` cannot be no_route".into(),
+                ));
+            }
+            E164::parse_strict(target.number.as_str()).map_err(|e| {
+                ContractError::InvalidPhone {
+                    field: "target.number",
+                    masked: target.number.masked(),
+                    reason: e.to_string(),
+                }
+            })?;
         }
         check_text("final_action.message", &self.final_action.message)
     }
@@ -272,7 +304,7 @@ pub struct NumberSettings {
     /// Where calls to this number go when no assigned user takes them.
     pub forwarding_number: Option<String>,
     /// Released numbers route nowhere.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub released: bool,
 }
 
@@ -289,7 +321,7 @@ pub struct UserSettings {
     /// The User Phone.
     pub phone: Option<String>,
     /// Deactivated or deleted users are never routed to.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub active: bool,
 }
 
@@ -304,12 +336,12 @@ pub struct ContactSettings {
     /// The contact.
     pub contact_id: EntityId,
     /// The contact's phone numbers, as entered (normalized with the tenant's region).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub phones: Vec<String>,
     /// The user the lead is assigned to.
     pub assigned_user_id: Option<EntityId>,
     /// Deleted contacts are never matched.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub deleted: bool,
 }
 
@@ -325,6 +357,9 @@ pub mod entity {
     pub const CONTACT: &str = "contact";
     /// The one company entity's id.
     pub const COMPANY_ID: &str = "main";
+    /// `rejected`, id = the stream sequence of the refused event: not an entity, an audit
+    /// record that settings consumers skip.
+    pub const REJECTED: &str = "rejected";
 }
 
 macro_rules! settings_event {
@@ -364,12 +399,12 @@ settings_event!(
     entity::COMPANY,
     |_s| entity::COMPANY_ID,
     |v| {
-        if let Some(region) = &v.default_region {
-            if Region::parse(region).is_none() {
-                return Err(ContractError::Malformed(format!(
-                    "`default_region` {region:?} is not an ISO 3166-1 alpha-2 region"
-                )));
-            }
+        if let Some(region) = &v.default_region
+            && Region::parse(region).is_none()
+        {
+            return Err(ContractError::Malformed(format!(
+                "`default_region` {region:?} is not an ISO 3166-1 alpha-2 region"
+            )));
         }
         if let Some(action) = &v.final_action {
             check_text("final_action.message", &action.message)?;
@@ -475,5 +510,110 @@ impl SettingsChange {
             Self::User(s) => (entity::USER, s.user_id.to_string()),
             Self::Contact(s) => (entity::CONTACT, s.contact_id.to_string()),
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejections
+// ---------------------------------------------------------------------------------------------
+
+/// Why an event taken from a stream was refused, with the original kept verbatim for audit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The tenant of the original subject, or `_invalid` when that token is
+    /// not a valid tenant id.
+    pub tenant_id: TenantId,
+    /// The stream the original event is stored in.
+    pub stream: String,
+    /// Its sequence in that stream.
+    #[serde(deserialize_with = "u64_lenient")]
+    pub stream_seq: u64,
+    /// The subject it arrived on.
+    pub original_subject: String,
+    /// Its body (lossless when it was UTF-8; invalid bytes replaced otherwise).
+    pub original_payload: String,
+    /// A stable code ([`ContractError::code`]).
+    pub code: String,
+    /// The specific reason, for people.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// Records that the event at `stream`/`stream_seq` on `subject` was refused for `error`.
+    pub fn new(
+        stream: &str,
+        stream_seq: u64,
+        subject: &str,
+        payload: &[u8],
+        error: &ContractError,
+    ) -> Rejection {
+        let tenant_id = subjects::tenant_of(subject)
+            .and_then(|t| TenantId::new(t).ok())
+            .unwrap_or_else(TenantId::unknown);
+        Rejection {
+            tenant_id,
+            stream: stream.to_string(),
+            stream_seq,
+            original_subject: subject.to_string(),
+            original_payload: String::from_utf8_lossy(payload).into_owned(),
+            code: error.code().to_string(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// `switchboard.call.rejected.v1` on `call.rejected.<tenant>`: a call event that could not be
+/// processed. It is terminated, never silently dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CallRejected(pub Rejection);
+
+impl EventData for CallRejected {
+    const TYPE: &'static str = "switchboard.call.rejected.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.0.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_rejected(&self.0.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        format!("{}/{}", self.0.stream, self.0.stream_seq)
+    }
+    fn event_id(&self) -> String {
+        format!("rejected:{}:{}", self.0.stream, self.0.stream_seq)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        Ok(())
+    }
+}
+
+/// `switchboard.settings.rejected.v1` on `settings.<tenant>.rejected.<seq>`: a settings event
+/// that could not be applied. Consumers of settings skip it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SettingsRejected(pub Rejection);
+
+impl EventData for SettingsRejected {
+    const TYPE: &'static str = "switchboard.settings.rejected.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.0.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::settings(
+            &self.0.tenant_id,
+            entity::REJECTED,
+            &self.0.stream_seq.to_string(),
+        )
+    }
+    fn ce_subject(&self) -> String {
+        format!("{}/{}", self.0.stream, self.0.stream_seq)
+    }
+    fn event_id(&self) -> String {
+        format!("rejected:{}:{}", self.0.stream, self.0.stream_seq)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        Ok(())
     }
 }

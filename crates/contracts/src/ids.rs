@@ -7,7 +7,8 @@ use std::fmt;
 fn is_token(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A tenant (one company on the CRM platform): `[A-Za-z0-9_-]{1,64}`.
@@ -32,6 +33,11 @@ impl TenantId {
     /// The id as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// `_invalid`: where rejections are filed when an event names no valid tenant.
+    pub fn unknown() -> Self {
+        Self("_invalid".to_string())
     }
 }
 

@@ -18,6 +18,11 @@ pub fn call_route(tenant: &TenantId) -> String {
     format!("call.route.{tenant}")
 }
 
+/// `call.rejected.<tenant>`: a call event that was refused, with the reason.
+pub fn call_rejected(tenant: &TenantId) -> String {
+    format!("call.rejected.{tenant}")
+}
+
 /// `settings.<tenant>.<entity>.<id>`: a settings change of one entity.
 pub fn settings(tenant: &TenantId, entity: &str, id: &str) -> String {
     format!("settings.{tenant}.{entity}.{id}")

@@ -1,0 +1,140 @@
+//! Connecting to NATS with the options every service shares: URL, authentication (user and
+//! password, token, credentials file, TLS with optional client certificate). Secrets are held
+//! in `SecretString` and never printed, not even by `--help` (`hide_env_values`).
+
+use crate::BusError;
+use async_nats::{ConnectOptions, Event};
+use secrecy::{ExposeSecret, SecretString};
+use std::path::PathBuf;
+
+/// NATS connection settings, as CLI flags with environment fallbacks.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(
+        long = "nats-url",
+        env = "NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub url: String,
+    /// User name for user/password authentication.
+    #[arg(long = "nats-user", env = "SWITCHBOARD_NATS_USER")]
+    pub user: Option<String>,
+    /// Password for user/password authentication.
+    #[arg(
+        long = "nats-password",
+        env = "SWITCHBOARD_NATS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<SecretString>,
+    /// Token authentication.
+    #[arg(
+        long = "nats-token",
+        env = "SWITCHBOARD_NATS_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<SecretString>,
+    /// A `.creds` file (JWT + NKey seed), as issued by the NATS account operator.
+    #[arg(long = "nats-creds", env = "SWITCHBOARD_NATS_CREDS")]
+    pub creds: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the server.
+    #[arg(long = "nats-tls-ca", env = "SWITCHBOARD_NATS_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS; needs `--nats-tls-key`.
+    #[arg(
+        long = "nats-tls-cert",
+        env = "SWITCHBOARD_NATS_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(
+        long = "nats-tls-key",
+        env = "SWITCHBOARD_NATS_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Refuse to connect without TLS.
+    #[arg(long = "nats-tls-required", env = "SWITCHBOARD_NATS_TLS_REQUIRED")]
+    pub tls_required: bool,
+}
+
+impl NatsArgs {
+    /// Plain settings for `url` (tests, tools).
+    pub fn for_url(url: impl Into<String>) -> Self {
+        NatsArgs {
+            url: url.into(),
+            user: None,
+            password: None,
+            token: None,
+            creds: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_required: false,
+        }
+    }
+
+    /// Connects as `client_name`; reconnects forever afterwards, logging each disconnect.
+    pub async fn connect(&self, client_name: &str) -> Result<async_nats::Client, BusError> {
+        let mut options = ConnectOptions::new()
+            .name(client_name)
+            .max_reconnects(None)
+            .event_callback(|event| async move {
+                match event {
+                    Event::Connected => tracing::info!("connected to NATS"),
+                    Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+                    other => tracing::info!(event = %other, "NATS client event"),
+                }
+            });
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.user_and_password(user.clone(), password.expose_secret().into());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.expose_secret().into());
+        }
+        if let Some(creds) = &self.creds {
+            options = options.credentials_file(creds).await.map_err(|e| {
+                BusError::conflict(
+                    "read the NATS credentials file",
+                    format!("{}: {e}", creds.display()),
+                )
+            })?;
+        }
+        if let Some(ca) = &self.tls_ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        options = options.require_tls(self.tls_required);
+        options.connect(self.url.as_str()).await.map_err(|e| {
+            BusError::unavailable(format!("connect to NATS at {}", redact_url(&self.url)), e)
+        })
+    }
+}
+
+/// The URL(s) without user info, which may carry a password or token.
+pub fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+            }
+            _ => url.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            super::redact_url("nats://u:secret@h:4222,tls://tok@h2"),
+            "nats://***@h:4222,tls://***@h2"
+        );
+        assert_eq!(super::redact_url("nats://h:4222"), "nats://h:4222");
+    }
+}

@@ -1,0 +1,97 @@
+//! Durable pull consumers, each fully explicit, defined here and nowhere else.
+
+use crate::{BusError, CALLS};
+use async_nats::jetstream::{self, consumer};
+use std::time::Duration;
+use switchboard_contracts::subjects;
+
+/// A durable pull consumer with explicit acknowledgement and an explicit redelivery policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullConsumerSpec {
+    /// Durable name, shared by every instance of the service.
+    pub name: &'static str,
+    /// The stream consumed.
+    pub stream: &'static str,
+    /// Subject filter.
+    pub filter_subject: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// Time to process one delivery before it is redelivered (the first backoff step).
+    pub ack_wait: Duration,
+    /// Deliveries before a message is given up (then advisory + rejection by the consumer).
+    pub max_deliver: i64,
+    /// Waits before each redelivery; the last repeats.
+    pub backoff: Vec<Duration>,
+    /// Unacknowledged messages in flight across all instances.
+    pub max_ack_pending: i64,
+}
+
+/// The router's consumer of every tenant's `call.inbound`.
+pub fn router_inbound() -> PullConsumerSpec {
+    PullConsumerSpec {
+        name: "router",
+        stream: CALLS,
+        filter_subject: subjects::ALL_CALL_INBOUND,
+        description: "Switchboard router: decides a route for every inbound call",
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 10,
+        backoff: vec![
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+            Duration::from_secs(300),
+        ],
+        max_ack_pending: 10_000,
+    }
+}
+
+impl PullConsumerSpec {
+    /// The server-side configuration.
+    pub fn config(&self) -> consumer::pull::Config {
+        consumer::pull::Config {
+            durable_name: Some(self.name.to_string()),
+            name: Some(self.name.to_string()),
+            description: Some(self.description.to_string()),
+            filter_subject: self.filter_subject.to_string(),
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_deliver: self.max_deliver,
+            backoff: self.backoff.clone(),
+            max_ack_pending: self.max_ack_pending,
+            replay_policy: consumer::ReplayPolicy::Instant,
+            ..Default::default()
+        }
+    }
+
+    /// The longest time between a message's first delivery and its last redelivery: the
+    /// de-duplication window of what it publishes must be longer.
+    pub fn redelivery_horizon(&self) -> Duration {
+        let waits = usize::try_from(self.max_deliver).unwrap_or(0);
+        (0..waits)
+            .map(|i| {
+                self.backoff
+                    .get(i)
+                    .or(self.backoff.last())
+                    .copied()
+                    .unwrap_or(self.ack_wait)
+            })
+            .sum()
+    }
+
+    /// Creates the consumer, or updates it to this definition.
+    pub async fn ensure(
+        &self,
+        js: &jetstream::Context,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        let action = format!("ensure consumer {} on {}", self.name, self.stream);
+        let stream = js
+            .get_stream(self.stream)
+            .await
+            .map_err(|e| BusError::unavailable(&action, e))?;
+        stream
+            .create_consumer(self.config())
+            .await
+            .map_err(|e| BusError::conflict(&action, e))
+    }
+}

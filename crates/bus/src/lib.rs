@@ -1,0 +1,18 @@
+//! JetStream wiring for every Switchboard service: the stream and consumer definitions (in one
+//! place, created idempotently), publishing events with de-duplication and trace headers, and
+//! reading the contract headers back.
+//!
+//! Must not: decide anything about calls or settings, or decode event data beyond the
+//! envelope (that is `switchboard-contracts`), or own a connection's lifetime (services do).
+
+mod connect;
+mod consumers;
+mod error;
+mod publish;
+mod streams;
+
+pub use connect::NatsArgs;
+pub use consumers::{PullConsumerSpec, router_inbound};
+pub use error::BusError;
+pub use publish::{PendingAck, Published, Publisher, TraceContext};
+pub use streams::{CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, stream_configs};

@@ -1,0 +1,138 @@
+//! Publishing contract events: structured-mode CloudEvents body, `Content-Type`,
+//! `Nats-Msg-Id` = event id (JetStream de-duplication), W3C trace context headers. Sending and
+//! awaiting the ack are separate steps, so callers can pipeline many publishes.
+
+use crate::BusError;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use switchboard_contracts::envelope::{CONTENT_TYPE, headers};
+use switchboard_contracts::{Envelope, EventData};
+
+/// W3C trace context carried in NATS headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `traceparent` header.
+    pub traceparent: Option<String>,
+    /// `tracestate` header.
+    pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// Reads the trace context of a received message.
+    pub fn from_headers(map: Option<&HeaderMap>) -> Self {
+        let get = |name: &str| {
+            map.and_then(|m| m.get(name))
+                .map(|v| v.as_str().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        TraceContext {
+            traceparent: get(headers::TRACEPARENT),
+            tracestate: get(headers::TRACESTATE),
+        }
+    }
+
+    fn inject(&self, map: &mut HeaderMap) {
+        if let Some(v) = &self.traceparent {
+            map.insert(headers::TRACEPARENT, v.as_str());
+        }
+        if let Some(v) = &self.tracestate {
+            map.insert(headers::TRACESTATE, v.as_str());
+        }
+    }
+}
+
+/// The contract headers of an event with id `id`.
+pub fn event_headers(id: &str, trace: &TraceContext) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    map.insert(headers::CONTENT_TYPE, CONTENT_TYPE);
+    map.insert(headers::MSG_ID, id);
+    trace.inject(&mut map);
+    map
+}
+
+/// Where an event was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The stream.
+    pub stream: String,
+    /// Its sequence in the stream (of the original, for a duplicate).
+    pub sequence: u64,
+    /// JetStream had already stored an event with this id within the duplicate window.
+    pub duplicate: bool,
+}
+
+/// A sent publish whose acknowledgement has not been awaited yet.
+pub struct PendingAck {
+    subject: String,
+    future: PublishAckFuture,
+}
+
+impl PendingAck {
+    /// Waits for JetStream to acknowledge the event as stored.
+    pub async fn ack(self) -> Result<Published, BusError> {
+        let ack = self
+            .future
+            .await
+            .map_err(|e| BusError::unavailable(format!("publish to {}", self.subject), e))?;
+        Ok(Published {
+            stream: ack.stream,
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+}
+
+/// Publishes contract events to JetStream.
+#[derive(Clone)]
+pub struct Publisher {
+    js: jetstream::Context,
+}
+
+impl Publisher {
+    /// A publisher on `js`.
+    pub fn new(js: jetstream::Context) -> Self {
+        Publisher { js }
+    }
+
+    /// Sends `event` without waiting for its acknowledgement.
+    pub async fn send<T: EventData>(
+        &self,
+        event: &Envelope<T>,
+        trace: &TraceContext,
+    ) -> Result<PendingAck, BusError> {
+        let body = event
+            .to_json()
+            .map_err(|e| BusError::conflict(format!("encode event {}", event.id), e))?;
+        self.send_raw(event.data.nats_subject(), &event.id, body.into(), trace)
+            .await
+    }
+
+    /// Sends an already encoded envelope body on `subject` with id `id` (for tools that
+    /// forward events written elsewhere, e.g. a settings file).
+    pub async fn send_raw(
+        &self,
+        subject: String,
+        id: &str,
+        body: bytes::Bytes,
+        trace: &TraceContext,
+    ) -> Result<PendingAck, BusError> {
+        let message = PublishMessage::build()
+            .payload(body)
+            .headers(event_headers(id, trace));
+        let future = self
+            .js
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(|e| BusError::unavailable(format!("publish to {subject}"), e))?;
+        Ok(PendingAck { subject, future })
+    }
+
+    /// Sends `event` and waits until JetStream has stored it.
+    pub async fn publish<T: EventData>(
+        &self,
+        event: &Envelope<T>,
+        trace: &TraceContext,
+    ) -> Result<Published, BusError> {
+        self.send(event, trace).await?.ack().await
+    }
+}

@@ -1,0 +1,470 @@
+//! The Rust decoder refuses what the contract refuses, each with its documented
+//! `ContractError` variant and `code()` (docs/events.md § Validation and rejection).
+
+use crate::support::{contract_of, example_json, set_path};
+use serde_json::{Value, json};
+use switchboard_contracts::{
+    CallInbound, CallRoute, CompanySettings, ContractError, Envelope, EventData, NumberSettings,
+    SettingsChange, TenantId, UserSettings,
+};
+
+const INBOUND: &str = "switchboard.call.inbound.v1.json";
+const ROUTE: &str = "switchboard.call.route.v1.json";
+const NUMBER: &str = "switchboard.settings.number.v1.json";
+const CALL_INBOUND_ACME: &str = "call.inbound.acme";
+
+fn body(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).expect("JSON")
+}
+
+/// The example `name` with `f` applied to it.
+fn mutated(name: &str, f: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut v = example_json(name);
+    f(&mut v);
+    body(&v)
+}
+
+fn decode_err<T: EventData + std::fmt::Debug>(body: &[u8], subject: &str) -> ContractError {
+    match Envelope::<T>::decode(body, subject) {
+        Ok(env) => panic!("accepted: {env:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn codes_are_stable() {
+    let all = [
+        (ContractError::Malformed(String::new()), "malformed"),
+        (ContractError::SpecVersion(String::new()), "spec_version"),
+        (
+            ContractError::DataContentType(String::new()),
+            "data_content_type",
+        ),
+        (
+            ContractError::UnexpectedType {
+                expected: String::new(),
+                found: String::new(),
+            },
+            "unexpected_type",
+        ),
+        (ContractError::Missing("x"), "missing_field"),
+        (
+            ContractError::InvalidTenant(String::new()),
+            "invalid_tenant",
+        ),
+        (
+            ContractError::InvalidId {
+                field: "x",
+                value: String::new(),
+            },
+            "invalid_id",
+        ),
+        (
+            ContractError::InvalidPhone {
+                field: "x",
+                masked: String::new(),
+                reason: String::new(),
+            },
+            "invalid_phone",
+        ),
+        (ContractError::TooLong { field: "x", max: 1 }, "too_long"),
+        (
+            ContractError::SubjectMismatch {
+                subject: String::new(),
+                expected: String::new(),
+            },
+            "subject_mismatch",
+        ),
+        (ContractError::Version, "invalid_version"),
+    ];
+    for (err, code) in all {
+        assert_eq!(err.code(), code, "{err:?}");
+    }
+}
+
+#[test]
+fn the_examples_decode_on_their_subjects() {
+    Envelope::<CallInbound>::decode(&body(&example_json(INBOUND)), CALL_INBOUND_ACME)
+        .expect("inbound");
+    Envelope::<CallRoute>::decode(&body(&example_json(ROUTE)), "call.route.acme").expect("route");
+    Envelope::<NumberSettings>::decode(
+        &body(&example_json(NUMBER)),
+        "settings.acme.number.16502530000",
+    )
+    .expect("number");
+}
+
+#[test]
+fn envelope_attributes_are_checked() {
+    let err = decode_err::<CallInbound>(b"{not json", CALL_INBOUND_ACME);
+    assert_eq!(err.code(), "malformed");
+
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["specversion"] = json!("0.3")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err, ContractError::SpecVersion("0.3".into()));
+    assert_eq!(err.code(), "spec_version");
+
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["datacontenttype"] = json!("application/xml")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(
+        err,
+        ContractError::DataContentType("application/xml".into())
+    );
+    assert_eq!(err.code(), "data_content_type");
+
+    for attr in [
+        "specversion",
+        "datacontenttype",
+        "id",
+        "source",
+        "type",
+        "time",
+        "subject",
+        "data",
+    ] {
+        let err = decode_err::<CallInbound>(
+            &mutated(INBOUND, |v| {
+                v.as_object_mut().expect("object").remove(attr);
+            }),
+            CALL_INBOUND_ACME,
+        );
+        assert_eq!(err, ContractError::Missing(attr), "without {attr}");
+        assert_eq!(err.code(), "missing_field");
+    }
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"] = Value::Null),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err, ContractError::Missing("data"));
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["id"] = json!("  ")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err, ContractError::Missing("id"));
+
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["time"] = json!("14/03/2025")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err.code(), "malformed");
+}
+
+#[test]
+fn type_and_subject_must_match() {
+    // A call.inbound where a call.route is expected.
+    let inbound = body(&example_json(INBOUND));
+    let err = decode_err::<CallRoute>(&inbound, "call.route.acme");
+    assert_eq!(
+        err,
+        ContractError::UnexpectedType {
+            expected: CallRoute::TYPE.into(),
+            found: CallInbound::TYPE.into(),
+        }
+    );
+    assert_eq!(err.code(), "unexpected_type");
+    let err =
+        SettingsChange::decode(&inbound, "settings.acme.user.u-42").expect_err("not settings");
+    assert_eq!(err.code(), "unexpected_type");
+
+    // The subject's tenant differs from data.tenant_id.
+    let err = decode_err::<CallInbound>(&inbound, "call.inbound.globex");
+    assert_eq!(
+        err,
+        ContractError::SubjectMismatch {
+            subject: "call.inbound.globex".into(),
+            expected: CALL_INBOUND_ACME.into(),
+        }
+    );
+    assert_eq!(err.code(), "subject_mismatch");
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["tenant_id"] = json!("globex")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err.code(), "subject_mismatch");
+
+    // A settings event on another entity's subject.
+    let number = body(&example_json(NUMBER));
+    let err = SettingsChange::decode(&number, "settings.acme.number.14155550123")
+        .expect_err("other number");
+    assert_eq!(err.code(), "subject_mismatch");
+    let err = decode_err::<NumberSettings>(&number, "settings.acme.user.16502530000");
+    assert_eq!(err.code(), "subject_mismatch");
+}
+
+#[test]
+fn tenant_and_entity_ids_are_subject_tokens() {
+    assert_eq!(
+        TenantId::new("a.b"),
+        Err(ContractError::InvalidTenant("a.b".into()))
+    );
+    assert_eq!(
+        TenantId::new("a.b").map_err(|e| e.code()),
+        Err("invalid_tenant")
+    );
+
+    // A bad tenant id in `data` is reported as such; a bad entity id is `malformed`, with the
+    // serde error carrying the reason.
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["tenant_id"] = json!("a.b")),
+        "call.inbound.a.b",
+    );
+    assert_eq!(err, ContractError::InvalidTenant("a.b".into()));
+    assert_eq!(err.code(), "invalid_tenant");
+
+    let user = example_json("switchboard.settings.user.v1.json");
+    let mut bad = user.clone();
+    bad["data"]["user_id"] = json!("u.42");
+    let err = decode_err::<UserSettings>(&body(&bad), "settings.acme.user.u.42");
+    assert!(
+        matches!(&err, ContractError::Malformed(m) if m.contains("invalid id \"u.42\"")),
+        "{err:?}"
+    );
+    let mut bad = user;
+    bad["data"]["user_id"] = json!("");
+    assert_eq!(
+        decode_err::<UserSettings>(&body(&bad), "settings.acme.user.").code(),
+        "malformed"
+    );
+}
+
+#[test]
+fn call_ids_are_checked() {
+    for blank in ["", "   "] {
+        let err = decode_err::<CallInbound>(
+            &mutated(INBOUND, |v| v["data"]["call_id"] = json!(blank)),
+            CALL_INBOUND_ACME,
+        );
+        assert_eq!(err, ContractError::Missing("call_id"), "{blank:?}");
+        assert_eq!(err.code(), "missing_field");
+    }
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["call_id"] = json!("CA 1")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err.code(), "malformed");
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["call_id"] = json!("C".repeat(129))),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(
+        err,
+        ContractError::TooLong {
+            field: "call_id",
+            max: 128
+        }
+    );
+    assert_eq!(err.code(), "too_long");
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| v["data"]["call_id"] = json!("")),
+        "call.route.acme",
+    );
+    assert_eq!(err, ContractError::Missing("call_id"));
+
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["to"] = json!(" ")),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err, ContractError::Missing("to"));
+}
+
+#[test]
+fn data_shapes_are_checked() {
+    // Enum values are names; numbers and unknown names are refused.
+    for rule in [
+        json!(1),
+        json!("round_robin"),
+        json!("rule_unspecified"),
+        json!("ASSIGNED_USER"),
+    ] {
+        let err = decode_err::<CallRoute>(
+            &mutated(ROUTE, |v| v["data"]["rule"] = rule.clone()),
+            "call.route.acme",
+        );
+        assert_eq!(err.code(), "malformed", "rule {rule}");
+    }
+    // A wrong JSON type.
+    let err = decode_err::<CallInbound>(
+        &mutated(INBOUND, |v| v["data"]["to"] = json!(16502530000u64)),
+        CALL_INBOUND_ACME,
+    );
+    assert_eq!(err.code(), "malformed");
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| v["data"]["settings_seq"] = json!("many")),
+        "call.route.acme",
+    );
+    assert_eq!(err.code(), "malformed");
+    // A required field missing.
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| {
+            v["data"]
+                .as_object_mut()
+                .expect("object")
+                .remove("final_action");
+        }),
+        "call.route.acme",
+    );
+    assert_eq!(err.code(), "malformed");
+    // `target` must be null exactly when `rule` is no_route.
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| v["data"]["rule"] = json!("no_route")),
+        "call.route.acme",
+    );
+    assert_eq!(err.code(), "malformed");
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| v["data"]["target"] = Value::Null),
+        "call.route.acme",
+    );
+    assert_eq!(err.code(), "malformed");
+    // Over-long text.
+    let err = decode_err::<CallRoute>(
+        &mutated(ROUTE, |v| {
+            v["data"]["final_action"]["message"] = json!("a".repeat(2001))
+        }),
+        "call.route.acme",
+    );
+    assert_eq!(
+        err,
+        ContractError::TooLong {
+            field: "final_action.message",
+            max: 2000
+        }
+    );
+}
+
+#[test]
+fn number_settings_need_canonical_e164() {
+    for bad in [
+        "4158675310",
+        "+1 415 867 5310",
+        "+1 (415) 867-5310",
+        "+10000000000",
+        "anonymous",
+    ] {
+        let err = decode_err::<NumberSettings>(
+            &mutated(NUMBER, |v| v["data"]["number"] = json!(bad)),
+            "settings.acme.number.16502530000",
+        );
+        match &err {
+            ContractError::InvalidPhone { field, masked, .. } => {
+                assert_eq!(*field, "number");
+                assert!(
+                    bad.len() <= 6 || !masked.contains(&bad[3..bad.len() - 2]),
+                    "{masked} is masked"
+                );
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+        assert_eq!(err.code(), "invalid_phone");
+    }
+}
+
+#[test]
+fn settings_versions_start_at_one() {
+    for zero in [json!(0), json!("0")] {
+        let body = mutated(NUMBER, |v| v["data"]["version"] = zero.clone());
+        let err = decode_err::<NumberSettings>(&body, "settings.acme.number.16502530000");
+        assert_eq!(err, ContractError::Version);
+        assert_eq!(err.code(), "invalid_version");
+        let err = SettingsChange::decode(&body, "settings.acme.number.16502530000")
+            .expect_err("version 0");
+        assert_eq!(err, ContractError::Version);
+    }
+    for bad in [
+        json!(-1),
+        json!(1.5),
+        json!("1e3"),
+        json!("18446744073709551616"),
+    ] {
+        let err = decode_err::<NumberSettings>(
+            &mutated(NUMBER, |v| v["data"]["version"] = bad.clone()),
+            "settings.acme.number.16502530000",
+        );
+        assert_eq!(err.code(), "malformed", "version {bad}");
+    }
+}
+
+#[test]
+fn company_regions_are_iso_codes() {
+    let company = "switchboard.settings.company.v1.json";
+    let err = decode_err::<CompanySettings>(
+        &mutated(company, |v| v["data"]["default_region"] = json!("USA")),
+        "settings.acme.company.main",
+    );
+    assert_eq!(err.code(), "malformed");
+    Envelope::<CompanySettings>::decode(
+        &mutated(company, |v| v["data"]["default_region"] = json!("gb")),
+        "settings.acme.company.main",
+    )
+    .expect("case-insensitive region");
+}
+
+/// `null` means absent for the fields documented as "or null"; for the others (booleans,
+/// lists, plain strings) it is refused: omit them instead.
+#[test]
+fn null_is_absent_only_for_nullable_fields() {
+    let company = "switchboard.settings.company.v1.json";
+    let nullable: [(&str, &str, &str); 9] = [
+        (INBOUND, "contact_id", CALL_INBOUND_ACME),
+        (ROUTE, "target.user_id", "call.route.acme"),
+        (company, "company_phone", "settings.acme.company.main"),
+        (company, "default_region", "settings.acme.company.main"),
+        (company, "final_action", "settings.acme.company.main"),
+        (
+            NUMBER,
+            "forwarding_number",
+            "settings.acme.number.16502530000",
+        ),
+        (
+            "switchboard.settings.user.v1.json",
+            "phone",
+            "settings.acme.user.u-42",
+        ),
+        (
+            "switchboard.settings.contact.v1.json",
+            "assigned_user_id",
+            "settings.acme.contact.c-1001",
+        ),
+        (
+            "switchboard.call.route.v1.no_route.json",
+            "target",
+            "call.route.acme",
+        ),
+    ];
+    for (example, field, subject) in nullable {
+        let body = mutated(example, |v| set_path(&mut v["data"], field, Value::Null));
+        let raw = switchboard_contracts::RawEnvelope::parse(&body).expect("envelope");
+        let decoded = contract_of(&raw.event_type).map(|c| (c.decode)(&body));
+        assert!(
+            matches!(decoded, Some(Ok(ref d)) if d.nats_subject == subject),
+            "{example}: {field}: null refused: {decoded:?}"
+        );
+    }
+
+    // proto3 JSON reads `null` on a non-optional field as its default value; so does Rust.
+    let defaulted: [(&str, &str); 6] = [
+        (INBOUND, "from"),
+        (ROUTE, "fallbacks"),
+        (ROUTE, "explanation"),
+        (NUMBER, "released"),
+        ("switchboard.settings.user.v1.json", "active"),
+        ("switchboard.settings.contact.v1.json", "phones"),
+    ];
+    for (example, field) in defaulted {
+        let body = mutated(example, |v| set_path(&mut v["data"], field, Value::Null));
+        let raw = switchboard_contracts::RawEnvelope::parse(&body).expect("envelope");
+        let contract = contract_of(&raw.event_type).expect("known type");
+        assert!(
+            (contract.decode)(&body).is_ok(),
+            "{example}: {field}: null should read as the default"
+        );
+    }
+    let inbound = mutated(INBOUND, |v| v["data"]["from"] = Value::Null);
+    let call =
+        switchboard_contracts::Envelope::<CallInbound>::decode(&inbound, "call.inbound.acme")
+            .expect("null `from` reads as withheld");
+    assert_eq!(call.data.from, "");
+}
