@@ -3,6 +3,7 @@ use std::time::Duration;
 use switchboard_bus::{StreamOptions, router_inbound};
 
 #[test]
+#[allow(clippy::single_element_loop)] // every consumer spec joins this list as it lands
 fn duplicate_window_exceeds_every_redelivery_horizon() {
     let window = StreamOptions::default().duplicate_window;
     for spec in [router_inbound()] {

@@ -1,4 +1,5 @@
 //! Bus tests against a real nats-server started per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] fns too
 
 mod consumers;
 mod publish;

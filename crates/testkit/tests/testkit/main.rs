@@ -1,4 +1,5 @@
 //! Tests of the test harness itself, against real nats-server and PostgreSQL processes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] fns too
 
 mod cluster;
 mod nats;
