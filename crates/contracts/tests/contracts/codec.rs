@@ -463,7 +463,8 @@ fn null_is_absent_only_for_nullable_fields() {
         );
     }
     let inbound = mutated(INBOUND, |v| v["data"]["from"] = Value::Null);
-    let call = switchboard_contracts::Envelope::<CallInbound>::decode(&inbound, "call.inbound.acme")
-        .expect("null `from` reads as withheld");
+    let call =
+        switchboard_contracts::Envelope::<CallInbound>::decode(&inbound, "call.inbound.acme")
+            .expect("null `from` reads as withheld");
     assert_eq!(call.data.from, "");
 }
