@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # `make run`: the local stack on embedded defaults. Starts a private nats-server with JetStream
-# storing in .run/nats (never the one that may already listen on 4222), then every Switchboard
-# service that exists so far. Ctrl-C stops everything.
+# storing in .run/nats (never the one that may already listen on 4222), the router with its
+# SQLite projection in .run/, loads the demo tenant `acme` (deploy/demo/acme.json) and
+# prints how to place a call. Ctrl-C stops everything; data stays in .run/ for the next run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 run_dir="${1:-$root/.run}"
 port="${SWITCHBOARD_NATS_PORT:-14222}"
+router_http="${SWITCHBOARD_ROUTER_HTTP:-127.0.0.1:18080}"
 mkdir -p "$run_dir/nats"
+cd "$root"
+
+echo "building the services..."
+cargo build --quiet -p switchboard-router -p switchboard-cli
+bin="$root/target/debug"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait || true; }
@@ -15,22 +22,38 @@ trap cleanup EXIT INT TERM
 "$root/.tools/bin/nats-server" -js -a 127.0.0.1 -p "$port" -sd "$run_dir/nats" -n switchboard-local \
   -l "$run_dir/nats-server.log" &
 pids+=($!)
-
-for _ in $(seq 1 100); do
-  grep -q "Server is ready" "$run_dir/nats-server.log" 2>/dev/null && break
-  sleep 0.1
-done
-grep -q "Server is ready" "$run_dir/nats-server.log" || { echo "nats-server did not start; see $run_dir/nats-server.log" >&2; exit 1; }
-
 export NATS_URL="nats://127.0.0.1:$port"
-echo "nats-server with JetStream: $NATS_URL (data in $run_dir/nats, log in $run_dir/nats-server.log)"
 
-# Services join here as they land (router, gateway, dialer).
-services=()
-for svc in "${services[@]}"; do
-  cargo run --quiet -p "switchboard-$svc" &
-  pids+=($!)
-done
+wait_until() { # wait_until SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what="$2"; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then echo "timed out waiting for $what" >&2; exit 1; fi
+    sleep 0.2
+  done
+}
+ready() { # ready HOST:PORT — /readyz answers 200
+  exec 3<>"/dev/tcp/${1%:*}/${1#*:}" && printf 'GET /readyz HTTP/1.0\r\n\r\n' >&3 && head -1 <&3 | grep -q ' 200 '
+}
 
-echo "Running. Ctrl-C to stop."
+wait_until 10 "nats-server ($run_dir/nats-server.log)" grep -q "Server is ready" "$run_dir/nats-server.log"
+
+SWITCHBOARD_HTTP_ADDR="$router_http" DATABASE_URL="sqlite://$run_dir/router.db?mode=rwc" \
+  RUST_LOG="${RUST_LOG:-info}" "$bin/switchboard-router" 2>>"$run_dir/router.log" &
+pids+=($!)
+wait_until 60 "the router ($run_dir/router.log)" ready "$router_http"
+
+"$bin/switchboard" settings apply deploy/demo/acme.json >/dev/null
+
+cat <<EOT
+
+Switchboard is running:
+  nats-server  $NATS_URL   (JetStream data in $run_dir/nats)
+  router       http://$router_http/readyz   (log: $run_dir/router.log)
+  demo tenant  acme, loaded from deploy/demo/acme.json
+
+Place a call and see where it rings (in another terminal):
+  NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from '(415) 867-5310' --wait
+
+Ctrl-C stops everything.
+EOT
 wait -n "${pids[@]}"

@@ -24,6 +24,10 @@ pub struct PullConsumerSpec {
     pub backoff: Vec<Duration>,
     /// Unacknowledged messages in flight across all instances.
     pub max_ack_pending: i64,
+    /// Delay of the n-th NAK (transient failure) before redelivery; the last repeats. Each is
+    /// at most the matching `backoff` step, so [`PullConsumerSpec::redelivery_horizon`] still
+    /// bounds the time a message can keep coming back.
+    pub nak_delays: Vec<Duration>,
 }
 
 /// The router's consumer of every tenant's `call.inbound`.
@@ -42,6 +46,11 @@ pub fn router_inbound() -> PullConsumerSpec {
             Duration::from_secs(300),
         ],
         max_ack_pending: 10_000,
+        // About 14 minutes of outage ridden out before the last delivery.
+        nak_delays: [1, 2, 5, 10, 30, 60, 120, 300]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
     }
 }
 
@@ -69,14 +78,27 @@ impl PullConsumerSpec {
     pub fn redelivery_horizon(&self) -> Duration {
         let waits = usize::try_from(self.max_deliver).unwrap_or(0);
         (0..waits)
-            .map(|i| {
-                self.backoff
-                    .get(i)
-                    .or(self.backoff.last())
-                    .copied()
-                    .unwrap_or(self.ack_wait)
-            })
+            .map(|i| self.step(i).max(self.nak_delay(i as i64 + 1)))
             .sum()
+    }
+
+    /// How long to wait before redelivering a message that failed transiently on its
+    /// `delivered`-th delivery (1-based).
+    pub fn nak_delay(&self, delivered: i64) -> Duration {
+        let i = usize::try_from(delivered.saturating_sub(1)).unwrap_or(0);
+        self.nak_delays
+            .get(i)
+            .or(self.nak_delays.last())
+            .copied()
+            .unwrap_or(self.ack_wait)
+    }
+
+    fn step(&self, i: usize) -> Duration {
+        self.backoff
+            .get(i)
+            .or(self.backoff.last())
+            .copied()
+            .unwrap_or(self.ack_wait)
     }
 
     /// Creates the consumer, or updates it to this definition.

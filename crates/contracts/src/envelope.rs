@@ -175,7 +175,7 @@ impl RawEnvelope {
     ) -> Result<Envelope<T>, ContractError> {
         // Report a bad tenant id as such, before serde folds it into a shape error.
         if let Some(tenant) = self.data.get("tenant_id").and_then(|t| t.as_str()) {
-            TenantId::new(tenant)?;
+            TenantId::new_or_unknown(tenant)?;
         }
         if self.event_type != T::TYPE {
             return Err(ContractError::UnexpectedType {

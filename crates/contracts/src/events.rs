@@ -48,6 +48,11 @@ fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error>
     Option::<Lenient>::deserialize(d).map(|v| v.map_or(0, |l| l.0))
 }
 
+/// A tenant id, or the reserved `_invalid` that rejections are filed under.
+fn tenant_or_unknown<'de, D: Deserializer<'de>>(d: D) -> Result<TenantId, D::Error> {
+    TenantId::new_or_unknown(String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
 fn check_call_id(call_id: &str) -> Result<(), ContractError> {
     if call_id.trim().is_empty() {
         return Err(ContractError::Missing("call_id"));
@@ -85,10 +90,12 @@ fn check_text(field: &'static str, text: &str) -> Result<(), ContractError> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallInbound {
     /// The carrier's call id (Twilio `CallSid`); the de-duplication key.
+    #[serde(default, deserialize_with = "null_default")]
     pub call_id: String,
     /// The tenant that owns the dialed number.
     pub tenant_id: TenantId,
     /// The dialed number.
+    #[serde(default, deserialize_with = "null_default")]
     pub to: String,
     /// The caller; empty or `anonymous` when withheld.
     #[serde(default, deserialize_with = "null_default")]
@@ -522,6 +529,7 @@ impl SettingsChange {
 pub struct Rejection {
     /// The tenant of the original subject, or `_invalid` when that token is
     /// not a valid tenant id.
+    #[serde(deserialize_with = "tenant_or_unknown")]
     pub tenant_id: TenantId,
     /// The stream the original event is stored in.
     pub stream: String,
@@ -531,6 +539,7 @@ pub struct Rejection {
     /// The subject it arrived on.
     pub original_subject: String,
     /// Its body (lossless when it was UTF-8; invalid bytes replaced otherwise).
+    #[serde(default, deserialize_with = "null_default")]
     pub original_payload: String,
     /// A stable code ([`ContractError::code`]).
     pub code: String,

@@ -1,6 +1,7 @@
 //! Identifiers that end up in NATS subjects, so they are restricted to subject-safe characters.
 
 use crate::ContractError;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -20,10 +21,10 @@ impl TenantId {
     /// Longest accepted tenant id.
     pub const MAX_LEN: usize = 64;
 
-    /// Validates a tenant id.
+    /// Validates a tenant id. `_invalid` is reserved for rejections that name no valid tenant.
     pub fn new(id: impl Into<String>) -> Result<Self, ContractError> {
         let id = id.into();
-        if is_token(&id, Self::MAX_LEN) {
+        if is_token(&id, Self::MAX_LEN) && id != Self::UNKNOWN {
             Ok(Self(id))
         } else {
             Err(ContractError::InvalidTenant(id))
@@ -37,7 +38,20 @@ impl TenantId {
 
     /// `_invalid`: where rejections are filed when an event names no valid tenant.
     pub fn unknown() -> Self {
-        Self("_invalid".to_string())
+        Self(Self::UNKNOWN.to_string())
+    }
+
+    /// The reserved id of [`TenantId::unknown`].
+    pub const UNKNOWN: &str = "_invalid";
+
+    /// Like [`TenantId::new`], also accepting the reserved `_invalid` (rejection events).
+    pub fn new_or_unknown(id: impl Into<String>) -> Result<Self, ContractError> {
+        let id = id.into();
+        if id == Self::UNKNOWN {
+            Ok(Self::unknown())
+        } else {
+            Self::new(id)
+        }
     }
 }
 
@@ -61,9 +75,10 @@ impl fmt::Display for TenantId {
 }
 
 /// A user or contact id as the CRM knows it: `[A-Za-z0-9_-]{1,128}` (it is a subject token).
+/// Held inline up to 24 bytes: the in-memory index keeps millions of them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct EntityId(String);
+pub struct EntityId(CompactString);
 
 impl EntityId {
     /// Longest accepted entity id.
@@ -73,7 +88,7 @@ impl EntityId {
     pub fn parse(field: &'static str, id: impl Into<String>) -> Result<Self, ContractError> {
         let id = id.into();
         if is_token(&id, Self::MAX_LEN) {
-            Ok(Self(id))
+            Ok(Self(CompactString::from(id)))
         } else {
             Err(ContractError::InvalidId { field, value: id })
         }
@@ -94,7 +109,7 @@ impl TryFrom<String> for EntityId {
 
 impl From<EntityId> for String {
     fn from(value: EntityId) -> Self {
-        value.0
+        value.0.into_string()
     }
 }
 
@@ -113,7 +128,16 @@ mod tests {
         for ok in ["a", "acme", "ACME_co-2", &"x".repeat(64)] {
             assert!(TenantId::new(ok).is_ok(), "{ok} should be accepted");
         }
-        for bad in ["", "a.b", "a b", "a*", "a>", "ünï", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "a.b",
+            "a b",
+            "a*",
+            "a>",
+            "ünï",
+            "_invalid",
+            &"x".repeat(65),
+        ] {
             assert_eq!(
                 TenantId::new(bad),
                 Err(ContractError::InvalidTenant(bad.to_string()))

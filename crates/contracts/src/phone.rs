@@ -1,6 +1,7 @@
 //! Phone numbers: normalization to E.164 (with the `phonenumber` crate and the tenant's default
 //! region for national-format input) and masking for logs and traces.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -54,7 +55,7 @@ const WITHHELD: [&str; 5] = [
 /// [`E164::as_str`] where the full number is needed (events, carrier requests), never in logs.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct E164(String);
+pub struct E164(CompactString);
 
 impl E164 {
     /// Normalizes `raw` to E.164, reading national numbers in `region`.
@@ -68,9 +69,27 @@ impl E164 {
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
-        Ok(E164(
+        Ok(E164(CompactString::from(
             parsed.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        )))
+    }
+
+    /// A lookup key for `raw` without the cost of full parsing when `raw` is already in
+    /// canonical E.164 form (`+`, a non-zero digit, 7 to 14 more digits), as carriers send
+    /// numbers. Such a key is not checked for validity: use it only to look up numbers that
+    /// were validated when stored (a miss then means "unknown"). Other input is parsed.
+    pub fn lookup_key(raw: &str, region: Region) -> Result<E164, PhoneError> {
+        let bytes = raw.as_bytes();
+        let canonical = bytes.len() >= 9
+            && bytes.len() <= 16
+            && bytes[0] == b'+'
+            && bytes[1] != b'0'
+            && bytes[1..].iter().all(u8::is_ascii_digit);
+        if canonical {
+            Ok(E164(CompactString::from(raw)))
+        } else {
+            Self::parse(raw, region)
+        }
     }
 
     /// Parses a number that must already be in E.164 form (leading `+`).
@@ -171,6 +190,22 @@ mod tests {
             Err(PhoneError::Unparseable(_))
         ));
         assert_eq!(E164::parse("+1 200 555 0100", us), Err(PhoneError::Invalid));
+    }
+
+    #[test]
+    fn lookup_keys_skip_parsing_only_for_canonical_numbers() {
+        let us = Region::DEFAULT;
+        assert_eq!(
+            E164::lookup_key("+14158675310", us).unwrap().as_str(),
+            "+14158675310"
+        );
+        assert_eq!(
+            E164::lookup_key("(415) 867-5310", us).unwrap().as_str(),
+            "+14158675310"
+        );
+        assert_eq!(E164::lookup_key("anonymous", us), Err(PhoneError::Withheld));
+        assert!(E164::lookup_key("+1 415", us).is_err());
+        assert!(E164::lookup_key("+0123456789", us).is_err());
     }
 
     #[test]

@@ -389,11 +389,19 @@ fn decode(d: &Delivered) -> Decoded {
             ContractError::Malformed("`version` exceeds 9223372036854775807".into()),
         ),
         Ok(change) => Decoded::Change(change),
-        Err(ContractError::UnexpectedType { found, .. }) if found == SettingsRejected::TYPE => {
+        // Our own audit records, on their own subjects; anything else is refused and filed.
+        Err(ContractError::UnexpectedType { found, .. })
+            if found == SettingsRejected::TYPE && is_rejection_subject(&d.message.subject) =>
+        {
             Decoded::Skip
         }
         Err(err) => Decoded::Reject(err),
     }
+}
+
+/// `settings.<tenant>.rejected.<seq>`.
+fn is_rejection_subject(subject: &str) -> bool {
+    subject.split('.').nth(2) == Some(switchboard_contracts::entity::REJECTED)
 }
 
 /// Runs `op` until it succeeds, retrying transient failures with exponential backoff.
@@ -407,7 +415,13 @@ where
 {
     let mut delay = BACKOFF.0;
     loop {
-        match op().await {
+        // A stop abandons the attempt: a dropped transaction rolls back, and the batch is
+        // read again from the stored position at the next start.
+        let outcome = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Err(Halt::Stop),
+            outcome = op() => outcome,
+        };
+        match outcome {
             Ok(value) => return Ok(value),
             Err(e) if e.is_transient() => {
                 warn!(error = %e, retry_in = ?delay, "failed to {what}; retrying");

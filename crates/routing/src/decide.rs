@@ -56,7 +56,9 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     let region = view.region();
 
     // The dialed number must be one of the tenant's live numbers.
-    let dialed = match E164::parse(&call.to, region) {
+    // Lookup keys: numbers in canonical E.164 (what carriers send) skip full parsing; a
+    // number that is not valid can only miss, since stored numbers were validated.
+    let dialed = match E164::lookup_key(&call.to, region) {
         Ok(number) => number,
         Err(e) => {
             why.push(format!(
@@ -252,7 +254,7 @@ fn find_lead<'v>(
             )),
         }
     }
-    let caller = match E164::parse(&call.from, view.region()) {
+    let caller = match E164::lookup_key(&call.from, view.region()) {
         Ok(caller) => caller,
         Err(PhoneError::Withheld) => {
             why.push("The caller withheld their number, so no lead can be found.".into());

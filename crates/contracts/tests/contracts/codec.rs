@@ -4,13 +4,15 @@
 use crate::support::{contract_of, example_json, set_path};
 use serde_json::{Value, json};
 use switchboard_contracts::{
-    CallInbound, CallRoute, CompanySettings, ContractError, Envelope, EventData, NumberSettings,
-    SettingsChange, TenantId, UserSettings,
+    CallInbound, CallRejected, CallRoute, CompanySettings, ContractError, Envelope, EventData,
+    NumberSettings, Rejection, SettingsChange, SettingsRejected, TenantId, UserSettings,
 };
 
 const INBOUND: &str = "switchboard.call.inbound.v1.json";
 const ROUTE: &str = "switchboard.call.route.v1.json";
 const NUMBER: &str = "switchboard.settings.number.v1.json";
+const CALL_REJECTED: &str = "switchboard.call.rejected.v1.json";
+const SETTINGS_REJECTED: &str = "switchboard.settings.rejected.v1.json";
 const CALL_INBOUND_ACME: &str = "call.inbound.acme";
 
 fn body(v: &Value) -> Vec<u8> {
@@ -92,6 +94,108 @@ fn the_examples_decode_on_their_subjects() {
         "settings.acme.number.16502530000",
     )
     .expect("number");
+    Envelope::<CallRejected>::decode(&body(&example_json(CALL_REJECTED)), "call.rejected.acme")
+        .expect("call rejected");
+    Envelope::<SettingsRejected>::decode(
+        &body(&example_json(SETTINGS_REJECTED)),
+        "settings.acme.rejected.987",
+    )
+    .expect("settings rejected");
+}
+
+#[test]
+fn rejections_decode_only_on_their_subjects() {
+    let call = body(&example_json(CALL_REJECTED));
+    let settings = body(&example_json(SETTINGS_REJECTED));
+    let err = decode_err::<CallRejected>(&call, "call.rejected.globex");
+    assert_eq!(
+        err,
+        ContractError::SubjectMismatch {
+            subject: "call.rejected.globex".into(),
+            expected: "call.rejected.acme".into(),
+        }
+    );
+    // The sequence is the last subject token of a settings rejection.
+    let err = decode_err::<SettingsRejected>(&settings, "settings.acme.rejected.988");
+    assert_eq!(err.code(), "subject_mismatch");
+    // Same data, other type: each type is accepted only as itself.
+    let err = decode_err::<SettingsRejected>(&call, "settings.acme.rejected.2087");
+    assert_eq!(err.code(), "unexpected_type");
+    let err = decode_err::<CallRejected>(&settings, "call.rejected.acme");
+    assert_eq!(err.code(), "unexpected_type");
+    // Settings consumers skip rejections by their type (SettingsChange refuses them as such).
+    let err = SettingsChange::decode(&settings, "settings.acme.rejected.987").expect_err("skip");
+    assert_eq!(
+        err,
+        ContractError::UnexpectedType {
+            expected: "switchboard.settings.{company,number,user,contact}.v1".into(),
+            found: SettingsRejected::TYPE.into(),
+        }
+    );
+    // A bad tenant id in a rejection is refused like anywhere else.
+    let err = decode_err::<CallRejected>(
+        &mutated(CALL_REJECTED, |v| v["data"]["tenant_id"] = json!("a.b")),
+        "call.rejected.a.b",
+    );
+    assert_eq!(err.code(), "invalid_tenant");
+    // `stream_seq` is a JSON number or a decimal string, and is required.
+    let env = Envelope::<SettingsRejected>::decode(
+        &mutated(SETTINGS_REJECTED, |v| {
+            v["data"]["stream_seq"] = json!("987")
+        }),
+        "settings.acme.rejected.987",
+    )
+    .expect("decimal string");
+    assert_eq!(env.data.0.stream_seq, 987);
+    let err = decode_err::<SettingsRejected>(
+        &mutated(SETTINGS_REJECTED, |v| {
+            v["data"]
+                .as_object_mut()
+                .expect("object")
+                .remove("stream_seq");
+        }),
+        "settings.acme.rejected.987",
+    );
+    assert_eq!(err.code(), "malformed");
+}
+
+/// The tenant of a rejection is the tenant token of the refused event's subject, or the
+/// reserved `_invalid` when there is no valid one; id and subjects follow from stream and seq.
+#[test]
+fn rejections_are_filed_under_the_subjects_tenant_or_invalid() {
+    let err = ContractError::Missing("to");
+    for (subject, tenant) in [
+        (CALL_INBOUND_ACME, "acme"),
+        ("call.inbound.acme.extra", "acme"),
+        ("settings.acme.user.u-42", "acme"),
+        ("settings.globex", "globex"),
+        ("call.inbound.ac:me", "_invalid"),
+        ("call.inbound", "_invalid"),
+        ("settings", "_invalid"),
+        ("other.acme", "_invalid"),
+        ("", "_invalid"),
+    ] {
+        let r = Rejection::new("CALLS", 5, subject, b"{}", &err);
+        assert_eq!(r.tenant_id.as_str(), tenant, "{subject:?}");
+        assert_eq!(r.original_subject, subject);
+        assert_eq!(r.code, "missing_field");
+        assert_eq!(r.reason, "missing or empty field `to`");
+    }
+    assert_eq!(TenantId::unknown().as_str(), "_invalid");
+
+    let r = Rejection::new("SETTINGS", 42, "settings.a*b.user.u", b"\xffok", &err);
+    assert_eq!(
+        r.original_payload, "\u{FFFD}ok",
+        "invalid UTF-8 is replaced"
+    );
+    let call = CallRejected(r.clone());
+    assert_eq!(call.nats_subject(), "call.rejected._invalid");
+    assert_eq!(call.event_id(), "rejected:SETTINGS:42");
+    assert_eq!(call.ce_subject(), "SETTINGS/42");
+    let settings = SettingsRejected(r);
+    assert_eq!(settings.nats_subject(), "settings._invalid.rejected.42");
+    assert_eq!(settings.event_id(), "rejected:SETTINGS:42");
+    assert_eq!(settings.ce_subject(), "SETTINGS/42");
 }
 
 #[test]

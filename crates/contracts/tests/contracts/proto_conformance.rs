@@ -9,12 +9,13 @@ use crate::support::{
 use proptest::prelude::*;
 use prost_reflect::{DynamicMessage, Kind, Value as PValue};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use switchboard_contracts::{
-    CallInbound, CallRoute, CompanySettings, ContactSettings, E164, EntityId, Envelope, EventData,
-    FinalAction, FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region, Rule,
-    SettingsChange, Target, TenantId, UserSettings,
+    CallInbound, CallRejected, CallRoute, CompanySettings, ContactSettings, ContractError, E164,
+    EntityId, Envelope, EventData, FinalAction, FinalActionKind, NumberSettings, PhoneError,
+    RawEnvelope, Region, Rejection, Rule, SettingsChange, SettingsRejected, Target, TenantId,
+    UserSettings,
 };
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
@@ -22,6 +23,11 @@ use time::{OffsetDateTime, UtcOffset};
 const PACKAGE: &str = "switchboard.v1";
 /// Messages of the package that are parts of event data, not event data themselves.
 const PART_MESSAGES: [&str; 2] = ["switchboard.v1.Target", "switchboard.v1.FinalAction"];
+/// Messages that are the data of several event types, with exactly those types.
+const SHARED_MESSAGES: [(&str, [&str; 2]); 1] = [(
+    "switchboard.v1.Rejection",
+    [CallRejected::TYPE, SettingsRejected::TYPE],
+)];
 
 // ---------------------------------------------------------------------------------------------
 // The proto files themselves
@@ -34,6 +40,7 @@ fn proto_files_compile_without_protoc() {
         files,
         [
             "switchboard/v1/calls.proto",
+            "switchboard/v1/rejections.proto",
             "switchboard/v1/settings.proto"
         ],
         "proto/switchboard holds exactly the v1 files"
@@ -138,6 +145,23 @@ fn every_declaration_is_commented() {
                 file.name()
             );
         }
+        // …and lists, one per line, each type whose data is defined in the file with its message.
+        for c in contracts() {
+            let msg = message(c.message);
+            if msg.parent_file().name() == file.name() {
+                let listed = header.lines().any(|line| {
+                    line.split_whitespace().any(|w| w == c.event_type)
+                        && line.contains(&format!("data = {}", msg.name()))
+                });
+                assert!(
+                    listed,
+                    "{}: the header comment lists `{}  data = {}  on  <subject>`",
+                    file.name(),
+                    c.event_type,
+                    msg.name()
+                );
+            }
+        }
     }
 }
 
@@ -146,10 +170,12 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
     let rust_types = [
         CallInbound::TYPE,
         CallRoute::TYPE,
+        CallRejected::TYPE,
         CompanySettings::TYPE,
         NumberSettings::TYPE,
         UserSettings::TYPE,
         ContactSettings::TYPE,
+        SettingsRejected::TYPE,
     ];
     let mapped: Vec<&str> = contracts().iter().map(|c| c.event_type).collect();
     assert_eq!(
@@ -159,13 +185,27 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
     );
     assert_eq!(mapped.len(), rust_types.len(), "no type is mapped twice");
 
-    // Every message is either the data of exactly one type or a part of one.
-    let messages: BTreeSet<&str> = contracts().iter().map(|c| c.message).collect();
-    assert_eq!(
-        messages.len(),
-        rust_types.len(),
-        "no message is mapped twice"
-    );
+    // Every message is the data of exactly one type (or of exactly the types it is listed with
+    // in SHARED_MESSAGES), or a part of one.
+    let mut types_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for c in contracts() {
+        types_of.entry(c.message).or_default().insert(c.event_type);
+    }
+    for (msg, types) in &types_of {
+        let expected: BTreeSet<&str> = SHARED_MESSAGES
+            .iter()
+            .find(|(m, _)| m == msg)
+            .map(|(_, shared)| shared.iter().copied().collect())
+            .unwrap_or_else(|| types.iter().take(1).copied().collect());
+        assert_eq!(
+            types, &expected,
+            "{msg} is the data of these types; list it in SHARED_MESSAGES if that is intended"
+        );
+    }
+    let messages: BTreeSet<&str> = types_of.keys().copied().collect();
+    for (shared, _) in SHARED_MESSAGES {
+        assert!(messages.contains(shared), "{shared} is not in contracts()");
+    }
     for msg in pool()
         .all_messages()
         .filter(|m| m.package_name() == PACKAGE)
@@ -278,7 +318,30 @@ fn every_example_is_valid_proto_and_decodes_in_rust() {
         );
         assert_eq!(raw.id, decoded.event_id, "{name}");
 
-        if event_type.starts_with("switchboard.settings.") {
+        if event_type == CallRejected::TYPE || event_type == SettingsRejected::TYPE {
+            let data: Rejection =
+                serde_json::from_value(raw.data.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (stream, nats_subject) = if event_type == CallRejected::TYPE {
+                ("CALLS", "call.rejected.acme".to_string())
+            } else {
+                (
+                    "SETTINGS",
+                    format!("settings.acme.rejected.{}", data.stream_seq),
+                )
+            };
+            assert_eq!(data.stream, stream, "{name}");
+            assert_eq!(decoded.nats_subject, nats_subject, "{name}");
+            assert_eq!(raw.source, "/switchboard/router", "{name}");
+            // Settings consumers see it on `settings.>` and skip it by its type.
+            if event_type == SettingsRejected::TYPE {
+                let err = SettingsChange::decode(body, &decoded.nats_subject)
+                    .expect_err("a rejection is not a settings change");
+                assert!(
+                    matches!(&err, ContractError::UnexpectedType { found, .. } if found == event_type),
+                    "{name}: {err:?}"
+                );
+            }
+        } else if event_type.starts_with("switchboard.settings.") {
             let change = SettingsChange::decode(body, &decoded.nats_subject)
                 .unwrap_or_else(|e| panic!("{name}: SettingsChange::decode: {e}"));
             let (entity, id) = change.key();
@@ -345,11 +408,46 @@ fn example_phone_numbers_are_valid() {
                     lenient(&name, "phones[]", p);
                 }
             }
+            // No phone fields; the refused originals are checked by
+            // `rejection_examples_are_what_rust_files_for_their_original_event`.
+            CallRejected::TYPE | SettingsRejected::TYPE => {}
             other => panic!("{name}: unknown type {other}"),
         }
         checked += 1;
     }
     assert_eq!(checked, examples().len());
+}
+
+/// A rejection example is exactly what Switchboard files for its original: decoding
+/// `original_payload` on `original_subject` the way the router (calls) or its settings follower
+/// (settings) does fails, and `Rejection::new` of that failure is the example's `data`.
+#[test]
+fn rejection_examples_are_what_rust_files_for_their_original_event() {
+    type Refuse = fn(&[u8], &str) -> Option<ContractError>;
+    let mut checked = 0;
+    for (name, body) in examples() {
+        let raw = RawEnvelope::parse(&body).expect("envelope");
+        let (stream, refuse): (&str, Refuse) = match raw.event_type.as_str() {
+            CallRejected::TYPE => ("CALLS", |b, s| Envelope::<CallInbound>::decode(b, s).err()),
+            SettingsRejected::TYPE => ("SETTINGS", |b, s| SettingsChange::decode(b, s).err()),
+            _ => continue,
+        };
+        let data: Rejection =
+            serde_json::from_value(raw.data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let original = data.original_payload.as_bytes();
+        let err = refuse(original, &data.original_subject)
+            .unwrap_or_else(|| panic!("{name}: the original event is accepted"));
+        let filed = Rejection::new(
+            stream,
+            data.stream_seq,
+            &data.original_subject,
+            original,
+            &err,
+        );
+        assert_eq!(filed, data, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "one example per rejection type");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,6 +690,51 @@ fn fixed_contact() -> Vec<ContactSettings> {
     ]
 }
 
+/// What the router files for `payload` refused on `subject` of stream `CALLS` at `seq`.
+fn call_rejection(seq: u64, subject: &str, payload: &[u8]) -> Rejection {
+    let err = Envelope::<CallInbound>::decode(payload, subject).expect_err("refused");
+    Rejection::new("CALLS", seq, subject, payload, &err)
+}
+
+/// What the settings follower files for `payload` refused on `subject` of `SETTINGS` at `seq`.
+fn settings_rejection(seq: u64, subject: &str, payload: &[u8]) -> Rejection {
+    let err = SettingsChange::decode(payload, subject).expect_err("refused");
+    Rejection::new("SETTINGS", seq, subject, payload, &err)
+}
+
+fn fixed_call_rejections() -> Vec<Rejection> {
+    let mut inbound = example_json("switchboard.call.inbound.v1.json");
+    inbound["data"]["to"] = json!("");
+    let no_to = serde_json::to_vec(&inbound).expect("JSON");
+    inbound["data"]["tenant_id"] = json!("globex");
+    let other_tenant = serde_json::to_vec(&inbound).expect("JSON");
+    vec![
+        call_rejection(2087, "call.inbound.acme", &no_to),
+        call_rejection(1, "call.inbound.acme", &other_tenant),
+        // No valid tenant token in the subject: filed under `_invalid`.
+        call_rejection(u64::MAX, "call.inbound.ac:me", b"{not json"),
+        call_rejection(
+            3,
+            "call.inbound",
+            "日本語 \"quoted\"\n\t\u{1F4DE}".as_bytes(),
+        ),
+    ]
+}
+
+fn fixed_settings_rejections() -> Vec<Rejection> {
+    let mut user = example_json("switchboard.settings.user.v1.json");
+    let valid = serde_json::to_vec(&user).expect("JSON");
+    user["data"]["version"] = json!(0);
+    let version_zero = serde_json::to_vec(&user).expect("JSON");
+    vec![
+        settings_rejection(987, "settings.acme.user.u-42", &version_zero),
+        settings_rejection(988, "settings.acme.user.u-43", &valid),
+        // Not UTF-8: invalid bytes are replaced. No valid tenant token: filed under `_invalid`.
+        settings_rejection(u64::MAX, "settings.a:b.user.u-42", b"\xff\xfe{\"data\":1}"),
+        settings_rejection(1, "settings", b"[]"),
+    ]
+}
+
 #[test]
 fn fixed_events_emitted_by_rust_are_valid_proto() {
     let at = datetime!(2025-03-14 16:20:05 UTC);
@@ -625,6 +768,32 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
     }
+    let mut codes = BTreeSet::new();
+    let mut tenants = BTreeSet::new();
+    for v in fixed_call_rejections() {
+        codes.insert(v.code.clone());
+        tenants.insert(v.tenant_id.clone());
+        let (env, msg) = emit(CallRejected(v), at);
+        through_canonical_proto_json(&env, &msg);
+    }
+    for v in fixed_settings_rejections() {
+        codes.insert(v.code.clone());
+        tenants.insert(v.tenant_id.clone());
+        let (env, msg) = emit(SettingsRejected(v), at);
+        through_canonical_proto_json(&env, &msg);
+    }
+    assert!(
+        tenants.contains(&TenantId::unknown()),
+        "`_invalid` is covered"
+    );
+    assert!(codes.len() >= 4, "{codes:?}");
+    // An empty body: Rust emits `"original_payload": ""`, valid proto, and reads it back. Not
+    // sent through canonical proto3 JSON, which omits the empty string: contract v1 decoders
+    // refuse an absent `original_payload` (documented in rejections.proto).
+    let empty = call_rejection(4, "call.inbound.acme", b"");
+    assert_eq!(empty.code, "malformed");
+    emit(CallRejected(empty.clone()), at);
+    emit(SettingsRejected(empty), at);
     assert_eq!(rules.len(), 4, "every Rule variant is covered");
     assert!(
         kinds.contains(&FinalActionKind::Voicemail)
@@ -845,6 +1014,64 @@ mod strategies {
             )
     }
 
+    /// Any refusal `Rejection::new` can be given.
+    pub fn contract_error() -> impl Strategy<Value = ContractError> {
+        let field = prop::sample::select(vec!["to", "call_id", "data", "phones", "time"]);
+        prop_oneof![
+            text(60).prop_map(ContractError::Malformed),
+            text(10).prop_map(ContractError::SpecVersion),
+            text(30).prop_map(ContractError::DataContentType),
+            (text(40), text(40))
+                .prop_map(|(expected, found)| ContractError::UnexpectedType { expected, found }),
+            field.clone().prop_map(ContractError::Missing),
+            text(70).prop_map(ContractError::InvalidTenant),
+            (field.clone(), text(40))
+                .prop_map(|(field, value)| ContractError::InvalidId { field, value }),
+            (field.clone(), text(20), text(40)).prop_map(|(field, masked, reason)| {
+                ContractError::InvalidPhone {
+                    field,
+                    masked,
+                    reason,
+                }
+            }),
+            (field, 1usize..3000).prop_map(|(field, max)| ContractError::TooLong { field, max }),
+            (text(40), text(40)).prop_map(|(subject, expected)| ContractError::SubjectMismatch {
+                subject,
+                expected
+            }),
+            Just(ContractError::Version),
+        ]
+    }
+
+    /// A rejection filed by `Rejection::new` for an event of `stream` whose subject starts with
+    /// `prefix` (or is any string, so the tenant may be `_invalid`).
+    pub fn rejection(
+        stream: &'static str,
+        prefix: &'static str,
+    ) -> impl Strategy<Value = Rejection> {
+        let subject = prop_oneof![
+            3 => tenant().prop_map(move |t| format!("{prefix}.{t}")),
+            // NATS subjects are never empty.
+            1 => "[!-~]{1,40}",
+        ];
+        // Non-empty: see the empty body in `fixed_events_emitted_by_rust_are_valid_proto`.
+        let payload = prop_oneof![
+            text(200)
+                .prop_filter("non-empty", |s| !s.is_empty())
+                .prop_map(String::into_bytes),
+            prop::collection::vec(any::<u8>(), 1..100),
+        ];
+        (
+            prop_oneof![1u64..10_000, 1u64..=u64::MAX],
+            subject,
+            payload,
+            contract_error(),
+        )
+            .prop_map(move |(seq, subject, payload, err)| {
+                Rejection::new(stream, seq, &subject, &payload, &err)
+            })
+    }
+
     pub fn contact() -> impl Strategy<Value = ContactSettings> {
         (
             tenant(),
@@ -905,6 +1132,18 @@ proptest! {
     #[test]
     fn arbitrary_contact_settings_emitted_by_rust_are_valid_proto(v in strategies::contact(), at in strategies::time()) {
         let (env, msg) = emit(v, at);
+        through_canonical_proto_json(&env, &msg);
+    }
+
+    #[test]
+    fn arbitrary_call_rejected_emitted_by_rust_is_valid_proto(v in strategies::rejection("CALLS", "call.inbound"), at in strategies::time()) {
+        let (env, msg) = emit(CallRejected(v), at);
+        through_canonical_proto_json(&env, &msg);
+    }
+
+    #[test]
+    fn arbitrary_settings_rejected_emitted_by_rust_is_valid_proto(v in strategies::rejection("SETTINGS", "settings"), at in strategies::time()) {
+        let (env, msg) = emit(SettingsRejected(v), at);
         through_canonical_proto_json(&env, &msg);
     }
 }
@@ -1137,6 +1376,72 @@ fn canonical_proto3_json_of_calls_decodes_with_the_same_meaning() {
     assert_eq!(env.data.final_action.kind, FinalActionKind::AnnounceHangup);
 }
 
+#[test]
+fn canonical_proto3_json_of_rejections_decodes_with_the_same_meaning() {
+    for (example, subject) in [
+        ("switchboard.call.rejected.v1.json", "call.rejected.acme"),
+        (
+            "switchboard.settings.rejected.v1.json",
+            "settings.acme.rejected.987",
+        ),
+    ] {
+        let env = example_json(example);
+        let expected: Rejection = serde_json::from_value(env["data"].clone()).expect("data");
+        let data = canonical(
+            "switchboard.v1.Rejection",
+            &[
+                ("tenant_id", s(expected.tenant_id.as_str())),
+                ("stream", s(&expected.stream)),
+                ("stream_seq", PValue::U64(expected.stream_seq)),
+                ("original_subject", s(&expected.original_subject)),
+                ("original_payload", s(&expected.original_payload)),
+                ("code", s(&expected.code)),
+                ("reason", s(&expected.reason)),
+            ],
+        );
+        assert_eq!(
+            data["stream_seq"],
+            expected.stream_seq.to_string(),
+            "uint64 as string"
+        );
+        let id = env["id"].as_str().expect("id");
+        let ce_subject = env["subject"].as_str().expect("subject");
+        let event_type = env["type"].as_str().expect("type");
+        let body = envelope(event_type, id, ce_subject, data);
+        let decoded = if event_type == CallRejected::TYPE {
+            Envelope::<CallRejected>::decode(&body, subject).map(|e| e.data.0)
+        } else {
+            Envelope::<SettingsRejected>::decode(&body, subject).map(|e| e.data.0)
+        };
+        assert_eq!(decoded.expect("decodes"), expected, "{example}");
+    }
+
+    // `_invalid`, the reserved tenant of rejections whose original names no valid tenant.
+    let data = canonical(
+        "switchboard.v1.Rejection",
+        &[
+            ("tenant_id", s("_invalid")),
+            ("stream", s("CALLS")),
+            ("stream_seq", PValue::U64(u64::MAX)),
+            ("original_subject", s("call.inbound")),
+            ("original_payload", s("{}")),
+            ("code", s("missing_field")),
+            ("reason", s("missing or empty field `specversion`")),
+        ],
+    );
+    let id = format!("rejected:CALLS:{}", u64::MAX);
+    let body = envelope(
+        CallRejected::TYPE,
+        &id,
+        &format!("CALLS/{}", u64::MAX),
+        data,
+    );
+    let env = Envelope::<CallRejected>::decode(&body, "call.rejected._invalid").expect("decodes");
+    assert_eq!(env.data.0.tenant_id, TenantId::unknown());
+    assert_eq!(env.data.0.stream_seq, u64::MAX);
+    assert_eq!(env.data.event_id(), id);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Negative: the proto checker can fail
 // ---------------------------------------------------------------------------------------------
@@ -1153,6 +1458,9 @@ fn proto_validation_rejects_invalid_data() {
     let route = example_json("switchboard.call.route.v1.json")["data"].clone();
     let number = example_json("switchboard.settings.number.v1.json")["data"].clone();
     let contact = example_json("switchboard.settings.contact.v1.json")["data"].clone();
+    let rejected = example_json("switchboard.call.rejected.v1.json")["data"].clone();
+    let rejection = message_of::<CallRejected>();
+    assert_eq!(rejection, message_of::<SettingsRejected>());
     let calls_inbound = message_of::<CallInbound>();
     let calls_route = message_of::<CallRoute>();
     let settings_number = message_of::<NumberSettings>();
@@ -1163,6 +1471,7 @@ fn proto_validation_rejects_invalid_data() {
         (calls_route, &route),
         (settings_number, &number),
         (settings_contact, &contact),
+        (rejection, &rejected),
     ] {
         validate(m, d).unwrap_or_else(|e| panic!("baseline {m}: {e}"));
     }
@@ -1277,6 +1586,40 @@ fn proto_validation_rejects_invalid_data() {
             with(contact.clone(), "phones", json!([14158675310u64])),
         ),
         ("data not an object", settings_contact, json!(["acme"])),
+        (
+            "negative stream_seq",
+            rejection,
+            with(rejected.clone(), "stream_seq", json!(-1)),
+        ),
+        (
+            "stream_seq not decimal",
+            rejection,
+            with(rejected.clone(), "stream_seq", json!("0x10")),
+        ),
+        (
+            "original_payload as a JSON object",
+            rejection,
+            with(
+                rejected.clone(),
+                "original_payload",
+                example_json("switchboard.call.inbound.v1.json"),
+            ),
+        ),
+        (
+            "code is a number",
+            rejection,
+            with(rejected.clone(), "code", json!(3)),
+        ),
+        (
+            "null reason",
+            rejection,
+            with(rejected.clone(), "reason", Value::Null),
+        ),
+        (
+            "unknown field",
+            rejection,
+            with(rejected.clone(), "retry", json!(true)),
+        ),
     ];
     for (what, message_name, data) in cases {
         assert!(

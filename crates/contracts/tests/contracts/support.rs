@@ -7,8 +7,8 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use switchboard_contracts::{
-    CallInbound, CallRoute, CompanySettings, ContactSettings, ContractError, Envelope, EventData,
-    NumberSettings, RawEnvelope, UserSettings,
+    CallInbound, CallRejected, CallRoute, CompanySettings, ContactSettings, ContractError,
+    Envelope, EventData, NumberSettings, RawEnvelope, SettingsRejected, UserSettings,
 };
 
 /// The workspace root.
@@ -109,15 +109,19 @@ fn contract<T: EventData + Debug>(message: &'static str) -> Contract {
     }
 }
 
-/// THE map from event type to proto message: every event type the Rust code defines.
-pub fn contracts() -> [Contract; 6] {
+/// THE map from event type to proto message: every event type the Rust code defines. The two
+/// rejection types share `Rejection` (their Rust types are serde-transparent wrappers of one
+/// struct).
+pub fn contracts() -> [Contract; 8] {
     [
         contract::<CallInbound>("switchboard.v1.CallInbound"),
         contract::<CallRoute>("switchboard.v1.CallRoute"),
+        contract::<CallRejected>("switchboard.v1.Rejection"),
         contract::<CompanySettings>("switchboard.v1.CompanySettings"),
         contract::<NumberSettings>("switchboard.v1.NumberSettings"),
         contract::<UserSettings>("switchboard.v1.UserSettings"),
         contract::<ContactSettings>("switchboard.v1.ContactSettings"),
+        contract::<SettingsRejected>("switchboard.v1.Rejection"),
     ]
 }
 

@@ -1,0 +1,229 @@
+//! End to end through JetStream (file storage) on this machine: a backlog of `call.inbound`
+//! drained by the real router (decode, freshness check, routing, publish with ack, ack), and
+//! the same backlog drained by a bare relay (consume → publish with ack → ack; no decoding, no
+//! routing, no projection). Both use the same pull-batch and pipelining shape and are timed the
+//! same way, from the consumer's own counters.
+
+use crate::fixtures;
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use std::time::{Duration, Instant};
+use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
+use switchboard_contracts::{Envelope, EventData};
+use switchboard_testkit::NatsServer;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct E2eResult {
+    pub calls: u64,
+    pub contacts: u64,
+    pub max_in_flight: usize,
+    pub router_decisions_per_second: f64,
+    pub relay_messages_per_second: f64,
+    pub router_to_relay_ratio: f64,
+}
+
+const MAX_IN_FLIGHT: usize = 512;
+
+pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
+    let server = NatsServer::start()?;
+    let client = server.client().await?;
+    let js = jetstream::new(client.clone());
+    ensure_streams(&js, &StreamOptions::default()).await?;
+    let publisher = Publisher::new(js.clone());
+
+    let now = OffsetDateTime::now_utc();
+    let settings =
+        fixtures::tenant_settings((contacts / 10).max(1), contacts).map(|change| match change {
+            switchboard_contracts::SettingsChange::Company(c) => encode(c, now),
+            switchboard_contracts::SettingsChange::Number(c) => encode(c, now),
+            switchboard_contracts::SettingsChange::User(c) => encode(c, now),
+            switchboard_contracts::SettingsChange::Contact(c) => encode(c, now),
+        });
+    publish_all(&publisher, settings).await?;
+    publish_all(
+        &publisher,
+        (0..calls).map(|i| encode(fixtures::call(i, contacts), now)),
+    )
+    .await?;
+    println!("  backlog ready: {calls} calls, {contacts} contacts");
+
+    let relay = drain_rate(&js, "relay", calls, relay(js.clone(), calls)).await?;
+    println!("  bare relay: {relay:.0} messages/s");
+
+    let dir = tempfile::tempdir()?;
+    let config = <switchboard_router::Config as clap::Parser>::parse_from([
+        "switchboard-router".to_string(),
+        "--nats-url".into(),
+        server.url(),
+        "--database-url".into(),
+        format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+        "--max-in-flight".into(),
+        MAX_IN_FLIGHT.to_string(),
+    ]);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = tokio::spawn(switchboard_router::run(config, async move {
+        let _ = stopped.await;
+    }));
+    let decided = drain_rate(&js, "router", calls, std::future::pending::<()>()).await?;
+    let _ = stop.send(());
+    router.await??;
+    println!(
+        "  router: {decided:.0} decisions/s ({:.2} of the relay)",
+        decided / relay
+    );
+
+    Ok(E2eResult {
+        calls,
+        contacts,
+        max_in_flight: MAX_IN_FLIGHT,
+        router_decisions_per_second: decided,
+        relay_messages_per_second: relay,
+        router_to_relay_ratio: decided / relay,
+    })
+}
+
+struct Encoded {
+    subject: String,
+    id: String,
+    body: bytes::Bytes,
+}
+
+fn encode<T: EventData>(data: T, now: OffsetDateTime) -> Encoded {
+    let envelope = Envelope::new(data, "/switchboard/bench", now);
+    Encoded {
+        subject: envelope.data.nats_subject(),
+        id: envelope.id.clone(),
+        body: envelope.to_json().expect("encodable").into(),
+    }
+}
+
+/// Publishes everything, a window of acknowledgements at a time.
+async fn publish_all(
+    publisher: &Publisher,
+    events: impl Iterator<Item = Encoded>,
+) -> anyhow::Result<()> {
+    let mut pending = Vec::with_capacity(2048);
+    for e in events {
+        pending.push(
+            publisher
+                .send_raw(e.subject, &e.id, e.body, &TraceContext::default())
+                .await?,
+        );
+        if pending.len() == 2048 {
+            for p in pending.drain(..) {
+                p.ack().await?;
+            }
+        }
+    }
+    for p in pending {
+        p.ack().await?;
+    }
+    Ok(())
+}
+
+/// Runs `work` until the durable consumer `name` has acknowledged `total` messages, and
+/// returns messages per second between its first delivery and its last acknowledgement,
+/// both read from the consumer's own state.
+async fn drain_rate(
+    js: &jetstream::Context,
+    name: &str,
+    total: u64,
+    work: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<f64> {
+    let mut work = std::pin::pin!(work);
+    let mut first: Option<(Instant, u64)> = None;
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        tokio::select! {
+            _ = &mut work => {},
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {},
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{name} did not finish within 30 minutes"
+        );
+        let Ok(mut consumer) = js
+            .get_consumer_from_stream::<consumer::pull::Config, _, _>(name, "CALLS")
+            .await
+        else {
+            continue;
+        };
+        let info = consumer.info().await?;
+        let acked = info.ack_floor.consumer_sequence;
+        if first.is_none() && info.delivered.consumer_sequence > 0 {
+            first = Some((Instant::now(), acked));
+        }
+        if acked >= total && info.num_ack_pending == 0 {
+            let (start, acked_at_start) = first.unwrap_or((Instant::now(), 0));
+            let seconds = start.elapsed().as_secs_f64().max(1e-9);
+            return Ok((total - acked_at_start) as f64 / seconds);
+        }
+    }
+}
+
+/// The bare relay: the router's consume shape with nothing in between.
+async fn relay(js: jetstream::Context, total: u64) {
+    let stream = js.get_stream("CALLS").await.expect("CALLS exists");
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some("relay".into()),
+            filter_subject: "call.inbound.>".into(),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 10_000,
+            ..Default::default()
+        })
+        .await
+        .expect("relay consumer");
+    let mut done = 0u64;
+    let mut in_flight = FuturesUnordered::new();
+    while done < total {
+        let capacity = MAX_IN_FLIGHT - in_flight.len();
+        if capacity == 0 {
+            in_flight.next().await;
+            done += 1;
+            continue;
+        }
+        let mut batch = consumer
+            .batch()
+            .max_messages(capacity)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("pull");
+        loop {
+            tokio::select! {
+                biased;
+                Some(()) = in_flight.next(), if !in_flight.is_empty() => done += 1,
+                next = batch.next() => match next {
+                    Some(Ok(message)) => {
+                        let js = js.clone();
+                        in_flight.push(async move {
+                            let id = message
+                                .headers
+                                .as_ref()
+                                .and_then(|h| h.get("Nats-Msg-Id"))
+                                .map(|v| format!("{}:relay", v.as_str()))
+                                .unwrap_or_default();
+                            let mut headers = async_nats::HeaderMap::new();
+                            headers.insert("Nats-Msg-Id", id.as_str());
+                            let ack = js
+                                .publish_with_headers("call.relay.bench", headers, message.payload.clone())
+                                .await
+                                .expect("publish");
+                            ack.await.expect("publish ack");
+                            message.ack().await.expect("ack");
+                        });
+                    }
+                    Some(Err(e)) => println!("  relay pull error: {e}"),
+                    None => break,
+                },
+            }
+        }
+    }
+    while in_flight.next().await.is_some() {}
+}

@@ -1,0 +1,82 @@
+//! A synthetic tenant: numbers, users, contacts with phones, and calls from them.
+
+use switchboard_contracts::{
+    CallInbound, CompanySettings, ContactSettings, E164, EntityId, NumberSettings, SettingsChange,
+    TenantId, UserSettings,
+};
+use time::OffsetDateTime;
+
+pub const DIALED: &str = "+16502530000";
+
+pub fn tenant() -> TenantId {
+    TenantId::new("bench").expect("valid tenant")
+}
+
+fn id(prefix: &str, i: u64) -> EntityId {
+    EntityId::parse("id", format!("{prefix}{i}")).expect("valid id")
+}
+
+/// A valid US number, distinct for each `i` below 8 000 000.
+pub fn phone(i: u64) -> String {
+    format!("+1415{:07}", 2_000_000 + i)
+}
+
+/// Settings events for a tenant with `users` users and `contacts` contacts, contact `i`
+/// having phone `phone(i)` and assigned to user `i % users`.
+pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = SettingsChange> {
+    let t = tenant();
+    let head = vec![
+        SettingsChange::Company(CompanySettings {
+            tenant_id: t.clone(),
+            version: 1,
+            company_phone: Some("+16172531234".into()),
+            default_region: None,
+            final_action: None,
+        }),
+        SettingsChange::Number(NumberSettings {
+            tenant_id: t.clone(),
+            version: 1,
+            number: E164::parse_strict(DIALED).expect("valid number"),
+            forwarding_number: Some("+13127654321".into()),
+            released: false,
+        }),
+    ];
+    let t_users = t.clone();
+    let users_iter = (0..users).map(move |u| {
+        SettingsChange::User(UserSettings {
+            tenant_id: t_users.clone(),
+            version: 1,
+            user_id: id("u", u),
+            phone: (u % 10 != 0).then(|| format!("+1206{:07}", 2_000_000 + u)),
+            active: u % 20 != 0,
+        })
+    });
+    let contacts_iter = (0..contacts).map(move |c| {
+        SettingsChange::Contact(ContactSettings {
+            tenant_id: t.clone(),
+            version: 1,
+            contact_id: id("c", c),
+            phones: vec![phone(c)],
+            assigned_user_id: (c % 4 != 0).then(|| id("u", c % users.max(1))),
+            deleted: false,
+        })
+    });
+    head.into_iter().chain(users_iter).chain(contacts_iter)
+}
+
+/// Call `i`: most from known contacts, some from unknown or withheld callers.
+pub fn call(i: u64, contacts: u64) -> CallInbound {
+    let from = match i % 10 {
+        0 => "anonymous".to_string(),
+        1 => phone(contacts + i % 1000),
+        _ => phone(i % contacts.max(1)),
+    };
+    CallInbound {
+        call_id: format!("CA{i:032x}"),
+        tenant_id: tenant(),
+        to: DIALED.into(),
+        from,
+        received_at: OffsetDateTime::now_utc(),
+        contact_id: None,
+    }
+}

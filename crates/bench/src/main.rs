@@ -1,0 +1,61 @@
+//! `switchboard-bench` (run by `make bench`): measures what the issues set targets for and
+//! writes docs/benchmarks.md and docs/benchmarks.json. A benchmark, never a test: figures
+//! depend on the machine, so they are reported, not asserted.
+#![allow(clippy::print_stdout)] // a report tool: printing is its job
+#![allow(clippy::expect_used)] // fixtures built from constants; a failure is a bug in the bench
+
+mod e2e;
+mod fixtures;
+mod memory;
+mod projection;
+mod report;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-bench", about = "Switchboard benchmarks")]
+struct Args {
+    /// Calls pushed through the router (and the bare relay).
+    #[arg(long, default_value_t = 100_000)]
+    calls: u64,
+    /// Contacts in the benchmark tenant for the end-to-end run.
+    #[arg(long, default_value_t = 10_000)]
+    contacts: u64,
+    /// Settings events applied to SQLite in the projection benchmark.
+    #[arg(long, default_value_t = 200_000)]
+    settings_events: u64,
+    /// Contacts in the in-memory index for the memory benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    index_contacts: u64,
+    /// Markdown report.
+    #[arg(long, default_value = "docs/benchmarks.md")]
+    out: PathBuf,
+    /// JSON copy of the figures.
+    #[arg(long, default_value = "docs/benchmarks.json")]
+    json: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut report = report::Report::new();
+
+    // Memory first, in a fresh process state, so allocator reuse does not flatter it.
+    println!("== in-memory index: {} contacts", args.index_contacts);
+    report.memory = Some(memory::run(args.index_contacts));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!(
+        "== projection apply: {} settings events on SQLite",
+        args.settings_events
+    );
+    report.projection = Some(runtime.block_on(projection::run(args.settings_events))?);
+    println!("== end to end: {} calls through JetStream", args.calls);
+    report.e2e = Some(runtime.block_on(e2e::run(args.calls, args.contacts))?);
+
+    report.write(&args.out, &args.json)?;
+    println!("{}", report.summary());
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! The router's configuration: CLI flags with environment fallbacks.
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchboard_bus::{NatsArgs, StreamArgs};
+
+/// `switchboard-router` — decides where every inbound call rings.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "switchboard-router", version, about)]
+pub struct Config {
+    /// NATS connection.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Stream provisioning.
+    #[command(flatten)]
+    pub streams: StreamArgs,
+    /// Projection store: a SQLite file (embedded default) or a PostgreSQL URL.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://switchboard-router.db?mode=rwc",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+    /// Address of /healthz and /readyz.
+    #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Calls decided concurrently by this instance (bounded memory, pipelined publishes).
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// How long a call may wait for the projection to apply the settings acknowledged before
+    /// it; then it is retried later (NAK with delay).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_FRESHNESS_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub freshness_timeout_ms: u64,
+    /// How long start-up may take to catch up with SETTINGS before giving up.
+    #[arg(long, env = "SWITCHBOARD_READY_TIMEOUT_SECS", default_value_t = 600)]
+    pub ready_timeout_secs: u64,
+}
+
+impl Config {
+    pub(crate) fn freshness_timeout(&self) -> Duration {
+        Duration::from_millis(self.freshness_timeout_ms)
+    }
+
+    pub(crate) fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.ready_timeout_secs)
+    }
+}

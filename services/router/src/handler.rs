@@ -1,0 +1,174 @@
+//! One call: decode, wait for fresh settings, decide, publish the decision, then acknowledge.
+
+use crate::freshness::Freshness;
+use async_nats::jetstream::{AckKind, Message};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use switchboard_bus::{BusError, Publisher, TraceContext};
+use switchboard_contracts::{CallInbound, CallRejected, Envelope, Rejection};
+use switchboard_projections::{Follower, Projection};
+use switchboard_routing::{TenantState, decide};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+/// The CloudEvents `source` of what the router publishes.
+pub(crate) const SOURCE: &str = "/switchboard/router";
+
+pub(crate) struct Router {
+    pub(crate) publisher: Publisher,
+    pub(crate) follower: Arc<Follower>,
+    pub(crate) projection: Arc<RwLock<Projection>>,
+    pub(crate) freshness: Freshness,
+    pub(crate) freshness_timeout: Duration,
+    pub(crate) consumer: switchboard_bus::PullConsumerSpec,
+}
+
+/// What became of a call.
+enum Outcome {
+    /// `call.route` stored: acknowledge.
+    Decided,
+    /// `call.rejected` stored: terminate, never redeliver.
+    Rejected,
+}
+
+impl Router {
+    /// Handles one delivery and settles it with JetStream (ack, term or nak).
+    pub(crate) async fn handle(self: Arc<Self>, message: Message) {
+        let received = Instant::now();
+        let (stream_seq, delivered) = message
+            .info()
+            .map(|i| (i.stream_sequence, i.delivered))
+            .unwrap_or((0, 1));
+        let last_attempt = delivered >= self.consumer.max_deliver;
+        let settle = match self
+            .process(&message, received, stream_seq, last_attempt)
+            .await
+        {
+            Ok(Outcome::Decided) => AckKind::Ack,
+            Ok(Outcome::Rejected) => AckKind::Term,
+            Err(e) => {
+                tracing::warn!(error = %e, stream_seq, delivered, "call not decided; will be redelivered");
+                AckKind::Nak(Some(self.consumer.nak_delay(delivered)))
+            }
+        };
+        if let Err(e) = message.ack_with(settle).await {
+            // Not fatal: an unacknowledged call is redelivered and its decision de-duplicated.
+            tracing::warn!(error = %e, stream_seq, "failed to settle the call with JetStream");
+        }
+    }
+
+    async fn process(
+        &self,
+        message: &Message,
+        received: Instant,
+        stream_seq: u64,
+        last_attempt: bool,
+    ) -> Result<Outcome, BusError> {
+        let trace = TraceContext::from_headers(message.headers.as_ref());
+        let call = match Envelope::<CallInbound>::decode(&message.payload, &message.subject) {
+            Ok(envelope) => envelope.data,
+            Err(error) => {
+                // Not the reason: it may quote the payload (a phone number where a string
+                // belongs); the rejection event carries it for people with access to CALLS.
+                tracing::warn!(
+                    code = error.code(),
+                    subject = %message.subject,
+                    stream_seq,
+                    "rejecting call event"
+                );
+                let rejection = CallRejected(Rejection::new(
+                    switchboard_bus::CALLS,
+                    stream_seq,
+                    &message.subject,
+                    &message.payload,
+                    &error,
+                ));
+                let event = Envelope::new(rejection, SOURCE, OffsetDateTime::now_utc());
+                self.publisher.publish(&event, &trace).await?;
+                return Ok(Outcome::Rejected);
+            }
+        };
+
+        let stale = self.wait_for_fresh_settings(received).await;
+        if let Some(stale) = &stale
+            && !last_attempt
+        {
+            return Err(BusError::Unavailable {
+                action: "wait for the settings projection".into(),
+                reason: match stale {
+                    Stale::Behind(required) => format!(
+                        "projection at {} has not reached SETTINGS sequence {required}",
+                        self.follower.applied_seq()
+                    ),
+                    Stale::Unknown => "cannot read the SETTINGS stream's last sequence".into(),
+                },
+            });
+        }
+
+        let route = {
+            let projection = match self.projection.read() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let settings_seq = projection.applied_seq();
+            let mut decision = match projection.tenant(&call.tenant_id) {
+                Some(state) => decide(&call, state),
+                None => decide(&call, &TenantState::new(call.tenant_id.clone())),
+            };
+            if let Some(stale) = stale {
+                let missing = match stale {
+                    Stale::Behind(required) => format!("sequence {required} was not applied"),
+                    Stale::Unknown => "the stream's last sequence could not be read".into(),
+                };
+                decision.explanation.insert(
+                    0,
+                    format!(
+                        "Settings may be stale: decided at SETTINGS sequence {settings_seq} on \
+                         the last delivery; {missing}."
+                    ),
+                );
+            }
+            decision.into_route(&call, settings_seq, OffsetDateTime::now_utc())
+        };
+        tracing::debug!(
+            call_id = %call.call_id,
+            tenant = %call.tenant_id,
+            rule = route.rule.as_str(),
+            // Masked by E164's Debug. Not `target`: JSON logs already use that key.
+            first = ?route.target.as_ref().map(|t| &t.number),
+            settings_seq = route.settings_seq,
+            "decided"
+        );
+        let event = Envelope::new(route, SOURCE, OffsetDateTime::now_utc());
+        let published = self.publisher.send(&event, &trace).await?.ack().await?;
+        if published.duplicate {
+            tracing::info!(call_id = %call.call_id, "call was already decided; kept the first decision");
+        }
+        Ok(Outcome::Decided)
+    }
+
+    /// Waits until the projection has applied every settings change acknowledged before the
+    /// call was received. Returns why not, if that did not happen in time.
+    async fn wait_for_fresh_settings(&self, received: Instant) -> Option<Stale> {
+        let Some(required) = self
+            .freshness
+            .last_seq_after(received, self.freshness_timeout)
+            .await
+        else {
+            return Some(Stale::Unknown);
+        };
+        let remaining = self.freshness_timeout.saturating_sub(received.elapsed());
+        match self.follower.wait_applied(required, remaining).await {
+            Ok(_) => None,
+            Err(_) => Some(Stale::Behind(required)),
+        }
+    }
+}
+
+/// Why the settings a call would be decided with may miss a change acknowledged before it.
+enum Stale {
+    /// The projection had not applied this SETTINGS sequence in time.
+    Behind(u64),
+    /// The SETTINGS stream's last sequence could not be read in time.
+    Unknown,
+}

@@ -1,0 +1,286 @@
+//! The router: consumes every tenant's `call.inbound` on one durable pull consumer shared by
+//! all instances, decides with the routing core from the settings projection, publishes
+//! `call.route` with a `Nats-Msg-Id` derived from the call, and acknowledges the input only
+//! after JetStream stored the decision.
+//!
+//! Must not: hold settings anywhere but the projection, decide without the settings that were
+//! acknowledged before the call (see `freshness`), or acknowledge a call it has not decided or
+//! recorded as rejected.
+
+mod config;
+mod freshness;
+mod handler;
+mod health;
+
+pub use config::Config;
+
+use futures::StreamExt;
+use futures::future::{FusedFuture, FutureExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use switchboard_bus::{BusError, Publisher, ensure_streams, router_inbound};
+use switchboard_projections::{Follower, ProjectionError, Store};
+use tokio::task::JoinSet;
+
+/// Why the router stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RouterError {
+    /// NATS / JetStream failed in a way retries did not fix.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The projection store or follower failed.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// The health endpoint could not listen.
+    #[error("failed to serve health endpoints on {addr}: {source}")]
+    Http {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Resolves on SIGTERM or SIGINT. The signal handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives while the router is still starting
+/// is not lost (with the default disposition it would kill the process instead).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            (term, int) => {
+                for e in [term.err(), int.err()].into_iter().flatten() {
+                    tracing::warn!(error = %e, "cannot install a signal handler");
+                }
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested");
+    }
+}
+
+/// Runs the router until `shutdown` resolves, then stops pulling, finishes and acknowledges
+/// the calls in flight, and drains the NATS connection. `shutdown` is honoured during start-up
+/// too (catching up with SETTINGS can take long): the router then stops without consuming.
+/// Returns an error when start-up fails or when the settings projection stops on a fatal
+/// error (the router cannot decide with fresh settings any more; let it be restarted).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
+    let shutdown = std::pin::pin!(shutdown.fuse());
+    let client = config.nats.connect("switchboard-router").await?;
+    let js = async_nats::jetstream::new(client.clone());
+    ensure_streams(&js, &config.streams.options()).await?;
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = health::serve(config.http_addr, client.clone(), ready.clone()).await?;
+
+    let outcome = route_calls(&config, js, &ready, shutdown).await;
+
+    ready.store(false, Ordering::SeqCst);
+    health.abort();
+    if let Err(e) = client.drain().await {
+        tracing::warn!(error = %e, "draining the NATS connection failed");
+    }
+    match &outcome {
+        Ok(()) => tracing::info!("stopped"),
+        Err(e) => tracing::error!(error = %e, "stopped on an error"),
+    }
+    outcome
+}
+
+/// Start-up after the connection (projection, catch-up, consumer), then consuming until
+/// shutdown or a fatal projection error; the follower is shut down on every way out.
+async fn route_calls<S: FusedFuture<Output = ()>>(
+    config: &Config,
+    js: async_nats::jetstream::Context,
+    ready: &AtomicBool,
+    mut shutdown: Pin<&mut S>,
+) -> Result<(), RouterError> {
+    let start = async {
+        let store = Store::open(secrecy::ExposeSecret::expose_secret(&config.database_url)).await?;
+        Follower::start(js.clone(), store, Publisher::new(js.clone())).await
+    };
+    let follower = tokio::select! {
+        biased;
+        () = shutdown.as_mut() => return Ok(()),
+        follower = start => Arc::new(follower?),
+    };
+    let outcome = consume_when_ready(config, js, &follower, ready, shutdown).await;
+    match Arc::try_unwrap(follower) {
+        Ok(follower) => follower.shutdown().await,
+        Err(_) => tracing::error!("the settings follower is still shared; not shut down"),
+    }
+    outcome
+}
+
+async fn consume_when_ready<S: FusedFuture<Output = ()>>(
+    config: &Config,
+    js: async_nats::jetstream::Context,
+    follower: &Arc<Follower>,
+    ready: &AtomicBool,
+    mut shutdown: Pin<&mut S>,
+) -> Result<(), RouterError> {
+    tokio::select! {
+        biased;
+        () = shutdown.as_mut() => {
+            tracing::info!("stopping before the projection caught up");
+            return Ok(());
+        }
+        caught_up = follower.wait_ready(config.ready_timeout()) => caught_up?,
+    }
+
+    let spec = router_inbound();
+    let consumer = spec.ensure(&js).await?;
+    let router = Arc::new(handler::Router {
+        publisher: Publisher::new(js.clone()),
+        projection: follower.projection(),
+        follower: follower.clone(),
+        freshness: freshness::Freshness::start(js),
+        freshness_timeout: config.freshness_timeout(),
+        consumer: spec,
+    });
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(
+        settings_seq = follower.applied_seq(),
+        "ready: projection caught up, consuming call.inbound"
+    );
+
+    // Resolves only if the follower stops on a fatal error.
+    let follower_failed = async {
+        match follower.wait_applied(u64::MAX, Duration::MAX).await {
+            Err(e) => e,
+            Ok(_) => ProjectionError::Stopped,
+        }
+    };
+    let outcome = consume(
+        &consumer,
+        router,
+        config.max_in_flight.max(1),
+        shutdown,
+        follower_failed.fuse(),
+    )
+    .await;
+    ready.store(false, Ordering::SeqCst);
+    outcome.map_err(RouterError::from)
+}
+
+/// Longest a pull request waits at the server for calls before the next one is sent.
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// Pause before a failed pull request is retried.
+const PULL_RETRY: Duration = Duration::from_millis(250);
+
+/// Pulls batches and hands each call to its own task, up to `max_in_flight` at once. On
+/// shutdown (or when the projection fails): no new pull; the messages of the current pull are
+/// still handled (they were delivered to this instance and would otherwise wait for
+/// `ack_wait`), then every call in flight is finished and settled.
+async fn consume<S, F>(
+    consumer: &async_nats::jetstream::consumer::PullConsumer,
+    router: Arc<handler::Router>,
+    max_in_flight: usize,
+    mut shutdown: Pin<&mut S>,
+    follower_failed: F,
+) -> Result<(), ProjectionError>
+where
+    S: FusedFuture<Output = ()>,
+    F: FusedFuture<Output = ProjectionError>,
+{
+    let mut follower_failed = std::pin::pin!(follower_failed);
+    let mut failure = None;
+    let mut in_flight = JoinSet::new();
+    while !shutdown.is_terminated() && failure.is_none() {
+        let capacity = max_in_flight.saturating_sub(in_flight.len());
+        if capacity == 0 {
+            tokio::select! {
+                biased;
+                () = shutdown.as_mut() => {}
+                e = follower_failed.as_mut() => failure = Some(e),
+                Some(done) = in_flight.join_next() => settled(done),
+            }
+            continue;
+        }
+        let pull = consumer
+            .batch()
+            .max_messages(capacity)
+            .expires(PULL_EXPIRES)
+            .messages();
+        let pulled = tokio::select! {
+            biased;
+            () = shutdown.as_mut() => continue,
+            e = follower_failed.as_mut() => {
+                failure = Some(e);
+                continue;
+            }
+            pulled = pull => pulled,
+        };
+        let mut batch = match pulled {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(error = %e, "pull request failed; retrying");
+                let pause = tokio::time::sleep(PULL_RETRY);
+                tokio::pin!(pause);
+                loop {
+                    tokio::select! {
+                        biased;
+                        () = shutdown.as_mut() => break,
+                        e = follower_failed.as_mut() => {
+                            failure = Some(e);
+                            break;
+                        }
+                        Some(done) = in_flight.join_next() => settled(done),
+                        () = &mut pause => break,
+                    }
+                }
+                continue;
+            }
+        };
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.as_mut() => {}
+                e = follower_failed.as_mut() => failure = Some(e),
+                Some(done) = in_flight.join_next() => settled(done),
+                next = batch.next() => match next {
+                    Some(Ok(message)) => {
+                        in_flight.spawn(router.clone().handle(message));
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "pull batch error"),
+                    None => break,
+                },
+            }
+        }
+    }
+    while let Some(done) = in_flight.join_next().await {
+        settled(done);
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Reports a call task that did not end normally; its call is redelivered after `ack_wait`.
+fn settled(done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a call handler failed; the call will be redelivered");
+    }
+}
