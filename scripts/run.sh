@@ -8,11 +8,12 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 run_dir="${1:-$root/.run}"
 port="${SWITCHBOARD_NATS_PORT:-14222}"
 router_http="${SWITCHBOARD_ROUTER_HTTP:-127.0.0.1:18080}"
+gateway_http="${SWITCHBOARD_GATEWAY_HTTP:-127.0.0.1:18081}"
 mkdir -p "$run_dir/nats"
 cd "$root"
 
 echo "building the services..."
-cargo build --quiet -p switchboard-router -p switchboard-cli
+cargo build --quiet -p switchboard-router -p switchboard-gateway -p switchboard-cli
 bin="$root/target/debug"
 
 pids=()
@@ -42,6 +43,12 @@ SWITCHBOARD_HTTP_ADDR="$router_http" DATABASE_URL="sqlite://$run_dir/router.db?m
 pids+=($!)
 wait_until 60 "the router ($run_dir/router.log)" ready "$router_http"
 
+SWITCHBOARD_HTTP_ADDR="$gateway_http" SWITCHBOARD_PUBLIC_BASE_URL="http://$gateway_http" \
+  SWITCHBOARD_TENANTS_FILE="$root/deploy/demo/tenants.json" \
+  RUST_LOG="${RUST_LOG:-info}" "$bin/switchboard-gateway" 2>>"$run_dir/gateway.log" &
+pids+=($!)
+wait_until 30 "the gateway ($run_dir/gateway.log)" ready "$gateway_http"
+
 "$bin/switchboard" settings apply deploy/demo/acme.json >/dev/null
 
 cat <<EOT
@@ -49,10 +56,16 @@ cat <<EOT
 Switchboard is running:
   nats-server  $NATS_URL   (JetStream data in $run_dir/nats)
   router       http://$router_http/readyz   (log: $run_dir/router.log)
+  gateway      http://$gateway_http/readyz   (log: $run_dir/gateway.log; tenants: deploy/demo/tenants.json)
   demo tenant  acme, loaded from deploy/demo/acme.json
 
 Place a call and see where it rings (in another terminal):
   NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from '(415) 867-5310' --wait
+
+Or through the gateway's JSON API, as a CRM producer would (Twilio webhooks go to
+http://$gateway_http/v1/tenants/acme/twilio/voice, signed with the demo token):
+  curl -s -X POST http://$gateway_http/v1/tenants/acme/calls -H 'Content-Type: application/json' \\
+    -d '{"call_id":"demo-1","to":"+16502530000","from":"(415) 867-5310"}'
 
 Ctrl-C stops everything.
 EOT

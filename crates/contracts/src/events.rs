@@ -31,6 +31,29 @@ fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// Accepts a 32-bit unsigned integer as a JSON number or a decimal string (proto3 JSON
+/// parsers accept both); absent or `null` reads as `None`.
+fn u32_lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrStr {
+        Num(u32),
+        Str(String),
+    }
+    match Option::<NumOrStr>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumOrStr::Num(n)) => Ok(Some(n)),
+        Some(NumOrStr::Str(s)) => s.parse().map(Some).map_err(|_| {
+            serde::de::Error::custom(format!("{s:?} is not a 32-bit unsigned integer"))
+        }),
+    }
+}
+
+/// [`u32_lenient_opt`], with absent or `null` read as 0 (proto3 JSON omits zero values).
+fn u32_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    u32_lenient_opt(d).map(Option::unwrap_or_default)
+}
+
 /// proto3 JSON reads `null` as the field's default; so do we, for non-optional fields.
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -265,6 +288,111 @@ impl EventData for CallRoute {
             })?;
         }
         check_text("final_action.message", &self.final_action.message)
+    }
+}
+
+/// How a dial step ended: Twilio's `DialCallStatus`, with `no-answer` written `no_answer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialCallStatus {
+    /// The called party answered and the call ended normally.
+    Completed,
+    /// The called party was busy.
+    Busy,
+    /// Nobody answered before the dial timeout.
+    NoAnswer,
+    /// The carrier could not place the call (e.g. an invalid number).
+    Failed,
+    /// The dial was canceled before it was answered (e.g. the caller hung up).
+    Canceled,
+}
+
+impl DialCallStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialCallStatus::Completed => "completed",
+            DialCallStatus::Busy => "busy",
+            DialCallStatus::NoAnswer => "no_answer",
+            DialCallStatus::Failed => "failed",
+            DialCallStatus::Canceled => "canceled",
+        }
+    }
+
+    /// Reads Twilio's `DialCallStatus` value (`no-answer` with a dash); also accepts the wire
+    /// names.
+    pub fn from_twilio(value: &str) -> Option<DialCallStatus> {
+        Some(match value {
+            "completed" => DialCallStatus::Completed,
+            "busy" => DialCallStatus::Busy,
+            "no-answer" | "no_answer" => DialCallStatus::NoAnswer,
+            "failed" => DialCallStatus::Failed,
+            "canceled" => DialCallStatus::Canceled,
+            _ => return None,
+        })
+    }
+}
+
+/// `switchboard.call.status.v1` on `call.status.<tenant>`: how one dial step of a call ended,
+/// as the carrier reported it on the dial's status callback. The dialer acts on it (next
+/// fallback, or the final action).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallStatus {
+    /// The call (Twilio `CallSid` of the inbound call).
+    pub call_id: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// Which target of the decision's chain was dialed: 0 the target, 1.. the fallbacks.
+    #[serde(default, deserialize_with = "u32_lenient_default")]
+    pub step: u32,
+    /// How the dial ended.
+    pub dial_call_status: DialCallStatus,
+    /// The carrier's id of the outbound leg (Twilio `DialCallSid`), when one was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_call_sid: Option<String>,
+    /// Seconds the outbound leg was connected (Twilio `DialCallDuration`), when reported.
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub dial_call_duration: Option<u32>,
+    /// When the carrier reported it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+impl EventData for CallStatus {
+    const TYPE: &'static str = "switchboard.call.status.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_status(&self.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        self.call_id.clone()
+    }
+    /// One status per dial step: a carrier retrying its callback is de-duplicated.
+    fn event_id(&self) -> String {
+        format!("{}:{}:status:{}", self.tenant_id, self.call_id, self.step)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        check_call_id(&self.call_id)?;
+        if let Some(sid) = &self.dial_call_sid {
+            check_call_id(sid).map_err(|e| match e {
+                ContractError::Missing(_) => ContractError::Missing("dial_call_sid"),
+                ContractError::TooLong { max, .. } => ContractError::TooLong {
+                    field: "dial_call_sid",
+                    max,
+                },
+                _ => ContractError::Malformed(
+                    "`dial_call_sid` must not contain whitespace or control characters".into(),
+                ),
+            })?;
+        }
+        Ok(())
     }
 }
 

@@ -23,6 +23,11 @@ pub fn call_rejected(tenant: &TenantId) -> String {
     format!("call.rejected.{tenant}")
 }
 
+/// `call.status.<tenant>`: how one dial step of a call ended (carrier dial status callback).
+pub fn call_status(tenant: &TenantId) -> String {
+    format!("call.status.{tenant}")
+}
+
 /// `settings.<tenant>.<entity>.<id>`: a settings change of one entity.
 pub fn settings(tenant: &TenantId, entity: &str, id: &str) -> String {
     format!("settings.{tenant}.{entity}.{id}")
@@ -32,6 +37,8 @@ pub fn settings(tenant: &TenantId, entity: &str, id: &str) -> String {
 pub const ALL_CALL_INBOUND: &str = "call.inbound.>";
 /// Filter for every `call.route` of every tenant.
 pub const ALL_CALL_ROUTE: &str = "call.route.>";
+/// Filter for every `call.status` of every tenant.
+pub const ALL_CALL_STATUS: &str = "call.status.>";
 /// Filter for every settings event.
 pub const ALL_SETTINGS: &str = "settings.>";
 
@@ -54,6 +61,7 @@ mod tests {
         let t = TenantId::new("acme").unwrap();
         assert_eq!(call_inbound(&t), "call.inbound.acme");
         assert_eq!(call_route(&t), "call.route.acme");
+        assert_eq!(call_status(&t), "call.status.acme");
         assert_eq!(settings(&t, "user", "u1"), "settings.acme.user.u1");
         assert_eq!(tenant_of("call.route.acme"), Some("acme"));
         assert_eq!(tenant_of("settings.acme.user.u1"), Some("acme"));

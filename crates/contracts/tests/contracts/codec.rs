@@ -4,12 +4,14 @@
 use crate::support::{contract_of, example_json, set_path};
 use serde_json::{Value, json};
 use switchboard_contracts::{
-    CallInbound, CallRejected, CallRoute, CompanySettings, ContractError, Envelope, EventData,
-    NumberSettings, Rejection, SettingsChange, SettingsRejected, TenantId, UserSettings,
+    CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContractError,
+    DialCallStatus, Envelope, EventData, NumberSettings, Rejection, SettingsChange,
+    SettingsRejected, TenantId, UserSettings,
 };
 
 const INBOUND: &str = "switchboard.call.inbound.v1.json";
 const ROUTE: &str = "switchboard.call.route.v1.json";
+const STATUS: &str = "switchboard.call.status.v1.json";
 const NUMBER: &str = "switchboard.settings.number.v1.json";
 const CALL_REJECTED: &str = "switchboard.call.rejected.v1.json";
 const SETTINGS_REJECTED: &str = "switchboard.settings.rejected.v1.json";
@@ -571,4 +573,40 @@ fn null_is_absent_only_for_nullable_fields() {
         switchboard_contracts::Envelope::<CallInbound>::decode(&inbound, "call.inbound.acme")
             .expect("null `from` reads as withheld");
     assert_eq!(call.data.from, "");
+}
+
+#[test]
+fn call_status_is_one_event_per_step_with_twilio_statuses_mapped() {
+    let env = Envelope::<CallStatus>::decode(&body(&example_json(STATUS)), "call.status.acme")
+        .expect("status");
+    assert_eq!(env.data.dial_call_status, DialCallStatus::NoAnswer);
+    assert_eq!(env.id, "acme:CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c:status:0");
+    assert_eq!(env.data.event_id(), env.id);
+    for (twilio, wire) in [
+        ("completed", DialCallStatus::Completed),
+        ("busy", DialCallStatus::Busy),
+        ("no-answer", DialCallStatus::NoAnswer),
+        ("failed", DialCallStatus::Failed),
+        ("canceled", DialCallStatus::Canceled),
+    ] {
+        assert_eq!(DialCallStatus::from_twilio(twilio), Some(wire));
+    }
+    assert_eq!(DialCallStatus::from_twilio("ringing"), None);
+
+    let twilio_spelling = mutated(STATUS, |v| {
+        v["data"]["dial_call_status"] = json!("no-answer");
+    });
+    assert!(matches!(
+        decode_err::<CallStatus>(&twilio_spelling, "call.status.acme"),
+        ContractError::Malformed(_)
+    ));
+    let blank_sid = mutated(STATUS, |v| v["data"]["dial_call_sid"] = json!(""));
+    assert_eq!(
+        decode_err::<CallStatus>(&blank_sid, "call.status.acme"),
+        ContractError::Missing("dial_call_sid")
+    );
+    assert!(matches!(
+        decode_err::<CallStatus>(&body(&example_json(STATUS)), "call.status.other"),
+        ContractError::SubjectMismatch { .. }
+    ));
 }

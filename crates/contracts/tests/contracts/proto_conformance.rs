@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use switchboard_contracts::{
-    CallInbound, CallRejected, CallRoute, CompanySettings, ContactSettings, ContractError, E164,
-    EntityId, Envelope, EventData, FinalAction, FinalActionKind, NumberSettings, PhoneError,
-    RawEnvelope, Region, Rejection, Rule, SettingsChange, SettingsRejected, Target, TenantId,
-    UserSettings,
+    CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
+    ContractError, DialCallStatus, E164, EntityId, Envelope, EventData, FinalAction,
+    FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region, Rejection, Rule,
+    SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
 };
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
@@ -170,6 +170,7 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
     let rust_types = [
         CallInbound::TYPE,
         CallRoute::TYPE,
+        CallStatus::TYPE,
         CallRejected::TYPE,
         CompanySettings::TYPE,
         NumberSettings::TYPE,
@@ -267,6 +268,30 @@ fn enum_value_names_are_the_rust_wire_names() {
         .iter()
         .map(|k| serde_json::to_value(k).expect("JSON"))
         .collect();
+    assert_eq!(names, wire);
+
+    let status = pool()
+        .get_enum_by_name("switchboard.v1.DialCallStatus")
+        .expect("DialCallStatus");
+    let names: Vec<String> = status
+        .values()
+        .filter(|v| v.number() != 0)
+        .map(|v| v.name().to_string())
+        .collect();
+    let wire: Vec<String> = [
+        DialCallStatus::Completed,
+        DialCallStatus::Busy,
+        DialCallStatus::NoAnswer,
+        DialCallStatus::Failed,
+        DialCallStatus::Canceled,
+    ]
+    .iter()
+    .map(|s| {
+        let json = serde_json::to_value(s).expect("JSON");
+        assert_eq!(json, s.as_str(), "serde and as_str agree");
+        s.as_str().to_string()
+    })
+    .collect();
     assert_eq!(names, wire);
 }
 
@@ -410,7 +435,7 @@ fn example_phone_numbers_are_valid() {
             }
             // No phone fields; the refused originals are checked by
             // `rejection_examples_are_what_rust_files_for_their_original_event`.
-            CallRejected::TYPE | SettingsRejected::TYPE => {}
+            CallRejected::TYPE | SettingsRejected::TYPE | CallStatus::TYPE => {}
             other => panic!("{name}: unknown type {other}"),
         }
         checked += 1;
@@ -531,6 +556,46 @@ fn fixed_calls_inbound() -> Vec<CallInbound> {
             from: "anonymous".into(),
             received_at: datetime!(1999-12-31 23:59:59.5 +05:30),
             contact_id: None,
+        },
+    ]
+}
+
+fn fixed_calls_status() -> Vec<CallStatus> {
+    let base = CallStatus {
+        call_id: "CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into(),
+        tenant_id: tenant("acme"),
+        step: 0,
+        dial_call_status: DialCallStatus::Completed,
+        dial_call_sid: Some("CAb2c3d4e5f60718293a4b5c6d7e8f9012".into()),
+        dial_call_duration: Some(42),
+        received_at: datetime!(2025-03-14 16:20:31.402 UTC),
+    };
+    vec![
+        base.clone(),
+        CallStatus {
+            step: 1,
+            dial_call_status: DialCallStatus::Busy,
+            dial_call_duration: Some(0),
+            ..base.clone()
+        },
+        CallStatus {
+            step: 2,
+            dial_call_status: DialCallStatus::NoAnswer,
+            dial_call_sid: None,
+            dial_call_duration: None,
+            ..base.clone()
+        },
+        CallStatus {
+            step: u32::MAX,
+            dial_call_status: DialCallStatus::Failed,
+            tenant_id: tenant("A_b-9"),
+            received_at: datetime!(2025-03-14 09:02:41.000000001 -07:00),
+            ..base.clone()
+        },
+        CallStatus {
+            dial_call_status: DialCallStatus::Canceled,
+            dial_call_duration: Some(u32::MAX),
+            ..base
         },
     ]
 }
@@ -751,6 +816,13 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
     }
+    let mut statuses = BTreeSet::new();
+    for v in fixed_calls_status() {
+        statuses.insert(v.dial_call_status.as_str());
+        let (env, msg) = emit(v, at);
+        through_canonical_proto_json(&env, &msg);
+    }
+    assert_eq!(statuses.len(), 5, "every DialCallStatus variant is covered");
     for v in fixed_company() {
         kinds.extend(v.final_action.as_ref().map(|a| a.kind));
         let (env, msg) = emit(v, at);
@@ -1658,7 +1730,7 @@ fn messages_use_only_the_kinds_the_contract_maps() {
         for field in msg.fields() {
             assert!(!field.is_map(), "{}", field.full_name());
             let ok = match field.kind() {
-                Kind::String | Kind::Bool | Kind::Uint64 | Kind::Enum(_) => true,
+                Kind::String | Kind::Bool | Kind::Uint32 | Kind::Uint64 | Kind::Enum(_) => true,
                 Kind::Message(m) => {
                     m.package_name() == PACKAGE || m.full_name() == "google.protobuf.Timestamp"
                 }

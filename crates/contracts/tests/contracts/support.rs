@@ -7,8 +7,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use switchboard_contracts::{
-    CallInbound, CallRejected, CallRoute, CompanySettings, ContactSettings, ContractError,
-    Envelope, EventData, NumberSettings, RawEnvelope, SettingsRejected, UserSettings,
+    CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
+    ContractError, Envelope, EventData, NumberSettings, RawEnvelope, SettingsRejected,
+    UserSettings,
 };
 
 /// The workspace root.
@@ -112,10 +113,11 @@ fn contract<T: EventData + Debug>(message: &'static str) -> Contract {
 /// THE map from event type to proto message: every event type the Rust code defines. The two
 /// rejection types share `Rejection` (their Rust types are serde-transparent wrappers of one
 /// struct).
-pub fn contracts() -> [Contract; 8] {
+pub fn contracts() -> [Contract; 9] {
     [
         contract::<CallInbound>("switchboard.v1.CallInbound"),
         contract::<CallRoute>("switchboard.v1.CallRoute"),
+        contract::<CallStatus>("switchboard.v1.CallStatus"),
         contract::<CallRejected>("switchboard.v1.Rejection"),
         contract::<CompanySettings>("switchboard.v1.CompanySettings"),
         contract::<NumberSettings>("switchboard.v1.NumberSettings"),

@@ -1,0 +1,87 @@
+//! The gateway's configuration: CLI flags with environment fallbacks.
+
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use switchboard_bus::{NatsArgs, StreamArgs};
+
+/// How the gateway answers Twilio's voice webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnswerMode {
+    /// Answer at once with ringback; the dialer acts on the decision through the carrier's
+    /// REST API.
+    Async,
+    /// Wait for this call's `call.route` (up to `--sync-deadline-ms`) and answer with the
+    /// `<Dial>` directly; the async answer at the deadline.
+    Sync,
+}
+
+/// `switchboard-gateway` — where calls enter: carrier webhooks and CRM requests become
+/// `call.inbound` events.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "switchboard-gateway", version, about)]
+pub struct Config {
+    /// NATS connection.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Stream provisioning (the gateway ensures CALLS and SETTINGS exist, like every service).
+    #[command(flatten)]
+    pub streams: StreamArgs,
+    /// Address the HTTP API listens on (webhooks, API, /healthz, /readyz, /metrics).
+    #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// The public base URL Twilio calls, scheme and host (and port) as the carrier sees them,
+    /// e.g. `https://switchboard.example.com`: the ingress rewrites both, and Twilio signs the
+    /// public URL. No default: a wrong value makes every signature fail.
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_BASE_URL")]
+    pub public_base_url: String,
+    /// JSON secrets file of the tenants this gateway serves:
+    /// `{"acme": {"twilio_auth_token": "...", "twilio_account_sid": "AC..."}}`.
+    #[arg(long, env = "SWITCHBOARD_TENANTS_FILE")]
+    pub tenants_file: Option<PathBuf>,
+    /// The same JSON as `--tenants-file`, from the environment (a Kubernetes secret as an env
+    /// var); its tenants override the file's. Never printed.
+    #[arg(long, env = "SWITCHBOARD_TENANTS_JSON", hide_env_values = true)]
+    pub tenants_json: Option<SecretString>,
+    /// `async` (answer at once with ringback) or `sync` (wait for the decision, answer `<Dial>`).
+    #[arg(long, env = "SWITCHBOARD_ANSWER_MODE", value_enum, default_value_t = AnswerMode::Async)]
+    pub answer_mode: AnswerMode,
+    /// Sync mode: longest wait for the decision before the async answer. At most 10 000, well
+    /// under Twilio's 15-second webhook timeout.
+    #[arg(long, env = "SWITCHBOARD_SYNC_DEADLINE_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub sync_deadline_ms: u64,
+    /// Audio the caller hears while the call waits (`<Play loop="0">`); by default the US
+    /// ringback tone the gateway serves itself at `/v1/assets/ringback.wav`.
+    #[arg(long, env = "SWITCHBOARD_RINGBACK_URL")]
+    pub ringback_url: Option<String>,
+    /// Seconds a `<Dial>` of the sync answer rings before it gives up (Twilio `timeout`).
+    #[arg(long, env = "SWITCHBOARD_DIAL_TIMEOUT_SECS", default_value_t = 20)]
+    pub dial_timeout_secs: u32,
+    /// Largest accepted request body; larger ones get 413.
+    #[arg(long, env = "SWITCHBOARD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long a publish may wait for JetStream's acknowledgement before the request gets
+    /// 503 (the carrier retries or fails over).
+    #[arg(long, env = "SWITCHBOARD_PUBLISH_TIMEOUT_MS", default_value_t = 4_000)]
+    pub publish_timeout_ms: u64,
+    /// ISO 3166-1 region used to read a dialed number written without a country code.
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION", default_value = "US")]
+    pub default_region: String,
+}
+
+impl Config {
+    pub(crate) fn sync_deadline(&self) -> Duration {
+        Duration::from_millis(self.sync_deadline_ms)
+    }
+
+    pub(crate) fn publish_timeout(&self) -> Duration {
+        Duration::from_millis(self.publish_timeout_ms.max(1))
+    }
+
+    /// The public base URL without a trailing slash.
+    pub(crate) fn public_base(&self) -> &str {
+        self.public_base_url.trim_end_matches('/')
+    }
+}

@@ -1,0 +1,715 @@
+//! The HTTP API: Twilio's voice webhook and dial status callback, the JSON API for CRM
+//! producers, health, metrics and the two static Twilio helpers (ringback audio, hang-up).
+//!
+//! Every request that publishes answers 2xx only after JetStream acknowledged the event;
+//! when NATS cannot store it the answer is 503 with `Retry-After`.
+
+use crate::config::AnswerMode;
+use crate::metrics::{self, Metrics};
+use crate::signature;
+use crate::tenants::{TenantSecrets, Tenants};
+use crate::twiml;
+use crate::waiters::Waiters;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_bus::{CALLS, Published, Publisher, TraceContext};
+use switchboard_contracts::{
+    CallInbound, CallStatus, ContractError, DialCallStatus, E164, EntityId, Envelope, EventData,
+    PhoneError, Region, TenantId,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The CloudEvents `source` of everything the gateway publishes.
+pub const SOURCE: &str = "/switchboard/gateway";
+/// `Retry-After` of a 503: NATS usually comes back (or fails over) within seconds.
+const RETRY_AFTER_SECS: &str = "1";
+/// Header naming the error code of a refused webhook (its TwiML body says it to the caller
+/// only in general terms).
+pub const ERROR_HEADER: &str = "x-switchboard-error";
+/// What a caller hears when a webhook cannot be served.
+const CALLER_APOLOGY: &str = "We are sorry, this call cannot be connected right now.";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+/// Everything a request needs.
+pub(crate) struct App {
+    pub publisher: Publisher,
+    pub client: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub tenants: Tenants,
+    pub public_base: String,
+    pub answer_mode: AnswerMode,
+    pub sync_deadline: Duration,
+    pub publish_timeout: Duration,
+    pub ringback_url: String,
+    pub dial_timeout_secs: u32,
+    pub max_body_bytes: usize,
+    pub region: Region,
+    pub waiters: Waiters,
+    pub metrics: Metrics,
+    pub ringback_wav: Bytes,
+}
+
+type Shared = Arc<App>;
+
+/// The routes.
+pub(crate) fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/v1/tenants/{tenant}/twilio/voice", post(twilio_voice))
+        .route(
+            "/v1/tenants/{tenant}/twilio/dial-status",
+            post(twilio_dial_status),
+        )
+        .route("/v1/tenants/{tenant}/calls", post(create_call))
+        .route("/v1/assets/ringback.wav", get(ringback_wav))
+        .route("/v1/twiml/hangup", get(hangup).post(hangup))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures
+// ---------------------------------------------------------------------------------------------
+
+/// Who the answer is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// Twilio: TwiML bodies (a bare 403 for bad signatures).
+    Twilio,
+    /// CRM producers: JSON `{"code", "reason"}`.
+    Json,
+}
+
+/// A refused request: status, a stable code, a specific reason.
+#[derive(Debug)]
+struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    reason: String,
+}
+
+impl Failure {
+    fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Failure {
+        Failure {
+            status,
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn bad_request(e: &ContractError) -> Failure {
+        Failure::new(StatusCode::BAD_REQUEST, e.code(), e.to_string())
+    }
+
+    fn unavailable(reason: impl Into<String>) -> Failure {
+        Failure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", reason)
+    }
+
+    fn render(self, flavor: Flavor) -> Response {
+        let mut response = match flavor {
+            Flavor::Json => (
+                self.status,
+                [(header::CONTENT_TYPE, JSON)],
+                json!({"code": self.code, "reason": self.reason}).to_string(),
+            )
+                .into_response(),
+            // Nothing useful to say to a forger.
+            Flavor::Twilio if self.status == StatusCode::FORBIDDEN => self.status.into_response(),
+            Flavor::Twilio => (
+                self.status,
+                [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
+                twiml::error(CALLER_APOLOGY),
+            )
+                .into_response(),
+        };
+        if flavor == Flavor::Twilio
+            && let Ok(value) = HeaderValue::from_str(self.code)
+        {
+            response.headers_mut().insert(ERROR_HEADER, value);
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared steps
+// ---------------------------------------------------------------------------------------------
+
+/// The tenant of the path: well-formed (400) and served by this gateway (404).
+fn tenant(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<(TenantId, &TenantSecrets), Failure> {
+    let Path(raw) =
+        path.map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.body_text()))?;
+    let tenant = TenantId::new(raw).map_err(|e| Failure::bad_request(&e))?;
+    let secrets = app.tenants.get(&tenant).ok_or_else(|| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "unknown_tenant",
+            format!("tenant {tenant} is not served by this gateway"),
+        )
+    })?;
+    Ok((tenant, secrets))
+}
+
+/// The body, if its content type is `expected` (415) and it is not larger than allowed (413).
+async fn body(
+    app: &App,
+    headers: &HeaderMap,
+    body: Body,
+    expected: &str,
+) -> Result<Bytes, Failure> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case(expected) {
+        return Err(Failure::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be {expected}, got {content_type:?}"),
+        ));
+    }
+    let too_large = || {
+        Failure::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds {} bytes", app.max_body_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > app.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, app.max_body_bytes)
+        .await
+        .map_err(|_| too_large())
+}
+
+/// W3C trace context of the request, carried into the event's headers.
+fn trace_context(headers: &HeaderMap) -> TraceContext {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 512)
+            .map(str::to_string)
+    };
+    TraceContext {
+        traceparent: get("traceparent"),
+        tracestate: get("tracestate"),
+    }
+}
+
+impl App {
+    /// Publishes `event` and waits for JetStream's acknowledgement; 503 when NATS cannot
+    /// store it now (disconnected, timed out, refused).
+    async fn publish<T: EventData>(
+        &self,
+        event: &Envelope<T>,
+        trace: &TraceContext,
+        metric: &'static str,
+    ) -> Result<Published, Failure> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            self.metrics.published(metric, false, Duration::ZERO);
+            return Err(Failure::unavailable("not connected to NATS; retry later"));
+        }
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(self.publish_timeout, self.publisher.publish(event, trace)).await;
+        let took = started.elapsed();
+        match outcome {
+            Ok(Ok(published)) => {
+                self.metrics.published(metric, true, took);
+                if published.duplicate {
+                    tracing::info!(id = %event.id, "already stored (duplicate)");
+                }
+                Ok(published)
+            }
+            Ok(Err(e)) => {
+                self.metrics.published(metric, false, took);
+                tracing::warn!(id = %event.id, error = %e, "publish failed");
+                Err(Failure::unavailable(
+                    "the event could not be stored; retry later",
+                ))
+            }
+            Err(_) => {
+                self.metrics.published(metric, false, took);
+                tracing::warn!(id = %event.id, "publish timed out");
+                Err(Failure::unavailable(
+                    "the event store did not acknowledge in time; retry later",
+                ))
+            }
+        }
+    }
+
+    /// The signed URL: the public base plus the path and query exactly as received.
+    fn public_url(&self, uri: &Uri) -> String {
+        let path = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
+        format!("{}{}", self.public_base, path)
+    }
+
+    fn dial_status_url(&self, tenant: &TenantId, step: u32) -> String {
+        format!(
+            "{}/v1/tenants/{tenant}/twilio/dial-status?step={step}",
+            self.public_base
+        )
+    }
+
+    fn hangup_url(&self) -> String {
+        format!("{}/v1/twiml/hangup", self.public_base)
+    }
+
+    /// A Twilio request up to its parameters: tenant, body, signature, account.
+    async fn twilio_params(
+        &self,
+        route: &'static str,
+        path: Result<Path<String>, PathRejection>,
+        uri: &Uri,
+        headers: &HeaderMap,
+        raw: Body,
+    ) -> Result<(TenantId, Params), Failure> {
+        let (tenant, secrets) = tenant(self, path)?;
+        let bytes = body(self, headers, raw, FORM).await?;
+        let params = Params(form_urlencoded::parse(&bytes).into_owned().collect());
+        let signed = headers
+            .get(signature::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|sig| {
+                signature::verify(
+                    secrets.twilio_auth_token.expose_secret(),
+                    &self.public_url(uri),
+                    &params.0,
+                    sig,
+                )
+            });
+        if !signed {
+            self.metrics.signature_failure(route);
+            tracing::warn!(%tenant, route, "refused a webhook with a missing or wrong signature");
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "invalid_signature",
+                "missing or wrong X-Twilio-Signature",
+            ));
+        }
+        if let Some(account) = &secrets.twilio_account_sid
+            && params.get("AccountSid") != Some(account.as_str())
+        {
+            tracing::warn!(%tenant, route, "refused a webhook of another Twilio account");
+            return Err(Failure::new(
+                StatusCode::FORBIDDEN,
+                "wrong_account",
+                "AccountSid is not the tenant's Twilio account",
+            ));
+        }
+        Ok((tenant, params))
+    }
+
+    fn twiml(&self, status: StatusCode, xml: String) -> Response {
+        (status, [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
+    }
+}
+
+/// The form parameters, every one, in the order received.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// The first value of `name`, if non-empty after trimming.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// `To` read in the configured region; a specific reason when it is not a dialable number.
+fn dialed_number(raw: &str, region: Region, field: &'static str) -> Result<E164, Failure> {
+    E164::parse(raw, region).map_err(|e| {
+        let reason = match e {
+            PhoneError::Withheld => "withheld or empty".to_string(),
+            other => other.to_string(),
+        };
+        Failure::bad_request(&ContractError::InvalidPhone {
+            field,
+            masked: switchboard_contracts::phone::mask(raw),
+            reason,
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio
+// ---------------------------------------------------------------------------------------------
+
+async fn twilio_voice(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match voice(&app, path, &uri, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Twilio),
+    }
+}
+
+async fn voice(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let started = Instant::now();
+    let (tenant, params) = app
+        .twilio_params("twilio_voice", path, uri, headers, raw)
+        .await?;
+    if let Some(direction) = params.get("Direction")
+        && direction != "inbound"
+    {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "not_inbound",
+            format!("Direction is {direction:?}; only inbound calls are routed"),
+        ));
+    }
+    let call_id = params
+        .get("CallSid")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("CallSid")))?;
+    let to = params
+        .get("To")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("To")))?;
+    let to = dialed_number(to, app.region, "To")?;
+    let call = CallInbound {
+        call_id: call_id.to_string(),
+        tenant_id: tenant.clone(),
+        to: to.as_str().to_string(),
+        from: params.get("From").unwrap_or("").to_string(),
+        received_at: OffsetDateTime::now_utc(),
+        contact_id: None,
+    };
+    call.validate().map_err(|e| Failure::bad_request(&e))?;
+    let event = Envelope::new(call, SOURCE, OffsetDateTime::now_utc());
+
+    // Sync mode: listen for the decision before it can possibly be made.
+    let waiter = (app.answer_mode == AnswerMode::Sync)
+        .then(|| app.waiters.register(&tenant, &event.data.call_id));
+    app.publish(&event, &trace_context(headers), "call_inbound")
+        .await?;
+    tracing::info!(%tenant, call_id = %event.data.call_id, to = %to, "call accepted");
+
+    let Some(mut waiter) = waiter else {
+        return Ok(app.twiml(StatusCode::OK, twiml::ringback(&app.ringback_url)));
+    };
+    let left = app.sync_deadline.saturating_sub(started.elapsed());
+    match tokio::time::timeout(left, &mut waiter.decision).await {
+        Ok(Ok(route)) => {
+            let outcome = if route.target.is_some() {
+                "dial"
+            } else {
+                "final_action"
+            };
+            app.metrics.sync_answer(outcome);
+            let xml = twiml::route(
+                &route,
+                &app.dial_status_url(&tenant, 0),
+                app.dial_timeout_secs,
+                &app.hangup_url(),
+            );
+            Ok(app.twiml(StatusCode::OK, xml))
+        }
+        _ => {
+            app.metrics.sync_answer("deadline");
+            tracing::info!(%tenant, call_id = %event.data.call_id, "no decision before the deadline; answering with ringback");
+            Ok(app.twiml(StatusCode::OK, twiml::ringback(&app.ringback_url)))
+        }
+    }
+}
+
+async fn twilio_dial_status(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match dial_status(&app, path, &uri, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Twilio),
+    }
+}
+
+async fn dial_status(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let (tenant, params) = app
+        .twilio_params("twilio_dial_status", path, uri, headers, raw)
+        .await?;
+    let step = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "step")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_step",
+                "the query parameter `step` (0 the target, 1.. the fallbacks) is missing or not a number",
+            )
+        })?;
+    let call_id = params
+        .get("CallSid")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("CallSid")))?;
+    let raw_status = params
+        .get("DialCallStatus")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("DialCallStatus")))?;
+    let dial_call_status = DialCallStatus::from_twilio(raw_status).ok_or_else(|| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_dial_call_status",
+            format!("DialCallStatus {raw_status:?} is not completed, busy, no-answer, failed or canceled"),
+        )
+    })?;
+    let dial_call_duration = params
+        .get("DialCallDuration")
+        .map(|d| {
+            d.parse::<u32>().map_err(|_| {
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed",
+                    format!("DialCallDuration {d:?} is not a number of seconds"),
+                )
+            })
+        })
+        .transpose()?;
+    let status = CallStatus {
+        call_id: call_id.to_string(),
+        tenant_id: tenant.clone(),
+        step,
+        dial_call_status,
+        dial_call_sid: params.get("DialCallSid").map(str::to_string),
+        dial_call_duration,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    status.validate().map_err(|e| Failure::bad_request(&e))?;
+    let event = Envelope::new(status, SOURCE, OffsetDateTime::now_utc());
+    app.publish(&event, &trace_context(headers), "call_status")
+        .await?;
+    tracing::info!(%tenant, call_id = %event.data.call_id, step, status = dial_call_status.as_str(), "dial status recorded");
+    // A bridged call that ended is over; otherwise the caller keeps hearing ringback while the
+    // dialer moves the live call on (next fallback or the final action).
+    let xml = if dial_call_status == DialCallStatus::Completed {
+        twiml::hangup_only()
+    } else {
+        twiml::ringback(&app.ringback_url)
+    };
+    Ok(app.twiml(StatusCode::OK, xml))
+}
+
+async fn ringback_wav(State(app): State<Shared>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "audio/wav"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        app.ringback_wav.clone(),
+    )
+        .into_response()
+}
+
+async fn hangup() -> Response {
+    (
+        [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
+        twiml::hangup_only(),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON API
+// ---------------------------------------------------------------------------------------------
+
+/// The `call.inbound` data as a CRM producer sends it; `tenant_id` and `received_at` are
+/// optional (the path's tenant, the time of the request).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallRequest {
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    tenant_id: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    received_at: Option<String>,
+    #[serde(default)]
+    contact_id: Option<String>,
+}
+
+async fn create_call(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match call(&app, path, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Json),
+    }
+}
+
+async fn call(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let (tenant, _) = tenant(app, path)?;
+    let bytes = body(app, headers, raw, JSON).await?;
+    let request: CallRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        Failure::bad_request(&ContractError::Malformed(format!(
+            "the body is not a call.inbound data object: {e}"
+        )))
+    })?;
+    if let Some(named) = &request.tenant_id
+        && named != tenant.as_str()
+    {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "tenant_mismatch",
+            format!("tenant_id {named:?} is not the tenant of the path ({tenant})"),
+        ));
+    }
+    let call_id = request
+        .call_id
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("call_id")))?;
+    let to = request
+        .to
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("to")))?;
+    let to = dialed_number(&to, app.region, "to")?;
+    let received_at = match &request.received_at {
+        None => OffsetDateTime::now_utc(),
+        Some(at) => OffsetDateTime::parse(at, &Rfc3339).map_err(|e| {
+            Failure::bad_request(&ContractError::Malformed(format!(
+                "`received_at` is not RFC 3339: {e}"
+            )))
+        })?,
+    };
+    let contact_id = request
+        .contact_id
+        .map(|c| EntityId::parse("contact_id", c))
+        .transpose()
+        .map_err(|e| Failure::bad_request(&e))?;
+    let data = CallInbound {
+        call_id,
+        tenant_id: tenant.clone(),
+        to: to.as_str().to_string(),
+        from: request.from.unwrap_or_default(),
+        received_at,
+        contact_id,
+    };
+    data.validate().map_err(|e| Failure::bad_request(&e))?;
+    let event = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
+    let published = app
+        .publish(&event, &trace_context(headers), "call_inbound")
+        .await?;
+    tracing::info!(%tenant, call_id = %event.data.call_id, duplicate = published.duplicate, "call accepted from the API");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, JSON)],
+        json!({
+            "id": event.id,
+            "duplicate": published.duplicate,
+            "stream": published.stream,
+            "sequence": published.sequence,
+        })
+        .to_string(),
+    )
+        .into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health and metrics
+// ---------------------------------------------------------------------------------------------
+
+async fn readyz(State(app): State<Shared>) -> (StatusCode, &'static str) {
+    if app.client.connection_state() != async_nats::connection::State::Connected {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS\n");
+    }
+    match tokio::time::timeout(Duration::from_secs(2), app.js.get_stream(CALLS)).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n"),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the CALLS stream is not reachable\n",
+        ),
+    }
+}
+
+async fn metrics_text(State(app): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        app.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The route label of a path, for metrics (never the tenant: bounded cardinality).
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "healthz",
+        "/readyz" => "readyz",
+        "/metrics" => "metrics",
+        "/v1/assets/ringback.wav" => "ringback",
+        "/v1/twiml/hangup" => "hangup",
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/voice") => "twilio_voice",
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/dial-status") => {
+            "twilio_dial_status"
+        }
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/calls") => "calls",
+        _ => "other",
+    }
+}
+
+async fn track(State(app): State<Shared>, request: Request, next: Next) -> Response {
+    let route = route_label(request.uri().path());
+    let response = next.run(request).await;
+    app.metrics.request(route, response.status().as_u16());
+    response
+}

@@ -1,0 +1,358 @@
+//! `docs/openapi.json` against the running gateway: every documented path and method exists,
+//! and real responses (status, content type, required JSON fields and their types, documented
+//! headers) are what the document declares.
+
+use crate::support::*;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+fn document() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Follows a local `$ref`.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').unwrap();
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling {r}")),
+            )
+        }
+        None => v,
+    }
+}
+
+fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    let schema = resolve(doc, schema);
+    match schema["type"].as_str() {
+        Some("object") => {
+            assert!(value.is_object(), "{at}: expected an object, got {value}");
+            for req in schema["required"].as_array().into_iter().flatten() {
+                let key = req.as_str().unwrap();
+                assert!(
+                    value.get(key).is_some(),
+                    "{at}: required `{key}` missing in {value}"
+                );
+            }
+            for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+                if let Some(v) = value.get(key) {
+                    check_schema(doc, prop, v, &format!("{at}.{key}"));
+                }
+            }
+        }
+        Some("string") => assert!(value.is_string(), "{at}: expected a string, got {value}"),
+        Some("boolean") => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
+        Some("integer") => assert!(
+            value.is_u64() || value.is_i64(),
+            "{at}: expected an integer, got {value}"
+        ),
+        other => panic!("{at}: schema type {other:?} not covered by this test"),
+    }
+}
+
+struct Checker {
+    doc: Value,
+    seen: BTreeSet<(String, String, u16)>,
+}
+
+impl Checker {
+    /// Asserts `resp` to `method template` is documented as it is.
+    fn check(&mut self, method: &str, template: &str, resp: &Resp) {
+        let doc = &self.doc;
+        let op = &doc["paths"][template][method];
+        assert!(op.is_object(), "{method} {template} is not documented");
+        let documented = &op["responses"][resp.status.to_string()];
+        assert!(
+            documented.is_object(),
+            "{method} {template}: status {} is not documented ({})",
+            resp.status,
+            resp.text()
+        );
+        let documented = resolve(doc, documented);
+        for (name, _) in documented["headers"].as_object().into_iter().flatten() {
+            assert!(
+                resp.header(name).is_some(),
+                "{method} {template} {}: documented header {name} missing",
+                resp.status
+            );
+        }
+        match documented.get("content").and_then(Value::as_object) {
+            None => assert!(
+                resp.body.is_empty(),
+                "{method} {template} {}: documented without a body",
+                resp.status
+            ),
+            Some(content) => {
+                let ct = resp.content_type();
+                let media = content.get(&ct).unwrap_or_else(|| {
+                    panic!(
+                        "{method} {template} {}: content type {ct} not among {:?}",
+                        resp.status,
+                        content.keys().collect::<Vec<_>>()
+                    )
+                });
+                let schema = resolve(doc, &media["schema"]);
+                match ct.as_str() {
+                    "application/json" => check_schema(
+                        doc,
+                        schema,
+                        &resp.json(),
+                        &format!("{method} {template} {}", resp.status),
+                    ),
+                    "text/xml" => {
+                        resp.assert_twiml();
+                    }
+                    _ => assert!(!resp.body.is_empty(), "{method} {template}: empty body"),
+                }
+            }
+        }
+        self.seen
+            .insert((template.to_string(), method.to_string(), resp.status));
+    }
+
+    /// Every documented path and method was exercised.
+    fn assert_covered(&self) {
+        let exercised: BTreeSet<(String, String)> = self
+            .seen
+            .iter()
+            .map(|(p, m, _)| (p.clone(), m.clone()))
+            .collect();
+        for (path, item) in self.doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                assert!(
+                    exercised.contains(&(path.clone(), method.clone())),
+                    "{method} {path} is documented but not exercised"
+                );
+            }
+        }
+        for (path, method, status) in &self.seen {
+            assert!(
+                self.doc["paths"][path][method]["responses"][status.to_string()].is_object(),
+                "{method} {path} {status}"
+            );
+        }
+    }
+}
+
+/// Given the running gateway, then real requests to every documented endpoint (successes and
+/// every error status the gateway produces) are answered as `docs/openapi.json` declares.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_running_gateway() {
+    let mut nats = Nats::start().await;
+    let gw = Gateway::start(&nats.url(), &[]).await;
+    let mut c = Checker {
+        doc: document(),
+        seen: BTreeSet::new(),
+    };
+    assert_eq!(c.doc["openapi"], "3.1.0");
+    let a = gw.addr;
+
+    const VOICE: &str = "/v1/tenants/{tenant}/twilio/voice";
+    const STATUS: &str = "/v1/tenants/{tenant}/twilio/dial-status";
+    const CALLS: &str = "/v1/tenants/{tenant}/calls";
+    let voice = voice_params("CA0500", "+16502530000", "+14158675310");
+    let status = [
+        ("AccountSid", ACME_ACCOUNT),
+        ("CallSid", "CA0500"),
+        ("DialCallStatus", "busy"),
+    ];
+
+    c.check(
+        "post",
+        VOICE,
+        &twilio(a, &voice_path("acme"), ACME_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        VOICE,
+        &twilio(a, &voice_path("acme"), ACME_TOKEN, &voice[..2]).await,
+    );
+    c.check(
+        "post",
+        VOICE,
+        &twilio(a, &voice_path("acme"), BETA_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        VOICE,
+        &twilio(a, &voice_path("zed"), ACME_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        VOICE,
+        &request_announcing(a, &voice_path("acme"), FORM, 1 << 20).await,
+    );
+    c.check(
+        "post",
+        VOICE,
+        &request(
+            a,
+            "POST",
+            &voice_path("acme"),
+            &[("Content-Type", "text/plain")],
+            b"x",
+        )
+        .await,
+    );
+
+    c.check(
+        "post",
+        STATUS,
+        &twilio(a, &status_path("acme", 0), ACME_TOKEN, &status).await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &twilio(
+            a,
+            "/v1/tenants/acme/twilio/dial-status",
+            ACME_TOKEN,
+            &status,
+        )
+        .await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &request(
+            a,
+            "POST",
+            &status_path("acme", 0),
+            &[("Content-Type", FORM)],
+            form(&status).as_bytes(),
+        )
+        .await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &twilio(a, &status_path("zed", 0), ACME_TOKEN, &status).await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &request_announcing(a, &status_path("acme", 0), FORM, 1 << 20).await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &request(a, "POST", &status_path("acme", 0), &[], b"").await,
+    );
+
+    let call = json!({"call_id": "crm-0500", "to": "+16502530000"});
+    c.check(
+        "post",
+        CALLS,
+        &post_json(a, "/v1/tenants/acme/calls", &call).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &post_json(a, "/v1/tenants/acme/calls", &call).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &post_json(a, "/v1/tenants/acme/calls", &json!({"to": 1})).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &post_json(a, "/v1/tenants/zed/calls", &call).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &request_announcing(a, "/v1/tenants/acme/calls", "application/json", 1 << 20).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &request(
+            a,
+            "POST",
+            "/v1/tenants/acme/calls",
+            &[("Content-Type", FORM)],
+            b"a=1",
+        )
+        .await,
+    );
+
+    c.check("get", "/healthz", &get(a, "/healthz").await);
+    c.check("get", "/readyz", &get(a, "/readyz").await);
+    c.check("get", "/metrics", &get(a, "/metrics").await);
+    c.check(
+        "get",
+        "/v1/assets/ringback.wav",
+        &get(a, "/v1/assets/ringback.wav").await,
+    );
+    c.check("get", "/v1/twiml/hangup", &get(a, "/v1/twiml/hangup").await);
+    c.check(
+        "post",
+        "/v1/twiml/hangup",
+        &request(
+            a,
+            "POST",
+            "/v1/twiml/hangup",
+            &[("Content-Type", FORM)],
+            b"",
+        )
+        .await,
+    );
+
+    // Undocumented paths and methods are not served.
+    assert_eq!(get(a, "/v1/tenants/acme/calls").await.status, 405);
+    assert_eq!(get(a, "/v1/nothing").await.status, 404);
+
+    // NATS down: the documented 503s.
+    nats.server.kill();
+    gw.wait_status("/readyz", 503).await;
+    c.check("get", "/readyz", &get(a, "/readyz").await);
+    let other = voice_params("CA0501", "+16502530000", "+14158675310");
+    c.check(
+        "post",
+        VOICE,
+        &twilio(a, &voice_path("acme"), ACME_TOKEN, &other).await,
+    );
+    c.check(
+        "post",
+        STATUS,
+        &twilio(a, &status_path("acme", 1), ACME_TOKEN, &status).await,
+    );
+    c.check(
+        "post",
+        CALLS,
+        &post_json(
+            a,
+            "/v1/tenants/acme/calls",
+            &json!({"call_id": "crm-0501", "to": "+16502530000"}),
+        )
+        .await,
+    );
+
+    let statuses = |path: &str| -> BTreeSet<u16> {
+        c.seen
+            .iter()
+            .filter(|(p, _, _)| p == path)
+            .map(|(_, _, s)| *s)
+            .collect()
+    };
+    for path in [VOICE, STATUS] {
+        assert_eq!(
+            statuses(path),
+            BTreeSet::from([200, 400, 403, 404, 413, 415, 503]),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        statuses(CALLS),
+        BTreeSet::from([202, 400, 404, 413, 415, 503])
+    );
+    c.assert_covered();
+    gw.stop().await.unwrap();
+}
