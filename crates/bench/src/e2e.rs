@@ -86,6 +86,20 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
     })
 }
 
+/// A settings change as `(subject, id, body)`.
+pub fn encode_settings(
+    change: switchboard_contracts::SettingsChange,
+    now: OffsetDateTime,
+) -> (String, String, bytes::Bytes) {
+    let e = match change {
+        switchboard_contracts::SettingsChange::Company(c) => encode(c, now),
+        switchboard_contracts::SettingsChange::Number(c) => encode(c, now),
+        switchboard_contracts::SettingsChange::User(c) => encode(c, now),
+        switchboard_contracts::SettingsChange::Contact(c) => encode(c, now),
+    };
+    (e.subject, e.id, e.body)
+}
+
 struct Encoded {
     subject: String,
     id: String,

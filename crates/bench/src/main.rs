@@ -6,6 +6,7 @@
 
 mod e2e;
 mod fixtures;
+mod gateway;
 mod memory;
 mod projection;
 mod report;
@@ -28,6 +29,12 @@ struct Args {
     /// Contacts in the in-memory index for the memory benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     index_contacts: u64,
+    /// Offered webhook rate for the latency benchmark (calls/s, open loop).
+    #[arg(long, default_value_t = 1_000)]
+    webhook_rate: u64,
+    /// Seconds the webhook rate is offered.
+    #[arg(long, default_value_t = 20)]
+    webhook_seconds: u64,
     /// Markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
@@ -54,6 +61,15 @@ fn main() -> anyhow::Result<()> {
     report.projection = Some(runtime.block_on(projection::run(args.settings_events))?);
     println!("== end to end: {} calls through JetStream", args.calls);
     report.e2e = Some(runtime.block_on(e2e::run(args.calls, args.contacts))?);
+    println!(
+        "== webhook → call.route: {}/s for {} s, open loop",
+        args.webhook_rate, args.webhook_seconds
+    );
+    report.gateway = Some(runtime.block_on(gateway::run(
+        args.webhook_rate,
+        args.webhook_seconds,
+        args.contacts,
+    ))?);
 
     report.write(&args.out, &args.json)?;
     println!("{}", report.summary());

@@ -1,9 +1,50 @@
 //! One tenant's settings in memory, kept current by applying settings-change events, with the
 //! per-entity version guard: an event whose version is not newer than the one applied for its
 //! entity changes nothing, so duplicates and out-of-order delivery never regress state.
+//!
+//! # Memory layout
+//!
+//! The router holds every tenant in memory, and a tenant may have a million contacts (target:
+//! 1M contacts under 300 MB resident). Contacts are nearly all of it, so they are laid out for
+//! size, while every lookup stays constant-time (one hash probe; two for a shared number):
+//!
+//! - **Dense tables, each id stored once.** Contacts and users live in `Vec`s, in order of
+//!   first appearance, and are found by id through a [`hashbrown::HashTable`] of 4-byte handles
+//!   (positions in the `Vec`), hashed by the id held in the entity itself ([`IdTable`]). A
+//!   `HashMap<EntityId, _>` would store every id again in a 32-byte bucket, and since hashbrown
+//!   doubles its buckets, a map of 1M entries may have 2M of them: bucket size counts twice.
+//!   Nothing is removed from these tables, so handles stay valid.
+//! - **Tombstones.** A deleted contact stays, with its version (so that an older event cannot
+//!   resurrect it) and its assigned user (still shown by [`SettingsView::contact`]); its phones
+//!   are dropped, as deleted contacts are not in the caller index.
+//! - **Interned users.** A contact names its assigned user by handle into the users table, which
+//!   holds each user id once and lends it to [`ContactView`]. A user named by a contact before
+//!   (or without) its own event has an entry without settings, which [`SettingsView::user`]
+//!   does not show.
+//! - **Phones kept once.** A phone entered in canonical E.164 (`+14158675310`) is its own
+//!   normalization in every region, so only that text is kept ([`Phone::Canonical`]). Any other
+//!   entry keeps the raw text, to read it again when the tenant's region changes, beside its
+//!   current normalization, boxed ([`Phone::Entered`]). A contact's only phone is held inline.
+//! - **Caller index of handles.** Number → contacts is a `HashTable` of 8-byte entries naming a
+//!   contact and the position of the number among its phones ([`CallerIndex`]); a probe compares
+//!   the number looked up with that phone. A number listed by several contacts (rare) is flagged
+//!   in its entry, and their ids are in a side map, since
+//!   [`SettingsView::contacts_with_phone`] lends them as a sorted slice.
+//!
+//! So a contact with one canonical phone takes 64 bytes in the dense table plus two index
+//! buckets (5 and 9 bytes, each table having up to twice as many buckets as entries): about
+//! 106 bytes resident per contact at 1M contacts (`switchboard-bench`), against 539 for maps
+//! keyed by id and number. The dense tables grow by doubling like any `Vec`; that costs no
+//! resident memory, as the pages of unused capacity of a large allocation are never touched.
 
 use crate::view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
+use compact_str::CompactString;
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::num::NonZeroU32;
+use std::ops::{Index, IndexMut};
 use switchboard_contracts::{E164, EntityId, FinalAction, Region, SettingsChange, TenantId};
 
 /// What applying one event did.
@@ -47,6 +88,7 @@ struct Number {
     released: bool,
 }
 
+/// A user's settings, from its own event.
 #[derive(Debug, Clone)]
 struct User {
     version: u64,
@@ -55,13 +97,381 @@ struct User {
     active: bool,
 }
 
+/// A user id the tenant knows, from the user's event or from a contact assigned to it.
+#[derive(Debug, Clone)]
+struct UserEntry {
+    id: EntityId,
+    /// `None` until the user's own event arrives.
+    settings: Option<User>,
+}
+
+/// A contact (64 bytes with one phone entered in canonical form).
 #[derive(Debug, Clone)]
 struct Contact {
-    version: u64,
     id: EntityId,
-    phones: Vec<String>,
-    assigned_user_id: Option<EntityId>,
+    version: u64,
+    /// As listed in the last event, read in the tenant's region; none once deleted.
+    phones: Phones,
+    assigned_user: Option<UserRef>,
     deleted: bool,
+}
+
+/// The position of an entity in its [`IdTable`].
+type Handle = u32;
+
+/// The handle of a contact's assigned user, plus one: non-zero, so that `Option<UserRef>` takes
+/// 4 bytes.
+#[derive(Debug, Clone, Copy)]
+struct UserRef(NonZeroU32);
+
+impl UserRef {
+    fn new(user: Handle) -> Self {
+        // Handles are below 2^31 (see `next_handle`), so this never saturates.
+        UserRef(NonZeroU32::MIN.saturating_add(user))
+    }
+
+    fn handle(self) -> Handle {
+        self.0.get() - 1
+    }
+}
+
+/// Entities with an id (contacts, users), stored once each and densely, in order of first
+/// appearance, and found by id in constant time through an index of handles hashed by the id
+/// held in the entity. Nothing is ever removed, so handles stay valid.
+#[derive(Debug, Clone)]
+struct IdTable<T> {
+    items: Vec<T>,
+    index: HashTable<Handle>,
+    hasher: RandomState,
+}
+
+trait HasId {
+    fn id(&self) -> &EntityId;
+}
+
+impl HasId for Contact {
+    fn id(&self) -> &EntityId {
+        &self.id
+    }
+}
+
+impl HasId for UserEntry {
+    fn id(&self) -> &EntityId {
+        &self.id
+    }
+}
+
+/// The handle for the entity about to be stored at position `len`. Handles stay below 2^31 so
+/// that the caller index can flag its entries in the top bit; no tenant comes near that (2^31
+/// contacts would take over 130 GB).
+fn next_handle(len: usize) -> Handle {
+    let handle = Handle::try_from(len).unwrap_or(Handle::MAX);
+    assert!(
+        handle < PhoneEntry::SHARED,
+        "more than 2^31 entities in one tenant"
+    );
+    handle
+}
+
+impl<T: HasId> IdTable<T> {
+    fn new() -> Self {
+        IdTable {
+            items: Vec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn find(&self, id: &EntityId) -> Option<Handle> {
+        let items = &self.items;
+        self.index
+            .find(self.hasher.hash_one(id), |&h| items[h as usize].id() == id)
+            .copied()
+    }
+
+    fn get(&self, id: &EntityId) -> Option<&T> {
+        self.find(id).map(|h| &self.items[h as usize])
+    }
+
+    /// Stores `item`, whose id must not be in the table yet.
+    fn insert(&mut self, item: T) -> Handle {
+        let handle = next_handle(self.items.len());
+        let hash = self.hasher.hash_one(item.id());
+        self.items.push(item);
+        let (items, hasher) = (&self.items, &self.hasher);
+        self.index
+            .insert_unique(hash, handle, |&h| hasher.hash_one(items[h as usize].id()));
+        handle
+    }
+
+    /// The handle of `id`, storing `make()` for it first if it is not in the table.
+    fn intern(&mut self, id: &EntityId, make: impl FnOnce() -> T) -> Handle {
+        match self.find(id) {
+            Some(handle) => handle,
+            None => self.insert(make()),
+        }
+    }
+}
+
+impl<T> Index<Handle> for IdTable<T> {
+    type Output = T;
+    fn index(&self, handle: Handle) -> &T {
+        &self.items[handle as usize]
+    }
+}
+
+impl<T> IndexMut<Handle> for IdTable<T> {
+    fn index_mut(&mut self, handle: Handle) -> &mut T {
+        &mut self.items[handle as usize]
+    }
+}
+
+/// One of a contact's phones.
+#[derive(Debug, Clone)]
+enum Phone {
+    /// Entered in canonical E.164 (`+14158675310`): its own normalization in every region, so
+    /// the text is kept once.
+    Canonical(E164),
+    /// Entered any other way (national format, punctuation, or not a number at all).
+    Entered(Box<EnteredPhone>),
+}
+
+#[derive(Debug, Clone)]
+struct EnteredPhone {
+    /// As entered, to be read again when the tenant's region changes.
+    raw: CompactString,
+    /// Its reading in the tenant's region, if it is a valid number there.
+    normalized: Option<E164>,
+}
+
+impl Phone {
+    fn read(raw: &str, region: Region) -> Phone {
+        match E164::parse(raw, region) {
+            // A leading `+` means the region plays no part in the reading.
+            Ok(number) if number.as_str() == raw => Phone::Canonical(number),
+            parsed => Phone::Entered(Box::new(EnteredPhone {
+                raw: raw.into(),
+                normalized: parsed.ok(),
+            })),
+        }
+    }
+
+    fn normalized(&self) -> Option<&E164> {
+        match self {
+            Phone::Canonical(number) => Some(number),
+            Phone::Entered(entered) => entered.normalized.as_ref(),
+        }
+    }
+
+    /// Reads the phone again in `region` (the tenant's region changed).
+    fn reread(&mut self, region: Region) {
+        if let Phone::Entered(entered) = self {
+            entered.normalized = E164::parse(&entered.raw, region).ok();
+        }
+    }
+}
+
+/// A contact's phones: usually one, held inline (24 bytes either way).
+#[derive(Debug, Clone, Default)]
+enum Phones {
+    #[default]
+    None,
+    One(Phone),
+    Many(Box<[Phone]>),
+}
+
+impl Phones {
+    fn read(raw: &[String], region: Region) -> Phones {
+        match raw {
+            [] => Phones::None,
+            [one] => Phones::One(Phone::read(one, region)),
+            many => Phones::Many(many.iter().map(|raw| Phone::read(raw, region)).collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[Phone] {
+        match self {
+            Phones::None => &[],
+            Phones::One(phone) => std::slice::from_ref(phone),
+            Phones::Many(phones) => phones,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Phone] {
+        match self {
+            Phones::None => &mut [],
+            Phones::One(phone) => std::slice::from_mut(phone),
+            Phones::Many(phones) => phones,
+        }
+    }
+
+    /// The normalized number at `position`, if that phone is valid.
+    fn number(&self, position: u32) -> Option<&E164> {
+        self.as_slice()
+            .get(position as usize)
+            .and_then(Phone::normalized)
+    }
+
+    fn position_of(&self, number: &E164) -> Option<u32> {
+        self.as_slice()
+            .iter()
+            .position(|phone| phone.normalized() == Some(number))
+            .and_then(|position| u32::try_from(position).ok())
+    }
+}
+
+/// An entry of the caller index (8 bytes): the number it stands for is phone `phone` of contact
+/// `contact`.
+#[derive(Debug, Clone, Copy)]
+struct PhoneEntry {
+    /// The contact's handle; the top bit ([`PhoneEntry::SHARED`]) is set when other contacts
+    /// list the number too: their ids are then in [`CallerIndex::shared`].
+    contact: u32,
+    /// The position of the number among the contact's phones.
+    phone: u32,
+}
+
+impl PhoneEntry {
+    const SHARED: u32 = 1 << 31;
+
+    fn new(contact: Handle, phone: u32, shared: bool) -> Self {
+        let flag = if shared { Self::SHARED } else { 0 };
+        PhoneEntry {
+            contact: contact | flag,
+            phone,
+        }
+    }
+
+    fn contact(self) -> Handle {
+        self.contact & !Self::SHARED
+    }
+
+    fn is_shared(self) -> bool {
+        self.contact & Self::SHARED != 0
+    }
+
+    /// The number this entry stands for.
+    fn number(self, contacts: &IdTable<Contact>) -> Option<&E164> {
+        contacts[self.contact()].phones.number(self.phone)
+    }
+}
+
+/// Caller number → the contacts listing it (deleted ones are not indexed). The entries point
+/// into the contacts table, which every method therefore takes.
+#[derive(Debug, Clone)]
+struct CallerIndex {
+    entries: HashTable<PhoneEntry>,
+    /// The numbers listed by more than one contact → their ids, sorted, no duplicates.
+    shared: HashMap<E164, Vec<EntityId>>,
+    hasher: RandomState,
+}
+
+impl CallerIndex {
+    fn new() -> Self {
+        CallerIndex {
+            entries: HashTable::new(),
+            shared: HashMap::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Numbers are hashed as `Option<&E164>`, the type an entry yields its number as (an
+    /// indexed phone is always valid, so always `Some`).
+    fn hash(&self, number: Option<&E164>) -> u64 {
+        self.hasher.hash_one(number)
+    }
+
+    fn get<'a>(&'a self, contacts: &'a IdTable<Contact>, number: &E164) -> &'a [EntityId] {
+        let found = self.entries.find(self.hash(Some(number)), |e| {
+            e.number(contacts) == Some(number)
+        });
+        match found {
+            None => &[],
+            Some(entry) if entry.is_shared() => self.shared.get(number).map_or(&[], Vec::as_slice),
+            Some(entry) => std::slice::from_ref(&contacts[entry.contact()].id),
+        }
+    }
+
+    /// Adds `contact`, whose phone at `position` is `number`.
+    fn add(&mut self, contacts: &IdTable<Contact>, number: &E164, contact: Handle, position: u32) {
+        let hasher = &self.hasher;
+        let entry = self.entries.entry(
+            self.hasher.hash_one(Some(number)),
+            |e| e.number(contacts) == Some(number),
+            |e| hasher.hash_one(e.number(contacts)),
+        );
+        let mut occupied = match entry {
+            Entry::Vacant(vacant) => {
+                vacant.insert(PhoneEntry::new(contact, position, false));
+                return;
+            }
+            Entry::Occupied(occupied) => occupied,
+        };
+        let existing = *occupied.get();
+        let id = &contacts[contact].id;
+        if existing.is_shared() {
+            let ids = self.shared.entry(number.clone()).or_default();
+            if let Err(at) = ids.binary_search(id) {
+                ids.insert(at, id.clone());
+            }
+        } else if existing.contact() != contact {
+            let other = contacts[existing.contact()].id.clone();
+            let mut ids = vec![other, id.clone()];
+            ids.sort();
+            self.shared.insert(number.clone(), ids);
+            *occupied.get_mut() = PhoneEntry::new(existing.contact(), existing.phone, true);
+        }
+    }
+
+    /// Removes `contact` from the contacts listing `number`, while the contact still lists it.
+    fn remove(&mut self, contacts: &IdTable<Contact>, number: &E164, contact: Handle) {
+        let found = self.entries.find_entry(self.hash(Some(number)), |e| {
+            e.number(contacts) == Some(number)
+        });
+        let Ok(mut occupied) = found else {
+            return;
+        };
+        let existing = *occupied.get();
+        if !existing.is_shared() {
+            if existing.contact() == contact {
+                occupied.remove();
+            }
+            return;
+        }
+        let Some(ids) = self.shared.get_mut(number) else {
+            return;
+        };
+        let Ok(at) = ids.binary_search(&contacts[contact].id) else {
+            return;
+        };
+        ids.remove(at);
+        let still_shared = ids.len() > 1;
+        if existing.contact() == contact || !still_shared {
+            // The entry must name a contact that keeps listing the number.
+            let replacement = ids.first().and_then(|id| contacts.find(id)).and_then(|h| {
+                let position = contacts[h].phones.position_of(number)?;
+                Some(PhoneEntry::new(h, position, still_shared))
+            });
+            match replacement {
+                Some(entry) => *occupied.get_mut() = entry,
+                None => {
+                    occupied.remove();
+                }
+            }
+        }
+        if !still_shared {
+            self.shared.remove(number);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.shared.clear();
+    }
 }
 
 /// The settings of one tenant, indexed for constant-time lookups by the routing rules.
@@ -70,10 +480,10 @@ pub struct TenantState {
     tenant: TenantId,
     company: Option<Company>,
     numbers: HashMap<E164, Number>,
-    users: HashMap<EntityId, User>,
-    contacts: HashMap<EntityId, Contact>,
-    /// Caller number → contacts listing it (sorted, no duplicates).
-    by_phone: HashMap<E164, Vec<EntityId>>,
+    users: IdTable<UserEntry>,
+    /// Deleted ones included, as tombstones.
+    contacts: IdTable<Contact>,
+    by_phone: CallerIndex,
 }
 
 fn normalize(raw: &Option<String>, region: Region) -> Option<SettingPhone> {
@@ -94,9 +504,9 @@ impl TenantState {
             tenant,
             company: None,
             numbers: HashMap::new(),
-            users: HashMap::new(),
-            contacts: HashMap::new(),
-            by_phone: HashMap::new(),
+            users: IdTable::new(),
+            contacts: IdTable::new(),
+            by_phone: CallerIndex::new(),
         }
     }
 
@@ -123,6 +533,7 @@ impl TenantState {
             entity::USER => EntityId::parse("user_id", id)
                 .ok()
                 .and_then(|id| self.users.get(&id))
+                .and_then(|u| u.settings.as_ref())
                 .map(|u| u.version),
             entity::CONTACT => EntityId::parse("contact_id", id)
                 .ok()
@@ -180,71 +591,91 @@ impl TenantState {
                 Applied::Changed
             }
             SettingsChange::User(u) => {
-                if let Some(stale) = guard(self.users.get(&u.user_id).map(|u| u.version), u.version)
-                {
+                let handle = self.users.find(&u.user_id);
+                let current = handle
+                    .and_then(|h| self.users[h].settings.as_ref())
+                    .map(|s| s.version);
+                if let Some(stale) = guard(current, u.version) {
                     return Ok(stale);
                 }
-                self.users.insert(
-                    u.user_id.clone(),
-                    User {
-                        version: u.version,
-                        phone: normalize(&u.phone, region),
-                        phone_raw: u.phone.clone(),
-                        active: u.active,
-                    },
-                );
+                let settings = Some(User {
+                    version: u.version,
+                    phone: normalize(&u.phone, region),
+                    phone_raw: u.phone.clone(),
+                    active: u.active,
+                });
+                match handle {
+                    Some(h) => self.users[h].settings = settings,
+                    None => {
+                        self.users.insert(UserEntry {
+                            id: u.user_id.clone(),
+                            settings,
+                        });
+                    }
+                }
                 Applied::Changed
             }
             SettingsChange::Contact(c) => {
-                if let Some(stale) = guard(
-                    self.contacts.get(&c.contact_id).map(|c| c.version),
-                    c.version,
-                ) {
+                let handle = self.contacts.find(&c.contact_id);
+                if let Some(stale) = guard(handle.map(|h| self.contacts[h].version), c.version) {
                     return Ok(stale);
                 }
-                if let Some(old) = self.contacts.remove(&c.contact_id) {
-                    self.unindex(&old, region);
-                }
-                let contact = Contact {
-                    version: c.version,
-                    id: c.contact_id.clone(),
-                    phones: c.phones.clone(),
-                    assigned_user_id: c.assigned_user_id.clone(),
-                    deleted: c.deleted,
+                let assigned_user = c.assigned_user_id.as_ref().map(|id| {
+                    UserRef::new(self.users.intern(id, || UserEntry {
+                        id: id.clone(),
+                        settings: None,
+                    }))
+                });
+                // A deleted contact is not indexed: its phones are never read again.
+                let phones = if c.deleted {
+                    Phones::None
+                } else {
+                    Phones::read(&c.phones, region)
                 };
-                self.index(&contact, region);
-                self.contacts.insert(c.contact_id.clone(), contact);
+                let handle = match handle {
+                    Some(h) => {
+                        self.unindex(h);
+                        let contact = &mut self.contacts[h];
+                        contact.version = c.version;
+                        contact.phones = phones;
+                        contact.assigned_user = assigned_user;
+                        contact.deleted = c.deleted;
+                        h
+                    }
+                    None => self.contacts.insert(Contact {
+                        id: c.contact_id.clone(),
+                        version: c.version,
+                        phones,
+                        assigned_user,
+                        deleted: c.deleted,
+                    }),
+                };
+                self.index(handle);
                 Applied::Changed
             }
         })
     }
 
-    fn contact_numbers(contact: &Contact, region: Region) -> impl Iterator<Item = E164> + '_ {
-        contact
-            .phones
-            .iter()
-            .filter_map(move |raw| E164::parse(raw, region).ok())
-    }
-
-    fn index(&mut self, contact: &Contact, region: Region) {
-        if contact.deleted {
+    /// Adds a contact's valid numbers to the caller index, unless the contact is deleted.
+    fn index(&mut self, contact: Handle) {
+        let (contacts, by_phone) = (&self.contacts, &mut self.by_phone);
+        if contacts[contact].deleted {
             return;
         }
-        for number in Self::contact_numbers(contact, region) {
-            let ids = self.by_phone.entry(number).or_default();
-            if let Err(at) = ids.binary_search(&contact.id) {
-                ids.insert(at, contact.id.clone());
-            }
+        for (position, phone) in contacts[contact].phones.as_slice().iter().enumerate() {
+            let (Some(number), Ok(position)) = (phone.normalized(), u32::try_from(position)) else {
+                continue;
+            };
+            by_phone.add(contacts, number, contact, position);
         }
     }
 
-    fn unindex(&mut self, contact: &Contact, region: Region) {
-        for number in Self::contact_numbers(contact, region) {
-            if let Some(ids) = self.by_phone.get_mut(&number) {
-                ids.retain(|id| id != &contact.id);
-                if ids.is_empty() {
-                    self.by_phone.remove(&number);
-                }
+    /// Removes a contact's numbers from the caller index (before its phones change).
+    fn unindex(&mut self, contact: Handle) {
+        let (contacts, by_phone) = (&self.contacts, &mut self.by_phone);
+        for phone in contacts[contact].phones.as_slice() {
+            if let Some(number) = phone.normalized() {
+                by_phone.remove(contacts, number, contact);
             }
         }
     }
@@ -256,13 +687,19 @@ impl TenantState {
         for number in self.numbers.values_mut() {
             number.forwarding = normalize(&number.forwarding_raw, region);
         }
-        for user in self.users.values_mut() {
-            user.phone = normalize(&user.phone_raw, region);
+        for user in &mut self.users.items {
+            if let Some(settings) = &mut user.settings {
+                settings.phone = normalize(&settings.phone_raw, region);
+            }
         }
         self.by_phone.clear();
-        let contacts: Vec<Contact> = self.contacts.values().cloned().collect();
-        for contact in &contacts {
-            self.index(contact, region);
+        for contact in &mut self.contacts.items {
+            for phone in contact.phones.as_mut_slice() {
+                phone.reread(region);
+            }
+        }
+        for handle in 0..self.contacts.len() {
+            self.index(next_handle(handle));
         }
     }
 }
@@ -288,21 +725,22 @@ impl SettingsView for TenantState {
     }
 
     fn user(&self, user_id: &EntityId) -> Option<UserView<'_>> {
-        self.users.get(user_id).map(|u| UserView {
-            phone: u.phone.as_ref(),
-            active: u.active,
+        let user = self.users.get(user_id)?.settings.as_ref()?;
+        Some(UserView {
+            phone: user.phone.as_ref(),
+            active: user.active,
         })
     }
 
     fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>> {
         self.contacts.get(contact_id).map(|c| ContactView {
             contact_id: &c.id,
-            assigned_user_id: c.assigned_user_id.as_ref(),
+            assigned_user_id: c.assigned_user.map(|u| &self.users[u.handle()].id),
             deleted: c.deleted,
         })
     }
 
     fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
-        self.by_phone.get(phone).map(Vec::as_slice).unwrap_or(&[])
+        self.by_phone.get(&self.contacts, phone)
     }
 }
