@@ -117,8 +117,29 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     });
 
     wait_ready(addr).await?;
-    // Warm-up: connections, the router's caches.
+    // Warm-up: connections, the router's caches; then let the router finish the warm-up
+    // backlog, so the measured calls do not queue behind it.
     closed_loop(addr, &public, 2_000, "warm").await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // The router creates its consumer once ready; until then it is not found.
+        if let Ok(mut consumer) = js
+            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                "router", "CALLS",
+            )
+            .await
+        {
+            let info = consumer.info().await?;
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the warm-up backlog never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Open loop: request i leaves at start + i / rate, on one of CONNECTIONS connections.
     let total = rate * seconds;

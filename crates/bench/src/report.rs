@@ -40,8 +40,13 @@ fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = command_output("sh", &["-c", "free -g | awk '/Mem:/ {print $2}'"]);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
     format!(
-        "{cores} cores ({cpu}), {memory} GiB RAM, {}",
+        "{cores} cores ({cpu}), {memory} GiB RAM, {}; 1-minute load average at start: {load} \
+         (above 0 means other work shared the cores)",
         command_output("uname", &["-sr"])
     )
 }
