@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # `make run`: the local stack on embedded defaults. Starts a private nats-server with JetStream
 # storing in .run/nats (never the one that may already listen on 4222), the router with its
-# SQLite projection in .run/, loads the demo tenant `acme` (deploy/demo/acme.json) and
-# prints how to place a call. Ctrl-C stops everything; data stays in .run/ for the next run.
+# SQLite projection in .run/, the gateway, the dialer with the sandbox carrier, loads the
+# demo tenant `acme` (deploy/demo/acme.json) and prints how to place a call. Ctrl-C stops everything; data stays in .run/ for the next run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 run_dir="${1:-$root/.run}"
 port="${SWITCHBOARD_NATS_PORT:-14222}"
 router_http="${SWITCHBOARD_ROUTER_HTTP:-127.0.0.1:18080}"
 gateway_http="${SWITCHBOARD_GATEWAY_HTTP:-127.0.0.1:18081}"
+dialer_http="${SWITCHBOARD_DIALER_HTTP:-127.0.0.1:18082}"
 mkdir -p "$run_dir/nats"
 cd "$root"
 
 echo "building the services..."
-cargo build --quiet -p switchboard-router -p switchboard-gateway -p switchboard-cli
+cargo build --quiet -p switchboard-router -p switchboard-gateway -p switchboard-dialer -p switchboard-cli
 bin="$root/target/debug"
 
 pids=()
@@ -49,6 +50,12 @@ SWITCHBOARD_HTTP_ADDR="$gateway_http" SWITCHBOARD_PUBLIC_BASE_URL="http://$gatew
 pids+=($!)
 wait_until 30 "the gateway ($run_dir/gateway.log)" ready "$gateway_http"
 
+SWITCHBOARD_HTTP_ADDR="$dialer_http" SWITCHBOARD_CARRIER=sandbox \
+  SWITCHBOARD_PUBLIC_BASE_URL="http://$gateway_http" \
+  RUST_LOG="${RUST_LOG:-info}" "$bin/switchboard-dialer" 2>>"$run_dir/dialer.log" &
+pids+=($!)
+wait_until 30 "the dialer ($run_dir/dialer.log)" ready "$dialer_http"
+
 "$bin/switchboard" settings apply deploy/demo/acme.json >/dev/null
 
 cat <<EOT
@@ -57,6 +64,8 @@ Switchboard is running:
   nats-server  $NATS_URL   (JetStream data in $run_dir/nats)
   router       http://$router_http/readyz   (log: $run_dir/router.log)
   gateway      http://$gateway_http/readyz   (log: $run_dir/gateway.log; tenants: deploy/demo/tenants.json)
+  dialer       http://$dialer_http/readyz   (log: $run_dir/dialer.log; sandbox carrier: nobody answers,
+               so each call walks its chain to the final action — see the call.dial events)
   demo tenant  acme, loaded from deploy/demo/acme.json
 
 Place a call and see where it rings (in another terminal):

@@ -54,6 +54,54 @@ pub fn router_inbound() -> PullConsumerSpec {
     }
 }
 
+/// The dialer's redelivery policy, shared by its two consumers: a delivery may spend up to a
+/// minute with the carrier (bounded retries of each step, the message kept in progress), and
+/// transient failures (JetStream, a status that arrived before its decision) are retried for
+/// about 14 minutes before the last delivery.
+fn dialer_spec(
+    name: &'static str,
+    filter_subject: &'static str,
+    description: &'static str,
+) -> PullConsumerSpec {
+    PullConsumerSpec {
+        name,
+        stream: CALLS,
+        filter_subject,
+        description,
+        ack_wait: Duration::from_secs(60),
+        max_deliver: 10,
+        backoff: vec![
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            Duration::from_secs(120),
+            Duration::from_secs(300),
+        ],
+        max_ack_pending: 10_000,
+        nak_delays: [1, 2, 5, 10, 30, 60, 120, 300]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect(),
+    }
+}
+
+/// The dialer's consumer of every tenant's `call.route`: starts each decision's chain.
+pub fn dialer_routes() -> PullConsumerSpec {
+    dialer_spec(
+        "dialer-route",
+        subjects::ALL_CALL_ROUTE,
+        "Switchboard dialer: rings the first target of every routing decision",
+    )
+}
+
+/// The dialer's consumer of every tenant's `call.status`: moves each chain on.
+pub fn dialer_statuses() -> PullConsumerSpec {
+    dialer_spec(
+        "dialer-status",
+        subjects::ALL_CALL_STATUS,
+        "Switchboard dialer: next fallback or final action on every dial status",
+    )
+}
+
 impl PullConsumerSpec {
     /// The server-side configuration.
     pub fn config(&self) -> consumer::pull::Config {

@@ -12,7 +12,7 @@ mod publish;
 mod streams;
 
 pub use connect::NatsArgs;
-pub use consumers::{PullConsumerSpec, router_inbound};
+pub use consumers::{PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound};
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher, TraceContext};
 pub use streams::{CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, stream_configs};

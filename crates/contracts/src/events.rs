@@ -396,6 +396,100 @@ impl EventData for CallStatus {
     }
 }
 
+/// What happened to a call's dial chain, as a `call.dial` event reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialEventKind {
+    /// The carrier accepted the step: its target is ringing.
+    StepStarted,
+    /// The step's target answered: the chain stops.
+    Answered,
+    /// The step ended without an answer (busy, no answer, failed, canceled) or the carrier
+    /// refused it; `reason` says which.
+    StepFailed,
+    /// Every target of the chain was tried (or there was none): the final action runs next.
+    ChainExhausted,
+    /// The final action (voicemail or announcement) was handed to the carrier.
+    FinalActionTaken,
+}
+
+impl DialEventKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialEventKind::StepStarted => "step_started",
+            DialEventKind::Answered => "answered",
+            DialEventKind::StepFailed => "step_failed",
+            DialEventKind::ChainExhausted => "chain_exhausted",
+            DialEventKind::FinalActionTaken => "final_action_taken",
+        }
+    }
+}
+
+/// `switchboard.call.dial.v1` on `call.dial.<tenant>`: one step of the dialer's progress
+/// through a decision's chain, so the audit stream holds the whole life of every call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallDial {
+    /// The call (Twilio `CallSid` of the inbound call).
+    pub call_id: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The chain step: 0 the target, 1.. the fallbacks, the chain's length for the final
+    /// action.
+    #[serde(default, deserialize_with = "u32_lenient_default")]
+    pub step: u32,
+    /// What happened.
+    pub kind: DialEventKind,
+    /// The number rung at this step, for step events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Why a step failed (the dial status or the carrier's error), or which final action ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The carrier's id of what it did (Twilio: the call's `sid`; the dialed leg's
+    /// `DialCallSid` on `answered` and `step_failed` when reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier_sid: Option<String>,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl EventData for CallDial {
+    const TYPE: &'static str = "switchboard.call.dial.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_dial(&self.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        self.call_id.clone()
+    }
+    /// One event per call, step and kind: a dialer repeating itself after a crash is
+    /// de-duplicated.
+    fn event_id(&self) -> String {
+        format!(
+            "{}:{}:dial:{}:{}",
+            self.tenant_id,
+            self.call_id,
+            self.step,
+            self.kind.as_str()
+        )
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        check_call_id(&self.call_id)?;
+        if let Some(reason) = &self.reason {
+            check_text("reason", reason)?;
+        }
+        if let Some(sid) = &self.carrier_sid {
+            check_text("carrier_sid", sid)?;
+        }
+        Ok(())
+    }
+}
+
 /// The id (and `Nats-Msg-Id`) of the one decision a call may have: derived from the call only,
 /// so redeliveries and re-publications of a call never yield a second decision.
 pub fn route_event_id(tenant: &TenantId, call_id: &str) -> String {

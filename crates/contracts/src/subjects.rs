@@ -28,6 +28,12 @@ pub fn call_status(tenant: &TenantId) -> String {
     format!("call.status.{tenant}")
 }
 
+/// `call.dial.<tenant>`: the dialer's progress through a call's chain (step started, answered,
+/// failed, chain exhausted, final action taken).
+pub fn call_dial(tenant: &TenantId) -> String {
+    format!("call.dial.{tenant}")
+}
+
 /// `settings.<tenant>.<entity>.<id>`: a settings change of one entity.
 pub fn settings(tenant: &TenantId, entity: &str, id: &str) -> String {
     format!("settings.{tenant}.{entity}.{id}")
@@ -39,6 +45,8 @@ pub const ALL_CALL_INBOUND: &str = "call.inbound.>";
 pub const ALL_CALL_ROUTE: &str = "call.route.>";
 /// Filter for every `call.status` of every tenant.
 pub const ALL_CALL_STATUS: &str = "call.status.>";
+/// Filter for every `call.dial` of every tenant.
+pub const ALL_CALL_DIAL: &str = "call.dial.>";
 /// Filter for every settings event.
 pub const ALL_SETTINGS: &str = "settings.>";
 
@@ -62,6 +70,7 @@ mod tests {
         assert_eq!(call_inbound(&t), "call.inbound.acme");
         assert_eq!(call_route(&t), "call.route.acme");
         assert_eq!(call_status(&t), "call.status.acme");
+        assert_eq!(call_dial(&t), "call.dial.acme");
         assert_eq!(settings(&t, "user", "u1"), "settings.acme.user.u1");
         assert_eq!(tenant_of("call.route.acme"), Some("acme"));
         assert_eq!(tenant_of("settings.acme.user.u1"), Some("acme"));

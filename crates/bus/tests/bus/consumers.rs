@@ -1,12 +1,11 @@
 use crate::provisioned;
 use std::time::Duration;
-use switchboard_bus::{StreamOptions, router_inbound};
+use switchboard_bus::{StreamOptions, dialer_routes, dialer_statuses, router_inbound};
 
 #[test]
-#[allow(clippy::single_element_loop)] // every consumer spec joins this list as it lands
 fn duplicate_window_exceeds_every_redelivery_horizon() {
     let window = StreamOptions::default().duplicate_window;
-    for spec in [router_inbound()] {
+    for spec in [router_inbound(), dialer_routes(), dialer_statuses()] {
         let horizon = spec.redelivery_horizon();
         assert!(horizon > Duration::ZERO);
         assert!(
@@ -20,6 +19,12 @@ fn duplicate_window_exceeds_every_redelivery_horizon() {
         router_inbound().redelivery_horizon(),
         Duration::from_secs(2310)
     );
+    // 60 + 60 + 120 + 7 × 300 seconds.
+    assert_eq!(
+        dialer_routes().redelivery_horizon(),
+        Duration::from_secs(2340)
+    );
+    assert_ne!(dialer_routes().name, dialer_statuses().name);
 }
 
 #[tokio::test]

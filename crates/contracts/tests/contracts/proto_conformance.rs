@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use switchboard_contracts::{
-    CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
-    ContractError, DialCallStatus, E164, EntityId, Envelope, EventData, FinalAction,
+    CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
+    ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope, EventData, FinalAction,
     FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region, Rejection, Rule,
     SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
 };
@@ -171,6 +171,7 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
         CallInbound::TYPE,
         CallRoute::TYPE,
         CallStatus::TYPE,
+        CallDial::TYPE,
         CallRejected::TYPE,
         CompanySettings::TYPE,
         NumberSettings::TYPE,
@@ -290,6 +291,30 @@ fn enum_value_names_are_the_rust_wire_names() {
         let json = serde_json::to_value(s).expect("JSON");
         assert_eq!(json, s.as_str(), "serde and as_str agree");
         s.as_str().to_string()
+    })
+    .collect();
+    assert_eq!(names, wire);
+
+    let dial = pool()
+        .get_enum_by_name("switchboard.v1.DialEventKind")
+        .expect("DialEventKind");
+    let names: Vec<String> = dial
+        .values()
+        .filter(|v| v.number() != 0)
+        .map(|v| v.name().to_string())
+        .collect();
+    let wire: Vec<String> = [
+        DialEventKind::StepStarted,
+        DialEventKind::Answered,
+        DialEventKind::StepFailed,
+        DialEventKind::ChainExhausted,
+        DialEventKind::FinalActionTaken,
+    ]
+    .iter()
+    .map(|k| {
+        let json = serde_json::to_value(k).expect("JSON");
+        assert_eq!(json, k.as_str(), "serde and as_str agree");
+        k.as_str().to_string()
     })
     .collect();
     assert_eq!(names, wire);
@@ -420,6 +445,11 @@ fn example_phone_numbers_are_valid() {
                 }
                 for t in d["fallbacks"].as_array().into_iter().flatten() {
                     strict(&name, "fallbacks[].number", &t["number"]);
+                }
+            }
+            CallDial::TYPE => {
+                if !d["target"].is_null() {
+                    strict(&name, "target.number", &d["target"]["number"]);
                 }
             }
             CompanySettings::TYPE => lenient(&name, "company_phone", &d["company_phone"]),
@@ -595,6 +625,58 @@ fn fixed_calls_status() -> Vec<CallStatus> {
         CallStatus {
             dial_call_status: DialCallStatus::Canceled,
             dial_call_duration: Some(u32::MAX),
+            ..base
+        },
+    ]
+}
+
+fn fixed_calls_dial() -> Vec<CallDial> {
+    let base = CallDial {
+        call_id: "CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into(),
+        tenant_id: tenant("acme"),
+        step: 0,
+        kind: DialEventKind::StepStarted,
+        target: Some(Target {
+            number: e164("+14158675310"),
+            user_id: Some(id("u-alice")),
+            rule: Rule::AssignedUser,
+        }),
+        reason: None,
+        carrier_sid: Some("CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into()),
+        at: datetime!(2025-03-14 16:20:31.402 UTC),
+    };
+    vec![
+        base.clone(),
+        CallDial {
+            step: 1,
+            kind: DialEventKind::StepFailed,
+            target: Some(Target {
+                number: e164("+13127654321"),
+                user_id: None,
+                rule: Rule::ForwardingNumber,
+            }),
+            reason: Some("carrier refused: 400 <Twiml> \"invalid\" & more".into()),
+            carrier_sid: None,
+            ..base.clone()
+        },
+        CallDial {
+            kind: DialEventKind::Answered,
+            tenant_id: tenant("A_b-9"),
+            at: datetime!(2025-03-14 09:02:41.000000001 -07:00),
+            ..base.clone()
+        },
+        CallDial {
+            step: 2,
+            kind: DialEventKind::ChainExhausted,
+            target: None,
+            carrier_sid: None,
+            ..base.clone()
+        },
+        CallDial {
+            step: u32::MAX,
+            kind: DialEventKind::FinalActionTaken,
+            target: None,
+            reason: Some("voicemail".into()),
             ..base
         },
     ]
@@ -823,6 +905,17 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
         through_canonical_proto_json(&env, &msg);
     }
     assert_eq!(statuses.len(), 5, "every DialCallStatus variant is covered");
+    let mut dial_kinds = BTreeSet::new();
+    for v in fixed_calls_dial() {
+        dial_kinds.insert(v.kind.as_str());
+        let (env, msg) = emit(v, at);
+        through_canonical_proto_json(&env, &msg);
+    }
+    assert_eq!(
+        dial_kinds.len(),
+        5,
+        "every DialEventKind variant is covered"
+    );
     for v in fixed_company() {
         kinds.extend(v.final_action.as_ref().map(|a| a.kind));
         let (env, msg) = emit(v, at);

@@ -7,7 +7,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use switchboard_contracts::{
-    CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
+    CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
     ContractError, Envelope, EventData, NumberSettings, RawEnvelope, SettingsRejected,
     UserSettings,
 };
@@ -113,11 +113,12 @@ fn contract<T: EventData + Debug>(message: &'static str) -> Contract {
 /// THE map from event type to proto message: every event type the Rust code defines. The two
 /// rejection types share `Rejection` (their Rust types are serde-transparent wrappers of one
 /// struct).
-pub fn contracts() -> [Contract; 9] {
+pub fn contracts() -> [Contract; 10] {
     [
         contract::<CallInbound>("switchboard.v1.CallInbound"),
         contract::<CallRoute>("switchboard.v1.CallRoute"),
         contract::<CallStatus>("switchboard.v1.CallStatus"),
+        contract::<CallDial>("switchboard.v1.CallDial"),
         contract::<CallRejected>("switchboard.v1.Rejection"),
         contract::<CompanySettings>("switchboard.v1.CompanySettings"),
         contract::<NumberSettings>("switchboard.v1.NumberSettings"),

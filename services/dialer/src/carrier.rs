@@ -1,0 +1,438 @@
+//! Carrier adapters behind one trait: Twilio's REST API ("modify a live call") and a sandbox
+//! that records every action and simulates outcomes. Retries of transient failures (5xx, 429,
+//! timeouts) with exponential backoff and jitter are the caller's, through [`with_retries`].
+
+use crate::tenants::Tenants;
+use crate::twiml;
+use secrecy::ExposeSecret;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchboard_bus::{Publisher, TraceContext};
+use switchboard_contracts::{CallStatus, DialCallStatus, Envelope, FinalAction, TenantId};
+use time::OffsetDateTime;
+
+/// What the carrier must do with a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ring `number`; the outcome goes to `action_url` (the gateway's dial-status webhook of
+    /// this step).
+    Dial {
+        /// E.164 number.
+        number: String,
+        /// Absolute URL Twilio posts the dial outcome to.
+        action_url: String,
+        /// Seconds to ring.
+        timeout_secs: u32,
+    },
+    /// The final action; a voicemail's end requests `hangup_url`.
+    Final {
+        /// Voicemail or announcement.
+        action: FinalAction,
+        /// Absolute URL that answers `<Hangup/>`.
+        hangup_url: String,
+    },
+}
+
+impl Action {
+    /// The action as TwiML.
+    pub fn twiml(&self) -> String {
+        match self {
+            Action::Dial {
+                number,
+                action_url,
+                timeout_secs,
+            } => twiml::dial(number, action_url, *timeout_secs),
+            Action::Final { action, hangup_url } => twiml::final_action(action, hangup_url),
+        }
+    }
+}
+
+/// One request to the carrier about one live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The tenant (whose carrier account the call belongs to).
+    pub tenant: TenantId,
+    /// The carrier's call id (Twilio `CallSid`).
+    pub call_id: String,
+    /// The chain step.
+    pub step: u32,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The carrier did it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accepted {
+    /// The carrier's id of the call it modified, when it says.
+    pub sid: Option<String>,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CarrierError {
+    /// Worth retrying: 5xx, 429, timeout, connection failure.
+    #[error("{0}")]
+    Transient(String),
+    /// Final: the carrier refused (4xx), or nothing can be sent (no credentials).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The future of one carrier attempt.
+pub type CarrierFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Accepted, CarrierError>> + Send + 'a>>;
+
+/// A carrier that can change what a live call does.
+pub trait Carrier: Send + Sync + 'static {
+    /// One attempt at `request`; no retries.
+    fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a>;
+}
+
+/// Bounded retries with exponential backoff and jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1).
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles each time.
+    pub base: Duration,
+    /// Longest delay.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay after failed attempt `attempt` (1-based): `min(max, base·2^(attempt-1))`,
+    /// of which the upper half is jitter. The jitter is derived from the call and the attempt,
+    /// so instances retrying different calls spread out while a test stays reproducible.
+    pub fn delay(&self, attempt: u32, call_id: &str) -> Duration {
+        let exp = self
+            .base
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+            .min(self.max);
+        let half = exp / 2;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (call_id, attempt).hash(&mut h);
+        let span = u64::try_from(half.as_micros()).unwrap_or(u64::MAX).max(1);
+        half + Duration::from_micros(h.finish() % span)
+    }
+}
+
+/// Runs `request` until it is accepted, refused, or the attempts are used up; the error is
+/// the reason the step failed.
+pub async fn with_retries(
+    carrier: &dyn Carrier,
+    request: &Request,
+    policy: RetryPolicy,
+) -> Result<Accepted, String> {
+    let attempts = policy.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        match carrier.modify_call(request).await {
+            Ok(accepted) => return Ok(accepted),
+            Err(CarrierError::Refused(reason)) => return Err(reason),
+            Err(CarrierError::Transient(reason)) if attempt >= attempts => {
+                return Err(format!("{reason} (gave up after {attempts} attempts)"));
+            }
+            Err(CarrierError::Transient(reason)) => {
+                let delay = policy.delay(attempt, &request.call_id);
+                tracing::warn!(
+                    call_id = %request.call_id,
+                    step = request.step,
+                    attempt,
+                    error = %reason,
+                    retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "carrier request failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio
+// ---------------------------------------------------------------------------------------------
+
+/// Twilio's REST API: `POST {base}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`
+/// with the form parameter `Twiml`, HTTP Basic auth with the account SID and auth token.
+pub struct Twilio {
+    http: reqwest::Client,
+    api_base: String,
+    tenants: Tenants,
+}
+
+impl Twilio {
+    /// A client of `api_base` (no trailing slash needed) for `tenants`; each request times out
+    /// after `timeout`.
+    pub fn new(api_base: &str, tenants: Tenants, timeout: Duration) -> Result<Twilio, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("switchboard-dialer/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Twilio {
+            http,
+            api_base: api_base.trim_end_matches('/').to_string(),
+            tenants,
+        })
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Accepted, CarrierError> {
+        let secrets = self.tenants.get(&request.tenant).ok_or_else(|| {
+            CarrierError::Refused(format!(
+                "no Twilio credentials for tenant {}",
+                request.tenant
+            ))
+        })?;
+        let account = secrets.twilio_account_sid.as_deref().ok_or_else(|| {
+            CarrierError::Refused(format!(
+                "no twilio_account_sid for tenant {}",
+                request.tenant
+            ))
+        })?;
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
+            self.api_base,
+            path_segment(account),
+            path_segment(&request.call_id)
+        );
+        let response = self
+            .http
+            .post(url)
+            .basic_auth(account, Some(secrets.twilio_auth_token.expose_secret()))
+            .form(&[("Twiml", request.action.twiml())])
+            .send()
+            .await
+            .map_err(|e| {
+                let what = if e.is_timeout() {
+                    "timed out"
+                } else if e.is_connect() {
+                    "connection failed"
+                } else {
+                    "request failed"
+                };
+                // Without the URL: it is public, but keep log lines short and uniform.
+                CarrierError::Transient(format!("Twilio {what}: {}", e.without_url()))
+            })?;
+        let status = response.status();
+        let body = response.bytes().await.unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if status.is_success() {
+            return Ok(Accepted {
+                sid: json["sid"].as_str().map(str::to_string),
+            });
+        }
+        let mut reason = format!("Twilio HTTP {}", status.as_u16());
+        if let Some(code) = json["code"].as_u64() {
+            reason.push_str(&format!(" (code {code})"));
+        }
+        if let Some(message) = json["message"].as_str() {
+            let message: String = message.chars().take(300).collect();
+            reason.push_str(&format!(": {message}"));
+        }
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(CarrierError::Transient(reason))
+        } else {
+            Err(CarrierError::Refused(reason))
+        }
+    }
+}
+
+impl Carrier for Twilio {
+    fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
+        Box::pin(self.attempt(request))
+    }
+}
+
+/// Percent-encodes everything but unreserved characters.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sandbox
+// ---------------------------------------------------------------------------------------------
+
+/// An action the sandbox carrier took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxRecord {
+    /// The request.
+    pub request: Request,
+    /// The simulated outcome published for a dial (`None` for a final action).
+    pub outcome: Option<DialCallStatus>,
+}
+
+/// No carrier: records and logs every action, and for each dial publishes the `call.status`
+/// the gateway would have, after `ring`, with the configured outcome of that step (the last
+/// one repeats).
+pub struct Sandbox {
+    publisher: Publisher,
+    outcomes: Vec<DialCallStatus>,
+    ring: Duration,
+    records: Arc<Mutex<Vec<SandboxRecord>>>,
+}
+
+/// The CloudEvents `source` of the statuses the sandbox simulates.
+pub const SANDBOX_SOURCE: &str = "/switchboard/dialer/sandbox";
+
+impl Sandbox {
+    /// A sandbox publishing simulated statuses with `publisher`.
+    pub fn new(publisher: Publisher, outcomes: Vec<DialCallStatus>, ring: Duration) -> Sandbox {
+        Sandbox {
+            publisher,
+            outcomes,
+            ring,
+            records: Arc::default(),
+        }
+    }
+
+    /// Parses outcome names (`completed`, `busy`, `no_answer`/`no-answer`, `failed`,
+    /// `canceled`).
+    pub fn parse_outcomes(names: &[String]) -> Result<Vec<DialCallStatus>, String> {
+        names
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                DialCallStatus::from_twilio(n)
+                    .ok_or_else(|| format!("unknown sandbox outcome {n:?}"))
+            })
+            .collect()
+    }
+
+    /// Every action taken so far.
+    pub fn records(&self) -> Vec<SandboxRecord> {
+        match self.records.lock() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn outcome(&self, step: u32) -> DialCallStatus {
+        let i = usize::try_from(step).unwrap_or(usize::MAX);
+        self.outcomes
+            .get(i)
+            .or(self.outcomes.last())
+            .copied()
+            .unwrap_or(DialCallStatus::NoAnswer)
+    }
+
+    async fn act(&self, request: &Request) -> Result<Accepted, CarrierError> {
+        let outcome = match &request.action {
+            Action::Dial { .. } => Some(self.outcome(request.step)),
+            Action::Final { .. } => None,
+        };
+        // The TwiML holds the full number: log what was done with the number masked.
+        let action = match &request.action {
+            Action::Dial { number, .. } => {
+                format!("dial {}", switchboard_contracts::phone::mask(number))
+            }
+            Action::Final { .. } => "final action".to_string(),
+        };
+        tracing::info!(
+            tenant = %request.tenant,
+            call_id = %request.call_id,
+            step = request.step,
+            action,
+            outcome = outcome.map(DialCallStatus::as_str),
+            "sandbox carrier: call modified"
+        );
+        match self.records.lock() {
+            Ok(mut r) => r.push(SandboxRecord {
+                request: request.clone(),
+                outcome,
+            }),
+            Err(poisoned) => poisoned.into_inner().push(SandboxRecord {
+                request: request.clone(),
+                outcome,
+            }),
+        }
+        if let Some(outcome) = outcome {
+            let status = CallStatus {
+                call_id: request.call_id.clone(),
+                tenant_id: request.tenant.clone(),
+                step: request.step,
+                dial_call_status: outcome,
+                dial_call_sid: Some(format!("SB{}x{}", request.step, request.call_id.len())),
+                dial_call_duration: Some(if outcome == DialCallStatus::Completed {
+                    30
+                } else {
+                    0
+                }),
+                received_at: OffsetDateTime::now_utc(),
+            };
+            let publisher = self.publisher.clone();
+            let ring = self.ring;
+            tokio::spawn(async move {
+                tokio::time::sleep(ring).await;
+                let event = Envelope::new(status, SANDBOX_SOURCE, OffsetDateTime::now_utc());
+                if let Err(e) = publisher.publish(&event, &TraceContext::default()).await {
+                    tracing::warn!(error = %e, "sandbox carrier: failed to publish the simulated status");
+                }
+            });
+        }
+        Ok(Accepted {
+            sid: Some(format!("SB-{}", request.call_id)),
+        })
+    }
+}
+
+impl Carrier for Sandbox {
+    fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
+        Box::pin(self.act(request))
+    }
+}
+
+impl<C: Carrier> Carrier for Arc<C> {
+    fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
+        (**self).modify_call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_bounded_and_jittered() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(100),
+            max: Duration::from_millis(1000),
+        };
+        let d1 = p.delay(1, "CA1");
+        assert!(
+            d1 >= Duration::from_millis(50) && d1 < Duration::from_millis(100),
+            "{d1:?}"
+        );
+        let d3 = p.delay(3, "CA1");
+        assert!(
+            d3 >= Duration::from_millis(200) && d3 < Duration::from_millis(400),
+            "{d3:?}"
+        );
+        let d9 = p.delay(9, "CA1");
+        assert!(
+            d9 >= Duration::from_millis(500) && d9 < Duration::from_millis(1000),
+            "{d9:?}"
+        );
+        assert_eq!(p.delay(2, "CA1"), p.delay(2, "CA1"));
+    }
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(path_segment("CA1a-_"), "CA1a-_");
+        assert_eq!(path_segment("a/b?c"), "a%2Fb%3Fc");
+    }
+}

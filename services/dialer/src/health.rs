@@ -1,0 +1,49 @@
+//! `/healthz` (the process serves) and `/readyz` (consuming, NATS connected) for Kubernetes
+//! probes.
+
+use crate::DialerError;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::task::JoinHandle;
+
+#[derive(Clone)]
+struct Health {
+    client: async_nats::Client,
+    ready: Arc<AtomicBool>,
+}
+
+async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
+    let connected = h.client.connection_state() == async_nats::connection::State::Connected;
+    if h.ready.load(Ordering::SeqCst) && connected {
+        (StatusCode::OK, "ready\n")
+    } else if !connected {
+        (StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    }
+}
+
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    client: async_nats::Client,
+    ready: Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, DialerError> {
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(Health { client, ready });
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| DialerError::Http { addr, source })?;
+    tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "health endpoints listening");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "health endpoints stopped");
+        }
+    }))
+}

@@ -1,0 +1,200 @@
+//! Per-call dial progress in the JetStream key-value bucket `DIAL_PROGRESS` (file storage,
+//! history 1), keyed `<tenant>.<call_id>`, changed only by compare-and-swap on the entry's
+//! revision: two deliveries or two instances can never both advance the same step. See
+//! docs/adr/0003-dial-progress-store.md.
+
+use async_nats::jetstream::{self, kv};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use switchboard_bus::BusError;
+use switchboard_contracts::{CallDial, CallRoute, Target, TenantId};
+use time::OffsetDateTime;
+
+/// The bucket.
+pub const BUCKET: &str = "DIAL_PROGRESS";
+
+/// Where a call's chain stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// `step` is claimed: the carrier is being (or was about to be) asked to run it. Claimed
+    /// before the carrier is called, so a redelivery never calls it again for this step.
+    Claimed,
+    /// The carrier accepted `step`: its target rings, a `call.status` for it is awaited.
+    Ringing,
+    /// `step`'s target answered: the chain is over.
+    Answered,
+    /// The final action was handed to the carrier: the chain is over.
+    FinalTaken,
+    /// The carrier refused the final action too: nothing more the dialer can do.
+    FinalFailed,
+}
+
+impl StepState {
+    /// Whether nothing more will happen to this call.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            StepState::Answered | StepState::FinalTaken | StepState::FinalFailed
+        )
+    }
+}
+
+/// One call's progress: the decision, the current step and its state, and every `call.dial`
+/// event recorded so far (republished idempotently, so a crash between a state change and its
+/// publication loses nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The decision being carried out.
+    pub decision: CallRoute,
+    /// 0 the target, 1.. the fallbacks, `chain_len()` the final action.
+    pub step: u32,
+    /// The state of `step`.
+    pub state: StepState,
+    /// When `state` was entered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// The call's dial events, in order.
+    pub events: Vec<CallDial>,
+}
+
+impl Progress {
+    /// The number of targets: the decision's target and fallbacks.
+    pub fn chain_len(&self) -> u32 {
+        chain(&self.decision).len().try_into().unwrap_or(u32::MAX)
+    }
+
+    /// The target of `step`, or `None` for the final action.
+    pub fn target(&self, step: u32) -> Option<&Target> {
+        chain(&self.decision)
+            .into_iter()
+            .nth(usize::try_from(step).unwrap_or(usize::MAX))
+    }
+}
+
+/// The decision's targets in ringing order.
+pub fn chain(decision: &CallRoute) -> Vec<&Target> {
+    decision
+        .target
+        .iter()
+        .chain(decision.fallbacks.iter())
+        .collect()
+}
+
+/// The key of a call: `<tenant>.<call_id>`, with every byte of the call id outside
+/// `[A-Za-z0-9_-]` written `=XX` (KV keys allow only `[-/_=.A-Za-z0-9]`).
+pub fn key(tenant: &TenantId, call_id: &str) -> String {
+    let mut key = format!("{tenant}.");
+    for b in call_id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            key.push(char::from(b));
+        } else {
+            key.push_str(&format!("={b:02X}"));
+        }
+    }
+    key
+}
+
+/// The bucket, with compare-and-swap writes.
+#[derive(Clone)]
+pub struct ProgressStore {
+    kv: kv::Store,
+}
+
+fn unavailable(action: &str, e: impl ToString) -> BusError {
+    BusError::Unavailable {
+        action: action.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl ProgressStore {
+    /// Creates the bucket (or opens it). Entries expire after `max_age`.
+    pub async fn open(
+        js: &jetstream::Context,
+        max_age: Duration,
+        replicas: usize,
+    ) -> Result<ProgressStore, BusError> {
+        let kv = match js.get_key_value(BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: BUCKET.to_string(),
+                    description: "Switchboard dialer: per-call dial progress (compare-and-swap)"
+                        .into(),
+                    history: 1,
+                    max_age,
+                    storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas.max(1),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| unavailable("create the DIAL_PROGRESS bucket", e))?,
+        };
+        Ok(ProgressStore { kv })
+    }
+
+    /// The call's progress and its revision.
+    pub async fn get(&self, key: &str) -> Result<Option<(Progress, u64)>, BusError> {
+        let entry = self
+            .kv
+            .entry(key)
+            .await
+            .map_err(|e| unavailable("read dial progress", e))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let progress =
+                    serde_json::from_slice(&entry.value).map_err(|e| BusError::Conflict {
+                        action: format!("read dial progress {key}"),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Some((progress, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Stores the first progress of a call; `None` when the call already has one.
+    pub async fn create(&self, key: &str, progress: &Progress) -> Result<Option<u64>, BusError> {
+        let value = encode(progress)?;
+        match self.kv.create(key, value).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(unavailable("create dial progress", e)),
+        }
+    }
+
+    /// Replaces the progress at `revision`; `None` when someone else changed it first.
+    pub async fn update(
+        &self,
+        key: &str,
+        progress: &Progress,
+        revision: u64,
+    ) -> Result<Option<u64>, BusError> {
+        let value = encode(progress)?;
+        match self.kv.update(key, value, revision).await {
+            Ok(revision) => Ok(Some(revision)),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+            Err(e) => Err(unavailable("update dial progress", e)),
+        }
+    }
+}
+
+fn encode(progress: &Progress) -> Result<bytes::Bytes, BusError> {
+    serde_json::to_vec(progress)
+        .map(Into::into)
+        .map_err(|e| BusError::Conflict {
+            action: "encode dial progress".into(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keys_are_valid_kv_keys() {
+        let t = switchboard_contracts::TenantId::new("acme").unwrap();
+        assert_eq!(super::key(&t, "CA12ab"), "acme.CA12ab");
+        assert_eq!(super::key(&t, "a.b/c=é"), "acme.a=2Eb=2Fc=3D=C3=A9");
+    }
+}

@@ -1,0 +1,167 @@
+//! The tenants and their carrier secrets, from a JSON secrets file and/or an environment
+//! variable: the gateway's format and loader, copied verbatim (it belongs in a shared crate;
+//! the gateway must not depend on the dialer nor the dialer on the gateway). Tokens live in
+//! `SecretString`: `Debug` prints `[REDACTED]`, nothing here ever formats one.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use switchboard_contracts::TenantId;
+
+/// One tenant's carrier credentials.
+#[derive(Debug, Clone)]
+pub struct TenantSecrets {
+    /// The Twilio auth token: the HTTP Basic password of the REST API.
+    pub twilio_auth_token: SecretString,
+    /// The Twilio account (`AC…`): the HTTP Basic user and the path of the REST API.
+    pub twilio_account_sid: Option<String>,
+}
+
+/// Why the tenants could not be loaded (fatal at start-up).
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    /// The file could not be read.
+    #[error("failed to read the tenants file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The JSON is not a map of tenant id to secrets. The message never quotes the input.
+    #[error("invalid tenants JSON in {origin}: {reason}")]
+    Invalid {
+        /// File path or variable name.
+        origin: String,
+        /// Why (line and column, the offending key; never a value).
+        reason: String,
+    },
+}
+
+/// The tenants this dialer serves.
+#[derive(Debug, Clone, Default)]
+pub struct Tenants(HashMap<TenantId, TenantSecrets>);
+
+impl Tenants {
+    /// Loads `file` then `json` (whose tenants override the file's).
+    pub fn load(file: Option<&Path>, json: Option<&SecretString>) -> Result<Tenants, TenantsError> {
+        let mut tenants = Tenants::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            tenants.merge(parse(&text, &path.display().to_string())?);
+        }
+        if let Some(json) = json {
+            tenants.merge(parse(json.expose_secret(), "SWITCHBOARD_TENANTS_JSON")?);
+        }
+        Ok(tenants)
+    }
+
+    fn merge(&mut self, other: Tenants) {
+        self.0.extend(other.0);
+    }
+
+    /// The secrets of `tenant`, when this dialer serves it.
+    pub fn get(&self, tenant: &TenantId) -> Option<&TenantSecrets> {
+        self.0.get(tenant)
+    }
+
+    /// How many tenants.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The file's shape; the token moves into a `SecretString` at once.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    twilio_auth_token: String,
+    #[serde(default)]
+    twilio_account_sid: Option<String>,
+}
+
+fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
+    let invalid = |reason: String| TenantsError::Invalid {
+        origin: origin.to_string(),
+        reason,
+    };
+    // serde_json's messages name positions and expected types, not the values; still, keep
+    // only the position so a token can never end up in a log line.
+    let raw: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| {
+        invalid(format!(
+            "not a JSON object (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let mut out = HashMap::with_capacity(raw.len());
+    for (id, value) in raw {
+        let tenant = TenantId::new(id.as_str()).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawSecrets = serde_json::from_value(value).map_err(|_| {
+            invalid(format!(
+                "tenant {id:?}: expected {{\"twilio_auth_token\": string, \"twilio_account_sid\": string (optional)}}"
+            ))
+        })?;
+        if raw.twilio_auth_token.is_empty() {
+            return Err(invalid(format!("tenant {id:?}: empty twilio_auth_token")));
+        }
+        let secrets = TenantSecrets {
+            twilio_auth_token: SecretString::from(raw.twilio_auth_token),
+            twilio_account_sid: raw.twilio_account_sid.filter(|a| !a.is_empty()),
+        };
+        out.insert(tenant, secrets);
+    }
+    Ok(Tenants(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_overrides_the_file_and_tokens_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tenants.json");
+        std::fs::write(
+            &file,
+            r#"{"acme": {"twilio_auth_token": "file-token", "twilio_account_sid": "AC1"},
+                "beta": {"twilio_auth_token": "beta-token"}}"#,
+        )
+        .unwrap();
+        let env = SecretString::from(r#"{"acme": {"twilio_auth_token": "env-token"}}"#);
+        let tenants = Tenants::load(Some(&file), Some(&env)).unwrap();
+        assert_eq!(tenants.len(), 2);
+        let acme = tenants.get(&TenantId::new("acme").unwrap()).unwrap();
+        assert_eq!(acme.twilio_auth_token.expose_secret(), "env-token");
+        assert_eq!(acme.twilio_account_sid, None);
+        let printed = format!("{tenants:?}");
+        assert!(!printed.contains("token\""), "{printed}");
+        assert!(!printed.contains("beta-token") && !printed.contains("env-token"));
+    }
+
+    #[test]
+    fn bad_files_are_refused_without_quoting_secrets() {
+        for (text, expect) in [
+            (
+                r#"{"a.b": {"twilio_auth_token": "s3cret"}}"#,
+                "invalid tenant id",
+            ),
+            (r#"{"acme": {"twilio_auth_token": ""}}"#, "empty"),
+            (r#"{"acme": {"token": "s3cret"}}"#, "expected"),
+            (r#"{"acme": "s3cret"#, "not a JSON object"),
+        ] {
+            let err = parse(text, "test").unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+}
