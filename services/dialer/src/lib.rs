@@ -15,7 +15,7 @@ mod config;
 mod dialer;
 mod health;
 pub mod progress;
-mod tenants;
+pub(crate) use switchboard_tenants as tenants;
 pub mod twiml;
 
 pub use carrier::{Carrier, Sandbox, SandboxRecord, Twilio};

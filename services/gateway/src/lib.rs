@@ -10,7 +10,7 @@ mod http;
 mod metrics;
 mod ringback;
 pub mod signature;
-mod tenants;
+pub(crate) use switchboard_tenants as tenants;
 mod twiml;
 mod waiters;
 

@@ -1,6 +1,9 @@
-//! The tenants a gateway serves and their carrier secrets, from a JSON secrets file and/or an
-//! environment variable. Tokens live in `SecretString`: `Debug` prints `[REDACTED]`, nothing
-//! here ever formats one.
+//! The tenants a deployment serves and their carrier secrets, from a JSON secrets file and/or
+//! an environment variable — one format for the gateway (webhook signatures) and the dialer
+//! (the carrier's REST API). Tokens live in `SecretString`: `Debug` prints `[REDACTED]`,
+//! nothing here ever formats one.
+//!
+//! Must not: log, print or serialize a secret.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -11,9 +14,11 @@ use switchboard_contracts::TenantId;
 /// One tenant's carrier credentials.
 #[derive(Debug, Clone)]
 pub struct TenantSecrets {
-    /// The Twilio auth token: the HMAC key of `X-Twilio-Signature`.
+    /// The Twilio auth token: the HMAC key of `X-Twilio-Signature` (gateway) and the HTTP Basic
+    /// password of the REST API (dialer).
     pub twilio_auth_token: SecretString,
-    /// The Twilio account (`AC…`); when set, webhooks naming another `AccountSid` get 403.
+    /// The Twilio account (`AC…`): webhooks naming another `AccountSid` get 403 (gateway); the
+    /// HTTP Basic user and the path of the REST API (dialer).
     pub twilio_account_sid: Option<String>,
 }
 
@@ -38,7 +43,7 @@ pub enum TenantsError {
     },
 }
 
-/// The tenants this gateway serves.
+/// The tenants this deployment serves.
 #[derive(Debug, Clone, Default)]
 pub struct Tenants(HashMap<TenantId, TenantSecrets>);
 
