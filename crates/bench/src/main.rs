@@ -9,6 +9,7 @@ mod fixtures;
 mod gateway;
 mod memory;
 mod projection;
+mod replay;
 mod report;
 
 use clap::Parser;
@@ -35,43 +36,83 @@ struct Args {
     /// Seconds the webhook rate is offered.
     #[arg(long, default_value_t = 20)]
     webhook_seconds: u64,
+    /// Recorded calls replayed by `switchboard replay` in the replay benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    replay_calls: u64,
+    /// Settings events interleaved with them.
+    #[arg(long, default_value_t = 100_000)]
+    replay_settings: u64,
     /// Markdown report.
     #[arg(long, default_value = "docs/benchmarks.md")]
     out: PathBuf,
     /// JSON copy of the figures.
     #[arg(long, default_value = "docs/benchmarks.json")]
     json: PathBuf,
+    /// Run only these sections and print their figures, without rewriting the report
+    /// (for profiling one part; `make bench` runs them all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Section>,
+}
+
+/// A part of the benchmark run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    Memory,
+    Projection,
+    E2e,
+    Webhook,
+    Replay,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut report = report::Report::new();
+    let run = |section: Section| args.only.is_empty() || args.only.contains(&section);
 
     // Memory first, in a fresh process state, so allocator reuse does not flatter it.
-    println!("== in-memory index: {} contacts", args.index_contacts);
-    report.memory = Some(memory::run(args.index_contacts));
+    if run(Section::Memory) {
+        println!("== in-memory index: {} contacts", args.index_contacts);
+        report.memory = Some(memory::run(args.index_contacts));
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    println!(
-        "== projection apply: {} settings events on SQLite",
-        args.settings_events
-    );
-    report.projection = Some(runtime.block_on(projection::run(args.settings_events))?);
-    println!("== end to end: {} calls through JetStream", args.calls);
-    report.e2e = Some(runtime.block_on(e2e::run(args.calls, args.contacts))?);
-    println!(
-        "== webhook → call.route: {}/s for {} s, open loop",
-        args.webhook_rate, args.webhook_seconds
-    );
-    report.gateway = Some(runtime.block_on(gateway::run(
-        args.webhook_rate,
-        args.webhook_seconds,
-        args.contacts,
-    ))?);
+    if run(Section::Projection) {
+        println!(
+            "== projection apply: {} settings events on SQLite",
+            args.settings_events
+        );
+        report.projection = Some(runtime.block_on(projection::run(args.settings_events))?);
+    }
+    if run(Section::E2e) {
+        println!("== end to end: {} calls through JetStream", args.calls);
+        report.e2e = Some(runtime.block_on(e2e::run(args.calls, args.contacts))?);
+    }
+    if run(Section::Webhook) {
+        println!(
+            "== webhook → call.route: {}/s for {} s, open loop",
+            args.webhook_rate, args.webhook_seconds
+        );
+        report.gateway = Some(runtime.block_on(gateway::run(
+            args.webhook_rate,
+            args.webhook_seconds,
+            args.contacts,
+        ))?);
+    }
 
-    report.write(&args.out, &args.json)?;
+    if run(Section::Replay) {
+        println!(
+            "== replay: {} recorded calls, {} settings events",
+            args.replay_calls, args.replay_settings
+        );
+        report.replay =
+            Some(runtime.block_on(replay::run(args.replay_calls, args.replay_settings))?);
+    }
+
+    if args.only.is_empty() {
+        report.write(&args.out, &args.json)?;
+    }
     println!("{}", report.summary());
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::e2e::E2eResult;
 use crate::gateway::GatewayResult;
 use crate::memory::MemoryResult;
 use crate::projection::ProjectionResult;
+use crate::replay::ReplayResult;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -17,6 +18,7 @@ pub struct Report {
     pub projection: Option<ProjectionResult>,
     pub e2e: Option<E2eResult>,
     pub gateway: Option<GatewayResult>,
+    pub replay: Option<ReplayResult>,
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {
@@ -106,6 +108,13 @@ impl Report {
                 p.load_rows_per_second
             );
         }
+        if let Some(r) = &self.replay {
+            let _ = writeln!(
+                t,
+                "| replay, recorded calls re-decided/s ({} calls, {} settings events, read from JetStream) | {:.0} | ≥ 50,000 |",
+                r.calls, r.settings_events, r.calls_per_second
+            );
+        }
         if let Some(m) = &self.memory {
             let _ = writeln!(
                 t,
@@ -169,6 +178,13 @@ const METHOD: &str = "## Method
 - **Projection apply.** `Store::apply_batch` on a SQLite file (WAL, `synchronous=NORMAL`),
   batches of 1,000 events (users and contacts), each batch one transaction with
   version-guarded multi-row upserts and the position. Hydration is `Store::load`.
+- **Replay.** `switchboard_audit::replay` (what `switchboard replay` runs) against one
+  `nats-server` holding recorded calls (a `call.inbound` and its `call.route` each) and
+  settings events (60 % creations, then user and contact updates) interleaved: every call
+  was decided by the routing core at the settings applied before it, with that
+  `settings_seq`. Timed from the first read of CALLS to the last comparison: reading and
+  decoding both streams, rebuilding the settings in one pass, deciding every call again and
+  comparing; the run fails unless there is no difference.
 - **Index memory.** Growth of the process's resident set while applying one tenant's users
   and contacts (one phone each) to the in-memory projection; the decision rate is
   `switchboard_routing::decide` in a loop on one thread over that index.

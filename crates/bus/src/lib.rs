@@ -10,9 +10,11 @@ mod consumers;
 mod error;
 mod publish;
 mod streams;
+mod trace;
 
 pub use connect::NatsArgs;
 pub use consumers::{PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound};
 pub use error::BusError;
-pub use publish::{PendingAck, Published, Publisher, TraceContext};
+pub use publish::{PendingAck, Published, Publisher};
 pub use streams::{CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, stream_configs};
+pub use trace::{NatsHeaders, NatsHeadersMut, TraceContext};

@@ -2,44 +2,11 @@
 //! `Nats-Msg-Id` = event id (JetStream de-duplication), W3C trace context headers. Sending and
 //! awaiting the ack are separate steps, so callers can pipeline many publishes.
 
-use crate::BusError;
+use crate::{BusError, TraceContext};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use switchboard_contracts::envelope::{CONTENT_TYPE, headers};
 use switchboard_contracts::{Envelope, EventData};
-
-/// W3C trace context carried in NATS headers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceContext {
-    /// `traceparent` header.
-    pub traceparent: Option<String>,
-    /// `tracestate` header.
-    pub tracestate: Option<String>,
-}
-
-impl TraceContext {
-    /// Reads the trace context of a received message.
-    pub fn from_headers(map: Option<&HeaderMap>) -> Self {
-        let get = |name: &str| {
-            map.and_then(|m| m.get(name))
-                .map(|v| v.as_str().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        TraceContext {
-            traceparent: get(headers::TRACEPARENT),
-            tracestate: get(headers::TRACESTATE),
-        }
-    }
-
-    fn inject(&self, map: &mut HeaderMap) {
-        if let Some(v) = &self.traceparent {
-            map.insert(headers::TRACEPARENT, v.as_str());
-        }
-        if let Some(v) = &self.tracestate {
-            map.insert(headers::TRACESTATE, v.as_str());
-        }
-    }
-}
 
 /// The contract headers of an event with id `id`.
 pub fn event_headers(id: &str, trace: &TraceContext) -> HeaderMap {

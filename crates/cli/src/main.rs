@@ -1,27 +1,56 @@
-//! `switchboard`: the operator's and auditor's command line. Publishes settings events and
-//! places test calls, printing the decision. (Explain, replay, what-if and lint join with the
-//! audit issue.) Exit codes: 0 success, 1 failure, 2 usage, 3 a waited-for decision did not
-//! arrive in time.
+//! `switchboard`: the operator's and auditor's command line. Publishes settings events, places
+//! test calls and prints their decision, and audits the streams (explain, replay, what-if,
+//! lint) with `switchboard-audit`, of which this is a thin front-end: parse flags, draw a
+//! progress bar, print the report (a table for people, `--json` for scripts), exit with a code
+//! that says what was found.
 #![allow(clippy::print_stdout)] // a command-line tool: printing is its job
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use serde::Deserialize;
-use std::path::PathBuf;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+use switchboard_audit::{Progress, Selection};
 use switchboard_bus::{NatsArgs, Publisher, StreamArgs, TraceContext, ensure_streams};
 use switchboard_contracts::{
-    CallInbound, CallRoute, CompanySettings, ContactSettings, EntityId, Envelope, EventData,
-    NumberSettings, TenantId, UserSettings,
+    CallInbound, CallRoute, EntityId, Envelope, EventData, SettingsChange, TenantId,
 };
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 const SOURCE: &str = "/switchboard/cli";
 
+/// Exit codes (also in `--help` and the README).
+mod exit {
+    /// Done; nothing found.
+    pub const OK: i32 = 0;
+    /// Failed (NATS unreachable, bad input); the message says why.
+    pub const FAILURE: i32 = 1;
+    /// A waited-for decision did not arrive in time (`call --wait`).
+    pub const NO_DECISION: i32 = 3;
+    /// The audit found something: replay differences, lint problems.
+    pub const FOUND: i32 = 4;
+    /// `explain`: no event of that call is stored.
+    pub const NOT_FOUND: i32 = 5;
+}
+
+const EXIT_CODES: &str = "Exit codes:
+  0  success; replay found no difference, lint no problem
+  1  failure (NATS unreachable, bad input); the message says why
+  2  usage error (unknown flag, missing argument)
+  3  call --wait: no decision arrived in time
+  4  replay found differences, or lint found problems (each is listed)
+  5  explain: no event of that call is stored";
+
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about = "Switchboard command line")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Switchboard command line: settings, test calls, and audits of the streams",
+    after_help = EXIT_CODES
+)]
 struct Cli {
     #[command(flatten)]
     nats: NatsArgs,
@@ -38,6 +67,79 @@ enum Command {
     },
     /// Publish a test `call.inbound` and (with --wait) print its decision.
     Call(CallArgs),
+    /// A call's whole life from the streams: inbound event, decision and explanation, the
+    /// settings in force (with their SETTINGS sequences), each dial step and outcome.
+    #[command(after_help = EXIT_CODES)]
+    Explain {
+        /// The call id (the carrier's, e.g. a Twilio CallSid).
+        call_id: String,
+        /// The tenant (faster: only its subjects are searched).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Decide every recorded call again with the current routing code, from the settings as of
+    /// its decision, and list each difference. Exits 4 on any difference.
+    #[command(after_help = EXIT_CODES)]
+    Replay {
+        #[command(flatten)]
+        window: Window,
+        /// Only decisions at or after this CALLS stream sequence.
+        #[arg(long, conflicts_with_all = ["since", "until"])]
+        from_seq: Option<u64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Apply proposed settings (a settings file) on top of the current settings and show how
+    /// past calls would ring instead: counts per rule before and after, and examples.
+    #[command(name = "what-if", after_help = EXIT_CODES)]
+    WhatIf {
+        /// The proposed settings: a JSON array of `{"type": …, "data": {…}}` (as for
+        /// `settings apply`). Nothing is published.
+        #[arg(long)]
+        settings: PathBuf,
+        #[command(flatten)]
+        window: Window,
+        /// Most example calls shown.
+        #[arg(long, default_value_t = 10)]
+        examples: usize,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Settings in which a call can end with no target or a bad one, each with how to fix it.
+    /// Exits 4 when something is found.
+    #[command(after_help = EXIT_CODES)]
+    Lint {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Which recorded calls an audit reads.
+#[derive(Debug, clap::Args)]
+struct Window {
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only decisions stored at or after this time: RFC 3339 (`2026-11-21T09:00:00Z`) or an
+    /// age (`30m`, `24h`, `7d`).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only decisions stored before this time (same forms as --since).
+    #[arg(long)]
+    until: Option<String>,
+}
+
+/// How a report is printed.
+#[derive(Debug, clap::Args)]
+struct Output {
+    /// Print the report as JSON (for scripts) instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,13 +178,6 @@ struct CallArgs {
     json: bool,
 }
 
-#[derive(Deserialize)]
-struct SettingsItem {
-    #[serde(rename = "type")]
-    event_type: String,
-    data: serde_json::Value,
-}
-
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -90,7 +185,7 @@ async fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("switchboard: {e:#}");
-            1
+            exit::FAILURE
         }
     };
     std::process::exit(code);
@@ -106,9 +201,94 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         } => {
             ensure_streams(&js, &streams.options()).await?;
             apply_settings(&publisher, &file).await?;
-            0
+            exit::OK
         }
         Command::Call(args) => call(&js, &publisher, args).await?,
+        Command::Explain {
+            call_id,
+            tenant,
+            output,
+        } => {
+            let tenant = tenant.map(TenantId::new).transpose()?;
+            let bar = Bar::new();
+            let life = switchboard_audit::explain(&js, &call_id, tenant.as_ref(), &bar).await;
+            bar.clear();
+            match life? {
+                None => {
+                    eprintln!("switchboard: no event of call {call_id} is stored in CALLS");
+                    exit::NOT_FOUND
+                }
+                Some(life) => {
+                    print_report(&life, output.json, switchboard_audit::CallLife::to_text)?;
+                    exit::OK
+                }
+            }
+        }
+        Command::Replay {
+            window,
+            from_seq,
+            output,
+        } => {
+            let mut selection = window.selection()?;
+            selection.from_seq = from_seq;
+            let bar = Bar::new();
+            let started = std::time::Instant::now();
+            let report = switchboard_audit::replay(&js, &selection, &bar).await;
+            bar.clear();
+            let report = report?;
+            let seconds = started.elapsed().as_secs_f64();
+            // Timing goes to stderr: the report itself stays deterministic.
+            eprintln!(
+                "replayed {} decision(s) in {seconds:.1} s ({:.0}/s)",
+                report.calls_replayed,
+                report.calls_replayed as f64 / seconds.max(1e-9)
+            );
+            print_report(
+                &report,
+                output.json,
+                switchboard_audit::ReplayReport::to_text,
+            )?;
+            if report.is_clean() {
+                exit::OK
+            } else {
+                exit::FOUND
+            }
+        }
+        Command::WhatIf {
+            settings,
+            window,
+            examples,
+            output,
+        } => {
+            let selection = window.selection()?;
+            let proposal = read_settings_file(&settings)?;
+            let bar = Bar::new();
+            let report =
+                switchboard_audit::what_if(&js, &proposal, &selection, examples, &bar).await;
+            bar.clear();
+            print_report(
+                &report?,
+                output.json,
+                switchboard_audit::WhatIfReport::to_text,
+            )?;
+            exit::OK
+        }
+        Command::Lint { tenant, output } => {
+            let selection = Selection {
+                tenant: tenant.map(TenantId::new).transpose()?,
+                ..Selection::default()
+            };
+            let bar = Bar::new();
+            let report = switchboard_audit::lint(&js, &selection, &bar).await;
+            bar.clear();
+            let report = report?;
+            print_report(&report, output.json, switchboard_audit::LintReport::to_text)?;
+            if report.findings.is_empty() {
+                exit::OK
+            } else {
+                exit::FOUND
+            }
+        }
     };
     client.flush().await?;
     Ok(code)
@@ -142,29 +322,115 @@ fn data_valid<T: EventData>(envelope: &Envelope<T>) -> anyhow::Result<()> {
         .with_context(|| format!("invalid {} {}", T::TYPE, envelope.data.ce_subject()))
 }
 
-fn typed<T: EventData>(value: serde_json::Value) -> anyhow::Result<T> {
-    serde_json::from_value(value).with_context(|| format!("invalid data for {}", T::TYPE))
-}
-
-async fn apply_settings(publisher: &Publisher, file: &PathBuf) -> anyhow::Result<()> {
+fn read_settings_file(file: &Path) -> anyhow::Result<Vec<SettingsChange>> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("failed to read {}", file.display()))?;
-    let items: Vec<SettingsItem> = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a JSON array of {{type, data}}", file.display()))?;
-    for item in items {
-        match item.event_type.as_str() {
-            CompanySettings::TYPE => {
-                publish(publisher, typed::<CompanySettings>(item.data)?).await?
-            }
-            NumberSettings::TYPE => publish(publisher, typed::<NumberSettings>(item.data)?).await?,
-            UserSettings::TYPE => publish(publisher, typed::<UserSettings>(item.data)?).await?,
-            ContactSettings::TYPE => {
-                publish(publisher, typed::<ContactSettings>(item.data)?).await?
-            }
-            other => anyhow::bail!("unknown settings type {other:?}"),
+    switchboard_audit::parse_settings_file(&text)
+        .with_context(|| format!("failed to read the settings in {}", file.display()))
+}
+
+async fn apply_settings(publisher: &Publisher, file: &Path) -> anyhow::Result<()> {
+    // Every item is checked before the first is published: a bad file publishes nothing.
+    for change in read_settings_file(file)? {
+        match change {
+            SettingsChange::Company(c) => publish(publisher, c).await?,
+            SettingsChange::Number(n) => publish(publisher, n).await?,
+            SettingsChange::User(u) => publish(publisher, u).await?,
+            SettingsChange::Contact(c) => publish(publisher, c).await?,
         };
     }
     Ok(())
+}
+
+/// Prints `report` as pretty JSON or as text.
+fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    text: impl Fn(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", text(report));
+    }
+    Ok(())
+}
+
+impl Window {
+    fn selection(&self) -> anyhow::Result<Selection> {
+        let now = OffsetDateTime::now_utc();
+        let selection = Selection {
+            tenant: self.tenant.clone().map(TenantId::new).transpose()?,
+            since: self
+                .since
+                .as_deref()
+                .map(|t| parse_time(t, now).context("invalid --since"))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| parse_time(t, now).context("invalid --until"))
+                .transpose()?,
+            from_seq: None,
+        };
+        selection.validate()?;
+        Ok(selection)
+    }
+}
+
+/// RFC 3339, or an age before `now`: a number and `s`, `m`, `h` or `d`.
+fn parse_time(text: &str, now: OffsetDateTime) -> anyhow::Result<OffsetDateTime> {
+    if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(time);
+    }
+    let unit = match text.chars().last() {
+        Some('s') => 1,
+        Some('m') => 60,
+        Some('h') => 3600,
+        Some('d') => 86_400,
+        _ => 0,
+    };
+    let amount = text
+        .get(..text.len().saturating_sub(1))
+        .and_then(|n| n.parse::<i64>().ok())
+        .filter(|n| *n >= 0 && unit > 0);
+    match amount.and_then(|n| n.checked_mul(unit)) {
+        Some(seconds) => Ok(now - time::Duration::seconds(seconds)),
+        None => anyhow::bail!(
+            "{text:?} is neither an RFC 3339 time (2026-11-21T09:00:00Z) nor an age (30m, 24h, 7d)"
+        ),
+    }
+}
+
+/// A progress bar on stderr (drawn only on a terminal, so scripts and pipes see nothing).
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg:20} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Bar(bar)
+    }
+
+    fn clear(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, name: &str, total: Option<u64>) {
+        self.0.reset();
+        self.0.set_length(total.unwrap_or(0));
+        self.0.set_message(name.to_string());
+    }
+
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
 }
 
 async fn call(
@@ -205,7 +471,7 @@ async fn call(
     };
     publish(publisher, call).await?;
     let (Some(mut decisions), Some(wait)) = (decisions, args.wait) else {
-        return Ok(0);
+        return Ok(exit::OK);
     };
     let deadline = tokio::time::sleep(Duration::from_secs(wait));
     tokio::pin!(deadline);
@@ -213,7 +479,7 @@ async fn call(
         tokio::select! {
             _ = &mut deadline => {
                 eprintln!("switchboard: no decision for {call_id} within {wait} s (is the router running?)");
-                return Ok(3);
+                return Ok(exit::NO_DECISION);
             }
             next = decisions.next() => {
                 let Some(message) = next else { anyhow::bail!("the decision stream ended") };
@@ -225,7 +491,7 @@ async fn call(
                     continue;
                 }
                 print_route(&route.data, args.json)?;
-                return Ok(0);
+                return Ok(exit::OK);
             }
         }
     }

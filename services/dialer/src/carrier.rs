@@ -2,6 +2,7 @@
 //! that records every action and simulates outcomes. Retries of transient failures (5xx, 429,
 //! timeouts) with exponential backoff and jitter are the caller's, through [`with_retries`].
 
+use crate::metrics::Metrics;
 use crate::tenants::Tenants;
 use crate::twiml;
 use secrecy::ExposeSecret;
@@ -9,10 +10,12 @@ use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use switchboard_bus::{Publisher, TraceContext};
+use std::time::{Duration, Instant};
+use switchboard_bus::Publisher;
 use switchboard_contracts::{CallStatus, DialCallStatus, Envelope, FinalAction, TenantId};
+use switchboard_telemetry::trace as otel;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 /// What the carrier must do with a live call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +92,11 @@ pub type CarrierFuture<'a> =
 pub trait Carrier: Send + Sync + 'static {
     /// One attempt at `request`; no retries.
     fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a>;
+
+    /// The carrier's name in metrics and spans (`twilio`, `sandbox`).
+    fn name(&self) -> &'static str {
+        "custom"
+    }
 }
 
 /// Bounded retries with exponential backoff and jitter.
@@ -126,10 +134,37 @@ pub async fn with_retries(
     request: &Request,
     policy: RetryPolicy,
 ) -> Result<Accepted, String> {
+    retry(carrier, request, policy, None).await
+}
+
+/// [`with_retries`], each attempt in a `carrier modify_call` client span and, with `metrics`,
+/// measured.
+pub(crate) async fn retry(
+    carrier: &dyn Carrier,
+    request: &Request,
+    policy: RetryPolicy,
+    metrics: Option<&Metrics>,
+) -> Result<Accepted, String> {
     let attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
     loop {
-        match carrier.modify_call(request).await {
+        let span = otel::carrier(
+            crate::dialer::SERVICE,
+            carrier.name(),
+            request.tenant.as_str(),
+            request.step,
+            attempt,
+        );
+        let started = Instant::now();
+        let result = carrier.modify_call(request).instrument(span.clone()).await;
+        if let Some(metrics) = metrics {
+            metrics.carrier_request(carrier.name(), &result, started.elapsed());
+        }
+        if let Err(e) = &result {
+            otel::fail(&span, e);
+        }
+        drop(span);
+        match result {
             Ok(accepted) => return Ok(accepted),
             Err(CarrierError::Refused(reason)) => return Err(reason),
             Err(CarrierError::Transient(reason)) if attempt >= attempts => {
@@ -245,6 +280,10 @@ impl Twilio {
 impl Carrier for Twilio {
     fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
         Box::pin(self.attempt(request))
+    }
+
+    fn name(&self) -> &'static str {
+        "twilio"
     }
 }
 
@@ -375,10 +414,20 @@ impl Sandbox {
             };
             let publisher = self.publisher.clone();
             let ring = self.ring;
+            // The simulated callback continues the call's trace (as Twilio's would not).
+            let trace = otel::context_of(&tracing::Span::current());
             tokio::spawn(async move {
                 tokio::time::sleep(ring).await;
                 let event = Envelope::new(status, SANDBOX_SOURCE, OffsetDateTime::now_utc());
-                if let Err(e) = publisher.publish(&event, &TraceContext::default()).await {
+                let published = otel::publish(
+                    &publisher,
+                    crate::dialer::SERVICE,
+                    &otel::CALL_STATUS,
+                    &event,
+                    &trace,
+                )
+                .await;
+                if let Err(e) = published {
                     tracing::warn!(error = %e, "sandbox carrier: failed to publish the simulated status");
                 }
             });
@@ -393,11 +442,19 @@ impl Carrier for Sandbox {
     fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
         Box::pin(self.act(request))
     }
+
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
 }
 
 impl<C: Carrier> Carrier for Arc<C> {
     fn modify_call<'a>(&'a self, request: &'a Request) -> CarrierFuture<'a> {
         (**self).modify_call(request)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 }
 

@@ -26,7 +26,7 @@ pub struct Config {
     /// Stream provisioning.
     #[command(flatten)]
     pub streams: StreamArgs,
-    /// Address of /healthz and /readyz.
+    /// Address of /healthz, /readyz and /metrics.
     #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// `sandbox` (no carrier, simulated outcomes) or `twilio`.

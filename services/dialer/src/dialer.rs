@@ -2,7 +2,8 @@
 //! by compare-and-swap BEFORE asking the carrier, record the outcome the same way, publish the
 //! call's dial events, and only then acknowledge.
 
-use crate::carrier::{Action, Carrier, Request, RetryPolicy, with_retries};
+use crate::carrier::{Action, Carrier, Request, RetryPolicy, retry};
+use crate::metrics::Metrics;
 use crate::progress::{Progress, ProgressStore, StepState, key};
 use async_nats::jetstream::{AckKind, Message};
 use std::sync::Arc;
@@ -12,12 +13,17 @@ use switchboard_contracts::{
     CallDial, CallRejected, CallRoute, CallStatus, ContractError, DialCallStatus, DialEventKind,
     Envelope, EventData, FinalActionKind, Rejection, Target,
 };
+use switchboard_telemetry::trace as otel;
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 
 /// The CloudEvents `source` of what the dialer publishes.
 pub const SOURCE: &str = "/switchboard/dialer";
+/// `switchboard.service` of the dialer's spans.
+pub(crate) const SERVICE: &str = "dialer";
 
 pub(crate) struct Dialer {
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) publisher: Publisher,
     pub(crate) store: ProgressStore,
     pub(crate) carrier: Arc<dyn Carrier>,
@@ -58,10 +64,26 @@ impl Dialer {
             .info()
             .map(|i| (i.stream_sequence, i.delivered))
             .unwrap_or((0, 1));
-        let outcome = match input {
-            Input::Route => self.route(&message, stream_seq).await,
-            Input::Status => self.status(&message, stream_seq).await,
+        if delivered > 1 {
+            self.metrics.redelivered(spec.name);
+        }
+        let dest = match input {
+            Input::Route => &otel::CALL_ROUTE,
+            Input::Status => &otel::CALL_STATUS,
         };
+        let span = otel::process(SERVICE, dest, spec.name, &message);
+        let outcome = async {
+            match input {
+                Input::Route => self.route(&message, stream_seq).await,
+                Input::Status => self.status(&message, stream_seq).await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &outcome {
+            otel::fail(&span, e);
+        }
+        drop(span);
         let settle = match outcome {
             Ok(Outcome::Done) => AckKind::Ack,
             Ok(Outcome::Rejected) => AckKind::Term,
@@ -94,12 +116,14 @@ impl Dialer {
             error,
         ));
         let event = Envelope::new(rejection, SOURCE, OffsetDateTime::now_utc());
-        self.publisher
-            .publish(
-                &event,
-                &TraceContext::from_headers(message.headers.as_ref()),
-            )
-            .await?;
+        otel::publish(
+            &self.publisher,
+            SERVICE,
+            &otel::CALL_REJECTED,
+            &event,
+            &TraceContext::from_headers(message.headers.as_ref()),
+        )
+        .await?;
         Ok(Outcome::Rejected)
     }
 
@@ -119,6 +143,7 @@ impl Dialer {
                 let Some(revision) = self.store.create(&key, &first).await? else {
                     continue; // another delivery created it first: look again
                 };
+                self.metrics.steps(&first.events);
                 tracing::info!(
                     tenant = %decision.tenant_id,
                     call_id = %decision.call_id,
@@ -207,6 +232,7 @@ impl Dialer {
             ))));
         }
         let step = progress.step;
+        let before = progress.events.len();
         tracing::warn!(
             call_id = %progress.decision.call_id,
             step,
@@ -230,6 +256,7 @@ impl Dialer {
         let Some(revision) = self.store.update(key, &next, revision).await? else {
             return Ok(None);
         };
+        self.metrics.steps(&next.events[before..]);
         if next.state == StepState::Claimed {
             return self.drive(message, key, next, revision).await.map(Some);
         }
@@ -267,6 +294,7 @@ impl Dialer {
                 self.publish_events(&progress, message).await?;
                 return Ok(Outcome::Done);
             }
+            let before = progress.events.len();
             let mut next = progress;
             next.since = OffsetDateTime::now_utc();
             if status.dial_call_status == DialCallStatus::Completed {
@@ -288,6 +316,7 @@ impl Dialer {
             let Some(revision) = self.store.update(&key, &next, revision).await? else {
                 continue; // changed meanwhile: look again
             };
+            self.metrics.steps(&next.events[before..]);
             tracing::info!(
                 call_id = %status.call_id,
                 step = status.step,
@@ -345,7 +374,13 @@ impl Dialer {
                 step,
                 action,
             };
-            let result = with_retries(self.carrier.as_ref(), &request, self.retry).await;
+            let result = retry(
+                self.carrier.as_ref(),
+                &request,
+                self.retry,
+                Some(&self.metrics),
+            )
+            .await;
             let mut next = progress.clone();
             next.since = OffsetDateTime::now_utc();
             match (result, &target) {
@@ -388,6 +423,7 @@ impl Dialer {
             }
             match self.store.update(key, &next, revision).await? {
                 Some(r) => {
+                    self.metrics.steps(&next.events[progress.events.len()..]);
                     revision = r;
                     progress = next;
                 }
@@ -407,16 +443,40 @@ impl Dialer {
     /// stored (same `Nats-Msg-Id`), so this repairs a crash between a state change and its
     /// publication.
     async fn publish_events(&self, progress: &Progress, message: &Message) -> Result<(), BusError> {
-        let trace = TraceContext::from_headers(message.headers.as_ref());
-        let mut pending = Vec::with_capacity(progress.events.len());
-        for data in &progress.events {
-            let event = Envelope::new(data.clone(), SOURCE, data.at);
-            pending.push(self.publisher.send(&event, &trace).await?);
+        if progress.events.is_empty() {
+            return Ok(());
         }
-        for ack in pending {
-            ack.ack().await?;
+        let incoming = TraceContext::from_headers(message.headers.as_ref());
+        // One producer span for the call's batch of dial events.
+        let span = otel::send(
+            SERVICE,
+            &otel::CALL_DIAL,
+            progress.decision.tenant_id.as_str(),
+            "",
+        );
+        otel::attribute(
+            &span,
+            "messaging.batch.message_count",
+            i64::try_from(progress.events.len()).unwrap_or(i64::MAX),
+        );
+        let trace = otel::outgoing(&span, &incoming);
+        let sent = async {
+            let mut pending = Vec::with_capacity(progress.events.len());
+            for data in &progress.events {
+                let event = Envelope::new(data.clone(), SOURCE, data.at);
+                pending.push(self.publisher.send(&event, &trace).await?);
+            }
+            for ack in pending {
+                ack.ack().await?;
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span.clone())
+        .await;
+        if let Err(e) = &sent {
+            otel::fail(&span, e);
+        }
+        sent
     }
 }
 

@@ -1,7 +1,8 @@
 //! `/healthz` (the process serves) and `/readyz` (consuming, NATS connected) for Kubernetes
-//! probes.
+//! probes, and `/metrics` (Prometheus).
 
 use crate::DialerError;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 struct Health {
     client: async_nats::Client,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
@@ -32,11 +34,20 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     client: async_nats::Client,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) -> Result<JoinHandle<()>, DialerError> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(Health { client, ready });
+        .route(
+            "/metrics",
+            get(|State(h): State<Health>| async move { h.metrics.render() }),
+        )
+        .with_state(Health {
+            client,
+            ready,
+            metrics,
+        });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| DialerError::Http { addr, source })?;

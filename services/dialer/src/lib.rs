@@ -14,6 +14,7 @@ pub mod carrier;
 mod config;
 mod dialer;
 mod health;
+mod metrics;
 pub mod progress;
 pub(crate) use switchboard_tenants as tenants;
 pub mod twiml;
@@ -145,7 +146,9 @@ pub async fn run_with(
             )
         }
     };
+    let metrics = Arc::new(metrics::Metrics::new());
     let dialer = Arc::new(Dialer {
+        metrics: metrics.clone(),
         publisher,
         store,
         carrier,
@@ -163,12 +166,22 @@ pub async fn run_with(
     });
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = health::serve(config.http_addr, client.clone(), ready.clone()).await?;
+    let health = health::serve(
+        config.http_addr,
+        client.clone(),
+        ready.clone(),
+        metrics.clone(),
+    )
+    .await?;
 
     let routes = dialer_routes();
     let statuses = dialer_statuses();
     let route_consumer = routes.ensure(&js).await?;
     let status_consumer = statuses.ensure(&js).await?;
+    let sampler = metrics.sample_pending(vec![
+        (routes.name, route_consumer.clone()),
+        (statuses.name, status_consumer.clone()),
+    ]);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = JoinSet::new();
     let max_in_flight = config.max_in_flight.max(1);
@@ -195,6 +208,7 @@ pub async fn run_with(
     ready.store(false, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
+    sampler.abort();
     health.abort();
     if let Err(e) = client.drain().await {
         tracing::warn!(error = %e, "draining the NATS connection failed");

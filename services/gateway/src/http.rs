@@ -5,7 +5,7 @@
 //! when NATS cannot store it the answer is 503 with `Retry-After`.
 
 use crate::config::AnswerMode;
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::signature;
 use crate::tenants::{TenantSecrets, Tenants};
 use crate::twiml;
@@ -29,9 +29,13 @@ use switchboard_contracts::{
     CallInbound, CallStatus, ContractError, DialCallStatus, E164, EntityId, Envelope, EventData,
     PhoneError, Region, TenantId,
 };
+use switchboard_telemetry::trace::{self as otel, Destination};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tracing::Instrument as _;
 
+/// `switchboard.service` of the gateway's spans.
+const SERVICE: &str = "gateway";
 /// The CloudEvents `source` of everything the gateway publishes.
 pub const SOURCE: &str = "/switchboard/gateway";
 /// `Retry-After` of a 503: NATS usually comes back (or fails over) within seconds.
@@ -96,6 +100,10 @@ enum Flavor {
     Json,
 }
 
+/// The code of a refused request, left in the response's extensions for the metrics.
+#[derive(Debug, Clone, Copy)]
+struct Refused(&'static str);
+
 /// A refused request: status, a stable code, a specific reason.
 #[derive(Debug)]
 struct Failure {
@@ -143,6 +151,7 @@ impl Failure {
         {
             response.headers_mut().insert(ERROR_HEADER, value);
         }
+        response.extensions_mut().insert(Refused(self.code));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -232,20 +241,36 @@ fn trace_context(headers: &HeaderMap) -> TraceContext {
 impl App {
     /// Publishes `event` and waits for JetStream's acknowledgement; 503 when NATS cannot
     /// store it now (disconnected, timed out, refused).
+    /// The event goes out under a `send` span (a child of the request's span) whose W3C
+    /// context it carries; without traces, the caller's `traceparent` is handed through.
     async fn publish<T: EventData>(
         &self,
         event: &Envelope<T>,
         trace: &TraceContext,
         metric: &'static str,
+        dest: &Destination,
     ) -> Result<Published, Failure> {
+        let span = otel::send(SERVICE, dest, event.data.tenant_id().as_str(), &event.id);
         if self.client.connection_state() != async_nats::connection::State::Connected {
             self.metrics.published(metric, false, Duration::ZERO);
+            otel::fail(&span, "not connected to NATS");
             return Err(Failure::unavailable("not connected to NATS; retry later"));
         }
+        let trace = otel::outgoing(&span, trace);
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(self.publish_timeout, self.publisher.publish(event, trace)).await;
+        let outcome = tokio::time::timeout(
+            self.publish_timeout,
+            self.publisher
+                .publish(event, &trace)
+                .instrument(span.clone()),
+        )
+        .await;
         let took = started.elapsed();
+        match &outcome {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => otel::fail(&span, e),
+            Err(_) => otel::fail(&span, "publish timed out"),
+        }
         match outcome {
             Ok(Ok(published)) => {
                 self.metrics.published(metric, true, took);
@@ -425,8 +450,13 @@ async fn voice(
     // Sync mode: listen for the decision before it can possibly be made.
     let waiter = (app.answer_mode == AnswerMode::Sync)
         .then(|| app.waiters.register(&tenant, &event.data.call_id));
-    app.publish(&event, &trace_context(headers), "call_inbound")
-        .await?;
+    app.publish(
+        &event,
+        &trace_context(headers),
+        "call_inbound",
+        &otel::CALL_INBOUND,
+    )
+    .await?;
     tracing::info!(%tenant, call_id = %event.data.call_id, to = %to, "call accepted");
 
     let Some(mut waiter) = waiter else {
@@ -526,8 +556,13 @@ async fn dial_status(
     };
     status.validate().map_err(|e| Failure::bad_request(&e))?;
     let event = Envelope::new(status, SOURCE, OffsetDateTime::now_utc());
-    app.publish(&event, &trace_context(headers), "call_status")
-        .await?;
+    app.publish(
+        &event,
+        &trace_context(headers),
+        "call_status",
+        &otel::CALL_STATUS,
+    )
+    .await?;
     tracing::info!(%tenant, call_id = %event.data.call_id, step, status = dial_call_status.as_str(), "dial status recorded");
     // A bridged call that ended is over; otherwise the caller keeps hearing ringback while the
     // dialer moves the live call on (next fallback or the final action).
@@ -648,7 +683,12 @@ async fn call(
     data.validate().map_err(|e| Failure::bad_request(&e))?;
     let event = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
     let published = app
-        .publish(&event, &trace_context(headers), "call_inbound")
+        .publish(
+            &event,
+            &trace_context(headers),
+            "call_inbound",
+            &otel::CALL_INBOUND,
+        )
         .await?;
     tracing::info!(%tenant, call_id = %event.data.call_id, duplicate = published.duplicate, "call accepted from the API");
     Ok((
@@ -683,11 +723,7 @@ async fn readyz(State(app): State<Shared>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics_text(State(app): State<Shared>) -> Response {
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        app.metrics.encode(),
-    )
-        .into_response()
+    app.metrics.render().into_response()
 }
 
 /// The route label of a path, for metrics (never the tenant: bounded cardinality).
@@ -707,9 +743,34 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The path template of a route that publishes (the HTTP span's `http.route`); `None` for
+/// probes, metrics and static answers, which get no span.
+fn traced_route(route: &'static str) -> Option<&'static str> {
+    match route {
+        "twilio_voice" => Some("/v1/tenants/{tenant}/twilio/voice"),
+        "twilio_dial_status" => Some("/v1/tenants/{tenant}/twilio/dial-status"),
+        "calls" => Some("/v1/tenants/{tenant}/calls"),
+        _ => None,
+    }
+}
+
 async fn track(State(app): State<Shared>, request: Request, next: Next) -> Response {
     let route = route_label(request.uri().path());
-    let response = next.run(request).await;
-    app.metrics.request(route, response.status().as_u16());
+    let span = match traced_route(route) {
+        Some(template) => otel::http_server(
+            SERVICE,
+            request.method().as_str(),
+            template,
+            &trace_context(request.headers()),
+        ),
+        None => tracing::Span::none(),
+    };
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    otel::http_status(&span, status);
+    app.metrics.request(route, status);
+    if let Some(Refused(code)) = response.extensions().get::<Refused>().copied() {
+        app.metrics.rejection(route, code);
+    }
     response
 }

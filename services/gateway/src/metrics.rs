@@ -1,15 +1,13 @@
 //! Prometheus metrics (OpenMetrics text on `/metrics`): requests by route and status, publish
-//! latency by event type, signature failures by route, sync answers by outcome.
+//! latency by event type, refused requests by route and code, signature failures by route,
+//! sync answers by outcome.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Duration;
-
-/// `Content-Type` of `/metrics`.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -20,6 +18,12 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
     route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    route: &'static str,
+    code: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,7 +41,7 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn publish_histogram() -> Histogram {
     // 0.5 ms .. ~4 s.
-    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+    Histogram::new(switchboard_telemetry::metrics::latency_buckets())
 }
 
 /// Every metric of the gateway, in one registry.
@@ -46,6 +50,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     publish: HistogramFamily<EventLabels>,
     signature_failures: Family<RouteLabel, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
     sync_answers: Family<OutcomeLabel, Counter>,
 }
 
@@ -71,6 +76,12 @@ impl Metrics {
             "Webhooks refused for a missing or wrong X-Twilio-Signature, by route",
             signature_failures.clone(),
         );
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        registry.register(
+            "rejections",
+            "Requests refused (4xx) or not stored (503), by route and error code",
+            rejections.clone(),
+        );
         let sync_answers = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "sync_answers",
@@ -82,6 +93,7 @@ impl Metrics {
             requests,
             publish,
             signature_failures,
+            rejections,
             sync_answers,
         }
     }
@@ -108,19 +120,21 @@ impl Metrics {
             .inc();
     }
 
+    pub(crate) fn rejection(&self, route: &'static str, code: &'static str) {
+        self.rejections
+            .get_or_create(&RejectionLabels { route, code })
+            .inc();
+    }
+
     pub(crate) fn sync_answer(&self, outcome: &'static str) {
         self.sync_answers
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
     }
 
-    /// The OpenMetrics text.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            tracing::warn!(error = %e, "encoding metrics failed");
-        }
-        out
+    /// The `/metrics` answer: content type and OpenMetrics text.
+    pub fn render(&self) -> ([(&'static str, &'static str); 1], String) {
+        switchboard_telemetry::metrics::render(&self.registry)
     }
 }
 

@@ -8,13 +8,18 @@ use switchboard_bus::{BusError, Publisher, TraceContext};
 use switchboard_contracts::{CallInbound, CallRejected, Envelope, Rejection};
 use switchboard_projections::{Follower, Projection};
 use switchboard_routing::{TenantState, decide};
+use switchboard_telemetry::trace as otel;
 use time::OffsetDateTime;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 /// The CloudEvents `source` of what the router publishes.
 pub(crate) const SOURCE: &str = "/switchboard/router";
+/// `switchboard.service` of the router's spans.
+const SERVICE: &str = "router";
 
 pub(crate) struct Router {
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
     pub(crate) publisher: Publisher,
     pub(crate) follower: Arc<Follower>,
     pub(crate) projection: Arc<RwLock<Projection>>,
@@ -40,13 +45,20 @@ impl Router {
             .map(|i| (i.stream_sequence, i.delivered))
             .unwrap_or((0, 1));
         let last_attempt = delivered >= self.consumer.max_deliver;
+        if delivered > 1 {
+            self.metrics.redelivered();
+        }
+        // Disabled (no allocation) when traces are off.
+        let span = otel::process(SERVICE, &otel::CALL_INBOUND, self.consumer.name, &message);
         let settle = match self
             .process(&message, received, stream_seq, last_attempt)
+            .instrument(span.clone())
             .await
         {
             Ok(Outcome::Decided) => AckKind::Ack,
             Ok(Outcome::Rejected) => AckKind::Term,
             Err(e) => {
+                otel::fail(&span, &e);
                 tracing::warn!(error = %e, stream_seq, delivered, "call not decided; will be redelivered");
                 AckKind::Nak(Some(self.consumer.nak_delay(delivered)))
             }
@@ -76,6 +88,7 @@ impl Router {
                     stream_seq,
                     "rejecting call event"
                 );
+                self.metrics.rejected(error.code());
                 let rejection = CallRejected(Rejection::new(
                     switchboard_bus::CALLS,
                     stream_seq,
@@ -84,7 +97,14 @@ impl Router {
                     &error,
                 ));
                 let event = Envelope::new(rejection, SOURCE, OffsetDateTime::now_utc());
-                self.publisher.publish(&event, &trace).await?;
+                otel::publish(
+                    &self.publisher,
+                    SERVICE,
+                    &otel::CALL_REJECTED,
+                    &event,
+                    &trace,
+                )
+                .await?;
                 return Ok(Outcome::Rejected);
             }
         };
@@ -140,7 +160,9 @@ impl Router {
             "decided"
         );
         let event = Envelope::new(route, SOURCE, OffsetDateTime::now_utc());
-        let published = self.publisher.send(&event, &trace).await?.ack().await?;
+        let published =
+            otel::publish(&self.publisher, SERVICE, &otel::CALL_ROUTE, &event, &trace).await?;
+        self.metrics.decided(event.data.rule, received.elapsed());
         if published.duplicate {
             tracing::info!(call_id = %call.call_id, "call was already decided; kept the first decision");
         }

@@ -1,7 +1,8 @@
 //! `/healthz` (the process serves) and `/readyz` (projection caught up, consuming, NATS
-//! connected) for Kubernetes probes.
+//! connected) for Kubernetes probes, and `/metrics` (Prometheus).
 
 use crate::RouterError;
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ use tokio::task::JoinHandle;
 struct Health {
     client: async_nats::Client,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
@@ -35,11 +37,20 @@ pub(crate) async fn serve(
     addr: SocketAddr,
     client: async_nats::Client,
     ready: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) -> Result<JoinHandle<()>, RouterError> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(Health { client, ready });
+        .route(
+            "/metrics",
+            get(|State(h): State<Health>| async move { h.metrics.render() }),
+        )
+        .with_state(Health {
+            client,
+            ready,
+            metrics,
+        });
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| RouterError::Http { addr, source })?;

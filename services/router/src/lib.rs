@@ -11,6 +11,7 @@ mod config;
 mod freshness;
 mod handler;
 mod health;
+mod metrics;
 
 pub use config::Config;
 
@@ -92,9 +93,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ensure_streams(&js, &config.streams.options()).await?;
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = health::serve(config.http_addr, client.clone(), ready.clone()).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let health = health::serve(
+        config.http_addr,
+        client.clone(),
+        ready.clone(),
+        metrics.clone(),
+    )
+    .await?;
 
-    let outcome = route_calls(&config, js, &ready, shutdown).await;
+    let outcome = route_calls(&config, js, &ready, &metrics, shutdown).await;
 
     ready.store(false, Ordering::SeqCst);
     health.abort();
@@ -114,6 +122,7 @@ async fn route_calls<S: FusedFuture<Output = ()>>(
     config: &Config,
     js: async_nats::jetstream::Context,
     ready: &AtomicBool,
+    metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {
     let start = async {
@@ -125,7 +134,7 @@ async fn route_calls<S: FusedFuture<Output = ()>>(
         () = shutdown.as_mut() => return Ok(()),
         follower = start => Arc::new(follower?),
     };
-    let outcome = consume_when_ready(config, js, &follower, ready, shutdown).await;
+    let outcome = consume_when_ready(config, js, &follower, ready, metrics, shutdown).await;
     match Arc::try_unwrap(follower) {
         Ok(follower) => follower.shutdown().await,
         Err(_) => tracing::error!("the settings follower is still shared; not shut down"),
@@ -138,6 +147,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     js: async_nats::jetstream::Context,
     follower: &Arc<Follower>,
     ready: &AtomicBool,
+    metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {
     tokio::select! {
@@ -151,7 +161,11 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
 
     let spec = router_inbound();
     let consumer = spec.ensure(&js).await?;
+    let sampler = metrics
+        .clone()
+        .sample(consumer.clone(), js.clone(), follower.clone());
     let router = Arc::new(handler::Router {
+        metrics: metrics.clone(),
         publisher: Publisher::new(js.clone()),
         projection: follower.projection(),
         follower: follower.clone(),
@@ -180,6 +194,9 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
         follower_failed.fuse(),
     )
     .await;
+    sampler.abort();
+    // Its handle on the follower must be gone before the follower is shut down.
+    let _ = sampler.await;
     ready.store(false, Ordering::SeqCst);
     outcome.map_err(RouterError::from)
 }

@@ -8,6 +8,7 @@
 mod carrier;
 mod chain;
 mod fake_twilio;
+mod metrics;
 mod process;
 mod sandbox;
 mod support;

@@ -16,6 +16,14 @@ async fn health_metrics_and_static_helpers() {
     )
     .await;
     assert_eq!(resp.status, 200);
+    let refused = post_json(
+        gw.addr,
+        "/v1/tenants/acme/calls",
+        &serde_json::json!({"call_id": "c-400", "to": "not a number"}),
+    )
+    .await;
+    assert_eq!(refused.status, 400);
+    let refused_code = refused.json()["code"].as_str().unwrap().to_string();
 
     let metrics = get(gw.addr, "/metrics").await;
     assert_eq!(metrics.content_type(), "application/openmetrics-text");
@@ -28,6 +36,10 @@ async fn health_metrics_and_static_helpers() {
     ] {
         assert!(text.contains(expected), "{expected} missing from\n{text}");
     }
+    let rejected = format!(
+        "switchboard_gateway_rejections_total{{route=\"calls\",code=\"{refused_code}\"}} 1"
+    );
+    assert!(text.contains(&rejected), "{rejected} missing from\n{text}");
     assert!(!text.contains(ACME_TOKEN));
 
     let wav = get(gw.addr, "/v1/assets/ringback.wav").await;

@@ -1,0 +1,417 @@
+//! Lint: settings in which a call can end with no target or a bad one, each with how to fix
+//! it. The settings checks are pure ([`lint_settings`]); only "released numbers still
+//! receiving calls" reads CALLS.
+
+use crate::read::{Flow, Progress, Selection, Start, scan};
+use crate::settings::{SettingsLog, TenantSettings, masked_raw};
+use crate::{AuditError, table};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use switchboard_bus::{CALLS, SETTINGS};
+use switchboard_contracts::{CallInbound, E164, EntityId, Envelope, Region, TenantId};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// One problem in a tenant's settings.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Finding {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// A stable code: `no_target`, `bad_forwarding_number`, `bad_company_phone`,
+    /// `forwarding_loop`, `company_phone_loop`, `lead_user_without_phone`,
+    /// `lead_user_deactivated`, `lead_user_unknown`, `released_number_receiving_calls`.
+    pub code: String,
+    /// The entity at fault (`number/1650…`, `user/u-1`, `company/main`), numbers masked.
+    pub entity: String,
+    /// What can happen to a call.
+    pub problem: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// What lint found, sorted by tenant, code and entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LintReport {
+    /// Tenants whose settings were checked.
+    pub tenants: u64,
+    /// The findings.
+    pub findings: Vec<Finding>,
+}
+
+/// How a phone number from settings reads in the tenant's region.
+enum Read {
+    Missing,
+    Bad,
+    Valid(E164),
+}
+
+fn read(raw: Option<&str>, region: Region) -> Read {
+    match raw {
+        None => Read::Missing,
+        Some(raw) => match E164::parse(raw, region) {
+            Ok(n) => Read::Valid(n),
+            Err(switchboard_contracts::PhoneError::Withheld) => Read::Missing,
+            Err(_) => Read::Bad,
+        },
+    }
+}
+
+/// Most lead ids quoted in one finding.
+const QUOTED_LEADS: usize = 5;
+
+/// Checks every tenant's settings (pure).
+pub fn lint_settings(log: &SettingsLog) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (tenant, settings) in &log.tenants {
+        lint_tenant(tenant, settings, &mut findings);
+    }
+    findings.sort();
+    findings
+}
+
+fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
+    let region = s.region();
+    let mut add = |code: &str, entity: String, problem: String, fix: String| {
+        findings.push(Finding {
+            tenant_id: tenant.clone(),
+            code: code.into(),
+            entity,
+            problem,
+            fix,
+        })
+    };
+    let own: BTreeSet<&E164> = s
+        .numbers
+        .values()
+        .filter(|n| !n.data.released)
+        .map(|n| &n.data.number)
+        .collect();
+    let company_raw = s
+        .company
+        .as_ref()
+        .and_then(|c| c.data.company_phone.as_deref());
+    let company = read(company_raw, region);
+    match &company {
+        Read::Bad => add(
+            "bad_company_phone",
+            "company/main".into(),
+            format!(
+                "the company phone {} is not a valid number in region {}; it is never dialed",
+                masked_raw(company_raw.unwrap_or_default()),
+                region_name(s)
+            ),
+            "correct the phone in Settings > Business Info > Company Data".into(),
+        ),
+        Read::Valid(n) if own.contains(n) => add(
+            "company_phone_loop",
+            "company/main".into(),
+            format!(
+                "the company phone {n} is one of this tenant's own numbers: a call forwarded \
+                 there comes straight back"
+            ),
+            "set the company phone to a number outside Switchboard (an office line or a \
+             mobile)"
+                .into(),
+        ),
+        _ => {}
+    }
+    // A loop is a bad target, reported as such; it still rings unless it is the dialed number.
+    let company_rings = |dialed: &E164| matches!(&company, Read::Valid(c) if c != dialed);
+
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        let entity = format!("number/{}", n.number);
+        let forwarding = read(n.forwarding_number.as_deref(), region);
+        let forwarding_ok = match &forwarding {
+            Read::Missing => false,
+            Read::Bad => {
+                add(
+                    "bad_forwarding_number",
+                    entity.clone(),
+                    format!(
+                        "the forwarding number {} of {} is not a valid number in region {}; it \
+                         is never dialed",
+                        masked_raw(n.forwarding_number.as_deref().unwrap_or_default()),
+                        n.number,
+                        region_name(s)
+                    ),
+                    "correct it in Settings > Phone Numbers > Edit (E.164, e.g. +14155550100)"
+                        .into(),
+                );
+                false
+            }
+            Read::Valid(f) if own.contains(f) => {
+                let whose = if f == &n.number {
+                    "the number itself".to_string()
+                } else {
+                    format!("this tenant's number {f}")
+                };
+                add(
+                    "forwarding_loop",
+                    entity.clone(),
+                    format!(
+                        "calls to {} forward to {whose}: a forwarding loop{}",
+                        n.number,
+                        if f == &n.number {
+                            " (skipped when routing, so the forwarding number never rings)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "set a forwarding number outside this tenant's numbers in Settings > Phone \
+                     Numbers > Edit"
+                        .into(),
+                );
+                f != &n.number
+            }
+            Read::Valid(_) => true,
+        };
+        if !forwarding_ok && !company_rings(&n.number) {
+            add(
+                "no_target",
+                entity,
+                format!(
+                    "a call to {} from anyone who is not a lead of a user with a phone has no \
+                     number to ring (no usable forwarding number and no usable company phone): \
+                     the caller only gets the final action",
+                    n.number
+                ),
+                "set a forwarding number (Settings > Phone Numbers > Edit) or a company phone \
+                 (Settings > Business Info > Company Data)"
+                    .into(),
+            );
+        }
+    }
+
+    // Leads whose assigned user cannot take the call, grouped by user.
+    let mut by_user: BTreeMap<&EntityId, Vec<&EntityId>> = BTreeMap::new();
+    for contact in s.contacts.values().filter(|c| !c.data.deleted) {
+        if let Some(user) = &contact.data.assigned_user_id {
+            by_user
+                .entry(user)
+                .or_default()
+                .push(&contact.data.contact_id);
+        }
+    }
+    for (user_id, leads) in by_user {
+        let quoted = {
+            let mut q: Vec<String> = leads
+                .iter()
+                .take(QUOTED_LEADS)
+                .map(ToString::to_string)
+                .collect();
+            if leads.len() > QUOTED_LEADS {
+                q.push(format!("and {} more", leads.len() - QUOTED_LEADS));
+            }
+            q.join(", ")
+        };
+        let count = leads.len();
+        let plural = if count == 1 { "lead" } else { "leads" };
+        let entity = format!("user/{user_id}");
+        let reassign = format!("or reassign the {plural} ({quoted}) to a user who has one");
+        match s.users.get(user_id) {
+            None => add(
+                "lead_user_unknown",
+                entity,
+                format!(
+                    "{count} {plural} ({quoted}) assigned to user {user_id}, who is unknown: \
+                     their calls go to the forwarding number instead"
+                ),
+                format!("create the user in Team Management, {reassign}"),
+            ),
+            Some(user) if !user.data.active => add(
+                "lead_user_deactivated",
+                entity,
+                format!(
+                    "{count} {plural} ({quoted}) assigned to user {user_id}, who is \
+                     deactivated: their calls go to the forwarding number instead"
+                ),
+                format!("reactivate the user in Team Management, {reassign}"),
+            ),
+            Some(user) => match read(user.data.phone.as_deref(), region) {
+                Read::Valid(_) => {}
+                Read::Missing => add(
+                    "lead_user_without_phone",
+                    entity,
+                    format!(
+                        "{count} {plural} ({quoted}) assigned to user {user_id}, who has no \
+                         phone: their calls go to the forwarding number instead"
+                    ),
+                    format!(
+                        "set the User Phone in Settings > My Staff > Team Management, {reassign}"
+                    ),
+                ),
+                Read::Bad => add(
+                    "lead_user_without_phone",
+                    entity,
+                    format!(
+                        "{count} {plural} ({quoted}) assigned to user {user_id}, whose phone {} \
+                         is not a valid number: their calls go to the forwarding number instead",
+                        masked_raw(user.data.phone.as_deref().unwrap_or_default())
+                    ),
+                    format!(
+                        "correct the User Phone in Settings > My Staff > Team Management, \
+                         {reassign}"
+                    ),
+                ),
+            },
+        }
+    }
+}
+
+fn region_name(s: &TenantSettings) -> String {
+    s.company
+        .as_ref()
+        .and_then(|c| c.data.default_region.clone())
+        .unwrap_or_else(|| "US".into())
+}
+
+/// Calls to a released number after its release: `(tenant, number)` → (count, last time).
+pub fn released_receiving(
+    log: &SettingsLog,
+    calls: impl IntoIterator<Item = (OffsetDateTime, CallInbound)>,
+) -> Vec<Finding> {
+    let mut seen: BTreeMap<(TenantId, E164), (u64, OffsetDateTime)> = BTreeMap::new();
+    for (time, call) in calls {
+        let Some(s) = log.tenant(&call.tenant_id) else {
+            continue;
+        };
+        let Ok(to) = E164::lookup_key(&call.to, s.region()) else {
+            continue;
+        };
+        if let Some(released) = s.released_at.get(&to)
+            && time >= *released
+        {
+            let entry = seen
+                .entry((call.tenant_id.clone(), to))
+                .or_insert((0, time));
+            entry.0 += 1;
+            entry.1 = entry.1.max(time);
+        }
+    }
+    seen.into_iter()
+        .map(|((tenant, number), (count, last))| {
+            let released = log
+                .tenant(&tenant)
+                .and_then(|s| s.released_at.get(&number))
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_default();
+            let last = last.format(&Rfc3339).unwrap_or_default();
+            Finding {
+                tenant_id: tenant,
+                code: "released_number_receiving_calls".into(),
+                entity: format!("number/{number}"),
+                problem: format!(
+                    "{number} was released at {released} but {count} call(s) reached it since \
+                     (the last at {last}); they get no route, only the final action"
+                ),
+                fix: "stop the number at the carrier (release it there too, or point its \
+                      webhook elsewhere), or un-release it and set where it should ring"
+                    .into(),
+            }
+        })
+        .collect()
+}
+
+/// Lints the settings of the selected tenant (all tenants without one) as of now, and looks
+/// in CALLS for calls to released numbers after their release.
+pub async fn lint(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    progress: &dyn Progress,
+) -> Result<LintReport, AuditError> {
+    let mut log = SettingsLog::new();
+    scan(
+        js,
+        SETTINGS,
+        &selection.settings_subjects(),
+        Start::First,
+        progress,
+        "reading SETTINGS",
+        |m| {
+            if let Some(change) = crate::settings::record(m.seq, &m.subject, &m.payload).change {
+                log.apply(m.seq, m.time, &change);
+            }
+            Ok(Flow::Continue)
+        },
+    )
+    .await?;
+    let mut findings = lint_settings(&log);
+
+    // Only tenants with released numbers need their calls read.
+    let released: Vec<String> = log
+        .tenants
+        .iter()
+        .filter(|(_, s)| !s.released_at.is_empty())
+        .map(|(t, _)| format!("call.inbound.{t}"))
+        .collect();
+    if !released.is_empty() {
+        let earliest = log
+            .tenants
+            .values()
+            .flat_map(|s| s.released_at.values())
+            .min()
+            .copied();
+        let start = earliest.map_or(Start::First, Start::Time);
+        let mut calls = Vec::new();
+        scan(
+            js,
+            CALLS,
+            &released,
+            start,
+            progress,
+            "reading CALLS",
+            |m| {
+                if let Ok(e) = Envelope::<CallInbound>::decode(&m.payload, &m.subject) {
+                    calls.push((m.time, e.data));
+                }
+                Ok(Flow::Continue)
+            },
+        )
+        .await?;
+        findings.extend(released_receiving(&log, calls));
+        findings.sort();
+    }
+    Ok(LintReport {
+        tenants: log.tenants.len() as u64,
+        findings,
+    })
+}
+
+impl LintReport {
+    /// The findings as text for people.
+    pub fn to_text(&self) -> String {
+        if self.findings.is_empty() {
+            return format!(
+                "lint: {} tenant(s) checked, no problems found\n",
+                self.tenants
+            );
+        }
+        let mut out = format!(
+            "lint: {} tenant(s) checked, {} problem(s)\n\n",
+            self.tenants,
+            self.findings.len()
+        );
+        for (i, f) in self.findings.iter().enumerate() {
+            out.push_str(&format!(
+                "{}. [{}] {} {}\n   problem: {}\n   fix:     {}\n",
+                i + 1,
+                f.code,
+                f.tenant_id,
+                f.entity,
+                f.problem,
+                f.fix
+            ));
+        }
+        out.push('\n');
+        let mut counts: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for f in &self.findings {
+            *counts.entry((f.tenant_id.as_str(), &f.code)).or_default() += 1;
+        }
+        let rows = counts
+            .into_iter()
+            .map(|((t, c), n)| vec![t.to_string(), c.to_string(), n.to_string()]);
+        out.push_str(&table::render(&["tenant", "code", "count"], rows));
+        out
+    }
+}

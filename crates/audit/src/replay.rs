@@ -1,0 +1,592 @@
+//! Replay: every recorded decision is decided again with the current routing code from the
+//! settings exactly as of its `settings_seq`, and compared with what was recorded.
+//!
+//! One sequential pass: the recorded calls are sorted by `settings_seq`, SETTINGS is read once
+//! in stream order, and before each settings event at sequence `s` every call decided at a
+//! sequence below `s` is decided again — so each call sees precisely the events up to its
+//! `settings_seq`, and no state is ever rebuilt twice. Only a digest of each recorded decision
+//! is held; the few that differ are read again to say how.
+
+use crate::read::{self, Flow, Progress, Selection, Start, scan};
+use crate::{AuditError, settings};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+use switchboard_bus::{CALLS, SETTINGS};
+use switchboard_contracts::{
+    CallInbound, CallRoute, Envelope, FinalAction, FinalActionKind, Rule, Target, TenantId,
+};
+use switchboard_projections::{Projection, Record};
+use switchboard_routing::{Decision, TenantState};
+
+/// The line the router puts first when it decided on a call's last delivery without being
+/// sure its settings were fresh; not part of the rules' explanation.
+const STALE_PREFIX: &str = "Settings may be stale:";
+
+/// A recorded decision, with its call, held compactly for the replay pass.
+#[derive(Debug, Clone)]
+pub struct RecordedCall {
+    /// The inbound call as it was stored.
+    pub call: CallInbound,
+    /// The CALLS sequence of the recorded decision.
+    pub route_seq: u64,
+    /// The SETTINGS sequence it was decided at.
+    pub settings_seq: u64,
+    /// The recorded rule.
+    pub rule: Rule,
+    /// [`digest`] of the recorded decision.
+    pub digest: u64,
+}
+
+/// The explanation the rules gave, without the router's staleness note.
+pub fn rules_explanation(explanation: &[String]) -> &[String] {
+    match explanation.split_first() {
+        Some((first, rest)) if first.starts_with(STALE_PREFIX) => rest,
+        _ => explanation,
+    }
+}
+
+fn hash_target(target: &Target, h: &mut DefaultHasher) {
+    target.number.hash(h);
+    target.user_id.hash(h);
+    target.rule.hash(h);
+}
+
+/// A fingerprint of everything the rules decide (`DefaultHasher::new` has fixed keys, so it is
+/// the same for the same decision in every run of this build).
+pub fn digest(
+    rule: Rule,
+    target: Option<&Target>,
+    fallbacks: &[Target],
+    final_action: &FinalAction,
+    explanation: &[String],
+) -> u64 {
+    let mut h = DefaultHasher::new();
+    rule.hash(&mut h);
+    target.is_some().hash(&mut h);
+    for t in target.into_iter().chain(fallbacks) {
+        hash_target(t, &mut h);
+    }
+    fallbacks.len().hash(&mut h);
+    matches!(final_action.kind, FinalActionKind::Voicemail).hash(&mut h);
+    final_action.message.hash(&mut h);
+    rules_explanation(explanation).hash(&mut h);
+    h.finish()
+}
+
+/// [`digest`] of a recorded `call.route`.
+pub fn digest_route(route: &CallRoute) -> u64 {
+    digest(
+        route.rule,
+        route.target.as_ref(),
+        &route.fallbacks,
+        &route.final_action,
+        &route.explanation,
+    )
+}
+
+/// [`digest`] of a decision.
+pub fn digest_decision(decision: &Decision) -> u64 {
+    digest(
+        decision.rule,
+        decision.target.as_ref(),
+        &decision.fallbacks,
+        &decision.final_action,
+        &decision.explanation,
+    )
+}
+
+/// One field in which a replayed decision differs from the recorded one (numbers masked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldDiff {
+    /// `rule`, `target`, `fallbacks`, `final_action` or `explanation[i]`.
+    pub field: String,
+    /// What was recorded.
+    pub recorded: String,
+    /// What the current code decides.
+    pub replayed: String,
+}
+
+fn target_text(target: Option<&Target>) -> String {
+    match target {
+        None => "none".into(),
+        Some(t) => match &t.user_id {
+            Some(user) => format!("{} ({}, user {user})", t.number, t.rule.as_str()),
+            None => format!("{} ({})", t.number, t.rule.as_str()),
+        },
+    }
+}
+
+fn targets_text(targets: &[Target]) -> String {
+    if targets.is_empty() {
+        return "none".into();
+    }
+    targets
+        .iter()
+        .map(|t| target_text(Some(t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn action_text(action: &FinalAction) -> String {
+    let kind = match action.kind {
+        FinalActionKind::Voicemail => "voicemail",
+        FinalActionKind::AnnounceHangup => "announce_hangup",
+    };
+    format!("{kind}: {}", action.message)
+}
+
+/// How `replayed` differs from `recorded`, field by field (empty when they agree).
+pub fn compare(recorded: &CallRoute, replayed: &Decision) -> Vec<FieldDiff> {
+    let mut diffs = Vec::new();
+    let mut push = |field: &str, recorded: String, replayed: String| {
+        diffs.push(FieldDiff {
+            field: field.into(),
+            recorded,
+            replayed,
+        })
+    };
+    if recorded.rule != replayed.rule {
+        push(
+            "rule",
+            recorded.rule.as_str().into(),
+            replayed.rule.as_str().into(),
+        );
+    }
+    if recorded.target != replayed.target {
+        push(
+            "target",
+            target_text(recorded.target.as_ref()),
+            target_text(replayed.target.as_ref()),
+        );
+    }
+    if recorded.fallbacks != replayed.fallbacks {
+        push(
+            "fallbacks",
+            targets_text(&recorded.fallbacks),
+            targets_text(&replayed.fallbacks),
+        );
+    }
+    if recorded.final_action != replayed.final_action {
+        push(
+            "final_action",
+            action_text(&recorded.final_action),
+            action_text(&replayed.final_action),
+        );
+    }
+    let (old, new) = (
+        rules_explanation(&recorded.explanation),
+        &replayed.explanation,
+    );
+    if old != new.as_slice() {
+        // The first line that differs tells the story; the rest usually follows from it.
+        let at = old
+            .iter()
+            .zip(new)
+            .position(|(a, b)| a != b)
+            .unwrap_or(old.len().min(new.len()));
+        let line = |lines: &[String]| lines.get(at).cloned().unwrap_or_else(|| "(none)".into());
+        push(&format!("explanation[{}]", at + 1), line(old), line(new));
+    }
+    diffs
+}
+
+/// A recorded decision the current code does not reproduce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    /// The call.
+    pub call_id: String,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The CALLS sequence of the recorded decision.
+    pub route_seq: u64,
+    /// The SETTINGS sequence it was decided (and replayed) at.
+    pub settings_seq: u64,
+    /// How it differs.
+    pub fields: Vec<FieldDiff>,
+}
+
+/// A recorded decision that could not be replayed, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreplayable {
+    /// The call.
+    pub call_id: String,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The CALLS sequence of the recorded decision.
+    pub route_seq: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a replay found. Deterministic: the same streams give the same report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReplayReport {
+    /// Recorded decisions decided again.
+    pub calls_replayed: u64,
+    /// SETTINGS events read to rebuild the settings.
+    pub settings_events: u64,
+    /// The highest SETTINGS sequence a replayed decision was made at.
+    pub last_settings_seq: u64,
+    /// Decisions that differ, by CALLS sequence.
+    pub differences: Vec<Difference>,
+    /// Decisions that could not be replayed, by CALLS sequence.
+    pub unreplayable: Vec<Unreplayable>,
+    /// What may make the replay less than exact.
+    pub warnings: Vec<String>,
+}
+
+impl ReplayReport {
+    /// Whether every replayed decision matched and none was left out.
+    pub fn is_clean(&self) -> bool {
+        self.differences.is_empty() && self.unreplayable.is_empty()
+    }
+}
+
+/// A replayed decision whose digest differs from the recorded one.
+#[derive(Debug, Clone)]
+pub struct Mismatch {
+    /// The recorded call.
+    pub recorded: RecordedCall,
+    /// What the code decides now.
+    pub replayed: Decision,
+}
+
+/// The pure replay pass: feed it SETTINGS records in stream order with
+/// [`settings`](Replayer::settings), then [`finish`](Replayer::finish).
+pub struct Replayer<F> {
+    projection: Projection,
+    empty: HashMap<TenantId, TenantState>,
+    /// Sorted by `(settings_seq, route_seq)`; `next` is the first not yet decided.
+    calls: Vec<RecordedCall>,
+    next: usize,
+    decide: F,
+    mismatches: Vec<(usize, Decision)>,
+    settings_events: u64,
+}
+
+impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
+    /// A replay of `calls` deciding with `decide`.
+    pub fn new(mut calls: Vec<RecordedCall>, decide: F) -> Self {
+        calls.sort_unstable_by_key(|c| (c.settings_seq, c.route_seq));
+        Replayer {
+            projection: Projection::new(),
+            empty: HashMap::new(),
+            calls,
+            next: 0,
+            decide,
+            mismatches: Vec::new(),
+            settings_events: 0,
+        }
+    }
+
+    /// The highest SETTINGS sequence any call was decided at: reading SETTINGS can stop there.
+    pub fn last_settings_seq(&self) -> u64 {
+        self.calls.last().map_or(0, |c| c.settings_seq)
+    }
+
+    /// How many calls have been decided again so far.
+    pub fn decided(&self) -> usize {
+        self.next
+    }
+
+    /// Decides again every call made before `record` (at a lower sequence), then applies it.
+    pub fn settings(&mut self, record: &Record) {
+        self.decide_before(record.seq);
+        self.projection.apply(record);
+        self.settings_events += 1;
+    }
+
+    fn decide_before(&mut self, seq: u64) {
+        while let Some(call) = self.calls.get(self.next) {
+            if call.settings_seq >= seq {
+                break;
+            }
+            let tenant = &call.call.tenant_id;
+            let state = match self.projection.tenant(tenant) {
+                Some(state) => state,
+                None => self
+                    .empty
+                    .entry(tenant.clone())
+                    .or_insert_with(|| TenantState::new(tenant.clone())),
+            };
+            let decision = (self.decide)(&call.call, state);
+            if digest_decision(&decision) != call.digest {
+                self.mismatches.push((self.next, decision));
+            }
+            self.next += 1;
+        }
+    }
+
+    /// Decides the calls left and returns how many were decided, how many SETTINGS events
+    /// were applied, and the mismatches in CALLS order.
+    pub fn finish(mut self) -> (u64, u64, Vec<Mismatch>) {
+        self.decide_before(u64::MAX);
+        let mut calls: Vec<Option<RecordedCall>> = self.calls.into_iter().map(Some).collect();
+        let mut mismatches: Vec<Mismatch> = self
+            .mismatches
+            .into_iter()
+            .filter_map(|(i, replayed)| {
+                calls
+                    .get_mut(i)
+                    .and_then(Option::take)
+                    .map(|recorded| Mismatch { recorded, replayed })
+            })
+            .collect();
+        mismatches.sort_by_key(|m| m.recorded.route_seq);
+        (calls.len() as u64, self.settings_events, mismatches)
+    }
+}
+
+/// The recorded calls of a selection, read from CALLS.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Decisions with their inbound calls.
+    pub calls: Vec<RecordedCall>,
+    /// Decisions whose inbound call was not found (or not readable).
+    pub unreplayable: Vec<Unreplayable>,
+}
+
+/// Reads the selected decisions and their inbound calls from CALLS.
+pub async fn recorded_calls(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    lookback: Duration,
+    progress: &dyn Progress,
+) -> Result<Recorded, AuditError> {
+    let mut recorded = Recorded::default();
+    let Some(start) = read::calls_start(js, selection, lookback).await? else {
+        return Ok(recorded);
+    };
+    let mut inbound: HashMap<(TenantId, String), CallInbound> = HashMap::new();
+    let filters = selection.call_subjects(&["inbound", "route"]);
+    scan(js, CALLS, &filters, start, progress, "reading CALLS", |m| {
+        if selection.is_past(m.time) {
+            return Ok(Flow::Stop);
+        }
+        match m.token(1) {
+            Some("inbound") => {
+                // What the router could not decode it rejected: there is no decision for it.
+                if let Some(call) = read::decode::<CallInbound>(&m.payload, &m.subject) {
+                    let key = (call.tenant_id.clone(), call.call_id.clone());
+                    inbound.entry(key).or_insert(call);
+                }
+            }
+            Some("route") if selection.contains(m.seq, m.time) => {
+                let route = match read::decode_recorded::<CallRoute>(&m.payload, &m.subject) {
+                    Some(route) => route,
+                    None => {
+                        // Decoded again only to say why.
+                        let e = Envelope::<CallRoute>::decode(&m.payload, &m.subject)
+                            .err()
+                            .map_or_else(|| "unknown".to_string(), |e| e.to_string());
+                        recorded.unreplayable.push(Unreplayable {
+                            call_id: String::new(),
+                            tenant_id: m
+                                .token(2)
+                                .and_then(|t| TenantId::new(t).ok())
+                                .unwrap_or_else(TenantId::unknown),
+                            route_seq: m.seq,
+                            reason: format!("the recorded decision is not readable: {e}"),
+                        });
+                        return Ok(Flow::Continue);
+                    }
+                };
+                let key = (route.tenant_id.clone(), route.call_id.clone());
+                // Taken, not copied: a million calls are held once.
+                match inbound.remove(&key) {
+                    Some(call) => recorded.calls.push(RecordedCall {
+                        call,
+                        route_seq: m.seq,
+                        settings_seq: route.settings_seq,
+                        rule: route.rule,
+                        digest: digest_route(&route),
+                    }),
+                    None => recorded.unreplayable.push(Unreplayable {
+                        call_id: route.call_id,
+                        tenant_id: route.tenant_id,
+                        route_seq: m.seq,
+                        reason: "no undecided call.inbound event of this call was found \
+                                 before it (missing, or a second decision for the call)"
+                            .into(),
+                    }),
+                }
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    })
+    .await?;
+    Ok(recorded)
+}
+
+/// Replays the selected decisions with the current routing code.
+pub async fn replay(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    progress: &dyn Progress,
+) -> Result<ReplayReport, AuditError> {
+    replay_with(
+        js,
+        selection,
+        read::DEFAULT_LOOKBACK,
+        progress,
+        switchboard_routing::decide,
+    )
+    .await
+}
+
+/// [`replay`] with another decision function (to audit a proposed change of the rules, or
+/// to prove in tests that a changed rule is caught) and inbound lookback.
+pub async fn replay_with(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    lookback: Duration,
+    progress: &dyn Progress,
+    decide: impl FnMut(&CallInbound, &TenantState) -> Decision,
+) -> Result<ReplayReport, AuditError> {
+    selection.validate()?;
+    let recorded = recorded_calls(js, selection, lookback, progress).await?;
+    let mut report = ReplayReport {
+        unreplayable: recorded.unreplayable,
+        ..ReplayReport::default()
+    };
+    let mut replayer = Replayer::new(recorded.calls, decide);
+    let last = replayer.last_settings_seq();
+    report.last_settings_seq = last;
+
+    let settings_stream = js
+        .get_stream(SETTINGS)
+        .await
+        .map_err(AuditError::nats("open the SETTINGS stream"))?;
+    let first = settings_stream.cached_info().state.first_sequence;
+    if first > 1 && last > 0 {
+        report.warnings.push(format!(
+            "SETTINGS starts at sequence {first}: older events have expired, so settings were \
+             rebuilt without them"
+        ));
+    }
+    if last > 0 {
+        let total = replayer.calls.len() as u64;
+        progress.stage("replaying decisions", Some(total));
+        let mut reported = 0usize;
+        scan(
+            js,
+            SETTINGS,
+            &selection.settings_subjects(),
+            Start::First,
+            &crate::read::NoProgress,
+            "reading SETTINGS",
+            |m| {
+                if m.seq > last {
+                    return Ok(Flow::Stop);
+                }
+                replayer.settings(&settings::record(m.seq, &m.subject, &m.payload));
+                let decided = replayer.decided();
+                if decided - reported >= 1024 {
+                    progress.advance((decided - reported) as u64);
+                    reported = decided;
+                }
+                Ok(Flow::Continue)
+            },
+        )
+        .await?;
+        progress.advance((replayer.calls.len() - reported) as u64);
+        progress.finish();
+    }
+    let (decided, settings_events, mismatches) = replayer.finish();
+    report.calls_replayed = decided;
+    report.settings_events = settings_events;
+    report.differences = explain_mismatches(js, mismatches).await?;
+    report.unreplayable.sort_by_key(|u| u.route_seq);
+    Ok(report)
+}
+
+/// Reads the recorded decision of each mismatch again and says how it differs.
+async fn explain_mismatches(
+    js: &async_nats::jetstream::Context,
+    mismatches: Vec<Mismatch>,
+) -> Result<Vec<Difference>, AuditError> {
+    let calls = js
+        .get_stream(CALLS)
+        .await
+        .map_err(AuditError::nats("open the CALLS stream"))?;
+    let calls = &calls;
+    let read = futures::stream::iter(mismatches)
+        .map(|m| async move {
+            let seq = m.recorded.route_seq;
+            let stored = calls
+                .get_raw_message(seq)
+                .await
+                .map_err(AuditError::nats(format!("read CALLS #{seq}")))?;
+            let route = Envelope::<CallRoute>::decode(&stored.payload, &stored.subject)
+                .map_err(|e| AuditError::BadInput(format!("CALLS #{seq} is not readable: {e}")))?
+                .data;
+            Ok::<_, AuditError>(Difference {
+                call_id: m.recorded.call.call_id.clone(),
+                tenant_id: m.recorded.call.tenant_id.clone(),
+                route_seq: seq,
+                settings_seq: m.recorded.settings_seq,
+                fields: compare(&route, &m.replayed),
+            })
+        })
+        .buffered(32)
+        .collect::<Vec<_>>()
+        .await;
+    let mut differences = Vec::with_capacity(read.len());
+    for difference in read {
+        let difference = difference?;
+        // Only a digest was compared during the pass; keep what really differs.
+        if !difference.fields.is_empty() {
+            differences.push(difference);
+        }
+    }
+    Ok(differences)
+}
+
+impl ReplayReport {
+    /// The report as text for people: a summary line, then each difference.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "replay: {} decision(s) decided again from {} SETTINGS event(s) (up to SETTINGS \
+             #{}): {} difference(s), {} not replayable\n",
+            self.calls_replayed,
+            self.settings_events,
+            self.last_settings_seq,
+            self.differences.len(),
+            self.unreplayable.len()
+        );
+        for w in &self.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
+        for d in &self.differences {
+            out.push_str(&format!(
+                "\ncall {} (tenant {}), decision CALLS #{}, settings SETTINGS #{}\n",
+                d.call_id, d.tenant_id, d.route_seq, d.settings_seq
+            ));
+            let rows = d
+                .fields
+                .iter()
+                .map(|f| vec![f.field.clone(), f.recorded.clone(), f.replayed.clone()]);
+            out.push_str(&crate::table::render(&["field", "recorded", "now"], rows));
+        }
+        if !self.unreplayable.is_empty() {
+            out.push_str("\nnot replayable\n");
+            let rows = self.unreplayable.iter().map(|u| {
+                vec![
+                    u.route_seq.to_string(),
+                    u.tenant_id.to_string(),
+                    u.call_id.clone(),
+                    u.reason.clone(),
+                ]
+            });
+            out.push_str(&crate::table::render(
+                &["CALLS #", "tenant", "call", "reason"],
+                rows,
+            ));
+        }
+        out
+    }
+}

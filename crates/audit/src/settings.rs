@@ -1,0 +1,204 @@
+//! Settings as the router saw them: SETTINGS messages decoded exactly as its follower decodes
+//! them (what it could not apply changes nothing), and [`SettingsLog`], the latest applied
+//! event of every entity with the stream sequence and time it was stored at — what explain
+//! shows as "the settings in force" and what lint inspects.
+
+use std::collections::BTreeMap;
+use switchboard_contracts::{
+    CompanySettings, ContactSettings, E164, EntityId, NumberSettings, Region, SettingsChange,
+    TenantId, UserSettings,
+};
+use switchboard_projections::Record;
+use time::OffsetDateTime;
+
+/// Decodes a SETTINGS message as the router's follower does: an event it would have rejected
+/// (undecodable, or a version beyond what its store holds), and the rejection records
+/// themselves, only advance the position.
+pub fn record(seq: u64, subject: &str, payload: &[u8]) -> Record {
+    let change = match SettingsChange::decode(payload, subject) {
+        Ok(change) if i64::try_from(change.version()).is_ok() => Some(change),
+        _ => None,
+    };
+    Record { seq, change }
+}
+
+/// An entity's latest event, with where and when it was stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// Its SETTINGS sequence.
+    pub seq: u64,
+    /// When SETTINGS stored it.
+    pub time: OffsetDateTime,
+    /// The event data.
+    pub data: T,
+}
+
+/// One tenant's settings, latest applied event per entity.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    /// Company data.
+    pub company: Option<Versioned<CompanySettings>>,
+    /// The tenant's numbers.
+    pub numbers: BTreeMap<E164, Versioned<NumberSettings>>,
+    /// Users.
+    pub users: BTreeMap<EntityId, Versioned<UserSettings>>,
+    /// Contacts (leads), deleted ones included.
+    pub contacts: BTreeMap<EntityId, Versioned<ContactSettings>>,
+    /// Numbers that are released now → when they were released (the first event of the
+    /// current release).
+    pub released_at: BTreeMap<E164, OffsetDateTime>,
+}
+
+impl TenantSettings {
+    /// The region national numbers are read in.
+    pub fn region(&self) -> Region {
+        self.company
+            .as_ref()
+            .and_then(|c| c.data.default_region.as_deref())
+            .and_then(Region::parse)
+            .unwrap_or_default()
+    }
+}
+
+/// Every tenant's settings, as of the last event applied.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsLog {
+    /// By tenant.
+    pub tenants: BTreeMap<TenantId, TenantSettings>,
+}
+
+/// Stores `data` under the version guard (as `TenantState` applies it): only a newer version
+/// replaces what is there. Returns whether it did.
+fn guarded<K: Ord, T>(
+    map: &mut BTreeMap<K, Versioned<T>>,
+    key: K,
+    version: impl Fn(&T) -> u64,
+    new: Versioned<T>,
+) -> bool {
+    match map.get(&key) {
+        Some(current) if version(&current.data) >= version(&new.data) => false,
+        _ => {
+            map.insert(key, new);
+            true
+        }
+    }
+}
+
+impl SettingsLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies `change`, stored at `seq` and `time`, under the per-entity version guard.
+    pub fn apply(&mut self, seq: u64, time: OffsetDateTime, change: &SettingsChange) {
+        let tenant = self.tenants.entry(change.tenant_id().clone()).or_default();
+        match change {
+            SettingsChange::Company(c) => {
+                if tenant
+                    .company
+                    .as_ref()
+                    .is_none_or(|current| current.data.version < c.version)
+                {
+                    tenant.company = Some(Versioned {
+                        seq,
+                        time,
+                        data: c.clone(),
+                    });
+                }
+            }
+            SettingsChange::Number(n) => {
+                let was_released = tenant
+                    .numbers
+                    .get(&n.number)
+                    .is_some_and(|v| v.data.released);
+                let new = Versioned {
+                    seq,
+                    time,
+                    data: n.clone(),
+                };
+                if guarded(&mut tenant.numbers, n.number.clone(), |d| d.version, new) {
+                    if !n.released {
+                        tenant.released_at.remove(&n.number);
+                    } else if !was_released {
+                        tenant.released_at.insert(n.number.clone(), time);
+                    }
+                }
+            }
+            SettingsChange::User(u) => {
+                let new = Versioned {
+                    seq,
+                    time,
+                    data: u.clone(),
+                };
+                guarded(&mut tenant.users, u.user_id.clone(), |d| d.version, new);
+            }
+            SettingsChange::Contact(c) => {
+                let new = Versioned {
+                    seq,
+                    time,
+                    data: c.clone(),
+                };
+                guarded(
+                    &mut tenant.contacts,
+                    c.contact_id.clone(),
+                    |d| d.version,
+                    new,
+                );
+            }
+        }
+    }
+
+    /// One tenant's settings.
+    pub fn tenant(&self, tenant: &TenantId) -> Option<&TenantSettings> {
+        self.tenants.get(tenant)
+    }
+}
+
+/// Masks a phone number as entered in settings (it may not be E.164).
+pub(crate) fn masked_raw(raw: &str) -> String {
+    switchboard_contracts::phone::mask(raw)
+}
+
+/// A one-line summary of an entity's settings, numbers masked.
+pub fn summary(change: &SettingsChange) -> String {
+    let phone = |p: &Option<String>| p.as_deref().map_or("none".to_string(), masked_raw);
+    match change {
+        SettingsChange::Company(c) => format!(
+            "company phone {}, region {}, final action {}",
+            phone(&c.company_phone),
+            c.default_region.as_deref().unwrap_or("US (default)"),
+            c.final_action
+                .as_ref()
+                .map_or("voicemail (default)", |a| match a.kind {
+                    switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
+                    switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
+                })
+        ),
+        SettingsChange::Number(n) => format!(
+            "number {}: forwarding number {}{}",
+            n.number,
+            phone(&n.forwarding_number),
+            if n.released { ", released" } else { "" }
+        ),
+        SettingsChange::User(u) => format!(
+            "user {}: phone {}, {}",
+            u.user_id,
+            phone(&u.phone),
+            if u.active { "active" } else { "deactivated" }
+        ),
+        SettingsChange::Contact(c) => format!(
+            "contact {}: phones [{}], assigned to {}{}",
+            c.contact_id,
+            c.phones
+                .iter()
+                .map(|p| masked_raw(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+            c.assigned_user_id
+                .as_ref()
+                .map_or("nobody".to_string(), ToString::to_string),
+            if c.deleted { ", deleted" } else { "" }
+        ),
+    }
+}

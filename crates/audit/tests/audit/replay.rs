@@ -1,0 +1,241 @@
+use crate::support::*;
+use std::collections::BTreeSet;
+use switchboard_audit::read::{DEFAULT_LOOKBACK, NoProgress};
+use switchboard_audit::{Selection, replay, replay_with};
+use switchboard_contracts::{E164, EntityId, FinalAction, Region, Rule};
+use switchboard_routing::{
+    ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView, decide,
+};
+
+/// The routing rules with one deliberately altered: forwarding numbers are ignored.
+struct WithoutForwarding<'a>(&'a TenantState);
+
+impl SettingsView for WithoutForwarding<'_> {
+    fn region(&self) -> Region {
+        self.0.region()
+    }
+    fn company_phone(&self) -> Option<&SettingPhone> {
+        self.0.company_phone()
+    }
+    fn final_action(&self) -> Option<&FinalAction> {
+        self.0.final_action()
+    }
+    fn number(&self, number: &E164) -> Option<NumberView<'_>> {
+        self.0.number(number).map(|n| NumberView {
+            forwarding_number: None,
+            ..n
+        })
+    }
+    fn user(&self, user_id: &EntityId) -> Option<UserView<'_>> {
+        self.0.user(user_id)
+    }
+    fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>> {
+        self.0.contact(contact_id)
+    }
+    fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
+        self.0.contacts_with_phone(phone)
+    }
+}
+
+#[tokio::test]
+async fn a_day_decided_by_the_router_replays_with_no_difference() {
+    // Given a day of calls decided by the real router, with settings changes in between
+    let streams = Streams::start().await;
+    let calls = router_day(&streams, "acme").await;
+    let routes = streams.routes().await;
+    assert_eq!(routes.len() as u64, calls);
+    let positions: BTreeSet<u64> = routes.iter().map(|(_, r)| r.settings_seq).collect();
+    assert_eq!(
+        positions.len(),
+        3,
+        "three settings positions: {positions:?}"
+    );
+    // (the changes matter: the same caller to the same number is routed differently)
+    let rule_of = |id: &str| routes.iter().find(|(_, r)| r.call_id == id).unwrap().1.rule;
+    assert_eq!(rule_of("CA-am-0-0"), Rule::AssignedUser);
+    assert_eq!(rule_of("CA-noon-0-0"), Rule::ForwardingNumber);
+    assert_eq!(rule_of("CA-pm-1-3"), Rule::NoRoute);
+
+    // When every decision is replayed with the current code
+    let report = replay(&streams.js, &Selection::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    // Then all are replayed, none differs, and a second run gives the same report
+    assert_eq!(report.calls_replayed, calls, "{}", report.to_text());
+    assert!(report.differences.is_empty(), "{}", report.to_text());
+    assert!(report.unreplayable.is_empty(), "{}", report.to_text());
+    assert_eq!(report.last_settings_seq, *positions.last().unwrap());
+    let again = replay(&streams.js, &Selection::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(again, report);
+    assert_eq!(again.to_text(), report.to_text());
+}
+
+#[tokio::test]
+async fn an_altered_rule_is_reported_for_exactly_the_calls_it_changes() {
+    // Given a day decided by the real router
+    let streams = Streams::start().await;
+    let calls = router_day(&streams, "acme").await;
+    // (the calls whose chain has a forwarding number are those the altered rule changes)
+    let expected: BTreeSet<String> = streams
+        .routes()
+        .await
+        .into_iter()
+        .filter(|(_, r)| {
+            r.target
+                .iter()
+                .chain(&r.fallbacks)
+                .any(|t| t.rule == Rule::ForwardingNumber)
+        })
+        .map(|(_, r)| r.call_id)
+        .collect();
+    assert!(!expected.is_empty() && (expected.len() as u64) < calls);
+
+    // When replayed with rules that ignore forwarding numbers
+    let report = replay_with(
+        &streams.js,
+        &Selection::default(),
+        DEFAULT_LOOKBACK,
+        &NoProgress,
+        |call, state| decide(call, &WithoutForwarding(state)),
+    )
+    .await
+    .unwrap();
+
+    // Then exactly those calls are listed, in CALLS order, with what changed
+    let listed: BTreeSet<String> = report
+        .differences
+        .iter()
+        .map(|d| d.call_id.clone())
+        .collect();
+    assert_eq!(listed, expected, "{}", report.to_text());
+    assert_eq!(report.calls_replayed, calls);
+    let seqs: Vec<u64> = report.differences.iter().map(|d| d.route_seq).collect();
+    let mut sorted = seqs.clone();
+    sorted.sort();
+    assert_eq!(seqs, sorted);
+    for d in &report.differences {
+        let fields: Vec<&str> = d.fields.iter().map(|f| f.field.as_str()).collect();
+        assert!(
+            fields.contains(&"target") || fields.contains(&"fallbacks"),
+            "{fields:?}"
+        );
+        for f in &d.fields {
+            assert!(!f.recorded.contains("3127654"), "numbers are masked: {f:?}");
+        }
+    }
+    let text = report.to_text();
+    assert!(
+        text.contains(&format!("{} difference(s)", expected.len())),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_altered_recorded_decision_is_the_only_difference() {
+    // Given calls recorded by the routing core at their settings sequences
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    let mut recorded = Vec::new();
+    for call in calls("acme", "am") {
+        recorded.push(rec.call(call).await);
+    }
+    rec.settings(day_noon("acme")).await;
+    // and one decision that does not follow the rules (its target is tampered with)
+    let call = inbound("acme", "CA-tampered", N1, CALLERS[3]);
+    let mut route = rec.route_for(&call);
+    assert_eq!(route.rule, Rule::ForwardingNumber);
+    route.target.as_mut().unwrap().number = number(COMPANY);
+    rec.streams.publish(call).await;
+    let tampered_seq = rec.streams.publish(route).await;
+    for call in calls("acme", "noon") {
+        rec.call(call).await;
+    }
+
+    // When replayed
+    let report = replay(&rec.streams.js, &Selection::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    // Then only the tampered decision differs, in its target
+    assert_eq!(report.calls_replayed, 21);
+    assert_eq!(report.differences.len(), 1, "{}", report.to_text());
+    let d = &report.differences[0];
+    assert_eq!(
+        (d.call_id.as_str(), d.route_seq),
+        ("CA-tampered", tampered_seq)
+    );
+    assert_eq!(d.fields.len(), 1, "{:?}", d.fields);
+    assert_eq!(d.fields[0].field, "target");
+    assert_eq!(d.fields[0].recorded, "+16*******34 (forwarding_number)");
+    assert_eq!(d.fields[0].replayed, "+13*******00 (forwarding_number)");
+}
+
+#[tokio::test]
+async fn replay_reads_only_the_selected_tenant_and_sequences() {
+    // Given two tenants' calls
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    rec.settings(day_start("globex")).await;
+    let mut acme = Vec::new();
+    for call in calls("acme", "am") {
+        acme.push(rec.call(call).await.0);
+    }
+    for call in calls("globex", "am") {
+        rec.call(call).await;
+    }
+
+    // When one tenant is replayed, and then from a CALLS sequence on
+    let tenant_only = Selection {
+        tenant: Some(tenant("acme")),
+        ..Selection::default()
+    };
+    let report = replay(&rec.streams.js, &tenant_only, &NoProgress)
+        .await
+        .unwrap();
+    let from = Selection {
+        from_seq: Some(acme[5]),
+        ..tenant_only.clone()
+    };
+    let later = replay(&rec.streams.js, &from, &NoProgress).await.unwrap();
+
+    // Then only its calls, and only those from that sequence, are replayed
+    assert_eq!(report.calls_replayed, 10);
+    assert!(report.is_clean(), "{}", report.to_text());
+    assert_eq!(later.calls_replayed, 5);
+    assert!(later.is_clean(), "{}", later.to_text());
+
+    // And a nonsensical selection is refused with a reason
+    let bad = Selection {
+        from_seq: Some(0),
+        ..Selection::default()
+    };
+    let err = replay(&rec.streams.js, &bad, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--from-seq"), "{err}");
+}
+
+#[tokio::test]
+async fn a_decision_without_its_inbound_call_is_listed_as_not_replayable() {
+    // Given a decision whose call.inbound was never stored
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    let call = inbound("acme", "CA-orphan", N1, CALLERS[0]);
+    let route = rec.route_for(&call);
+    let seq = rec.streams.publish(route).await;
+
+    // When replayed
+    let report = replay(&rec.streams.js, &Selection::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    // Then it is listed with the reason, and the replay is not clean
+    assert_eq!(report.calls_replayed, 0);
+    assert_eq!(report.unreplayable.len(), 1);
+    assert_eq!(report.unreplayable[0].route_seq, seq);
+    assert!(report.unreplayable[0].reason.contains("call.inbound"));
+    assert!(!report.is_clean());
+}

@@ -1,0 +1,6 @@
+//! Fuzz target `phone`: see `src/harness.rs`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = switchboard_fuzz::phone(data);
+});

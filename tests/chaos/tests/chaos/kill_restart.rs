@@ -1,0 +1,136 @@
+//! Calls in flight while both routers and the dialer are SIGKILLed and restarted and
+//! nats-server is restarted (same port, same store).
+
+use crate::figure;
+use crate::support::*;
+use std::time::{Duration, Instant};
+use switchboard_testkit::{NatsServer, eventually};
+
+/// Router redeliveries wait for the consumer's 30 s `ack_wait`, the dialer's for 60 s; both
+/// after the last fault, plus the work itself.
+const AFTER_REDELIVERY: Duration = Duration::from_secs(150);
+
+/// Fault timing, not synchronization: a random pause so faults do not always land on the same
+/// instant of the pipeline (the seed is printed, `SWITCHBOARD_CHAOS_SEED` replays it).
+async fn fault_pause(rng: &mut Rng) {
+    tokio::time::sleep(Duration::from_millis(rng.range(0, 300) as u64)).await;
+}
+
+/// How long the calls are spread over, so that every fault lands while calls are in flight.
+pub fn spread(n: usize) -> Duration {
+    Duration::from_millis((n as u64 * 3).clamp(6_000, 60_000))
+}
+
+/// Given two routers and a dialer (sandbox carrier) as real processes and N calls arriving,
+/// when router A, the dialer, nats-server and router B are each killed (SIGKILL) and restarted
+/// while calls are in flight, then, read back from CALLS: every accepted call has exactly one
+/// decision, no decision exists for a call never accepted; and the carrier's ledger shows no
+/// action taken twice while every decision was acted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkills_and_a_nats_restart_lose_nothing_and_repeat_nothing() {
+    let n = calls_per_scenario();
+    let (mut rng, seed) = Rng::from_env(0x5EED_0008);
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let js = connect(&url).await;
+    provision(&js, 1).await;
+    let mut router_a = Service::router("router-a", &url, dir.path(), &[]);
+    let mut router_b = Service::router("router-b", &url, dir.path(), &[]);
+    let mut dialer = Service::dialer("dialer", &url, dir.path(), &[]);
+    router_a.wait_ready(WAIT).await;
+    router_b.wait_ready(WAIT).await;
+    dialer.wait_ready(WAIT).await;
+
+    let started = Instant::now();
+    let routes = format!("call.route.{T}");
+    let publishing = Publishing::start(js.clone(), "kill", n, spread(n));
+    let mut faults: Vec<String> = Vec::new();
+    let mut note = |fault: String, decided: usize| {
+        assert!(
+            decided < n,
+            "{fault}: every call was already decided, the fault tested nothing"
+        );
+        faults.push(format!(
+            "{fault} at {decided} decisions, t={:?}",
+            started.elapsed()
+        ));
+    };
+
+    // The faults are spread over the first ~40 % of the calls.
+    let step = (n / 10).max(20);
+
+    // 1. Router A, once it is deciding.
+    let decided = wait_count(&js, &routes, step, WAIT).await;
+    fault_pause(&mut rng).await;
+    router_a.kill_and_restart();
+    note("SIGKILL router-a".into(), decided);
+
+    // 2. The dialer, once it has taken carrier actions.
+    eventually(WAIT, "the dialer acting on decisions", || async {
+        (Ledger::count(&[&dialer]) >= 20).then_some(())
+    })
+    .await
+    .unwrap();
+    fault_pause(&mut rng).await;
+    let decided = count(&js, &routes).await.unwrap();
+    dialer.kill_and_restart();
+    note("SIGKILL dialer".into(), decided);
+
+    // 3. nats-server (same port, same store dir), once the restarted instances are working.
+    router_a.wait_ready(WAIT).await;
+    dialer.wait_ready(WAIT).await;
+    let decided = wait_count(&js, &routes, decided + step, WAIT).await;
+    fault_pause(&mut rng).await;
+    tokio::task::block_in_place(|| nats.restart()).unwrap();
+    note("nats-server SIGKILL + restart".into(), decided);
+
+    // 4. Router B, once decisions flow again after the server restart.
+    let decided = wait_count(&js, &routes, decided + step, WAIT).await;
+    fault_pause(&mut rng).await;
+    router_b.kill_and_restart();
+    note("SIGKILL router-b".into(), decided);
+    assert!(
+        !publishing.done() || count(&js, &routes).await.unwrap_or(0) < n,
+        "faults must land while calls are in flight"
+    );
+
+    router_a.wait_ready(WAIT).await;
+    router_b.wait_ready(WAIT).await;
+    dialer.wait_ready(WAIT).await;
+    let ids = publishing.finish().await;
+    let published_at = started.elapsed();
+
+    wait_count(&js, &routes, n, AFTER_REDELIVERY).await;
+    wait_settled(&js, "router", AFTER_REDELIVERY).await;
+    let decided_at = started.elapsed();
+    let (audit, ledger, awaiting) = wait_dialer(&js, &[&dialer], AFTER_REDELIVERY).await;
+    audit.assert_decided_exactly_once(&ids);
+    ledger.assert_no_action_twice(&audit);
+    for service in [&mut router_a, &mut router_b, &mut dialer] {
+        assert!(
+            service.is_running(),
+            "{} died:\n{}",
+            service.name,
+            service.log_tail(40)
+        );
+    }
+
+    let redecided: usize = [&router_a, &router_b]
+        .iter()
+        .map(|r| r.log().matches("call was already decided").count())
+        .sum();
+    figure!("kill/restart: seed {seed}, {n} calls published in {published_at:?}");
+    for fault in &faults {
+        figure!("kill/restart: fault: {fault}");
+    }
+    figure!(
+        "kill/restart: accepted {}, decided {}, lost 0, decided twice 0, re-decisions dropped as duplicates {redecided}, \
+         all decided at {decided_at:?}; carrier actions {} over {} (call, step) pairs, taken twice 0, decisions awaiting the dialer's redelivery {awaiting}; total {:?}",
+        audit.accepted.len(),
+        audit.routes.len(),
+        ledger.total,
+        ledger.actions.len(),
+        started.elapsed()
+    );
+}
