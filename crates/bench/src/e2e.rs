@@ -22,6 +22,49 @@ pub struct E2eResult {
     pub router_decisions_per_second: f64,
     pub relay_messages_per_second: f64,
     pub router_to_relay_ratio: f64,
+    /// CPU time per message (µs) of the client process (relay or router) and of nats-server.
+    pub relay_cpu_us_per_message: CpuPerMessage,
+    pub router_cpu_us_per_message: CpuPerMessage,
+}
+
+/// Where one message's CPU time goes: in the client process and in nats-server.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CpuPerMessage {
+    pub client: f64,
+    pub nats_server: f64,
+}
+
+/// User + system CPU seconds of a process so far, from /proc (0 where unavailable).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks / 100.0
+}
+
+/// Measures the CPU both processes spend while `work` runs, per message.
+async fn with_cpu<T>(
+    server_pid: &str,
+    messages: u64,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, CpuPerMessage)> {
+    let (client0, server0) = (cpu_seconds("self"), cpu_seconds(server_pid));
+    let out = work.await?;
+    let per = |seconds: f64| seconds * 1e6 / messages.max(1) as f64;
+    Ok((
+        out,
+        CpuPerMessage {
+            client: per(cpu_seconds("self") - client0),
+            nats_server: per(cpu_seconds(server_pid) - server0),
+        },
+    ))
 }
 
 const MAX_IN_FLIGHT: usize = 512;
@@ -49,8 +92,14 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
     .await?;
     println!("  backlog ready: {calls} calls, {contacts} contacts");
 
-    let relay = drain_rate(&js, "relay", calls, relay(js.clone(), calls)).await?;
-    println!("  bare relay: {relay:.0} messages/s");
+    let server_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
+    let (relay, relay_cpu) = with_cpu(
+        &server_pid,
+        calls,
+        drain_rate(&js, "relay", calls, relay(js.clone(), calls)),
+    )
+    .await?;
+    println!("  bare relay: {relay:.0} messages/s; CPU µs/message: {relay_cpu:?}");
 
     let dir = tempfile::tempdir()?;
     let config = <switchboard_router::Config as clap::Parser>::parse_from([
@@ -68,11 +117,16 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
     let router = tokio::spawn(switchboard_router::run(config, async move {
         let _ = stopped.await;
     }));
-    let decided = drain_rate(&js, "router", calls, std::future::pending::<()>()).await?;
+    let (decided, router_cpu) = with_cpu(
+        &server_pid,
+        calls,
+        drain_rate(&js, "router", calls, std::future::pending::<()>()),
+    )
+    .await?;
     let _ = stop.send(());
     router.await??;
     println!(
-        "  router: {decided:.0} decisions/s ({:.2} of the relay)",
+        "  router: {decided:.0} decisions/s ({:.2} of the relay); CPU µs/message: {router_cpu:?}",
         decided / relay
     );
 
@@ -83,6 +137,8 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
         router_decisions_per_second: decided,
         relay_messages_per_second: relay,
         router_to_relay_ratio: decided / relay,
+        relay_cpu_us_per_message: relay_cpu,
+        router_cpu_us_per_message: router_cpu,
     })
 }
 

@@ -4,6 +4,10 @@
 #![allow(clippy::print_stdout)] // a report tool: printing is its job
 #![allow(clippy::expect_used)] // fixtures built from constants; a failure is a bug in the bench
 
+/// The services' allocator, so in-process services are measured as they run.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod e2e;
 mod fixtures;
 mod gateway;

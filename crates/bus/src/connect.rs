@@ -108,7 +108,18 @@ impl NatsArgs {
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
         options = options.require_tls(self.tls_required);
-        options.connect(self.url.as_str()).await.map_err(|e| {
+        // A comma-separated list names several servers of one cluster (as `--help` says).
+        let servers = self
+            .url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::parse::<async_nats::ServerAddr>)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                BusError::unavailable(format!("parse the NATS URL {}", redact_url(&self.url)), e)
+            })?;
+        options.connect(servers).await.map_err(|e| {
             BusError::unavailable(format!("connect to NATS at {}", redact_url(&self.url)), e)
         })
     }

@@ -90,13 +90,63 @@ impl<T: EventData> Envelope<T> {
 
     /// The JSON body. Fails only for times RFC 3339 cannot write (years outside 0000–9999).
     pub fn to_json(&self) -> Result<Vec<u8>, ContractError> {
-        serde_json::to_vec(self)
-            .map_err(|e| ContractError::Malformed(format!("cannot encode {}: {e}", self.id)))
+        // Most events fit: one allocation instead of a series of regrowths on the hot path.
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, self)
+            .map_err(|e| ContractError::Malformed(format!("cannot encode {}: {e}", self.id)))?;
+        Ok(body)
     }
 
     /// Decodes and validates a body that arrived on `nats_subject`.
+    ///
+    /// One typed pass over the body when it is valid (the hot path: the router decodes every
+    /// call); anything that fails it is decoded again by the step-by-step path below, whose
+    /// error is the one reported, so both paths always agree on what is wrong.
     pub fn decode(body: &[u8], nats_subject: &str) -> Result<Self, ContractError> {
-        RawEnvelope::parse(body)?.into_typed(nats_subject)
+        match Self::decode_typed(body, nats_subject) {
+            Some(envelope) => Ok(envelope),
+            None => RawEnvelope::parse(body)?.into_typed(nats_subject),
+        }
+    }
+
+    /// The single typed pass: `None` on any problem, left for the step-by-step path to name.
+    fn decode_typed(body: &[u8], nats_subject: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Typed<T> {
+            specversion: Option<String>,
+            id: Option<String>,
+            source: Option<String>,
+            #[serde(rename = "type")]
+            event_type: Option<String>,
+            time: Option<String>,
+            subject: Option<String>,
+            datacontenttype: Option<String>,
+            data: Option<T>,
+        }
+        let typed: Typed<T> = serde_json::from_slice(body).ok()?;
+        let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        if present(typed.specversion)? != SPEC_VERSION
+            || present(typed.datacontenttype)? != DATA_CONTENT_TYPE
+            || present(typed.event_type.clone())? != T::TYPE
+        {
+            return None;
+        }
+        let time = OffsetDateTime::parse(&present(typed.time)?, &Rfc3339).ok()?;
+        let data = typed.data?;
+        data.validate().ok()?;
+        if data.nats_subject() != nats_subject {
+            return None;
+        }
+        Some(Envelope {
+            specversion: SPEC_VERSION.to_string(),
+            id: present(typed.id)?,
+            source: present(typed.source)?,
+            event_type: typed.event_type?,
+            time,
+            subject: present(typed.subject)?,
+            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            data,
+        })
     }
 }
 

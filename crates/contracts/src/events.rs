@@ -770,6 +770,10 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// Longest `original_payload` carried, in bytes: a refused body can be up to NATS's
+    /// message limit, and its rejection must still be publishable.
+    pub const MAX_PAYLOAD: usize = 64 * 1024;
+
     /// Records that the event at `stream`/`stream_seq` on `subject` was refused for `error`.
     pub fn new(
         stream: &str,
@@ -786,11 +790,25 @@ impl Rejection {
             stream: stream.to_string(),
             stream_seq,
             original_subject: subject.to_string(),
-            original_payload: String::from_utf8_lossy(payload).into_owned(),
+            original_payload: excerpt(payload),
             code: error.code().to_string(),
             reason: error.to_string(),
         }
     }
+}
+
+/// The refused body as text, cut at [`Rejection::MAX_PAYLOAD`] bytes so the rejection itself
+/// always fits in a NATS message (the whole original stays in its stream at `stream_seq`).
+fn excerpt(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    if text.len() <= Rejection::MAX_PAYLOAD {
+        return text.into_owned();
+    }
+    let mut end = Rejection::MAX_PAYLOAD;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
 }
 
 /// `switchboard.call.rejected.v1` on `call.rejected.<tenant>`: a call event that could not be
@@ -846,5 +864,22 @@ impl EventData for SettingsRejected {
     }
     fn validate(&self) -> Result<(), ContractError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_refused_body_is_cut_so_its_rejection_fits_in_a_nats_message() {
+        // Found by the chaos suite: a 400 kB body of invalid UTF-8 became a 1.2 MB rejection.
+        let body = vec![0xFF_u8; 400_000];
+        let error = ContractError::Malformed("not JSON".into());
+        let rejection = Rejection::new("CALLS", 7, "call.inbound.acme", &body, &error);
+        assert!(rejection.original_payload.len() <= Rejection::MAX_PAYLOAD);
+        assert!(rejection.original_payload.starts_with('\u{FFFD}'));
+        let small = Rejection::new("CALLS", 8, "call.inbound.acme", b"{}", &error);
+        assert_eq!(small.original_payload, "{}");
     }
 }

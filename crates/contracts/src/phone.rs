@@ -64,7 +64,10 @@ impl E164 {
         if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
             return Err(PhoneError::Withheld);
         }
-        let parsed = phonenumber::parse(Some(region.0), trimmed)
+        // A number in international form carries its country: read it without a region, whose
+        // metadata would otherwise decide validity (a valid +44 number failed under US).
+        let region = (!trimmed.starts_with('+')).then_some(region.0);
+        let parsed = phonenumber::parse(region, trimmed)
             .map_err(|e| PhoneError::Unparseable(e.to_string()))?;
         if !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
@@ -127,40 +130,56 @@ impl E164 {
 
 impl fmt::Display for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
+        write_masked(f, &self.0)
     }
 }
 
 impl fmt::Debug for E164 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "E164({})", self.masked())
+        f.write_str("E164(")?;
+        write_masked(f, &self.0)?;
+        f.write_str(")")
     }
 }
 
 /// Masks any string that may hold a phone number: keeps the first three and last two
 /// characters of what is long enough to identify a person, stars the rest.
 pub fn mask(raw: &str) -> String {
-    let chars: Vec<char> = raw.chars().collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
+    let mut masked = String::with_capacity(raw.len());
+    // Writing to a String cannot fail.
+    let _ = write_masked(&mut masked, raw);
+    masked
+}
+
+/// [`mask`] written straight into `out`: explanations and logs mask numbers on every
+/// decision, so this path does not allocate.
+fn write_masked(out: &mut impl fmt::Write, raw: &str) -> fmt::Result {
+    let len = raw.chars().count();
+    if len <= 6 {
+        for _ in 0..len {
+            out.write_char('*')?;
+        }
+        return Ok(());
     }
     let (head, tail) = (3, 2);
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            if i < head || i >= chars.len() - tail {
-                *c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    for (i, c) in raw.chars().enumerate() {
+        out.write_char(if i < head || i >= len - tail { c } else { '*' })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn international_numbers_do_not_depend_on_the_region() {
+        // Found by the `phone` fuzz target: valid under GB, refused when read under US.
+        let gb = E164::parse("011 7946 0958", Region::parse("GB").unwrap()).unwrap();
+        assert_eq!(gb.as_str(), "+441179460958");
+        assert_eq!(E164::parse_strict("+441179460958").unwrap(), gb);
+        assert_eq!(E164::parse("+441179460958", Region::DEFAULT).unwrap(), gb);
+    }
 
     #[test]
     fn national_numbers_are_read_in_the_region() {

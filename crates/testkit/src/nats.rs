@@ -140,6 +140,11 @@ impl NatsServer {
         read_log(&self.log_path(), 0)
     }
 
+    /// The process id while it runs (benchmarks read its CPU time from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Whether the process is alive.
     pub fn is_running(&mut self) -> bool {
         self.child
