@@ -70,7 +70,7 @@ pub async fn ensure_streams(
     js: &jetstream::Context,
     options: &StreamOptions,
 ) -> Result<(), BusError> {
-    for wanted in stream_configs(options) {
+    for mut wanted in stream_configs(options) {
         let action = format!("ensure stream {}", wanted.name);
         let mut stream = js
             .get_or_create_stream(wanted.clone())
@@ -89,6 +89,18 @@ pub async fn ensure_streams(
                     current.storage
                 ),
             ));
+        }
+        // Never shrink replicas from here: any process that provisions (a CLI left on its
+        // default of 1, say) would otherwise turn production's R3 streams into R1. Lowering is
+        // an operator's explicit `nats stream edit`.
+        if current.num_replicas > wanted.num_replicas {
+            tracing::warn!(
+                stream = %wanted.name,
+                current = current.num_replicas,
+                requested = wanted.num_replicas,
+                "keeping the stream's higher replica count; lower it with `nats stream edit` if meant"
+            );
+            wanted.num_replicas = current.num_replicas;
         }
         let drifted = current.subjects != wanted.subjects
             || current.max_age != wanted.max_age

@@ -29,12 +29,39 @@ const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::fro
 const SOURCE: &str = "/switchboard/router";
 
 /// The SETTINGS stream's last sequence now: what "fresh" means for a decision made after it.
+///
+/// The router asks this for every burst of calls, so the reply is read for the one field it
+/// needs instead of into a whole `StreamInfo` (configuration, cluster, sources).
 pub async fn settings_last_seq(js: &jetstream::Context) -> Result<u64, ProjectionError> {
-    let stream = js
-        .get_stream(SETTINGS)
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        state: Option<State>,
+        error: Option<ApiError>,
+    }
+    #[derive(serde::Deserialize)]
+    struct State {
+        last_seq: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct ApiError {
+        #[serde(default)]
+        code: u16,
+        #[serde(default)]
+        description: String,
+    }
+    const ACTION: &str = "read the SETTINGS stream info";
+    let reply: Reply = js
+        .request(format!("STREAM.INFO.{SETTINGS}"), &())
         .await
-        .map_err(ProjectionError::nats("read the SETTINGS stream info"))?;
-    Ok(stream.cached_info().state.last_sequence)
+        .map_err(ProjectionError::nats(ACTION))?;
+    match (reply.state, reply.error) {
+        (Some(state), None) => Ok(state.last_seq),
+        (_, Some(e)) => Err(ProjectionError::nats(ACTION)(format!(
+            "{} (code {})",
+            e.description, e.code
+        ))),
+        (None, None) => Err(ProjectionError::nats(ACTION)("a reply without a state")),
+    }
 }
 
 /// What the follower task reports.

@@ -179,6 +179,10 @@ impl Router {
         else {
             return Some(Stale::Unknown);
         };
+        // Usually already applied: answer without arming a timer.
+        if self.follower.applied_seq() >= required {
+            return None;
+        }
         let remaining = self.freshness_timeout.saturating_sub(received.elapsed());
         match self.follower.wait_applied(required, remaining).await {
             Ok(_) => None,

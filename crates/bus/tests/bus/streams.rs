@@ -50,6 +50,25 @@ async fn ensuring_again_is_idempotent_and_applies_new_options() {
 }
 
 #[tokio::test]
+async fn provisioning_never_lowers_the_replica_count() {
+    // A CLI left on its default of one replica must not turn production's R3 streams into R1.
+    let cluster = switchboard_testkit::NatsCluster::start(3).unwrap();
+    let js = jetstream::new(cluster.client().await.unwrap());
+    let r3 = StreamOptions {
+        replicas: 3,
+        ..StreamOptions::default()
+    };
+    ensure_streams(&js, &r3).await.unwrap();
+    ensure_streams(&js, &StreamOptions::default())
+        .await
+        .unwrap();
+    for name in [CALLS, SETTINGS] {
+        let info = js.get_stream(name).await.unwrap().get_info().await.unwrap();
+        assert_eq!(info.config.num_replicas, 3, "{name} was shrunk");
+    }
+}
+
+#[tokio::test]
 async fn a_stream_with_memory_storage_is_a_conflict() {
     let server = NatsServer::start().unwrap();
     let js = jetstream::new(server.client().await.unwrap());
