@@ -6,14 +6,11 @@
 //! Then the maximum sustained webhook rate, closed-loop on many connections.
 
 use crate::fixtures;
-use futures::StreamExt;
-use hdrhistogram::Histogram;
-use std::collections::HashMap;
+use crate::openloop::{RouteCollector, Router, wait_router_drained};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
-use switchboard_contracts::{CallRoute, Envelope};
 use switchboard_testkit::NatsServer;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -49,20 +46,7 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
             .await?;
     }
 
-    let dir = tempfile::tempdir()?;
-    let router_config = <switchboard_router::Config as clap::Parser>::parse_from([
-        "switchboard-router".to_string(),
-        "--nats-url".into(),
-        server.url(),
-        "--database-url".into(),
-        format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
-        "--http-addr".into(),
-        "127.0.0.1:0".into(),
-    ]);
-    let (stop_router, router_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = tokio::spawn(switchboard_router::run(router_config, async move {
-        let _ = router_stopped.await;
-    }));
+    let router = Router::start(&server.url())?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -91,55 +75,14 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     ));
 
     // Decisions, matched to their scheduled send time.
-    let scheduled: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
-        1, 60_000_000, 3,
-    )?));
-    let mut routes = client.subscribe("call.route.>").await?;
-    let (s, h) = (scheduled.clone(), histogram.clone());
-    let collector = tokio::spawn(async move {
-        let mut seen = 0u64;
-        while let Some(message) = routes.next().await {
-            let Ok(route) = Envelope::<CallRoute>::decode(&message.payload, &message.subject)
-            else {
-                continue;
-            };
-            let at = s
-                .lock()
-                .ok()
-                .and_then(|mut m| m.remove(&route.data.call_id));
-            if let (Some(at), Ok(mut hist)) = (at, h.lock()) {
-                let _ = hist.record(at.elapsed().as_micros().max(1) as u64);
-                seen += 1;
-            }
-        }
-        seen
-    });
+    let collector = RouteCollector::start(&client).await?;
 
     wait_ready(addr).await?;
     // Warm-up: connections, the router's caches; then let the router finish the warm-up
     // backlog, so the measured calls do not queue behind it.
     closed_loop(addr, &public, 2_000, "warm").await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        // The router creates its consumer once ready; until then it is not found.
-        if let Ok(mut consumer) = js
-            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                "router", "CALLS",
-            )
-            .await
-        {
-            let info = consumer.info().await?;
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
-                break;
-            }
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the warm-up backlog never drained"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_router_drained(&js).await?;
+    let _ = collector.take()?;
 
     // Open loop: request i leaves at start + i / rate, on one of CONNECTIONS connections.
     let total = rate * seconds;
@@ -161,30 +104,16 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         let due = start + Duration::from_micros(i * 1_000_000 / rate);
         tokio::time::sleep_until(due.into()).await;
         let call_id = format!("CAopen{i:026}");
-        if let Ok(mut m) = scheduled.lock() {
-            m.insert(call_id.clone(), due);
-        }
+        collector.schedule(call_id.clone(), due);
         tx.send((call_id, due)).await?;
     }
     drop(tx);
     for s in senders {
         s.await??;
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while scheduled.lock().map(|m| !m.is_empty()).unwrap_or(false) {
-        anyhow::ensure!(Instant::now() < deadline, "decisions missing after 60 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let (decisions, p50, p99, p999, max) = {
-        let hist = histogram.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-        (
-            hist.len(),
-            hist.value_at_quantile(0.50) as f64 / 1000.0,
-            hist.value_at_quantile(0.99) as f64 / 1000.0,
-            hist.value_at_quantile(0.999) as f64 / 1000.0,
-            hist.max() as f64 / 1000.0,
-        )
-    };
+    collector.wait_all().await?;
+    let p = collector.take()?;
+    let (decisions, p50, p99, p999, max) = (p.count, p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms);
     println!(
         "  webhook → call.route at {rate}/s for {seconds} s: p50 {p50:.2} ms, p99 {p99:.2} ms, \
          p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} decisions)"
@@ -198,9 +127,8 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
 
     let _ = stop_gateway.send(());
     gateway.await??;
-    let _ = stop_router.send(());
-    router.await??;
-    collector.abort();
+    router.stop().await?;
+    collector.stop();
     Ok(GatewayResult {
         offered_per_second: rate,
         seconds,

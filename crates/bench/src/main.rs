@@ -8,10 +8,13 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod core;
 mod e2e;
 mod fixtures;
 mod gateway;
+mod latency;
 mod memory;
+mod openloop;
 mod projection;
 mod replay;
 mod report;
@@ -40,6 +43,15 @@ struct Args {
     /// Seconds the webhook rate is offered.
     #[arg(long, default_value_t = 20)]
     webhook_seconds: u64,
+    /// Offered rates for the publish → call.route latency benchmark (calls/s, open loop).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 5_000, 10_000])]
+    latency_rates: Vec<u64>,
+    /// Seconds each latency rate is offered.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// Contacts in the tenant's index for the routing-core benchmark.
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
+    core_contacts: Vec<u64>,
     /// Recorded calls replayed by `switchboard replay` in the replay benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     replay_calls: u64,
@@ -62,9 +74,11 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Section {
     Memory,
+    Core,
     Projection,
     E2e,
     Webhook,
+    Latency,
     Replay,
 }
 
@@ -77,6 +91,14 @@ fn main() -> anyhow::Result<()> {
     if run(Section::Memory) {
         println!("== in-memory index: {} contacts", args.index_contacts);
         report.memory = Some(memory::run(args.index_contacts));
+    }
+
+    if run(Section::Core) {
+        println!(
+            "== routing core: decide over {:?} contacts",
+            args.core_contacts
+        );
+        report.core = Some(core::run(&args.core_contacts));
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -101,6 +123,17 @@ fn main() -> anyhow::Result<()> {
         report.gateway = Some(runtime.block_on(gateway::run(
             args.webhook_rate,
             args.webhook_seconds,
+            args.contacts,
+        ))?);
+    }
+    if run(Section::Latency) {
+        println!(
+            "== publish → call.route: {:?}/s for {} s each, open loop",
+            args.latency_rates, args.latency_seconds
+        );
+        report.latency = Some(runtime.block_on(latency::run(
+            &args.latency_rates,
+            args.latency_seconds,
             args.contacts,
         ))?);
     }

@@ -1,7 +1,9 @@
 //! docs/benchmarks.md and its JSON copy, with the machine and the commit.
 
+use crate::core::CoreResult;
 use crate::e2e::E2eResult;
 use crate::gateway::GatewayResult;
+use crate::latency::LatencyResult;
 use crate::memory::MemoryResult;
 use crate::projection::ProjectionResult;
 use crate::replay::ReplayResult;
@@ -18,6 +20,8 @@ pub struct Report {
     pub projection: Option<ProjectionResult>,
     pub e2e: Option<E2eResult>,
     pub gateway: Option<GatewayResult>,
+    pub latency: Option<LatencyResult>,
+    pub core: Option<CoreResult>,
     pub replay: Option<ReplayResult>,
 }
 
@@ -84,6 +88,15 @@ impl Report {
                 e.router_to_relay_ratio
             );
         }
+        if let Some(l) = &self.latency {
+            for r in &l.runs {
+                let _ = writeln!(
+                    t,
+                    "| publish → call.route p50 / p99 / p99.9 / max at {}/s offered for {} s, open loop (ms) | {:.2} / {:.2} / {:.2} / {:.2} | — |",
+                    r.offered_per_second, r.seconds, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
+                );
+            }
+        }
         if let Some(g) = &self.gateway {
             let _ = writeln!(
                 t,
@@ -114,6 +127,15 @@ impl Report {
                 "| replay, recorded calls re-decided/s ({} calls, {} settings events, read from JetStream) | {:.0} | ≥ 50,000 |",
                 r.calls, r.settings_events, r.calls_per_second
             );
+        }
+        if let Some(c) = &self.core {
+            for r in &c.runs {
+                let _ = writeln!(
+                    t,
+                    "| routing core, decisions/s on one core, known / unknown caller ({} contacts) | {:.0} / {:.0} | flat in contacts |",
+                    r.contacts, r.known_decisions_per_second, r.unknown_decisions_per_second
+                );
+            }
         }
         if let Some(m) = &self.memory {
             let _ = writeln!(
@@ -175,6 +197,24 @@ const METHOD: &str = "## Method
   subscriber, recorded in an HDR histogram (so stalls are not hidden). After a warm-up of
   2,000 webhooks. The maximum sustained rate is 20,000 webhooks sent closed-loop on 32
   connections.
+- **Publish → decision latency.** The real router in-process (on the bench's tokio
+  runtime), one `nats-server`, all on this machine, with the same tenant as the webhook
+  benchmark. A generator on its own OS thread, with its own current-thread tokio runtime and
+  its own NATS connection (so it shares neither the router's runtime nor its connection),
+  publishes `call.inbound` events to JetStream at fixed scheduled times (call i at
+  start + i / rate; acknowledgements awaited off the send path), each built at send time.
+  Latency runs from the *scheduled* time — not the actual send, so a generator or server
+  stall counts — to the call's `call.route` reaching a core NATS subscriber, in an HDR
+  histogram. After a warm-up of 2,000 calls at 1,000/s, drained; each offered rate then runs
+  for its seconds and is drained before the next. On this 2-core machine the generator,
+  nats-server and the router share the cores.
+- **Routing core.** `switchboard_routing::decide` on one thread over a `TenantState` built
+  with the routing crate's own `apply` from the bench tenant's settings (users = contacts /
+  100), at 10k, 100k and 1M contacts. Known caller: 4,096 contacts' phones spread over the
+  whole index; unknown caller: 4,096 valid numbers in no contact. Each case is warmed up with
+  one pass, then timed in 7 batches of about 0.2 s; the median batch gives ns per decision and
+  decisions/s. The criterion benchmark `cargo bench -p switchboard-routing` (not run by
+  `make bench`) measures the same cases with its statistics, for developers.
 - **Projection apply.** `Store::apply_batch` on a SQLite file (WAL, `synchronous=NORMAL`),
   batches of 1,000 events (users and contacts), each batch one transaction with
   version-guarded multi-row upserts and the position. Hydration is `Store::load`.

@@ -1,0 +1,192 @@
+//! `call.inbound` publish → `call.route` latency at fixed offered rates, open loop: the real
+//! router in-process, one nats-server, and a generator on its own thread and tokio runtime
+//! (with its own NATS connection) that publishes each call at its *scheduled* time whatever
+//! the acknowledgements do. Latency runs from that scheduled time to the call's `call.route`
+//! reaching a core NATS subscriber, into an HDR histogram, so a stall of the generator, the
+//! server or the router shows in the tail instead of lowering the offered load.
+
+use crate::fixtures;
+use crate::openloop::{RouteCollector, Router, schedule, wait_router_drained};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
+use switchboard_contracts::Envelope;
+use switchboard_testkit::NatsServer;
+use time::OffsetDateTime;
+
+/// Calls offered at 1,000/s before the measured rates (connections, caches, JIT-free but
+/// cold allocator and SQLite pages), then drained; not recorded.
+const WARMUP_CALLS: u64 = 2_000;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatencyResult {
+    pub contacts: u64,
+    pub warmup_calls: u64,
+    pub runs: Vec<LatencyRun>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatencyRun {
+    pub offered_per_second: u64,
+    pub seconds: u64,
+    pub calls: u64,
+    pub decisions: u64,
+    /// Publishes JetStream did not acknowledge.
+    pub publish_failures: u64,
+    /// Furthest the generator fell behind its schedule (ms); included in the latencies.
+    pub max_send_lag_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<LatencyResult> {
+    let server = NatsServer::start()?;
+    let client = server.client().await?;
+    let js = async_nats::jetstream::new(client.clone());
+    ensure_streams(&js, &StreamOptions::default()).await?;
+    let publisher = Publisher::new(js.clone());
+    let now = OffsetDateTime::now_utc();
+    for change in fixtures::tenant_settings((contacts / 10).max(1), contacts) {
+        let (subject, id, body) = crate::e2e::encode_settings(change, now);
+        publisher
+            .send_raw(subject, &id, body, &TraceContext::default())
+            .await?
+            .ack()
+            .await?;
+    }
+
+    let router = Router::start(&server.url())?;
+    let collector = RouteCollector::start(&client).await?;
+    let mut next_call = 0u64;
+
+    // Warm-up, then let the router finish it so the measured calls do not queue behind it.
+    let warm = offer(
+        &server.url(),
+        &collector,
+        1_000,
+        WARMUP_CALLS,
+        contacts,
+        next_call,
+    )
+    .await?;
+    next_call += WARMUP_CALLS;
+    collector.wait_all().await?;
+    wait_router_drained(&js).await?;
+    let _ = collector.take()?;
+    anyhow::ensure!(warm.publish_failures == 0, "warm-up publishes failed");
+
+    let mut runs = Vec::new();
+    for &rate in rates {
+        let calls = rate * seconds;
+        let sent = offer(&server.url(), &collector, rate, calls, contacts, next_call).await?;
+        next_call += calls;
+        collector.wait_all().await?;
+        let p = collector.take()?;
+        wait_router_drained(&js).await?;
+        println!(
+            "  publish → call.route at {rate}/s for {seconds} s: p50 {:.2} ms, p99 {:.2} ms, \
+             p99.9 {:.2} ms, max {:.2} ms ({} decisions; generator at most {:.2} ms behind)",
+            p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count, sent.max_send_lag_ms
+        );
+        runs.push(LatencyRun {
+            offered_per_second: rate,
+            seconds,
+            calls,
+            decisions: p.count,
+            publish_failures: sent.publish_failures,
+            max_send_lag_ms: sent.max_send_lag_ms,
+            p50_ms: p.p50_ms,
+            p99_ms: p.p99_ms,
+            p999_ms: p.p999_ms,
+            max_ms: p.max_ms,
+        });
+    }
+
+    router.stop().await?;
+    collector.stop();
+    Ok(LatencyResult {
+        contacts,
+        warmup_calls: WARMUP_CALLS,
+        runs,
+    })
+}
+
+struct Offered {
+    publish_failures: u64,
+    max_send_lag_ms: f64,
+}
+
+/// Publishes `calls` calls (numbered from `first`) at `rate`/s from a generator thread with
+/// its own current-thread tokio runtime and NATS connection, so it shares neither the
+/// router's runtime nor its connection.
+async fn offer(
+    url: &str,
+    collector: &RouteCollector,
+    rate: u64,
+    calls: u64,
+    contacts: u64,
+    first: u64,
+) -> anyhow::Result<Offered> {
+    let url = url.to_string();
+    let scheduled = collector.schedule_handle();
+    let thread = std::thread::Builder::new()
+        .name("bench-generator".into())
+        .spawn(move || -> anyhow::Result<Offered> {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(generate(url, scheduled, rate, calls, contacts, first))
+        })?;
+    tokio::task::spawn_blocking(move || {
+        thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the generator panicked"))?
+    })
+    .await?
+}
+
+async fn generate(
+    url: String,
+    scheduled: Arc<Mutex<HashMap<String, Instant>>>,
+    rate: u64,
+    calls: u64,
+    contacts: u64,
+    first: u64,
+) -> anyhow::Result<Offered> {
+    let client = async_nats::connect(url).await?;
+    let publisher = Publisher::new(async_nats::jetstream::new(client.clone()));
+    // Acknowledgements are awaited off the send path: a slow ack must not delay the next send.
+    let (acks, mut pending) = tokio::sync::mpsc::unbounded_channel::<switchboard_bus::PendingAck>();
+    let acker = tokio::spawn(async move {
+        let mut failures = 0u64;
+        while let Some(ack) = pending.recv().await {
+            if ack.ack().await.is_err() {
+                failures += 1;
+            }
+        }
+        failures
+    });
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut max_lag = Duration::ZERO;
+    for i in 0..calls {
+        let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+        if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+        }
+        max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
+        let call = fixtures::call(first + i, contacts);
+        let envelope = Envelope::new(call, "/switchboard/bench", OffsetDateTime::now_utc());
+        schedule(&scheduled, envelope.data.call_id.clone(), due);
+        acks.send(publisher.send(&envelope, &TraceContext::default()).await?)
+            .map_err(|_| anyhow::anyhow!("the acknowledgement task stopped"))?;
+    }
+    drop(acks);
+    let publish_failures = acker.await?;
+    Ok(Offered {
+        publish_failures,
+        max_send_lag_ms: max_lag.as_secs_f64() * 1000.0,
+    })
+}
