@@ -153,9 +153,8 @@ impl Metrics {
                 }
                 // One STREAM.INFO request; the applied sequence is read after it, so a lag of
                 // 0 means every settings event stored before the request is applied.
-                match js.get_stream(switchboard_bus::SETTINGS).await {
-                    Ok(stream) => {
-                        let last = stream.cached_info().state.last_sequence;
+                match switchboard_projections::settings_last_seq(&js).await {
+                    Ok(last) => {
                         let lag = last.saturating_sub(follower.applied_seq());
                         self.projection_lag
                             .set(i64::try_from(lag).unwrap_or(i64::MAX));
