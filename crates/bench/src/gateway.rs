@@ -6,14 +6,14 @@
 //! Then the maximum sustained webhook rate, closed-loop on many connections.
 
 use crate::fixtures;
-use crate::openloop::{RouteCollector, Router, wait_router_drained};
+use crate::openloop::{RouteCollector, Router, schedule, wait_router_drained};
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_testkit::NatsServer;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 const TOKEN: &str = "bench-token";
 const CONNECTIONS: usize = 32;
@@ -27,6 +27,8 @@ pub struct GatewayResult {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// Furthest the generator fell behind its schedule (ms); included in the latencies.
+    pub max_send_lag_ms: f64,
     pub max_sustained_webhooks_per_second: f64,
 }
 
@@ -84,39 +86,27 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     wait_router_drained(&js).await?;
     let _ = collector.take()?;
 
-    // Open loop: request i leaves at start + i / rate, on one of CONNECTIONS connections.
+    // Open loop, from a generator thread of its own (see `offer`).
     let total = rate * seconds;
-    let (tx, rx) = async_channel::<(String, Instant)>(CONNECTIONS * 4);
-    let mut senders = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let rx = rx.clone();
-        let public = public.clone();
-        senders.push(tokio::spawn(async move {
-            let mut conn = Connection::open(addr).await?;
-            while let Ok((call_id, _)) = rx.recv().await {
-                conn.webhook(&public, &call_id).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    let start = Instant::now();
-    for i in 0..total {
-        let due = start + Duration::from_micros(i * 1_000_000 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        let call_id = format!("CAopen{i:026}");
-        collector.schedule(call_id.clone(), due);
-        tx.send((call_id, due)).await?;
-    }
-    drop(tx);
-    for s in senders {
-        s.await??;
-    }
+    let scheduled = collector.schedule_handle();
+    let public_for_generator = public.clone();
+    let sent = tokio::task::spawn_blocking(move || {
+        offer(addr, &public_for_generator, rate, total, &scheduled)
+    })
+    .await??;
+    anyhow::ensure!(
+        sent.failed == 0,
+        "{} of {total} webhooks were not answered 200",
+        sent.failed
+    );
     collector.wait_all().await?;
     let p = collector.take()?;
     let (decisions, p50, p99, p999, max) = (p.count, p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms);
     println!(
         "  webhook → call.route at {rate}/s for {seconds} s: p50 {p50:.2} ms, p99 {p99:.2} ms, \
-         p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} decisions)"
+         p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} decisions; generator at most \
+         {:.2} ms behind)",
+        sent.max_send_lag_ms
     );
 
     let n = 20_000;
@@ -137,66 +127,172 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         p99_ms: p99,
         p999_ms: p999,
         max_ms: max,
+        max_send_lag_ms: sent.max_send_lag_ms,
         max_sustained_webhooks_per_second: max_rate,
     })
 }
 
-fn async_channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
-    (tx, Arc::new(tokio::sync::Mutex::new(rx)).into())
+struct Offered {
+    failed: u64,
+    max_send_lag_ms: f64,
 }
 
-type Sender<T> = tokio::sync::mpsc::Sender<T>;
-
-/// A multi-consumer receiver over tokio's mpsc.
-struct Receiver<T>(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>>);
-
-impl<T> Clone for Receiver<T> {
-    fn clone(&self) -> Self {
-        Receiver(self.0.clone())
+/// Offers `total` signed webhooks at `rate`/s, open loop, from a thread of its own with
+/// blocking sockets: request i is written at start + i / rate on connection i % CONNECTIONS
+/// (HTTP/1.1 pipelining if its previous answer is late) and registered in `scheduled` with
+/// that time. A reader thread per connection checks every answer. The requests are signed
+/// before the clock starts, and `std::thread::sleep` keeps to the schedule within tens of
+/// microseconds, where tokio's timer wheel rounds up to the next millisecond and would
+/// add up to 1 ms of generator lag to every latency.
+fn offer(
+    addr: SocketAddr,
+    public: &str,
+    rate: u64,
+    total: u64,
+    scheduled: &Mutex<HashMap<String, Instant>>,
+) -> anyhow::Result<Offered> {
+    let requests: Vec<(String, Vec<u8>)> = (0..total)
+        .map(|i| {
+            let call_id = format!("CAopen{i:026}");
+            let request = webhook_request(public, &call_id).into_bytes();
+            (call_id, request)
+        })
+        .collect();
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for c in 0..CONNECTIONS as u64 {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let answers = (total + CONNECTIONS as u64 - 1 - c) / CONNECTIONS as u64;
+        let mut reader = std::io::BufReader::new(stream.try_clone()?);
+        readers.push(std::thread::spawn(move || -> anyhow::Result<u64> {
+            let mut failed = 0;
+            for _ in 0..answers {
+                if read_response(&mut reader)? != 200 {
+                    failed += 1;
+                }
+            }
+            Ok(failed)
+        }));
+        writers.push(stream);
     }
-}
-
-impl<T> From<Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>>> for Receiver<T> {
-    fn from(inner: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<T>>>) -> Self {
-        Receiver(inner)
+    let start = Instant::now() + Duration::from_millis(20);
+    let mut max_lag = Duration::ZERO;
+    for (i, (call_id, request)) in requests.into_iter().enumerate() {
+        let due = start + Duration::from_nanos(i as u64 * 1_000_000_000 / rate);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        max_lag = max_lag.max(Instant::now().saturating_duration_since(due));
+        schedule(scheduled, call_id, due);
+        writers[i % CONNECTIONS].write_all(&request)?;
     }
-}
-
-impl<T> Receiver<T> {
-    async fn recv(&self) -> Result<T, ()> {
-        self.0.lock().await.recv().await.ok_or(())
+    let mut failed = 0;
+    for reader in readers {
+        failed += reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("a response reader panicked"))??;
     }
+    Ok(Offered {
+        failed,
+        max_send_lag_ms: max_lag.as_secs_f64() * 1000.0,
+    })
 }
 
-/// `n` webhooks as fast as CONNECTIONS connections carry them.
+/// Reads one HTTP/1.1 response with a `Content-Length` body; returns its status.
+fn read_response(reader: &mut impl std::io::BufRead) -> anyhow::Result<u16> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse()?;
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    Ok(status)
+}
+
+/// A signed Twilio voice webhook for `call_id`, as HTTP/1.1 request bytes.
+fn webhook_request(public: &str, call_id: &str) -> String {
+    let path = format!("/v1/tenants/{}/twilio/voice", fixtures::tenant());
+    let params = vec![
+        ("AccountSid".to_string(), format!("AC{}", "0".repeat(32))),
+        ("ApiVersion".to_string(), "2010-04-01".to_string()),
+        ("CallSid".to_string(), call_id.to_string()),
+        ("CallStatus".to_string(), "ringing".to_string()),
+        ("Direction".to_string(), "inbound".to_string()),
+        (
+            "From".to_string(),
+            fixtures::phone(call_id.len() as u64 % 1000),
+        ),
+        ("To".to_string(), fixtures::DIALED.to_string()),
+    ];
+    let signature =
+        switchboard_gateway::signature::compute(TOKEN, &format!("{public}{path}"), &params);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter())
+        .finish();
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         X-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// `n` webhooks as fast as CONNECTIONS connections carry them, one blocking thread each
+/// (off the services' runtime).
 async fn closed_loop(addr: SocketAddr, public: &str, n: u64, tag: &str) -> anyhow::Result<()> {
     let per = n / CONNECTIONS as u64;
-    let mut tasks = Vec::new();
+    let mut threads = Vec::new();
     for c in 0..CONNECTIONS {
         let public = public.to_string();
         let tag = tag.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = Connection::open(addr).await?;
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut conn = Connection::open(addr)?;
             for i in 0..per {
-                conn.webhook(&public, &format!("CA{tag}{c:04}{i:020}"))
-                    .await?;
+                let request = webhook_request(&public, &format!("CA{tag}{c:04}{i:020}"));
+                let status = conn.exchange(request.as_bytes())?;
+                anyhow::ensure!(status == 200, "webhook answered {status}");
             }
-            anyhow::Ok(())
+            Ok(())
         }));
     }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(())
+    tokio::task::spawn_blocking(move || {
+        for t in threads {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("a webhook sender panicked"))??;
+        }
+        anyhow::Ok(())
+    })
+    .await?
 }
 
 async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(mut conn) = Connection::open(addr).await
-            && conn.get("/readyz").await.unwrap_or(0) == 200
-        {
+        let ready = tokio::task::spawn_blocking(move || {
+            Connection::open(addr)
+                .and_then(|mut conn| conn.exchange(b"GET /readyz HTTP/1.1\r\nHost: bench\r\n\r\n"))
+                .is_ok_and(|status| status == 200)
+        })
+        .await?;
+        if ready {
             return Ok(());
         }
         anyhow::ensure!(Instant::now() < deadline, "the gateway never became ready");
@@ -204,80 +300,23 @@ async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
     }
 }
 
-/// A keep-alive HTTP/1.1 connection: just enough client for the benchmark.
+/// A blocking keep-alive HTTP/1.1 connection: just enough client for the benchmark.
 struct Connection {
-    stream: BufReader<TcpStream>,
+    reader: std::io::BufReader<std::net::TcpStream>,
 }
 
 impl Connection {
-    async fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
+    fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
+        let stream = std::net::TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         Ok(Connection {
-            stream: BufReader::new(stream),
+            reader: std::io::BufReader::new(stream),
         })
     }
 
-    async fn webhook(&mut self, public: &str, call_id: &str) -> anyhow::Result<()> {
-        let path = format!("/v1/tenants/{}/twilio/voice", fixtures::tenant());
-        let params = vec![
-            ("AccountSid".to_string(), format!("AC{}", "0".repeat(32))),
-            ("ApiVersion".to_string(), "2010-04-01".to_string()),
-            ("CallSid".to_string(), call_id.to_string()),
-            ("CallStatus".to_string(), "ringing".to_string()),
-            ("Direction".to_string(), "inbound".to_string()),
-            (
-                "From".to_string(),
-                fixtures::phone(call_id.len() as u64 % 1000),
-            ),
-            ("To".to_string(), fixtures::DIALED.to_string()),
-        ];
-        let signature =
-            switchboard_gateway::signature::compute(TOKEN, &format!("{public}{path}"), &params);
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-             X-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        let status = self.read_response().await?;
-        anyhow::ensure!(status == 200, "webhook answered {status}");
-        Ok(())
-    }
-
-    async fn get(&mut self, path: &str) -> anyhow::Result<u16> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n");
-        self.stream.get_mut().write_all(request.as_bytes()).await?;
-        self.read_response().await
-    }
-
-    async fn read_response(&mut self) -> anyhow::Result<u16> {
-        let mut line = String::new();
-        self.stream.read_line(&mut line).await?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("bad status line {line:?}"))?;
-        let mut length = 0usize;
-        loop {
-            line.clear();
-            self.stream.read_line(&mut line).await?;
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse()?;
-            }
-        }
-        let mut body = vec![0u8; length];
-        self.stream.read_exact(&mut body).await?;
-        Ok(status)
+    /// Sends one request and reads its answer; returns the status.
+    fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
+        self.reader.get_mut().write_all(request)?;
+        read_response(&mut self.reader)
     }
 }

@@ -174,6 +174,13 @@ pub async fn run_with_listener(
         tenants = app.tenants.len(),
         "gateway listening"
     );
+    // Answers are small and latency-bound: never hold one back waiting for an ACK (Nagle).
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
     let served = axum::serve(listener, http::router(app))
         .with_graceful_shutdown(shutdown)
         .await;
