@@ -2,7 +2,10 @@
 //! drained by the real router (decode, freshness check, routing, publish with ack, ack), and
 //! the same backlog drained by a bare relay (consume → publish with ack → ack; no decoding, no
 //! routing, no projection). Both use the same pull-batch and pipelining shape and are timed the
-//! same way, from the consumer's own counters.
+//! same way, from the consumer's own counters, each on a fresh nats-server holding the same
+//! settings and backlog. The two alternate for several rounds and the medians are reported: on
+//! a shared virtual machine the speed of the cores drifts within a minute, and one relay phase
+//! followed by one router phase compared whatever the machine did in each.
 
 use crate::fixtures;
 use async_nats::jetstream::{self, consumer};
@@ -16,13 +19,29 @@ use time::OffsetDateTime;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct E2eResult {
+    /// Calls in each round's backlog.
     pub calls: u64,
     pub contacts: u64,
     pub max_in_flight: usize,
+    pub rounds: usize,
+    /// Medians over the rounds.
     pub router_decisions_per_second: f64,
     pub relay_messages_per_second: f64,
+    /// Median router rate ÷ median relay rate.
     pub router_to_relay_ratio: f64,
-    /// CPU time per message (µs) of the client process (relay or router) and of nats-server.
+    /// CPU time per message (µs) of the client process (relay or router) and of nats-server,
+    /// medians over the rounds.
+    pub relay_cpu_us_per_message: CpuPerMessage,
+    pub router_cpu_us_per_message: CpuPerMessage,
+    /// Every round, in order: relay then router.
+    pub each_round: Vec<Round>,
+}
+
+/// One relay phase and the router phase right after it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Round {
+    pub relay_messages_per_second: f64,
+    pub router_decisions_per_second: f64,
     pub relay_cpu_us_per_message: CpuPerMessage,
     pub router_cpu_us_per_message: CpuPerMessage,
 }
@@ -67,15 +86,74 @@ async fn with_cpu<T>(
     ))
 }
 
-const MAX_IN_FLIGHT: usize = 512;
+const MAX_IN_FLIGHT: usize = 1024;
+/// Relay and router phases alternate this many times.
+pub const ROUNDS: usize = 3;
 
 pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
+    let mut each_round = Vec::new();
+    for round in 0..ROUNDS {
+        println!("  round {}: {calls} calls, {contacts} contacts", round + 1);
+        let (relay, relay_cpu) = phase(Drainer::Relay, calls, contacts).await?;
+        println!("    bare relay: {relay:.0} messages/s; CPU µs/message: {relay_cpu:?}");
+        let (decided, router_cpu) = phase(Drainer::Router, calls, contacts).await?;
+        println!(
+            "    router: {decided:.0} decisions/s ({:.2} of the relay); CPU µs/message: {router_cpu:?}",
+            decided / relay
+        );
+        each_round.push(Round {
+            relay_messages_per_second: relay,
+            router_decisions_per_second: decided,
+            relay_cpu_us_per_message: relay_cpu,
+            router_cpu_us_per_message: router_cpu,
+        });
+    }
+
+    let relay = median(each_round.iter().map(|r| r.relay_messages_per_second));
+    let decided = median(each_round.iter().map(|r| r.router_decisions_per_second));
+    let cpu = |pick: fn(&Round) -> CpuPerMessage| CpuPerMessage {
+        client: median(each_round.iter().map(|r| pick(r).client)),
+        nats_server: median(each_round.iter().map(|r| pick(r).nats_server)),
+    };
+    println!(
+        "  medians over {ROUNDS} rounds: relay {relay:.0}/s, router {decided:.0}/s, ratio {:.2}",
+        decided / relay
+    );
+    Ok(E2eResult {
+        calls,
+        contacts,
+        max_in_flight: MAX_IN_FLIGHT,
+        rounds: ROUNDS,
+        router_decisions_per_second: decided,
+        relay_messages_per_second: relay,
+        router_to_relay_ratio: decided / relay,
+        relay_cpu_us_per_message: cpu(|r| r.relay_cpu_us_per_message),
+        router_cpu_us_per_message: cpu(|r| r.router_cpu_us_per_message),
+        each_round,
+    })
+}
+
+/// What drains a backlog.
+#[derive(Clone, Copy)]
+enum Drainer {
+    Relay,
+    Router,
+}
+
+/// One drain on a fresh nats-server holding the tenant's settings and a backlog of `calls`
+/// calls, so relay and router start from identical server state (a server that already
+/// holds earlier phases' messages and de-duplication ids is slower); returns messages per
+/// second and CPU per message.
+async fn phase(
+    drainer: Drainer,
+    calls: u64,
+    contacts: u64,
+) -> anyhow::Result<(f64, CpuPerMessage)> {
     let server = NatsServer::start()?;
     let client = server.client().await?;
     let js = jetstream::new(client.clone());
     ensure_streams(&js, &StreamOptions::default()).await?;
     let publisher = Publisher::new(js.clone());
-
     let now = OffsetDateTime::now_utc();
     let settings =
         fixtures::tenant_settings((contacts / 10).max(1), contacts).map(|change| match change {
@@ -90,56 +168,52 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
         (0..calls).map(|i| encode(fixtures::call(i, contacts), now)),
     )
     .await?;
-    println!("  backlog ready: {calls} calls, {contacts} contacts");
-
     let server_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
-    let (relay, relay_cpu) = with_cpu(
-        &server_pid,
-        calls,
-        drain_rate(&js, "relay", calls, relay(js.clone(), calls)),
-    )
-    .await?;
-    println!("  bare relay: {relay:.0} messages/s; CPU µs/message: {relay_cpu:?}");
 
-    let dir = tempfile::tempdir()?;
-    let config = <switchboard_router::Config as clap::Parser>::parse_from([
-        "switchboard-router".to_string(),
-        "--nats-url".into(),
-        server.url(),
-        "--database-url".into(),
-        format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
-        "--http-addr".into(),
-        "127.0.0.1:0".into(),
-        "--max-in-flight".into(),
-        MAX_IN_FLIGHT.to_string(),
-    ]);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = tokio::spawn(switchboard_router::run(config, async move {
-        let _ = stopped.await;
-    }));
-    let (decided, router_cpu) = with_cpu(
-        &server_pid,
-        calls,
-        drain_rate(&js, "router", calls, std::future::pending::<()>()),
-    )
-    .await?;
-    let _ = stop.send(());
-    router.await??;
-    println!(
-        "  router: {decided:.0} decisions/s ({:.2} of the relay); CPU µs/message: {router_cpu:?}",
-        decided / relay
-    );
+    match drainer {
+        Drainer::Relay => {
+            with_cpu(
+                &server_pid,
+                calls,
+                drain_rate(&js, "relay", calls, relay(js.clone(), calls)),
+            )
+            .await
+        }
+        Drainer::Router => {
+            let dir = tempfile::tempdir()?;
+            let config = <switchboard_router::Config as clap::Parser>::parse_from([
+                "switchboard-router".to_string(),
+                "--nats-url".into(),
+                server.url(),
+                "--database-url".into(),
+                format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
+                "--http-addr".into(),
+                "127.0.0.1:0".into(),
+                "--max-in-flight".into(),
+                MAX_IN_FLIGHT.to_string(),
+            ]);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let router = tokio::spawn(switchboard_router::run(config, async move {
+                let _ = stopped.await;
+            }));
+            let measured = with_cpu(
+                &server_pid,
+                calls,
+                drain_rate(&js, "router", calls, std::future::pending::<()>()),
+            )
+            .await;
+            let _ = stop.send(());
+            router.await??;
+            measured
+        }
+    }
+}
 
-    Ok(E2eResult {
-        calls,
-        contacts,
-        max_in_flight: MAX_IN_FLIGHT,
-        router_decisions_per_second: decided,
-        relay_messages_per_second: relay,
-        router_to_relay_ratio: decided / relay,
-        relay_cpu_us_per_message: relay_cpu,
-        router_cpu_us_per_message: router_cpu,
-    })
+/// The median of some figures (the upper middle one of an even count).
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// A settings change as `(subject, id, body)`.

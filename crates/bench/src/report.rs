@@ -72,20 +72,50 @@ impl Report {
         let _ = writeln!(t, "| figure | measured | target |");
         let _ = writeln!(t, "| --- | ---: | ---: |");
         if let Some(e) = &self.e2e {
+            let range = |pick: fn(&crate::e2e::Round) -> f64| {
+                let values = e.each_round.iter().map(pick);
+                let lo = values.clone().fold(f64::INFINITY, f64::min);
+                let hi = values.fold(0.0, f64::max);
+                format!("{lo:.0}–{hi:.0}")
+            };
             let _ = writeln!(
                 t,
-                "| router, sustained decisions/s ({} calls, {} contacts) | {:.0} | ≥ 20,000 |",
-                e.calls, e.contacts, e.router_decisions_per_second
+                "| router, sustained decisions/s ({} calls, {} contacts; median of {} rounds, range {}) | {:.0} | ≥ 20,000 |",
+                e.calls,
+                e.contacts,
+                e.rounds,
+                range(|r| r.router_decisions_per_second),
+                e.router_decisions_per_second
             );
             let _ = writeln!(
                 t,
-                "| bare relay, messages/s (same backlog and pipelining) | {:.0} | — |",
+                "| bare relay, messages/s (same backlog and pipelining, alternating with the router; range {}) | {:.0} | — |",
+                range(|r| r.relay_messages_per_second),
                 e.relay_messages_per_second
             );
+            let ratios: Vec<String> = e
+                .each_round
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.2}",
+                        r.router_decisions_per_second / r.relay_messages_per_second
+                    )
+                })
+                .collect();
             let _ = writeln!(
                 t,
-                "| router ÷ bare relay | {:.2} | ≥ 0.75 |",
+                "| router ÷ bare relay (medians; each round: {}) | {:.2} | ≥ 0.75 |",
+                ratios.join(", "),
                 e.router_to_relay_ratio
+            );
+            let _ = writeln!(
+                t,
+                "| CPU µs per message, client / nats-server: router vs relay | {:.1} / {:.1} vs {:.1} / {:.1} | — |",
+                e.router_cpu_us_per_message.client,
+                e.router_cpu_us_per_message.nats_server,
+                e.relay_cpu_us_per_message.client,
+                e.relay_cpu_us_per_message.nats_server
             );
         }
         if let Some(l) = &self.latency {
@@ -180,34 +210,43 @@ impl Report {
 
 const METHOD: &str = "## Method
 
-- **Router vs bare relay.** One `nats-server` (the pinned version, JetStream file storage,
-  started by the testkit on loopback) on the same machine as the client. A backlog of
-  `call.inbound` events for one tenant is published first (90 % from known contacts, 10 %
-  withheld). The bare relay drains it with a durable pull consumer: pull a batch, publish
-  each message to `call.relay.bench` with a `Nats-Msg-Id` and await the ack, then ack the
-  input, up to 512 in flight — no decoding, no routing, no projection. The real router
-  (`switchboard_router::run`, release build, SQLite projection) then drains the same
-  backlog with its own consumer: decode and validate, freshness check, decide, publish
-  `call.route` with ack, ack. Both rates are taken from the consumer's own state (first
-  delivery to last acknowledgement), polled every 10 ms.
+- **Router vs bare relay.** Each drain runs on a fresh `nats-server` (the pinned version,
+  JetStream file storage, started by the testkit on loopback) on the same machine as the
+  client, holding the same tenant settings and the same backlog of `call.inbound` events (90 %
+  from known contacts, 10 % withheld), so both start from identical server state. The bare
+  relay drains it with a durable pull consumer: pull a batch, publish each message to
+  `call.relay.bench` with a `Nats-Msg-Id` and await the ack, then ack the input, up to 1,024 in
+  flight (the router's default `--max-in-flight`, which it is given too) — no decoding, no routing, no projection. The real router
+  (`switchboard_router::run`, release build, SQLite projection) drains it with its durable
+  consumer: decode and validate, freshness check, decide, publish `call.route` with ack, ack.
+  Rates are taken from the consumer's own state (first delivery to last acknowledgement),
+  polled every 10 ms; CPU per message from /proc for the bench process and nats-server. Relay
+  and router alternate for 3 rounds and the figures are the medians: the speed of this
+  virtual machine's cores drifts from one minute to the next (the relay alone has ranged over
+  ±20 % between consecutive runs), so a single relay phase followed by a single router phase
+  would compare two different machines.
 - **Webhook → decision latency.** Gateway (async answer mode) and router in-process, one
   `nats-server`, all on this machine. Signed Twilio voice webhooks are offered at a fixed
   rate on 32 keep-alive connections, each leaving at its scheduled time whatever the answers
-  do; latency runs from the scheduled time to the `call.route` event reaching a core NATS
-  subscriber, recorded in an HDR histogram (so stalls are not hidden). After a warm-up of
-  2,000 webhooks. The maximum sustained rate is 20,000 webhooks sent closed-loop on 32
-  connections.
+  do: a generator thread with blocking sockets writes request i at start + i / rate on
+  connection i mod 32 (signed before the clock starts, paced by `std::thread::sleep`; a
+  reader thread per connection checks every answer is 200). Latency runs from the scheduled
+  time to the `call.route` event reaching a core NATS subscriber (which reads only the call
+  id), recorded in an HDR histogram, so stalls are not hidden. After a warm-up of 2,000
+  webhooks. The maximum sustained rate is 20,000 webhooks sent closed-loop by 32 threads, one
+  connection each.
 - **Publish → decision latency.** The real router in-process (on the bench's tokio
   runtime), one `nats-server`, all on this machine, with the same tenant as the webhook
   benchmark. A generator on its own OS thread, with its own current-thread tokio runtime and
   its own NATS connection (so it shares neither the router's runtime nor its connection),
   publishes `call.inbound` events to JetStream at fixed scheduled times (call i at
-  start + i / rate; acknowledgements awaited off the send path), each built at send time.
-  Latency runs from the *scheduled* time — not the actual send, so a generator or server
-  stall counts — to the call's `call.route` reaching a core NATS subscriber, in an HDR
-  histogram. After a warm-up of 2,000 calls at 1,000/s, drained; each offered rate then runs
-  for its seconds and is drained before the next. On this 2-core machine the generator,
-  nats-server and the router share the cores.
+  start + i / rate, kept by a ticker thread with `std::thread::sleep`, since tokio's timer
+  rounds sleeps up to the next millisecond; acknowledgements awaited off the send path),
+  each built at send time. Latency runs from the *scheduled* time — not the actual send, so a
+  generator or server stall counts — to the call's `call.route` reaching a core NATS
+  subscriber, in an HDR histogram. After a warm-up of 2,000 calls at 1,000/s, drained; each
+  offered rate then runs for its seconds and is drained before the next. On this 2-core
+  machine the generator, nats-server and the router share the cores.
 - **Routing core.** `switchboard_routing::decide` on one thread over a `TenantState` built
   with the routing crate's own `apply` from the bench tenant's settings (users = contacts /
   100), at 10k, 100k and 1M contacts. Known caller: 4,096 contacts' phones spread over the

@@ -26,8 +26,11 @@ pub struct Config {
     /// Address of /healthz and /readyz.
     #[arg(long, env = "SWITCHBOARD_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
-    /// Calls decided concurrently by this instance (bounded memory, pipelined publishes).
-    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 512)]
+    /// Calls held or decided concurrently by this instance (bounded memory, pipelined
+    /// publishes). Calls waiting for the freshness read count too: under load that read takes
+    /// milliseconds, and a window of 512 then limited throughput (by about a fifth in the
+    /// benchmark). The consumer's `max_ack_pending` (10,000) is shared by all instances.
+    #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 1024)]
     pub max_in_flight: usize,
     /// How long a call may wait for the projection to apply the settings acknowledged before
     /// it; then it is retried later (NAK with delay).

@@ -4,85 +4,167 @@
 //! The call was stored before this instance received it, so the SETTINGS stream's last
 //! sequence, read by a request sent *after* the call was received, is at least the sequence of
 //! every settings change acknowledged before the call. The router waits until its projection
-//! has applied that sequence. Requests are coalesced: one stream-info request answers every
-//! call received before it was sent, so the cost is one round trip per burst, not per call.
+//! has applied that sequence before deciding.
+//!
+//! The [`Gate`] does the reading for the consume loop: delivered calls are held in it, one
+//! read at a time is in flight, and each answer releases every call received before that read
+//! was sent, with the sequence it must wait for. So the cost is one round trip per burst, not
+//! per call, and a call's task is spawned only once its bound is known: no task parks on a
+//! shared answer, and only the gate keeps a timer. Under load the read takes milliseconds
+//! (it queues at the server behind the router's own publishes); held calls count against
+//! `--max-in-flight`, so that window must cover them.
 
-use std::sync::Arc;
+use async_nats::jetstream::Message;
+use futures::future::BoxFuture;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use switchboard_projections::settings_last_seq;
-use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
+use switchboard_projections::{ProjectionError, settings_last_seq};
+use tokio::time::{Instant, Sleep};
 
-#[derive(Clone, Copy)]
-struct Observation {
-    requested_at: Instant,
-    last_seq: u64,
+/// Longest one read may take before it counts as failed.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
+/// Pause before a failed read is retried.
+const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// What a call must wait for before it is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// The projection must have applied this SETTINGS sequence.
+    Applied(u64),
+    /// No read sent after the call was received succeeded within the freshness timeout.
+    Unknown,
 }
 
-/// Observes SETTINGS's last sequence on demand, coalescing concurrent needs.
-pub(crate) struct Freshness {
-    observations: watch::Receiver<Option<Observation>>,
-    wanted: Arc<Notify>,
-    task: tokio::task::JoinHandle<()>,
+/// A call released by the gate.
+pub(crate) struct Released {
+    pub(crate) message: Message,
+    pub(crate) received: Instant,
+    pub(crate) bound: Bound,
 }
 
-impl Drop for Freshness {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Freshness {
-    pub(crate) fn start(js: async_nats::jetstream::Context) -> Freshness {
-        let (tx, rx) = watch::channel(None);
-        let wanted = Arc::new(Notify::new());
-        let task = tokio::spawn(observe(js, tx, wanted.clone()));
-        Freshness {
-            observations: rx,
-            wanted,
-            task,
-        }
-    }
-
-    /// SETTINGS's last sequence as read by a request sent at or after `received`.
-    pub(crate) async fn last_seq_after(&self, received: Instant, timeout: Duration) -> Option<u64> {
-        let mut rx = self.observations.clone();
-        let deadline = received + timeout;
-        loop {
-            if let Some(o) = *rx.borrow_and_update()
-                && o.requested_at >= received
-            {
-                return Some(o.last_seq);
-            }
-            self.wanted.notify_one();
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return None,
-            }
-        }
-    }
-}
-
-async fn observe(
+/// Holds delivered calls until a read of SETTINGS's last sequence, sent after they were
+/// received, answers (or their freshness timeout passes while reads fail).
+pub(crate) struct Gate {
     js: async_nats::jetstream::Context,
-    tx: watch::Sender<Option<Observation>>,
-    wanted: Arc<Notify>,
-) {
-    loop {
-        wanted.notified().await;
-        let requested_at = Instant::now();
-        match settings_last_seq(&js).await {
-            Ok(last_seq) => {
-                tx.send_replace(Some(Observation {
-                    requested_at,
-                    last_seq,
-                }));
+    timeout: Duration,
+    /// In order of receipt.
+    waiting: VecDeque<(Message, Instant)>,
+    read: Option<(Instant, BoxFuture<'static, Result<u64, ReadError>>)>,
+    retry: Option<Pin<Box<Sleep>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Failed(#[from] ProjectionError),
+    #[error("no answer within {} ms", READ_TIMEOUT.as_millis())]
+    TimedOut,
+}
+
+impl Gate {
+    /// A gate whose calls wait at most `timeout` for a successful read.
+    pub(crate) fn new(js: async_nats::jetstream::Context, timeout: Duration) -> Gate {
+        Gate {
+            js,
+            timeout,
+            waiting: VecDeque::new(),
+            read: None,
+            retry: None,
+        }
+    }
+
+    /// Calls held.
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Holds `message`, received now; starts a read if none is in flight.
+    pub(crate) fn hold(&mut self, message: Message) {
+        self.waiting.push_back((message, Instant::now()));
+        if self.read.is_none() && self.retry.is_none() {
+            self.start_read();
+        }
+    }
+
+    fn start_read(&mut self) {
+        let js = self.js.clone();
+        let read = async move {
+            match tokio::time::timeout(READ_TIMEOUT, settings_last_seq(&js)).await {
+                Ok(result) => Ok(result?),
+                Err(_) => Err(ReadError::TimedOut),
             }
+        };
+        // Taken after the call's receipt: the read is sent when first polled, later still.
+        self.read = Some((Instant::now(), Box::pin(read)));
+    }
+
+    /// Waits for the next calls to release (never resolves while no call is held). Cancel
+    /// safe: the read in flight and the held calls stay in the gate.
+    pub(crate) fn released(&mut self) -> impl Future<Output = Vec<Released>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_released(cx))
+    }
+
+    fn poll_released(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Released>> {
+        if let Some(retry) = &mut self.retry {
+            if retry.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            self.retry = None;
+            if !self.waiting.is_empty() {
+                self.start_read();
+            }
+        }
+        let Some((sent, read)) = &mut self.read else {
+            return Poll::Pending;
+        };
+        let sent = *sent;
+        let Poll::Ready(result) = read.as_mut().poll(cx) else {
+            return Poll::Pending;
+        };
+        self.read = None;
+        let released = match result {
+            Ok(last_seq) => self.release(|received| received <= sent, Bound::Applied(last_seq)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the SETTINGS stream's last sequence");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                wanted.notify_one();
+                let now = Instant::now();
+                let timeout = self.timeout;
+                let released = self.release(|received| received + timeout <= now, Bound::Unknown);
+                self.retry = Some(Box::pin(tokio::time::sleep(RETRY_AFTER)));
+                // Registers the retry timer with this task's waker.
+                let _ = self.retry.as_mut().map(|r| r.as_mut().poll(cx));
+                released
+            }
+        };
+        if self.read.is_none() && self.retry.is_none() && !self.waiting.is_empty() {
+            self.start_read();
+            // Registers the new read with this task's waker.
+            cx.waker().wake_by_ref();
+        }
+        if released.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(released)
+        }
+    }
+
+    /// Releases the calls from the front whose receipt time passes `due`, with `bound`.
+    fn release(&mut self, due: impl Fn(Instant) -> bool, bound: Bound) -> Vec<Released> {
+        let mut released = Vec::new();
+        while let Some((_, received)) = self.waiting.front() {
+            if !due(*received) {
+                break;
+            }
+            if let Some((message, received)) = self.waiting.pop_front() {
+                released.push(Released {
+                    message,
+                    received,
+                    bound,
+                });
             }
         }
+        released
     }
 }

@@ -1,6 +1,6 @@
 //! One call: decode, wait for fresh settings, decide, publish the decision, then acknowledge.
 
-use crate::freshness::Freshness;
+use crate::freshness::{Bound, Released};
 use async_nats::jetstream::{AckKind, Message};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -23,7 +23,6 @@ pub(crate) struct Router {
     pub(crate) publisher: Publisher,
     pub(crate) follower: Arc<Follower>,
     pub(crate) projection: Arc<RwLock<Projection>>,
-    pub(crate) freshness: Freshness,
     pub(crate) freshness_timeout: Duration,
     pub(crate) consumer: switchboard_bus::PullConsumerSpec,
 }
@@ -37,9 +36,14 @@ enum Outcome {
 }
 
 impl Router {
-    /// Handles one delivery and settles it with JetStream (ack, term or nak).
-    pub(crate) async fn handle(self: Arc<Self>, message: Message) {
-        let received = Instant::now();
+    /// Handles one delivery, released by the freshness gate with what it must wait for, and
+    /// settles it with JetStream (ack, term or nak).
+    pub(crate) async fn handle(self: Arc<Self>, released: Released) {
+        let Released {
+            message,
+            received,
+            bound,
+        } = released;
         let (stream_seq, delivered) = message
             .info()
             .map(|i| (i.stream_sequence, i.delivered))
@@ -51,7 +55,7 @@ impl Router {
         // Disabled (no allocation) when traces are off.
         let span = otel::process(SERVICE, &otel::CALL_INBOUND, self.consumer.name, &message);
         let settle = match self
-            .process(&message, received, stream_seq, last_attempt)
+            .process(&message, received, bound, stream_seq, last_attempt)
             .instrument(span.clone())
             .await
         {
@@ -73,6 +77,7 @@ impl Router {
         &self,
         message: &Message,
         received: Instant,
+        bound: Bound,
         stream_seq: u64,
         last_attempt: bool,
     ) -> Result<Outcome, BusError> {
@@ -109,7 +114,7 @@ impl Router {
             }
         };
 
-        let stale = self.wait_for_fresh_settings(received).await;
+        let stale = self.wait_for_fresh_settings(received, bound).await;
         if let Some(stale) = &stale
             && !last_attempt
         {
@@ -171,13 +176,10 @@ impl Router {
 
     /// Waits until the projection has applied every settings change acknowledged before the
     /// call was received. Returns why not, if that did not happen in time.
-    async fn wait_for_fresh_settings(&self, received: Instant) -> Option<Stale> {
-        let Some(required) = self
-            .freshness
-            .last_seq_after(received, self.freshness_timeout)
-            .await
-        else {
-            return Some(Stale::Unknown);
+    async fn wait_for_fresh_settings(&self, received: Instant, bound: Bound) -> Option<Stale> {
+        let required = match bound {
+            Bound::Applied(required) => required,
+            Bound::Unknown => return Some(Stale::Unknown),
         };
         // Usually already applied: answer without arming a timer.
         if self.follower.applied_seq() >= required {

@@ -169,7 +169,6 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
         publisher: Publisher::new(js.clone()),
         projection: follower.projection(),
         follower: follower.clone(),
-        freshness: freshness::Freshness::start(js),
         freshness_timeout: config.freshness_timeout(),
         consumer: spec,
     });
@@ -186,8 +185,10 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
             Ok(_) => ProjectionError::Stopped,
         }
     };
+    let gate = freshness::Gate::new(js, config.freshness_timeout());
     let outcome = consume(
         &consumer,
+        gate,
         router,
         config.max_in_flight.max(1),
         shutdown,
@@ -206,12 +207,14 @@ const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// Pause before a failed pull request is retried.
 const PULL_RETRY: Duration = Duration::from_millis(250);
 
-/// Pulls batches and hands each call to its own task, up to `max_in_flight` at once. On
-/// shutdown (or when the projection fails): no new pull; the messages of the current pull are
-/// still handled (they were delivered to this instance and would otherwise wait for
-/// `ack_wait`), then every call in flight is finished and settled.
+/// Pulls batches, holds each call in the freshness gate, and hands each call the gate releases
+/// to its own task; at most `max_in_flight` calls are held or in a task at once. On shutdown
+/// (or when the projection fails): no new pull; the messages of the current pull are still
+/// handled (they were delivered to this instance and would otherwise wait for `ack_wait`),
+/// then every call held or in flight is finished and settled.
 async fn consume<S, F>(
     consumer: &async_nats::jetstream::consumer::PullConsumer,
+    mut gate: freshness::Gate,
     router: Arc<handler::Router>,
     max_in_flight: usize,
     mut shutdown: Pin<&mut S>,
@@ -224,13 +227,19 @@ where
     let mut follower_failed = std::pin::pin!(follower_failed);
     let mut failure = None;
     let mut in_flight = JoinSet::new();
+    let start = |in_flight: &mut JoinSet<()>, released: Vec<freshness::Released>| {
+        for call in released {
+            in_flight.spawn(router.clone().handle(call));
+        }
+    };
     while !shutdown.is_terminated() && failure.is_none() {
-        let capacity = max_in_flight.saturating_sub(in_flight.len());
+        let capacity = max_in_flight.saturating_sub(in_flight.len() + gate.len());
         if capacity == 0 {
             tokio::select! {
                 biased;
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
+                released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
                 Some(done) = in_flight.join_next() => settled(done),
             }
             continue;
@@ -263,6 +272,7 @@ where
                             failure = Some(e);
                             break;
                         }
+                        released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
                         Some(done) = in_flight.join_next() => settled(done),
                         () = &mut pause => break,
                     }
@@ -275,16 +285,20 @@ where
                 biased;
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
+                released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
                 Some(done) = in_flight.join_next() => settled(done),
                 next = batch.next() => match next {
-                    Some(Ok(message)) => {
-                        in_flight.spawn(router.clone().handle(message));
-                    }
+                    Some(Ok(message)) => gate.hold(message),
                     Some(Err(e)) => tracing::warn!(error = %e, "pull batch error"),
                     None => break,
                 },
             }
         }
+    }
+    // Calls still held are released once a read answers, or as `Unknown` at their timeout.
+    while gate.len() > 0 {
+        let released = gate.released().await;
+        start(&mut in_flight, released);
     }
     while let Some(done) = in_flight.join_next().await {
         settled(done);
