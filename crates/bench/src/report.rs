@@ -111,7 +111,7 @@ impl Report {
             );
             let _ = writeln!(
                 t,
-                "| CPU µs per message, client / nats-server: router vs relay | {:.1} / {:.1} vs {:.1} / {:.1} | — |",
+                "| CPU µs per message, client / nats-server: router vs relay (medians) | {:.1} / {:.1} vs {:.1} / {:.1} | — |",
                 e.router_cpu_us_per_message.client,
                 e.router_cpu_us_per_message.nats_server,
                 e.relay_cpu_us_per_message.client,
