@@ -90,8 +90,9 @@ impl<T: EventData> Envelope<T> {
 
     /// The JSON body. Fails only for times RFC 3339 cannot write (years outside 0000–9999).
     pub fn to_json(&self) -> Result<Vec<u8>, ContractError> {
-        // Most events fit: one allocation instead of a series of regrowths on the hot path.
-        let mut body = Vec::with_capacity(1024);
+        // Most events fit (a decision with its explanation is 1-1.5 KiB): one allocation
+        // instead of a series of regrowths on the hot path.
+        let mut body = Vec::with_capacity(2048);
         serde_json::to_writer(&mut body, self)
             .map_err(|e| ContractError::Malformed(format!("cannot encode {}: {e}", self.id)))?;
         Ok(body)

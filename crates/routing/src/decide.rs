@@ -63,7 +63,7 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     let dialed = match E164::lookup_key(&call.to, region) {
         Ok(number) => number,
         Err(e) => {
-            why.push(format!(
+            why.line(format_args!(
                 "The dialed number {} is not a usable phone number ({e}).",
                 switchboard_contracts::phone::mask(&call.to)
             ));
@@ -71,18 +71,18 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
         }
     };
     let Some(number) = view.number(&dialed) else {
-        why.push(format!(
+        why.line(format_args!(
             "The dialed number {dialed} is not provisioned for this tenant."
         ));
         return why.no_route(final_action);
     };
     if number.released {
-        why.push(format!(
+        why.line(format_args!(
             "The dialed number {dialed} has been released by this tenant."
         ));
         return why.no_route(final_action);
     }
-    why.push(format!(
+    why.line(format_args!(
         "The dialed number {dialed} belongs to this tenant."
     ));
 
@@ -101,7 +101,7 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
 
     // Rule 2: the dialed number's forwarding number.
     match number.forwarding_number {
-        None => why.push(format!(
+        None => why.line(format_args!(
             "The dialed number {dialed} has no forwarding number; the company phone comes next."
         )),
         Some(phone) => chain.offer(
@@ -125,7 +125,8 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
         return why.no_route(final_action);
     };
     let fallbacks: Vec<Target> = targets.collect();
-    let mut ring = format!("Ring {} ({})", target.number, target.rule.as_str());
+    let mut ring = String::with_capacity(256);
+    let _ = write!(ring, "Ring {} ({})", target.number, target.rule.as_str());
     for t in &fallbacks {
         let _ = write!(ring, ", then {} ({})", t.number, t.rule.as_str());
     }
@@ -161,7 +162,7 @@ impl Chain<'_> {
     ) {
         let number = match phone {
             SettingPhone::Invalid(e) => {
-                why.push(format!(
+                why.line(format_args!(
                     "The {what} is not a usable phone number ({e}); skipped."
                 ));
                 return;
@@ -169,16 +170,16 @@ impl Chain<'_> {
             SettingPhone::Valid(number) => number,
         };
         if number == self.dialed {
-            why.push(format!(
+            why.line(format_args!(
                 "The {what} {number} is the dialed number itself; skipped to avoid a forwarding loop."
             ));
         } else if let Some(earlier) = self.targets.iter().find(|t| &t.number == number) {
-            why.push(format!(
+            why.line(format_args!(
                 "The {what} {number} is already in the chain ({}); not repeated.",
                 earlier.rule.as_str()
             ));
         } else {
-            why.push(format!(
+            why.line(format_args!(
                 "The {what} {number} is a target ({}).",
                 rule.as_str()
             ));
@@ -198,28 +199,28 @@ fn assigned_user(
     why: &mut Explanation,
 ) {
     let Some(user_id) = lead.assigned_user_id else {
-        why.push(format!(
+        why.line(format_args!(
             "Lead {} is not assigned to a user; the forwarding number comes next.",
             lead.contact_id
         ));
         return;
     };
     match view.user(user_id) {
-        None => why.push(format!(
+        None => why.line(format_args!(
             "Lead {} is assigned to user {user_id}, who is unknown; the forwarding number comes next.",
             lead.contact_id
         )),
-        Some(user) if !user.active => why.push(format!(
+        Some(user) if !user.active => why.line(format_args!(
             "Lead {} is assigned to user {user_id}, who is deactivated; the forwarding number comes next.",
             lead.contact_id
         )),
         Some(user) => match user.phone {
-            None => why.push(format!(
+            None => why.line(format_args!(
                 "Lead {} is assigned to user {user_id}, who has no phone number; the forwarding number comes next.",
                 lead.contact_id
             )),
             Some(phone) => {
-                why.push(format!(
+                why.line(format_args!(
                     "Lead {} is assigned to user {user_id}, who is active.",
                     lead.contact_id
                 ));
@@ -245,13 +246,13 @@ fn find_lead<'v>(
     if let Some(contact_id) = &call.contact_id {
         match view.contact(contact_id) {
             Some(contact) if !contact.deleted => {
-                why.push(format!("Lead {contact_id} was named by the producer."));
+                why.line(format_args!("Lead {contact_id} was named by the producer."));
                 return Some(contact);
             }
-            Some(_) => why.push(format!(
+            Some(_) => why.line(format_args!(
                 "Lead {contact_id} named by the producer is deleted; looking the caller up instead."
             )),
-            None => why.push(format!(
+            None => why.line(format_args!(
                 "Lead {contact_id} named by the producer is unknown; looking the caller up instead."
             )),
         }
@@ -263,7 +264,7 @@ fn find_lead<'v>(
             return None;
         }
         Err(e) => {
-            why.push(format!(
+            why.line(format_args!(
                 "The caller number {} is not usable ({e}), so no lead can be found.",
                 switchboard_contracts::phone::mask(&call.from)
             ));
@@ -278,12 +279,15 @@ fn find_lead<'v>(
         .collect();
     match leads.len() {
         0 => {
-            why.push(format!("The caller {caller} is not a known lead."));
+            why.line(format_args!("The caller {caller} is not a known lead."));
             None
         }
         1 => {
             let lead = leads.remove(0);
-            why.push(format!("The caller {caller} is lead {}.", lead.contact_id));
+            why.line(format_args!(
+                "The caller {caller} is lead {}.",
+                lead.contact_id
+            ));
             Some(lead)
         }
         n => {
@@ -297,7 +301,7 @@ fn find_lead<'v>(
             } else {
                 "none is assigned to an active user with a phone; the smallest contact id"
             };
-            why.push(format!(
+            why.line(format_args!(
                 "The caller {caller} matches {n} leads ({}); chose {}: {reason}.",
                 ids.join(", "),
                 chosen.contact_id
@@ -332,8 +336,19 @@ impl Explanation {
         self.0.push(line);
     }
 
+    /// Appends a formatted line, written into a buffer sized for a typical line once
+    /// (`format!` sizes from the literal parts alone and regrows as the values come in).
+    fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        let mut line = String::with_capacity(128);
+        let _ = line.write_fmt(args);
+        self.0.push(line);
+    }
+
     fn no_route(mut self, final_action: FinalAction) -> Decision {
-        self.push(format!("No route: {}.", final_action_words(&final_action)));
+        self.line(format_args!(
+            "No route: {}.",
+            final_action_words(&final_action)
+        ));
         Decision {
             rule: Rule::NoRoute,
             target: None,
