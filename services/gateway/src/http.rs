@@ -462,7 +462,15 @@ async fn voice(
     let Some(mut waiter) = waiter else {
         return Ok(app.twiml(StatusCode::OK, twiml::ringback(&app.ringback_url)));
     };
-    let left = app.sync_deadline.saturating_sub(started.elapsed());
+    // A redirect after a missed deadline: the caller is connected and hears nothing while this
+    // request waits, so it waits briefly (a decision that already came is answered at once).
+    let attempt = sync_attempt(uri);
+    let budget = if attempt > 1 {
+        app.sync_deadline.min(REDIRECT_WAIT)
+    } else {
+        app.sync_deadline
+    };
+    let left = budget.saturating_sub(started.elapsed());
     match tokio::time::timeout(left, &mut waiter.decision).await {
         Ok(Ok(route)) => {
             let outcome = if route.target.is_some() {
@@ -479,12 +487,61 @@ async fn voice(
             );
             Ok(app.twiml(StatusCode::OK, xml))
         }
+        _ if attempt >= MAX_SYNC_ATTEMPTS => {
+            app.metrics.sync_answer("gave_up");
+            tracing::warn!(%tenant, call_id = %event.data.call_id, attempt, "no decision after every redirect; apologizing and hanging up");
+            Ok(app.twiml(StatusCode::OK, twiml::error(NO_DECISION)))
+        }
         _ => {
-            app.metrics.sync_answer("deadline");
-            tracing::info!(%tenant, call_id = %event.data.call_id, "no decision before the deadline; answering with ringback");
-            Ok(app.twiml(StatusCode::OK, twiml::ringback(&app.ringback_url)))
+            // Not the plain async ringback: in sync mode the dialer leaves step 0 to the
+            // gateway, so the gateway must come back for the decision.
+            app.metrics.sync_answer(if attempt > 1 {
+                "still_waiting"
+            } else {
+                "deadline"
+            });
+            tracing::info!(%tenant, call_id = %event.data.call_id, attempt, "no decision yet; ringback, then asking again");
+            let next = redirect_url(&app.public_url(uri), attempt + 1);
+            Ok(app.twiml(
+                StatusCode::OK,
+                twiml::ringback_then_redirect(&app.ringback_url, &next),
+            ))
         }
     }
+}
+
+/// Sync mode: redirects (one ringback cycle each, 6 s with the built-in tone) before the
+/// gateway gives up on a decision.
+const MAX_SYNC_ATTEMPTS: u32 = 10;
+/// Sync mode: longest wait for the decision on a redirected request.
+const REDIRECT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// Said before hanging up when no decision came in time.
+const NO_DECISION: &str =
+    "We are sorry, we could not connect your call right now. Please call again later.";
+
+/// Which sync attempt a voice request is: `attempt` in its query string, else the first.
+fn sync_attempt(uri: &Uri) -> u32 {
+    uri.query()
+        .into_iter()
+        .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
+        .find(|(k, _)| k == "attempt")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// `url` (the public URL of this request) with `attempt` set to `attempt`, every other query
+/// parameter kept.
+fn redirect_url(url: &str, attempt: u32) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if k != "attempt" {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.append_pair("attempt", &attempt.to_string());
+    format!("{base}?{}", out.finish())
 }
 
 async fn twilio_dial_status(

@@ -51,6 +51,21 @@ pub fn ringback(url: &str) -> String {
     })
 }
 
+/// Sync mode without a decision yet: one cycle of ringback, then Twilio fetches `redirect_url`
+/// (the same voice webhook, next attempt), which answers the decision as soon as it exists.
+/// So in sync mode the gateway always performs step 0, as the dialer assumes.
+pub fn ringback_then_redirect(ringback_url: &str, redirect_url: &str) -> String {
+    document(|w| {
+        w.create_element("Play")
+            .with_attribute(("loop", "1"))
+            .write_text_content(BytesText::new(ringback_url))?;
+        w.create_element("Redirect")
+            .with_attribute(("method", "POST"))
+            .write_text_content(BytesText::new(redirect_url))
+            .map(|_| ())
+    })
+}
+
 /// The decision as TwiML: `<Dial>` of the first target, whose outcome Twilio posts to the
 /// dial-status action of step 0; or the final action when there is nothing to ring.
 pub fn route(

@@ -1,20 +1,51 @@
 //! Sync mode: requests waiting for their call's `call.route`. One core-NATS subscription to
 //! `call.route.>` per gateway feeds a map from call to waiters; a request registers before it
-//! publishes its `call.inbound`, so the decision cannot arrive unseen.
+//! publishes its `call.inbound`, so the decision cannot arrive unseen. Every decision is also
+//! kept for a while ([`RECENT_FOR`], at most [`RECENT_MAX`], without its explanation), so a
+//! request that comes after it (the redirect of a call that missed the deadline, on any
+//! instance, or a Twilio retry) is answered at once.
 
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use switchboard_contracts::{CallRoute, Envelope, TenantId, subjects};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 type Key = (TenantId, String);
 
+/// How long a decision stays available to requests that come after it.
+pub const RECENT_FOR: Duration = Duration::from_secs(120);
+/// Most decisions kept (about 300 bytes each without the explanation).
+pub const RECENT_MAX: usize = 100_000;
+
 #[derive(Default)]
 struct Inner {
     next: u64,
     waiting: HashMap<Key, Vec<(u64, oneshot::Sender<CallRoute>)>>,
+    recent: HashMap<Key, CallRoute>,
+    /// When each decision was kept, oldest first.
+    recent_order: VecDeque<(Instant, Key)>,
+}
+
+impl Inner {
+    fn keep(&mut self, key: Key, mut route: CallRoute) {
+        let now = Instant::now();
+        while let Some((at, _)) = self.recent_order.front() {
+            if now.duration_since(*at) < RECENT_FOR && self.recent_order.len() < RECENT_MAX {
+                break;
+            }
+            if let Some((_, old)) = self.recent_order.pop_front() {
+                self.recent.remove(&old);
+            }
+        }
+        // What TwiML needs; the explanation is most of the size.
+        route.explanation = Vec::new();
+        if self.recent.insert(key.clone(), route).is_none() {
+            self.recent_order.push_back((now, key));
+        }
+    }
 }
 
 /// The waiting requests.
@@ -55,7 +86,12 @@ impl Waiters {
         let mut inner = self.lock();
         inner.next += 1;
         let id = inner.next;
-        inner.waiting.entry(key.clone()).or_default().push((id, tx));
+        match inner.recent.get(&key) {
+            Some(route) => {
+                let _ = tx.send(route.clone());
+            }
+            None => inner.waiting.entry(key.clone()).or_default().push((id, tx)),
+        }
         drop(inner);
         Waiter {
             waiters: self.clone(),
@@ -67,7 +103,10 @@ impl Waiters {
 
     fn deliver(&self, route: CallRoute) {
         let key = (route.tenant_id.clone(), route.call_id.clone());
-        let taken = self.lock().waiting.remove(&key);
+        let mut inner = self.lock();
+        let taken = inner.waiting.remove(&key);
+        inner.keep(key, route.clone());
+        drop(inner);
         for (_, tx) in taken.into_iter().flatten() {
             let _ = tx.send(route.clone());
         }
@@ -123,5 +162,15 @@ mod tests {
         waiters.deliver(route);
         assert_eq!(first.decision.try_recv().unwrap().call_id, "CA1");
         assert_eq!(waiters.len(), 0);
+
+        // A request that comes after its decision gets it at once, without waiting.
+        let mut late = waiters.register(&tenant, "CA1");
+        assert_eq!(late.decision.try_recv().unwrap().call_id, "CA1");
+        assert_eq!(waiters.len(), 0);
+        let mut other = waiters.register(&tenant, "CA3");
+        assert!(
+            other.decision.try_recv().is_err(),
+            "no decision for CA3 yet"
+        );
     }
 }

@@ -64,8 +64,8 @@ async fn health_metrics_and_static_helpers() {
 }
 
 /// Given a sync-mode request waiting for its decision, when shutdown is requested, then the
-/// request still gets its answer (ringback at the deadline) and `run` returns cleanly; new
-/// connections are refused afterwards.
+/// request still gets its answer (ringback and a redirect at the deadline, which another
+/// instance serves) and `run` returns cleanly; new connections are refused afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_an_in_flight_request_finish() {
     let nats = Nats::start().await;
@@ -97,7 +97,11 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         .unwrap()
         .unwrap();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert!(resp.assert_twiml().contains("<Play loop=\"0\">"));
+    let xml = resp.assert_twiml();
+    assert!(
+        xml.contains("<Play loop=\"1\">") && xml.contains("?attempt=2</Redirect>"),
+        "{xml}"
+    );
     gw.stop().await.unwrap();
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),

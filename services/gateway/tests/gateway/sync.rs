@@ -153,9 +153,12 @@ async fn sync_mode_answers_with_the_routers_dial() {
 }
 
 /// Given no router, when a call comes in on a sync-mode gateway, then at the deadline the
-/// answer is the async one (ringback), and the call is stored for whoever decides it later.
+/// caller gets one ringback cycle and a `<Redirect>` back to the voice webhook (the dialer
+/// leaves step 0 to the gateway in sync mode, so plain ringback would ring forever). Once the
+/// router has decided, the redirected request, signed by its own URL as Twilio does, is
+/// answered with the `<Dial>` at once; a redirect with no decision asks again, briefly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_mode_without_a_decision_answers_ringback_at_the_deadline() {
+async fn sync_mode_without_a_decision_redirects_until_the_decision_comes() {
     let nats = Nats::start().await;
     let gw = Gateway::start(
         &nats.url(),
@@ -172,17 +175,75 @@ async fn sync_mode_without_a_decision_answers_ringback_at_the_deadline() {
     .await;
     let took = started.elapsed();
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert!(resp.assert_twiml().contains("<Play loop=\"0\">"));
+    let xml = resp.assert_twiml();
+    let redirect = format!("{}?attempt=2", voice_path("acme"));
+    assert!(xml.contains("<Play loop=\"1\">"), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<Redirect method=\"POST\">{PUBLIC}{redirect}</Redirect>"
+        )),
+        "{xml}"
+    );
     assert!(
         took >= Duration::from_millis(400),
         "answered before the deadline: {took:?}"
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(nats.count("call.inbound.acme").await, 1);
-    let metrics = get(gw.addr, "/metrics").await.text();
+
+    // Still no decision: the redirect waits briefly, then asks again.
+    let started = Instant::now();
+    let resp = twilio(
+        gw.addr,
+        &redirect,
+        ACME_TOKEN,
+        &voice_params("CA0202", DIALED, CALLER),
+    )
+    .await;
+    let xml = resp.assert_twiml();
     assert!(
-        metrics.contains("switchboard_gateway_sync_answers_total{outcome=\"deadline\"} 1"),
-        "{metrics}"
+        xml.contains(&format!(
+            "{PUBLIC}{}?attempt=3</Redirect>",
+            voice_path("acme")
+        )),
+        "{xml}"
     );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The router comes up and decides (nothing configured: the final action).
+    let router = Router::start(&nats.url()).await;
+    switchboard_testkit::eventually(WAIT, "the router's decision", || async {
+        (nats.count("call.route.acme").await == 1).then_some(())
+    })
+    .await
+    .unwrap();
+    let resp = twilio(
+        gw.addr,
+        &format!("{}?attempt=3", voice_path("acme")),
+        ACME_TOKEN,
+        &voice_params("CA0202", DIALED, CALLER),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let xml = resp.assert_twiml();
+    assert!(!xml.contains("<Redirect"), "{xml}");
+    assert!(xml.contains("<Say>") && xml.contains("<Record "), "{xml}");
+    // The call was stored once: the redirects re-published the same event id.
+    assert_eq!(nats.count("call.inbound.acme").await, 1);
+
+    let metrics = get(gw.addr, "/metrics").await.text();
+    for outcome in ["deadline", "still_waiting", "final_action"] {
+        assert!(
+            metrics.contains(&format!(
+                "switchboard_gateway_sync_answers_total{{outcome=\"{outcome}\"}} 1"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+    router.stop().await;
     gw.stop().await.unwrap();
 }
