@@ -8,6 +8,7 @@
 //! followed by one router phase compared whatever the machine did in each.
 
 use crate::fixtures;
+use crate::openloop::Router;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -180,30 +181,15 @@ async fn phase(
             .await
         }
         Drainer::Router => {
-            let dir = tempfile::tempdir()?;
-            let config = <switchboard_router::Config as clap::Parser>::parse_from([
-                "switchboard-router".to_string(),
-                "--nats-url".into(),
-                server.url(),
-                "--database-url".into(),
-                format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
-                "--http-addr".into(),
-                "127.0.0.1:0".into(),
-                "--max-in-flight".into(),
-                MAX_IN_FLIGHT.to_string(),
-            ]);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let router = tokio::spawn(switchboard_router::run(config, async move {
-                let _ = stopped.await;
-            }));
+            let window = MAX_IN_FLIGHT.to_string();
+            let router = Router::start_with(&server.url(), &["--max-in-flight", &window])?;
             let measured = with_cpu(
                 &server_pid,
                 calls,
                 drain_rate(&js, "router", calls, std::future::pending::<()>()),
             )
             .await;
-            let _ = stop.send(());
-            router.await??;
+            router.stop().await?;
             measured
         }
     }

@@ -19,9 +19,15 @@ pub struct Router {
 }
 
 impl Router {
+    /// With the router's default configuration.
     pub fn start(nats_url: &str) -> anyhow::Result<Router> {
+        Router::start_with(nats_url, &[])
+    }
+
+    /// With `extra` command-line flags on top.
+    pub fn start_with(nats_url: &str, extra: &[&str]) -> anyhow::Result<Router> {
         let dir = tempfile::tempdir()?;
-        let config = <switchboard_router::Config as clap::Parser>::parse_from([
+        let mut args = vec![
             "switchboard-router".to_string(),
             "--nats-url".into(),
             nats_url.to_string(),
@@ -29,7 +35,9 @@ impl Router {
             format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
             "--http-addr".into(),
             "127.0.0.1:0".into(),
-        ]);
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let config = <switchboard_router::Config as clap::Parser>::parse_from(args);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             switchboard_router::run(config, async move {
