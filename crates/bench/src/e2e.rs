@@ -8,6 +8,7 @@
 //! followed by one router phase compared whatever the machine did in each.
 
 use crate::fixtures;
+use crate::host::CpuTimes;
 use crate::openloop::Router;
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
@@ -47,11 +48,13 @@ pub struct Round {
     pub router_cpu_us_per_message: CpuPerMessage,
 }
 
-/// Where one message's CPU time goes: in the client process and in nats-server.
+/// Where one message's CPU time goes: in the client process and in nats-server; and the share
+/// of the machine's CPU time the hypervisor took during the phase (see `host`).
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct CpuPerMessage {
     pub client: f64,
     pub nats_server: f64,
+    pub host_steal_percent: f64,
 }
 
 /// User + system CPU seconds of a process so far, from /proc (0 where unavailable).
@@ -76,6 +79,7 @@ async fn with_cpu<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(T, CpuPerMessage)> {
     let (client0, server0) = (cpu_seconds("self"), cpu_seconds(server_pid));
+    let host0 = CpuTimes::now();
     let out = work.await?;
     let per = |seconds: f64| seconds * 1e6 / messages.max(1) as f64;
     Ok((
@@ -83,13 +87,14 @@ async fn with_cpu<T>(
         CpuPerMessage {
             client: per(cpu_seconds("self") - client0),
             nats_server: per(cpu_seconds(server_pid) - server0),
+            host_steal_percent: CpuTimes::now().steal_percent_since(host0),
         },
     ))
 }
 
 const MAX_IN_FLIGHT: usize = 1024;
 /// Relay and router phases alternate this many times.
-pub const ROUNDS: usize = 3;
+pub const ROUNDS: usize = 5;
 
 pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
     let mut each_round = Vec::new();
@@ -115,6 +120,7 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
     let cpu = |pick: fn(&Round) -> CpuPerMessage| CpuPerMessage {
         client: median(each_round.iter().map(|r| pick(r).client)),
         nats_server: median(each_round.iter().map(|r| pick(r).nats_server)),
+        host_steal_percent: median(each_round.iter().map(|r| pick(r).host_steal_percent)),
     };
     println!(
         "  medians over {ROUNDS} rounds: relay {relay:.0}/s, router {decided:.0}/s, ratio {:.2}",

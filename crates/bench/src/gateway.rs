@@ -29,6 +29,8 @@ pub struct GatewayResult {
     pub max_ms: f64,
     /// Furthest the generator fell behind its schedule (ms); included in the latencies.
     pub max_send_lag_ms: f64,
+    /// Share of the machine's CPU time the hypervisor took during the open-loop run.
+    pub host_steal_percent: f64,
     pub max_sustained_webhooks_per_second: f64,
 }
 
@@ -90,6 +92,7 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     let total = rate * seconds;
     let scheduled = collector.schedule_handle();
     let public_for_generator = public.clone();
+    let host0 = crate::host::CpuTimes::now();
     let sent = tokio::task::spawn_blocking(move || {
         offer(addr, &public_for_generator, rate, total, &scheduled)
     })
@@ -100,12 +103,13 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         sent.failed
     );
     collector.wait_all().await?;
+    let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
     let p = collector.take()?;
     let (decisions, p50, p99, p999, max) = (p.count, p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms);
     println!(
         "  webhook → call.route at {rate}/s for {seconds} s: p50 {p50:.2} ms, p99 {p99:.2} ms, \
          p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} decisions; generator at most \
-         {:.2} ms behind)",
+         {:.2} ms behind; hypervisor steal {steal:.1} %)",
         sent.max_send_lag_ms
     );
 
@@ -128,6 +132,7 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         p999_ms: p999,
         max_ms: max,
         max_send_lag_ms: sent.max_send_lag_ms,
+        host_steal_percent: steal,
         max_sustained_webhooks_per_second: max_rate,
     })
 }

@@ -36,6 +36,8 @@ pub struct LatencyRun {
     pub publish_failures: u64,
     /// Furthest the generator fell behind its schedule (ms); included in the latencies.
     pub max_send_lag_ms: f64,
+    /// Share of the machine's CPU time the hypervisor took during the run.
+    pub host_steal_percent: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
@@ -81,14 +83,17 @@ pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<L
     let mut runs = Vec::new();
     for &rate in rates {
         let calls = rate * seconds;
+        let host0 = crate::host::CpuTimes::now();
         let sent = offer(&server.url(), &collector, rate, calls, contacts, next_call).await?;
         next_call += calls;
         collector.wait_all().await?;
+        let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
         let p = collector.take()?;
         wait_router_drained(&js).await?;
         println!(
             "  publish → call.route at {rate}/s for {seconds} s: p50 {:.2} ms, p99 {:.2} ms, \
-             p99.9 {:.2} ms, max {:.2} ms ({} decisions; generator at most {:.2} ms behind)",
+             p99.9 {:.2} ms, max {:.2} ms ({} decisions; generator at most {:.2} ms behind; \
+             hypervisor steal {steal:.1} %)",
             p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count, sent.max_send_lag_ms
         );
         runs.push(LatencyRun {
@@ -98,6 +103,7 @@ pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<L
             decisions: p.count,
             publish_failures: sent.publish_failures,
             max_send_lag_ms: sent.max_send_lag_ms,
+            host_steal_percent: steal,
             p50_ms: p.p50_ms,
             p99_ms: p.p99_ms,
             p999_ms: p.p999_ms,

@@ -12,6 +12,7 @@ mod core;
 mod e2e;
 mod fixtures;
 mod gateway;
+mod host;
 mod latency;
 mod memory;
 mod openloop;

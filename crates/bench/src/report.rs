@@ -117,21 +117,43 @@ impl Report {
                 e.relay_cpu_us_per_message.client,
                 e.relay_cpu_us_per_message.nats_server
             );
+            let steal: Vec<String> = e
+                .each_round
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:.0} / {:.0}",
+                        r.router_cpu_us_per_message.host_steal_percent,
+                        r.relay_cpu_us_per_message.host_steal_percent
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                t,
+                "| hypervisor steal, % of the machine's CPU time: router / relay phase, each round | {} | — |",
+                steal.join(", ")
+            );
         }
         if let Some(l) = &self.latency {
             for r in &l.runs {
                 let _ = writeln!(
                     t,
-                    "| publish → call.route p50 / p99 / p99.9 / max at {}/s offered for {} s, open loop (ms) | {:.2} / {:.2} / {:.2} / {:.2} | — |",
-                    r.offered_per_second, r.seconds, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
+                    "| publish → call.route p50 / p99 / p99.9 / max at {}/s offered for {} s, open loop (ms; hypervisor steal {:.0} %) | {:.2} / {:.2} / {:.2} / {:.2} | — |",
+                    r.offered_per_second,
+                    r.seconds,
+                    r.host_steal_percent,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.max_ms
                 );
             }
         }
         if let Some(g) = &self.gateway {
             let _ = writeln!(
                 t,
-                "| webhook → call.route p50 / p99 / p99.9 at {}/s offered, open loop (ms) | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
-                g.offered_per_second, g.p50_ms, g.p99_ms, g.p999_ms
+                "| webhook → call.route p50 / p99 / p99.9 at {}/s offered, open loop (ms; hypervisor steal {:.0} %) | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
+                g.offered_per_second, g.host_steal_percent, g.p50_ms, g.p99_ms, g.p999_ms
             );
             let _ = writeln!(
                 t,
@@ -221,10 +243,15 @@ const METHOD: &str = "## Method
   consumer: decode and validate, freshness check, decide, publish `call.route` with ack, ack.
   Rates are taken from the consumer's own state (first delivery to last acknowledgement),
   polled every 10 ms; CPU per message from /proc for the bench process and nats-server. Relay
-  and router alternate for 3 rounds and the figures are the medians: the speed of this
+  and router alternate for 5 rounds and the figures are the medians: the speed of this
   virtual machine's cores drifts from one minute to the next (the relay alone has ranged over
   ±20 % between consecutive runs), so a single relay phase followed by a single router phase
   would compare two different machines.
+- **Hypervisor steal.** This is a shared virtual machine: the share of its CPU time the
+  hypervisor gave to other guests (`steal` in /proc/stat, machine-wide) is recorded over each
+  relay and router phase and over each latency run. A phase with high steal ran on less
+  machine than its neighbours, and a latency run with steal has stalls no code on this
+  machine caused.
 - **Webhook → decision latency.** Gateway (async answer mode) and router in-process, one
   `nats-server`, all on this machine. Signed Twilio voice webhooks are offered at a fixed
   rate on 32 keep-alive connections, each leaving at its scheduled time whatever the answers

@@ -19,19 +19,24 @@ use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use switchboard_projections::{ProjectionError, settings_last_seq};
 use tokio::time::{Instant, Sleep};
 
 /// Longest one read may take before it counts as failed.
-const READ_TIMEOUT: Duration = Duration::from_secs(1);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause before a failed read is retried.
-const RETRY_AFTER: Duration = Duration::from_millis(100);
+pub const RETRY_AFTER: Duration = Duration::from_millis(100);
+
+/// Reads the SETTINGS stream's last sequence; called once per read the gate sends.
+pub type ReadLastSeq =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<u64, ProjectionError>> + Send + Sync>;
 
 /// What a call must wait for before it is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Bound {
+pub enum Bound {
     /// The projection must have applied this SETTINGS sequence.
     Applied(u64),
     /// No read sent after the call was received succeeded within the freshness timeout.
@@ -39,19 +44,23 @@ pub(crate) enum Bound {
 }
 
 /// A call released by the gate.
-pub(crate) struct Released {
-    pub(crate) message: Message,
-    pub(crate) received: Instant,
-    pub(crate) bound: Bound,
+pub struct Released<M = Message> {
+    /// The delivery.
+    pub message: M,
+    /// When the gate received it.
+    pub received: Instant,
+    /// What it must wait for.
+    pub bound: Bound,
 }
 
 /// Holds delivered calls until a read of SETTINGS's last sequence, sent after they were
-/// received, answers (or their freshness timeout passes while reads fail).
-pub(crate) struct Gate {
-    js: async_nats::jetstream::Context,
+/// received, answers (or their freshness timeout passes while reads fail). Generic over the
+/// delivery and the read so that its failure paths can be tested without a failing server.
+pub struct Gate<M = Message> {
+    read_last_seq: ReadLastSeq,
     timeout: Duration,
     /// In order of receipt.
-    waiting: VecDeque<(Message, Instant)>,
+    waiting: VecDeque<(M, Instant)>,
     read: Option<(Instant, BoxFuture<'static, Result<u64, ReadError>>)>,
     retry: Option<Pin<Box<Sleep>>>,
 }
@@ -64,11 +73,22 @@ enum ReadError {
     TimedOut,
 }
 
-impl Gate {
-    /// A gate whose calls wait at most `timeout` for a successful read.
-    pub(crate) fn new(js: async_nats::jetstream::Context, timeout: Duration) -> Gate {
+impl Gate<Message> {
+    /// A gate over JetStream deliveries whose calls wait at most `timeout` for a successful read.
+    pub fn new(js: async_nats::jetstream::Context, timeout: Duration) -> Gate<Message> {
+        let read_last_seq: ReadLastSeq = Arc::new(move || {
+            let js = js.clone();
+            Box::pin(async move { settings_last_seq(&js).await })
+        });
+        Gate::with_reader(read_last_seq, timeout)
+    }
+}
+
+impl<M> Gate<M> {
+    /// A gate whose reads go through `read_last_seq`.
+    pub fn with_reader(read_last_seq: ReadLastSeq, timeout: Duration) -> Gate<M> {
         Gate {
-            js,
+            read_last_seq,
             timeout,
             waiting: VecDeque::new(),
             read: None,
@@ -77,12 +97,17 @@ impl Gate {
     }
 
     /// Calls held.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.waiting.len()
     }
 
+    /// Whether no call is held.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
     /// Holds `message`, received now; starts a read if none is in flight.
-    pub(crate) fn hold(&mut self, message: Message) {
+    pub fn hold(&mut self, message: M) {
         self.waiting.push_back((message, Instant::now()));
         if self.read.is_none() && self.retry.is_none() {
             self.start_read();
@@ -90,9 +115,9 @@ impl Gate {
     }
 
     fn start_read(&mut self) {
-        let js = self.js.clone();
+        let answer = (self.read_last_seq)();
         let read = async move {
-            match tokio::time::timeout(READ_TIMEOUT, settings_last_seq(&js)).await {
+            match tokio::time::timeout(READ_TIMEOUT, answer).await {
                 Ok(result) => Ok(result?),
                 Err(_) => Err(ReadError::TimedOut),
             }
@@ -103,11 +128,11 @@ impl Gate {
 
     /// Waits for the next calls to release (never resolves while no call is held). Cancel
     /// safe: the read in flight and the held calls stay in the gate.
-    pub(crate) fn released(&mut self) -> impl Future<Output = Vec<Released>> + '_ {
+    pub fn released(&mut self) -> impl Future<Output = Vec<Released<M>>> + '_ {
         std::future::poll_fn(move |cx| self.poll_released(cx))
     }
 
-    fn poll_released(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Released>> {
+    fn poll_released(&mut self, cx: &mut Context<'_>) -> Poll<Vec<Released<M>>> {
         if let Some(retry) = &mut self.retry {
             if retry.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
@@ -151,7 +176,7 @@ impl Gate {
     }
 
     /// Releases the calls from the front whose receipt time passes `due`, with `bound`.
-    fn release(&mut self, due: impl Fn(Instant) -> bool, bound: Bound) -> Vec<Released> {
+    fn release(&mut self, due: impl Fn(Instant) -> bool, bound: Bound) -> Vec<Released<M>> {
         let mut released = Vec::new();
         while let Some((_, received)) = self.waiting.front() {
             if !due(*received) {

@@ -8,7 +8,7 @@
 //! recorded as rejected.
 
 mod config;
-mod freshness;
+pub mod freshness;
 mod handler;
 mod health;
 mod metrics;
@@ -239,7 +239,7 @@ where
                 biased;
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
-                released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
+                released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
                 Some(done) = in_flight.join_next() => settled(done),
             }
             continue;
@@ -272,7 +272,7 @@ where
                             failure = Some(e);
                             break;
                         }
-                        released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
+                        released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
                         Some(done) = in_flight.join_next() => settled(done),
                         () = &mut pause => break,
                     }
@@ -285,7 +285,7 @@ where
                 biased;
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
-                released = gate.released(), if gate.len() > 0 => start(&mut in_flight, released),
+                released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
                 Some(done) = in_flight.join_next() => settled(done),
                 next = batch.next() => match next {
                     Some(Ok(message)) => gate.hold(message),
@@ -296,7 +296,7 @@ where
         }
     }
     // Calls still held are released once a read answers, or as `Unknown` at their timeout.
-    while gate.len() > 0 {
+    while !gate.is_empty() {
         let released = gate.released().await;
         start(&mut in_flight, released);
     }

@@ -7,6 +7,7 @@
 
 mod changes;
 mod duplicates;
+mod gate;
 mod health;
 mod instances;
 mod nats_restart;
