@@ -5,6 +5,7 @@
 use crate::{ContractError, TenantId};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -51,39 +52,42 @@ pub trait EventData: Serialize + DeserializeOwned {
 }
 
 /// A CloudEvents 1.0 envelope around typed `data`.
+///
+/// The attributes that are constants for our own producers are `Cow`: borrowed when we
+/// produce an event (no allocation per event on the router's hot path), owned when decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope<T> {
     /// Always `1.0`.
-    pub specversion: String,
+    pub specversion: Cow<'static, str>,
     /// Unique per fact; the JetStream de-duplication key.
     pub id: String,
     /// URI-reference of the producer, e.g. `/switchboard/router`.
-    pub source: String,
+    pub source: Cow<'static, str>,
     /// Versioned event type.
     #[serde(rename = "type")]
-    pub event_type: String,
+    pub event_type: Cow<'static, str>,
     /// When the fact happened (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     /// What the event is about within the tenant (call id, `user/<id>`, …).
     pub subject: String,
     /// Always `application/json`.
-    pub datacontenttype: String,
+    pub datacontenttype: Cow<'static, str>,
     /// The event data.
     pub data: T,
 }
 
 impl<T: EventData> Envelope<T> {
     /// Wraps `data` produced by `source` at `time`, deriving id, type and subject from it.
-    pub fn new(data: T, source: impl Into<String>, time: OffsetDateTime) -> Self {
+    pub fn new(data: T, source: impl Into<Cow<'static, str>>, time: OffsetDateTime) -> Self {
         Envelope {
-            specversion: SPEC_VERSION.to_string(),
+            specversion: Cow::Borrowed(SPEC_VERSION),
             id: data.event_id(),
             source: source.into(),
-            event_type: T::TYPE.to_string(),
+            event_type: Cow::Borrowed(T::TYPE),
             time,
             subject: data.ce_subject(),
-            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),
             data,
         }
     }
@@ -128,7 +132,7 @@ impl<T: EventData> Envelope<T> {
         let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         if present(typed.specversion)? != SPEC_VERSION
             || present(typed.datacontenttype)? != DATA_CONTENT_TYPE
-            || present(typed.event_type.clone())? != T::TYPE
+            || present(typed.event_type)? != T::TYPE
         {
             return None;
         }
@@ -139,13 +143,14 @@ impl<T: EventData> Envelope<T> {
             return None;
         }
         Some(Envelope {
-            specversion: SPEC_VERSION.to_string(),
+            specversion: Cow::Borrowed(SPEC_VERSION),
             id: present(typed.id)?,
-            source: present(typed.source)?,
-            event_type: typed.event_type?,
+            source: Cow::Owned(present(typed.source)?),
+            // Checked equal to T::TYPE above.
+            event_type: Cow::Borrowed(T::TYPE),
             time,
             subject: present(typed.subject)?,
-            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),
             data,
         })
     }
@@ -245,13 +250,14 @@ impl RawEnvelope {
             });
         }
         Ok(Envelope {
-            specversion: SPEC_VERSION.to_string(),
+            specversion: Cow::Borrowed(SPEC_VERSION),
             id: self.id,
-            source: self.source,
-            event_type: self.event_type,
+            source: Cow::Owned(self.source),
+            // Checked equal to T::TYPE above.
+            event_type: Cow::Borrowed(T::TYPE),
             time: self.time,
             subject: self.subject,
-            datacontenttype: DATA_CONTENT_TYPE.to_string(),
+            datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),
             data,
         })
     }
