@@ -6,7 +6,7 @@
 //! server or the router shows in the tail instead of lowering the offered load.
 
 use crate::fixtures;
-use crate::openloop::{RouteCollector, Router, schedule, wait_router_drained};
+use crate::openloop::{Percentiles, RouteCollector, Router, schedule, wait_router_drained};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub struct LatencyResult {
     pub contacts: u64,
     pub warmup_calls: u64,
     pub runs: Vec<LatencyRun>,
+    /// The same measurement at the first rate with a bare relay in the router's place.
+    pub relay_baseline: LatencyRun,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -90,34 +92,95 @@ pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<L
         let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
         let p = collector.take()?;
         wait_router_drained(&js).await?;
-        println!(
-            "  publish → call.route at {rate}/s for {seconds} s: p50 {:.2} ms, p99 {:.2} ms, \
-             p99.9 {:.2} ms, max {:.2} ms ({} decisions; generator at most {:.2} ms behind; \
-             hypervisor steal {steal:.1} %)",
-            p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms, p.count, sent.max_send_lag_ms
-        );
-        runs.push(LatencyRun {
-            offered_per_second: rate,
-            seconds,
-            calls,
-            decisions: p.count,
-            publish_failures: sent.publish_failures,
-            max_send_lag_ms: sent.max_send_lag_ms,
-            host_steal_percent: steal,
-            p50_ms: p.p50_ms,
-            p99_ms: p.p99_ms,
-            p999_ms: p.p999_ms,
-            max_ms: p.max_ms,
-        });
+        let run = LatencyRun::measured(rate, seconds, &sent, steal, &p);
+        run.print("publish → call.route");
+        runs.push(run);
     }
 
     router.stop().await?;
     collector.stop();
+    let relay_baseline = relay_baseline(rates.first().copied().unwrap_or(1_000), seconds).await?;
     Ok(LatencyResult {
         contacts,
         warmup_calls: WARMUP_CALLS,
         runs,
+        relay_baseline,
     })
+}
+
+/// The same open-loop measurement with the router replaced by the e2e benchmark's bare relay
+/// (consume → publish with ack → ack, no decoding, no freshness read, no routing), which
+/// republishes each `call.inbound` body to `call.route.<tenant>` where the collector reads its
+/// call id. On a fresh nats-server: what the machine, nats-server and the client library
+/// alone cost at this rate, against which the router's figures can be read.
+async fn relay_baseline(rate: u64, seconds: u64) -> anyhow::Result<LatencyRun> {
+    let server = NatsServer::start()?;
+    let client = server.client().await?;
+    let js = async_nats::jetstream::new(client.clone());
+    ensure_streams(&js, &StreamOptions::default()).await?;
+    let collector = RouteCollector::start(&client).await?;
+    let calls = rate * seconds;
+    let relay = tokio::spawn(crate::e2e::relay(
+        js.clone(),
+        WARMUP_CALLS + calls,
+        "call.route.bench",
+    ));
+    let warm = offer(&server.url(), &collector, 1_000, WARMUP_CALLS, 1, 0).await?;
+    anyhow::ensure!(warm.publish_failures == 0, "warm-up publishes failed");
+    collector.wait_all().await?;
+    let _ = collector.take()?;
+
+    let host0 = crate::host::CpuTimes::now();
+    let sent = offer(&server.url(), &collector, rate, calls, 1, WARMUP_CALLS).await?;
+    collector.wait_all().await?;
+    let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
+    let p = collector.take()?;
+    relay.await?;
+    collector.stop();
+    let run = LatencyRun::measured(rate, seconds, &sent, steal, &p);
+    run.print("baseline, bare relay instead of the router,");
+    Ok(run)
+}
+
+impl LatencyRun {
+    fn measured(
+        rate: u64,
+        seconds: u64,
+        sent: &Offered,
+        host_steal_percent: f64,
+        p: &Percentiles,
+    ) -> LatencyRun {
+        LatencyRun {
+            offered_per_second: rate,
+            seconds,
+            calls: rate * seconds,
+            decisions: p.count,
+            publish_failures: sent.publish_failures,
+            max_send_lag_ms: sent.max_send_lag_ms,
+            host_steal_percent,
+            p50_ms: p.p50_ms,
+            p99_ms: p.p99_ms,
+            p999_ms: p.p999_ms,
+            max_ms: p.max_ms,
+        }
+    }
+
+    fn print(&self, what: &str) {
+        println!(
+            "  {what} at {}/s for {} s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms \
+             ({} of {} calls; generator at most {:.2} ms behind; hypervisor steal {:.1} %)",
+            self.offered_per_second,
+            self.seconds,
+            self.p50_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.max_ms,
+            self.decisions,
+            self.calls,
+            self.max_send_lag_ms,
+            self.host_steal_percent
+        );
+    }
 }
 
 struct Offered {
