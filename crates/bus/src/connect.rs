@@ -138,6 +138,41 @@ pub fn redact_url(urls: &str) -> String {
         .join(",")
 }
 
+/// Longest [`close`] waits for the server to confirm it has read what was sent.
+const CLOSE_CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes a service's connection at shutdown without losing what was sent on it.
+///
+/// JetStream acknowledgements are fire-and-forget publishes, and `Client::drain` only queues
+/// the drain and returns: a process that exits right after it can lose acknowledgements still
+/// in the client's buffer (a call decided, yet redelivered after `ack_wait`). So: flush, then
+/// one request-reply round trip (the server reads a connection's messages in order, so its
+/// answer proves everything sent before arrived), then drain. Bounded, so a shutdown while the
+/// server is unreachable still ends; the reason is logged.
+pub async fn close(client: &async_nats::Client) {
+    let confirmed = tokio::time::timeout(CLOSE_CONFIRM_WITHIN, async {
+        client.flush().await.map_err(|e| e.to_string())?;
+        client
+            .request("$JS.API.INFO", bytes::Bytes::new())
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    match confirmed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the server did not confirm the last messages before shutdown; unacknowledged ones are redelivered after ack_wait")
+        }
+        Err(_) => tracing::warn!(
+            within_ms = CLOSE_CONFIRM_WITHIN.as_millis(),
+            "the server did not confirm the last messages before shutdown; unacknowledged ones are redelivered after ack_wait"
+        ),
+    }
+    if let Err(e) = client.drain().await {
+        tracing::warn!(error = %e, "draining the NATS connection failed");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -12,7 +12,7 @@ mod publish;
 mod streams;
 mod trace;
 
-pub use connect::NatsArgs;
+pub use connect::{NatsArgs, close};
 pub use consumers::{PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound};
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher};

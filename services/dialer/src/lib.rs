@@ -210,9 +210,7 @@ pub async fn run_with(
     while loops.join_next().await.is_some() {}
     sampler.abort();
     health.abort();
-    if let Err(e) = client.drain().await {
-        tracing::warn!(error = %e, "draining the NATS connection failed");
-    }
+    switchboard_bus::close(&client).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -188,9 +188,7 @@ pub async fn run_with_listener(
     if let Some(follower) = follower {
         follower.abort();
     }
-    if let Err(e) = client.drain().await {
-        tracing::warn!(error = %e, "draining the NATS connection failed");
-    }
+    switchboard_bus::close(&client).await;
     tracing::info!("stopped");
     served.map_err(|source| GatewayError::Http { addr, source })
 }

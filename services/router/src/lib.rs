@@ -106,9 +106,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     ready.store(false, Ordering::SeqCst);
     health.abort();
-    if let Err(e) = client.drain().await {
-        tracing::warn!(error = %e, "draining the NATS connection failed");
-    }
+    switchboard_bus::close(&client).await;
     match &outcome {
         Ok(()) => tracing::info!("stopped"),
         Err(e) => tracing::error!(error = %e, "stopped on an error"),

@@ -247,3 +247,62 @@ async fn sync_mode_without_a_decision_redirects_until_the_decision_comes() {
     router.stop().await;
     gw.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn sync_mode_apologizes_and_hangs_up_when_the_last_redirect_finds_no_decision() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(
+        &nats.url(),
+        &["--answer-mode", "sync", "--sync-deadline-ms", "400"],
+    )
+    .await;
+
+    // The next-to-last attempt still asks again...
+    let resp = twilio(
+        gw.addr,
+        &format!("{}?attempt=9", voice_path("acme")),
+        ACME_TOKEN,
+        &voice_params("CA0303", DIALED, CALLER),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let xml = resp.assert_twiml();
+    assert!(
+        xml.contains(&format!(
+            "{PUBLIC}{}?attempt=10</Redirect>",
+            voice_path("acme")
+        )),
+        "{xml}"
+    );
+
+    // ...the last one ends the call with words rather than more ringback or silence.
+    let resp = twilio(
+        gw.addr,
+        &format!("{}?attempt=10", voice_path("acme")),
+        ACME_TOKEN,
+        &voice_params("CA0303", DIALED, CALLER),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let xml = resp.assert_twiml();
+    assert!(!xml.contains("<Redirect"), "{xml}");
+    assert!(!xml.contains("<Play"), "{xml}");
+    assert!(
+        xml.contains("<Say>") && xml.contains("could not connect your call"),
+        "{xml}"
+    );
+    assert!(xml.contains("<Hangup/>"), "{xml}");
+    // Both requests carried the same call: stored once.
+    assert_eq!(nats.count("call.inbound.acme").await, 1);
+
+    let metrics = get(gw.addr, "/metrics").await.text();
+    for outcome in ["still_waiting", "gave_up"] {
+        assert!(
+            metrics.contains(&format!(
+                "switchboard_gateway_sync_answers_total{{outcome=\"{outcome}\"}} 1"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+    gw.stop().await.unwrap();
+}

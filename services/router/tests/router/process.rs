@@ -22,20 +22,21 @@ async fn more_than(nats: &Nats, n: usize) -> usize {
     .unwrap()
 }
 
-/// Given a router process deciding a backlog of 3000 calls, when it is killed with SIGKILL
+/// Given a router process deciding a backlog of 5000 calls, when it is killed with SIGKILL
 /// after deciding some but not all, and started again on the same projection file, then
 /// every call is decided, none twice — including the calls the dead process had received,
 /// and perhaps decided, without acknowledging them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_stream_loses_no_call_and_decides_none_twice() {
-    const CALLS: usize = 3000;
+    const CALLS: usize = 5000;
     let nats = Nats::start().await;
     let db = Db::sqlite();
     nats.settings(number(T, DIALED, Some(FORWARDING))).await;
+    // The backlog is stored before the router starts, so the router cannot finish it while it
+    // is still being published: the kill lands mid-stream however fast the router is.
+    let calls = nats.calls(T, "kill", CALLS, DIALED, CALLER).await;
     let mut router = Binary::spawn(&nats.url(), db.url(), &db.dir());
     router.wait_ready().await;
-
-    let calls = nats.calls(T, "kill", CALLS, DIALED, CALLER).await;
     more_than(&nats, 50).await;
     router.kill();
     let decided_before_kill = nats.count("call.route.acme").await;
@@ -58,14 +59,14 @@ async fn sigkill_mid_stream_loses_no_call_and_decides_none_twice() {
 /// have happened, each call exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_and_exits_zero() {
-    const CALLS: usize = 2000;
+    const CALLS: usize = 5000;
     let nats = Nats::start().await;
     let db = Db::sqlite();
     nats.settings(number(T, DIALED, Some(FORWARDING))).await;
+    // Stored before the router starts: SIGTERM lands mid-stream however fast the router is.
+    let calls = nats.calls(T, "term", CALLS, DIALED, CALLER).await;
     let mut router = Binary::spawn(&nats.url(), db.url(), &db.dir());
     router.wait_ready().await;
-
-    let calls = nats.calls(T, "term", CALLS, DIALED, CALLER).await;
     more_than(&nats, 50).await;
     router.terminate();
     let status = router.wait_exit(Duration::from_secs(15)).await;
@@ -78,12 +79,19 @@ async fn sigterm_drains_in_flight_calls_and_exits_zero() {
     assert!(router.log().contains("stopped"), "{}", router.log());
 
     // Every delivered call was decided and acknowledged before the exit.
-    let info = switchboard_testkit::eventually(WAIT, "no call awaiting an ack", || async {
+    let settled = switchboard_testkit::eventually(WAIT, "no call awaiting an ack", || async {
         let info = nats.consumer().await;
         (info.num_ack_pending == 0).then_some(info)
     })
-    .await
-    .unwrap();
+    .await;
+    let info = match settled {
+        Ok(info) => info,
+        Err(e) => panic!(
+            "{e}: {:?}; {decided_at_exit} decided at exit\n{}",
+            nats.consumer().await,
+            router.log()
+        ),
+    };
     assert_eq!(info.num_redelivered, 0);
     assert_eq!(
         info.num_pending,
