@@ -147,13 +147,18 @@ const CLOSE_CONFIRM_WITHIN: std::time::Duration = std::time::Duration::from_secs
 /// the drain and returns: a process that exits right after it can lose acknowledgements still
 /// in the client's buffer (a call decided, yet redelivered after `ack_wait`). So: flush, then
 /// one request-reply round trip (the server reads a connection's messages in order, so its
-/// answer proves everything sent before arrived), then drain. Bounded, so a shutdown while the
-/// server is unreachable still ends; the reason is logged.
+/// answer proves everything sent before arrived), then drain. The request is the CALLS stream
+/// info every service already makes at start-up (`ensure_streams`), so a user restricted to
+/// what the services need may make it. Bounded, so a shutdown while the server is unreachable
+/// still ends; the reason is logged.
 pub async fn close(client: &async_nats::Client) {
     let confirmed = tokio::time::timeout(CLOSE_CONFIRM_WITHIN, async {
         client.flush().await.map_err(|e| e.to_string())?;
         client
-            .request("$JS.API.INFO", bytes::Bytes::new())
+            .request(
+                format!("$JS.API.STREAM.INFO.{}", crate::CALLS),
+                bytes::Bytes::new(),
+            )
             .await
             .map_err(|e| e.to_string())
     })
