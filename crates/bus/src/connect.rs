@@ -162,16 +162,15 @@ pub async fn close(client: &async_nats::Client) {
             .await
             .map_err(|e| e.to_string())
     })
-    .await;
-    match confirmed {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "the server did not confirm the last messages before shutdown; unacknowledged ones are redelivered after ack_wait")
-        }
-        Err(_) => tracing::warn!(
-            within_ms = CLOSE_CONFIRM_WITHIN.as_millis(),
-            "the server did not confirm the last messages before shutdown; unacknowledged ones are redelivered after ack_wait"
-        ),
+    .await
+    .unwrap_or_else(|_| {
+        Err(format!(
+            "no answer within {} ms",
+            CLOSE_CONFIRM_WITHIN.as_millis()
+        ))
+    });
+    if let Err(e) = confirmed {
+        tracing::warn!(error = %e, "the server did not confirm the last messages before shutdown; unacknowledged ones are redelivered after ack_wait");
     }
     if let Err(e) = client.drain().await {
         tracing::warn!(error = %e, "draining the NATS connection failed");

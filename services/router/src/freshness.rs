@@ -28,7 +28,7 @@ use tokio::time::{Instant, Sleep};
 /// Longest one read may take before it counts as failed.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause before a failed read is retried.
-pub const RETRY_AFTER: Duration = Duration::from_millis(100);
+const RETRY_AFTER: Duration = Duration::from_millis(100);
 
 /// Reads the SETTINGS stream's last sequence; called once per read the gate sends.
 pub type ReadLastSeq =
