@@ -52,8 +52,8 @@ fmt: ## Format the code.
 	cargo fmt --all
 
 .PHONY: run
-run: tools ## Start the local stack on embedded defaults (nats-server with JetStream in .run/, streams provisioned).
-	scripts/run.sh "$(RUN_DIR)"
+run: tools ## Start the local stack from fresh demo state (nats-server with JetStream in .run/, streams provisioned); KEEP=1 keeps .run/'s data.
+	$(if $(KEEP),SWITCHBOARD_RUN_KEEP=$(KEEP) ,)scripts/run.sh "$(RUN_DIR)"
 
 .PHONY: bench
 bench: tools ## Run the benchmarks and regenerate docs/benchmarks.md.

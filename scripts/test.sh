@@ -18,5 +18,9 @@ scripts/check-deploy.sh
 echo "== clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# `make run`, started four times in a row, answers the README's first steps each time.
+scripts/test-run.sh
+
+# Last, so that the test runner's summary closes the output.
 echo "== tests (nats-server $("$SWITCHBOARD_NATS_SERVER" --version))"
 cargo nextest run --workspace --all-targets --locked

@@ -13,7 +13,7 @@ For deploy/base and every overlay under deploy/overlays:
    the services' real endpoints and port, resources, references between objects, that every
    environment variable is one the service reads (parsed from its config.rs and crates/bus), that
    all services agree on the stream settings (each one brings the streams to its own settings at
-   start), grace periods that cover each service's drain, the KEDA trigger's stream and consumer
+   start), that the gateway and the dialer agree on the answer mode and the ring timeout, grace periods that cover each service's drain, the KEDA trigger's stream and consumer
    (parsed from crates/bus), alert expressions using only metrics that exist and runbooks that
    exist in docs/operations.md, and the per-environment rules of dev and prod.
 
@@ -523,9 +523,17 @@ def check_policy(target: str, docs: list[dict], ctx: dict, problems: Problems) -
                      f"streams to its own at start): {stream_settings}")
     replicas_setting = {v["SWITCHBOARD_STREAM_REPLICAS"] for v in stream_settings.values()}
     gw, dl = svc_env.get("gateway", {}), svc_env.get("dialer", {})
-    if (gw.get("SWITCHBOARD_ANSWER_MODE") == "sync") != (str(dl.get("SWITCHBOARD_GATEWAY_SYNC_MODE", "")).lower() in ("true", "1", "yes", "on")):
-        problems.add(where, "the dialer's SWITCHBOARD_GATEWAY_SYNC_MODE must be set exactly when the "
-                     "gateway runs SWITCHBOARD_ANSWER_MODE=sync")
+    # The gateway answers step 0 in sync mode and the dialer every other step: both must read the
+    # same answer mode and ring timeout (one name each in both services; defaults from config.rs).
+    if gw and dl:
+        for setting, default in (("SWITCHBOARD_ANSWER_MODE", "async"), ("SWITCHBOARD_RING_TIMEOUT_SECS", "20")):
+            values = {svc: env.get(setting, default) for svc, env in (("gateway", gw), ("dialer", dl))}
+            if values["gateway"] != values["dialer"]:
+                problems.add(where, f"the gateway and the dialer must agree on {setting} "
+                             f"(put it in the shared ConfigMap switchboard-answer): {values}")
+        if gw.get("SWITCHBOARD_ANSWER_MODE", "async") not in ("async", "sync"):
+            problems.add(where, f"SWITCHBOARD_ANSWER_MODE must be async or sync, "
+                         f"not {gw.get('SWITCHBOARD_ANSWER_MODE')!r}")
 
     # Services and PDBs.
     for s in by_kind.get("Service", []):

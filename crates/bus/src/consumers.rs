@@ -54,10 +54,15 @@ pub fn router_inbound() -> PullConsumerSpec {
     }
 }
 
-/// The dialer's redelivery policy, shared by its two consumers: a delivery may spend up to a
-/// minute with the carrier (bounded retries of each step, the message kept in progress), and
-/// transient failures (JetStream, a status that arrived before its decision) are retried for
-/// about 14 minutes before the last delivery.
+/// `ack_wait` of the dialer's consumers: how long a delivery held by a dialer that died waits
+/// before another instance (or the restarted one) gets it. Deliveries in progress are kept alive
+/// by heartbeats ([`crate::runtime`]), so carrier retries may take longer than this.
+pub const DIALER_ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// The dialer's redelivery policy, shared by its two consumers: a short `ack_wait` and no
+/// backoff list, so a delivery abandoned by a dead dialer comes back within seconds (the chain's
+/// recovery bound rests on it); transient failures (JetStream, a status that arrived before its
+/// decision) are NAKed and retried for about 9 minutes before the last delivery.
 fn dialer_spec(
     name: &'static str,
     filter_subject: &'static str,
@@ -68,14 +73,9 @@ fn dialer_spec(
         stream: CALLS,
         filter_subject,
         description,
-        ack_wait: Duration::from_secs(60),
+        ack_wait: DIALER_ACK_WAIT,
         max_deliver: 10,
-        backoff: vec![
-            Duration::from_secs(60),
-            Duration::from_secs(60),
-            Duration::from_secs(120),
-            Duration::from_secs(300),
-        ],
+        backoff: Vec::new(),
         max_ack_pending: 10_000,
         nak_delays: [1, 2, 5, 10, 30, 60, 120, 300]
             .into_iter()
@@ -103,6 +103,14 @@ pub fn dialer_statuses() -> PullConsumerSpec {
 }
 
 impl PullConsumerSpec {
+    /// The same consumer with another `ack_wait` (and no backoff list): tests and operators
+    /// trading the recovery bound against tolerance of stalls.
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> PullConsumerSpec {
+        self.ack_wait = ack_wait;
+        self.backoff.clear();
+        self
+    }
+
     /// The server-side configuration.
     pub fn config(&self) -> consumer::pull::Config {
         consumer::pull::Config {

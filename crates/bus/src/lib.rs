@@ -9,11 +9,14 @@ mod connect;
 mod consumers;
 mod error;
 mod publish;
+pub mod runtime;
 mod streams;
 mod trace;
 
-pub use connect::{NatsArgs, close};
-pub use consumers::{PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound};
+pub use connect::{NatsArgs, StartupRetry, close};
+pub use consumers::{
+    DIALER_ACK_WAIT, PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound,
+};
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher};
 pub use streams::{CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, stream_configs};

@@ -450,9 +450,28 @@ pub struct CallDial {
     /// `DialCallSid` on `answered` and `step_failed` when reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier_sid: Option<String>,
+    /// The dialer cannot know whether the carrier ran this step: the dialer that claimed it
+    /// stopped before the carrier's answer was stored. Such a step is never retried (its
+    /// target might be ringing), so it is recorded as `step_failed` with this flag.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outcome_unknown: bool,
+    /// Who acted: absent or `dialer` for the dialer, `gateway` for the gateway's dead-man's
+    /// switch (no dialer instruction reached the call in time, so the gateway took its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted_by: Option<Actor>,
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
+}
+
+/// Who took a step of a call's chain (`acted_by` of `call.dial`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The dialer, through the carrier's REST API.
+    Dialer,
+    /// The gateway's dead-man's switch, in its answer to the carrier.
+    Gateway,
 }
 
 impl EventData for CallDial {

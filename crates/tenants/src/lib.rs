@@ -20,7 +20,15 @@ pub struct TenantSecrets {
     /// The Twilio account (`AC…`): webhooks naming another `AccountSid` get 403 (gateway); the
     /// HTTP Basic user and the path of the REST API (dialer).
     pub twilio_account_sid: Option<String>,
+    /// Seconds a caller may wait for a dialer instruction before the gateway's dead-man's
+    /// switch plays the call's final action; `None` is the gateway's default. Within
+    /// [`NO_INSTRUCTION_TIMEOUT_SECS`].
+    pub no_instruction_timeout_secs: Option<u32>,
 }
+
+/// The limits of a tenant's `no_instruction_timeout_secs`: long enough for a chain's step to
+/// be handed over, short enough that a caller never waits minutes in ringback.
+pub const NO_INSTRUCTION_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 15..=300;
 
 /// Why the tenants could not be loaded (fatal at start-up).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +81,25 @@ impl Tenants {
         self.0.get(tenant)
     }
 
+    /// The tenants whose secrets cannot authenticate a carrier REST request (no account SID,
+    /// or a blank one or a blank token), sorted: a service that calls the carrier refuses to
+    /// start with any, so a missing credential is found at start-up, never at call time.
+    pub fn lacking_rest_credentials(&self) -> Vec<TenantId> {
+        let mut lacking: Vec<TenantId> = self
+            .0
+            .iter()
+            .filter(|(_, s)| {
+                s.twilio_account_sid
+                    .as_deref()
+                    .is_none_or(|sid| sid.trim().is_empty())
+                    || s.twilio_auth_token.expose_secret().trim().is_empty()
+            })
+            .map(|(t, _)| t.clone())
+            .collect();
+        lacking.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        lacking
+    }
+
     /// How many tenants.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -91,6 +118,8 @@ struct RawSecrets {
     twilio_auth_token: String,
     #[serde(default)]
     twilio_account_sid: Option<String>,
+    #[serde(default)]
+    no_instruction_timeout_secs: Option<u32>,
 }
 
 fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
@@ -112,15 +141,25 @@ fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
         let tenant = TenantId::new(id.as_str()).map_err(|e| invalid(e.to_string()))?;
         let raw: RawSecrets = serde_json::from_value(value).map_err(|_| {
             invalid(format!(
-                "tenant {id:?}: expected {{\"twilio_auth_token\": string, \"twilio_account_sid\": string (optional)}}"
+                "tenant {id:?}: expected {{\"twilio_auth_token\": string, \"twilio_account_sid\": string (optional), \"no_instruction_timeout_secs\": integer (optional)}}"
             ))
         })?;
         if raw.twilio_auth_token.is_empty() {
             return Err(invalid(format!("tenant {id:?}: empty twilio_auth_token")));
         }
+        if let Some(secs) = raw.no_instruction_timeout_secs
+            && !NO_INSTRUCTION_TIMEOUT_SECS.contains(&secs)
+        {
+            return Err(invalid(format!(
+                "tenant {id:?}: no_instruction_timeout_secs {secs} is outside {}..={}",
+                NO_INSTRUCTION_TIMEOUT_SECS.start(),
+                NO_INSTRUCTION_TIMEOUT_SECS.end()
+            )));
+        }
         let secrets = TenantSecrets {
             twilio_auth_token: SecretString::from(raw.twilio_auth_token),
             twilio_account_sid: raw.twilio_account_sid.filter(|a| !a.is_empty()),
+            no_instruction_timeout_secs: raw.no_instruction_timeout_secs,
         };
         out.insert(tenant, secrets);
     }

@@ -89,6 +89,15 @@ impl NatsServer {
         Self::start_with_binary(nats_server_binary()?)
     }
 
+    /// Starts a single server on `port` (a service may already be trying to connect there),
+    /// using [`nats_server_binary`]. Fails if the port is taken.
+    pub fn start_on_port(port: u16) -> Result<Self, TestkitError> {
+        let binary = nats_server_binary()?;
+        let mut server = Self::new(binary, "testkit", port, Vec::new())?;
+        server.spawn()?;
+        Ok(server)
+    }
+
     /// Starts a single server from an explicit binary (checked to be >= 2.10).
     pub fn start_with_binary(binary: impl Into<PathBuf>) -> Result<Self, TestkitError> {
         let binary = binary.into();

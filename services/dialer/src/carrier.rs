@@ -1,11 +1,10 @@
-//! Carrier adapters behind one trait: Twilio's REST API ("modify a live call") and a sandbox
-//! that records every action and simulates outcomes. Retries of transient failures (5xx, 429,
-//! timeouts) with exponential backoff and jitter are the caller's, through [`with_retries`].
+//! Carrier adapters behind one trait: Twilio's REST API ("modify a live call", through
+//! [`switchboard_twilio::rest`]) and a sandbox that records every action and simulates
+//! outcomes. Retries of transient failures (5xx, 429, timeouts) with exponential backoff and
+//! jitter are the caller's, through [`with_retries`].
 
 use crate::metrics::Metrics;
 use crate::tenants::Tenants;
-use crate::twiml;
-use secrecy::ExposeSecret;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use switchboard_bus::Publisher;
 use switchboard_contracts::{CallStatus, DialCallStatus, Envelope, FinalAction, TenantId};
 use switchboard_telemetry::trace as otel;
+use switchboard_twilio::{rest, twiml};
 use time::OffsetDateTime;
 use tracing::Instrument as _;
 
@@ -40,7 +40,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// The action as TwiML.
+    /// The action as TwiML ([`switchboard_twilio::twiml`], the gateway's writer too).
     pub fn twiml(&self) -> String {
         match self {
             Action::Dial {
@@ -82,6 +82,25 @@ pub enum CarrierError {
     /// Final: the carrier refused (4xx), or nothing can be sent (no credentials).
     #[error("{0}")]
     Refused(String),
+    /// Sent, with no answer (timed out after sending, connection lost): the carrier may have
+    /// done it. A dial is then not retried (its number could ring twice); a final action is.
+    #[error("{0}")]
+    Unknown(String),
+}
+
+/// Why a step failed at the carrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// For the record.
+    pub reason: String,
+    /// The carrier may have run the step all the same.
+    pub outcome_unknown: bool,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
 }
 
 /// The future of one carrier attempt.
@@ -133,7 +152,7 @@ pub async fn with_retries(
     carrier: &dyn Carrier,
     request: &Request,
     policy: RetryPolicy,
-) -> Result<Accepted, String> {
+) -> Result<Accepted, Failure> {
     retry(carrier, request, policy, None).await
 }
 
@@ -144,8 +163,13 @@ pub(crate) async fn retry(
     request: &Request,
     policy: RetryPolicy,
     metrics: Option<&Metrics>,
-) -> Result<Accepted, String> {
+) -> Result<Accepted, Failure> {
     let attempts = policy.max_attempts.max(1);
+    let dial = matches!(request.action, Action::Dial { .. });
+    let failed = |reason: String, outcome_unknown: bool| Failure {
+        reason,
+        outcome_unknown,
+    };
     let mut attempt = 1;
     loop {
         let span = otel::carrier(
@@ -166,11 +190,27 @@ pub(crate) async fn retry(
         drop(span);
         match result {
             Ok(accepted) => return Ok(accepted),
-            Err(CarrierError::Refused(reason)) => return Err(reason),
-            Err(CarrierError::Transient(reason)) if attempt >= attempts => {
-                return Err(format!("{reason} (gave up after {attempts} attempts)"));
+            Err(CarrierError::Refused(reason)) => return Err(failed(reason, false)),
+            // The carrier may be ringing the number already: never ask again.
+            Err(CarrierError::Unknown(reason)) if dial => {
+                return Err(failed(
+                    format!("{reason}; not retried, so nobody is rung twice"),
+                    true,
+                ));
             }
-            Err(CarrierError::Transient(reason)) => {
+            Err(CarrierError::Unknown(reason)) if attempt >= attempts => {
+                return Err(failed(
+                    format!("{reason} (gave up after {attempts} attempts)"),
+                    true,
+                ));
+            }
+            Err(CarrierError::Transient(reason)) if attempt >= attempts => {
+                return Err(failed(
+                    format!("{reason} (gave up after {attempts} attempts)"),
+                    false,
+                ));
+            }
+            Err(CarrierError::Transient(reason) | CarrierError::Unknown(reason)) => {
                 let delay = policy.delay(attempt, &request.call_id);
                 tracing::warn!(
                     call_id = %request.call_id,
@@ -191,11 +231,11 @@ pub(crate) async fn retry(
 // Twilio
 // ---------------------------------------------------------------------------------------------
 
-/// Twilio's REST API: `POST {base}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`
-/// with the form parameter `Twiml`, HTTP Basic auth with the account SID and auth token.
+/// Twilio's REST API ([`rest::Client`]: `POST {base}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`
+/// with the form parameter `Twiml`, HTTP Basic auth with the account SID and auth token), with
+/// each tenant's credentials.
 pub struct Twilio {
-    http: reqwest::Client,
-    api_base: String,
+    client: rest::Client,
     tenants: Tenants,
 }
 
@@ -203,15 +243,9 @@ impl Twilio {
     /// A client of `api_base` (no trailing slash needed) for `tenants`; each request times out
     /// after `timeout`.
     pub fn new(api_base: &str, tenants: Tenants, timeout: Duration) -> Result<Twilio, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("switchboard-dialer/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let user_agent = concat!("switchboard-dialer/", env!("CARGO_PKG_VERSION"));
         Ok(Twilio {
-            http,
-            api_base: api_base.trim_end_matches('/').to_string(),
+            client: rest::Client::new(api_base, timeout, user_agent)?,
             tenants,
         })
     }
@@ -229,51 +263,21 @@ impl Twilio {
                 request.tenant
             ))
         })?;
-        let url = format!(
-            "{}/2010-04-01/Accounts/{}/Calls/{}.json",
-            self.api_base,
-            path_segment(account),
-            path_segment(&request.call_id)
-        );
-        let response = self
-            .http
-            .post(url)
-            .basic_auth(account, Some(secrets.twilio_auth_token.expose_secret()))
-            .form(&[("Twiml", request.action.twiml())])
-            .send()
+        let modified = self
+            .client
+            .modify_call(
+                account,
+                &secrets.twilio_auth_token,
+                &request.call_id,
+                &request.action.twiml(),
+            )
             .await
-            .map_err(|e| {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "request failed"
-                };
-                // Without the URL: it is public, but keep log lines short and uniform.
-                CarrierError::Transient(format!("Twilio {what}: {}", e.without_url()))
+            .map_err(|e| match e {
+                rest::Error::Transient(reason) => CarrierError::Transient(reason),
+                rest::Error::Refused(reason) => CarrierError::Refused(reason),
+                rest::Error::Unknown(reason) => CarrierError::Unknown(reason),
             })?;
-        let status = response.status();
-        let body = response.bytes().await.unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        if status.is_success() {
-            return Ok(Accepted {
-                sid: json["sid"].as_str().map(str::to_string),
-            });
-        }
-        let mut reason = format!("Twilio HTTP {}", status.as_u16());
-        if let Some(code) = json["code"].as_u64() {
-            reason.push_str(&format!(" (code {code})"));
-        }
-        if let Some(message) = json["message"].as_str() {
-            let message: String = message.chars().take(300).collect();
-            reason.push_str(&format!(": {message}"));
-        }
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            Err(CarrierError::Transient(reason))
-        } else {
-            Err(CarrierError::Refused(reason))
-        }
+        Ok(Accepted { sid: modified.sid })
     }
 }
 
@@ -285,19 +289,6 @@ impl Carrier for Twilio {
     fn name(&self) -> &'static str {
         "twilio"
     }
-}
-
-/// Percent-encodes everything but unreserved characters.
-fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,11 +476,5 @@ mod tests {
             "{d9:?}"
         );
         assert_eq!(p.delay(2, "CA1"), p.delay(2, "CA1"));
-    }
-
-    #[test]
-    fn path_segments_are_escaped() {
-        assert_eq!(path_segment("CA1a-_"), "CA1a-_");
-        assert_eq!(path_segment("a/b?c"), "a%2Fb%3Fc");
     }
 }

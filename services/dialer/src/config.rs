@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 use switchboard_bus::{NatsArgs, StreamArgs};
 
@@ -54,10 +55,23 @@ pub struct Config {
     /// Seconds each step rings before it gives up (`<Dial timeout>`).
     #[arg(long, env = "SWITCHBOARD_RING_TIMEOUT_SECS", default_value_t = 20)]
     pub ring_timeout_secs: u32,
-    /// The gateway runs in sync mode: it answered the call with step 0's `<Dial>` itself, so
-    /// the dialer records step 0 as started without calling the carrier.
-    #[arg(long, env = "SWITCHBOARD_GATEWAY_SYNC_MODE")]
+    /// How the gateway answers calls: the gateway's `--answer-mode`, given to both alike.
+    /// `async`: the dialer rings every step; `sync`: the gateway answered with step 0's
+    /// `<Dial>` (or the final action) itself, so the dialer records step 0 as started without
+    /// calling the carrier.
+    // Deprecated spellings of `sync`, hidden, below this flag and its variable:
+    // `--gateway-sync-mode` and `SWITCHBOARD_GATEWAY_SYNC_MODE=true` (see `answer_mode_default`).
+    #[arg(long = "answer-mode", env = "SWITCHBOARD_ANSWER_MODE", value_name = "MODE",
+          action = clap::ArgAction::Set,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::builder::PossibleValuesParser::new(["async", "sync"]),
+              |mode: String| mode == "sync"),
+          default_value = answer_mode_default(),
+          default_value_if("legacy_gateway_sync_mode", "true", Some("sync")))]
     pub gateway_sync_mode: bool,
+    /// Deprecated: `--answer-mode sync`.
+    #[arg(long = "gateway-sync-mode", hide = true)]
+    pub legacy_gateway_sync_mode: bool,
     /// Timeout of one carrier request.
     #[arg(long, env = "SWITCHBOARD_CARRIER_TIMEOUT_MS", default_value_t = 5_000)]
     pub carrier_timeout_ms: u64,
@@ -94,6 +108,31 @@ pub struct Config {
     /// Deliveries handled concurrently per consumer by this instance.
     #[arg(long, env = "SWITCHBOARD_MAX_IN_FLIGHT", default_value_t = 256)]
     pub max_in_flight: usize,
+    /// `ack_wait` of the dialer's consumers: a delivery held by a dialer that died goes to
+    /// another instance (or the restarted one) this long after its last heartbeat, which bounds
+    /// how long a chain waits after a crash. Shared by every instance (the last to start sets
+    /// it). Heartbeats go out every third of it.
+    #[arg(long, env = "SWITCHBOARD_ACK_WAIT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(300..=300_000))]
+    pub ack_wait_ms: u64,
+}
+
+/// The deprecated environment variable of `--answer-mode sync`.
+const LEGACY_ANSWER_MODE_ENV: &str = "SWITCHBOARD_GATEWAY_SYNC_MODE";
+
+/// The default of `--answer-mode`: `sync` when the deprecated `SWITCHBOARD_GATEWAY_SYNC_MODE`
+/// is true (`true`, `1`, `yes`, `on`), `async` when it is false or unset; any other value is
+/// handed to the flag's parser, which stops the dialer with an error naming it.
+fn answer_mode_default() -> &'static str {
+    static DEFAULT: OnceLock<String> = OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        let legacy = std::env::var(LEGACY_ANSWER_MODE_ENV).unwrap_or_default();
+        match legacy.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => "sync".to_string(),
+            "false" | "0" | "no" | "off" | "" => "async".to_string(),
+            _ => legacy,
+        }
+    })
 }
 
 impl Config {
@@ -108,6 +147,10 @@ impl Config {
         Duration::from_millis(
             attempts * self.carrier_timeout_ms + attempts * self.carrier_backoff_max_ms,
         ) + Duration::from_secs(5)
+    }
+
+    pub(crate) fn ack_wait(&self) -> Duration {
+        Duration::from_millis(self.ack_wait_ms)
     }
 
     pub(crate) fn progress_max_age(&self) -> Duration {

@@ -15,7 +15,8 @@ mod config;
 mod dialer;
 mod health;
 mod metrics;
-pub mod progress;
+/// The chain's progress and its store, shared with the gateway's dead-man's switch.
+pub use switchboard_chain as progress;
 pub(crate) use switchboard_tenants as tenants;
 pub mod twiml;
 
@@ -25,15 +26,13 @@ pub use dialer::SOURCE;
 pub use tenants::{TenantSecrets, Tenants, TenantsError};
 
 use carrier::RetryPolicy;
-use dialer::{Dialer, Input};
-use futures::StreamExt;
+use dialer::{Dialer, Kind};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchboard_bus::{
-    BusError, Publisher, PullConsumerSpec, dialer_routes, dialer_statuses, ensure_streams,
-};
+use switchboard_bus::runtime::{self, ConsumeOptions};
+use switchboard_bus::{BusError, Publisher, dialer_routes, dialer_statuses};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -102,6 +101,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 /// Runs the dialer until `shutdown` resolves, then stops pulling, finishes the deliveries in
 /// flight and drains the NATS connection. `carrier` replaces the one `config` names (tests
 /// inspecting a [`Sandbox`]).
+///
+/// The configuration is checked first; then the health endpoints listen, and the dialer waits
+/// for NATS (retrying with backoff, `/readyz` 503 "connecting to NATS" meanwhile, until
+/// `--nats-connect-timeout-secs` if set) and provisions the streams. `shutdown` is honoured
+/// while it waits: the dialer then stops without consuming and returns `Ok`. `/readyz` answers
+/// 200 once `DIAL_PROGRESS` is open and both consumers are started.
 pub async fn run_with(
     config: Config,
     carrier: Option<Arc<dyn Carrier>>,
@@ -118,15 +123,44 @@ pub async fn run_with(
         }
     };
     let tenants = Tenants::load(config.tenants_file.as_deref(), config.tenants_json.as_ref())?;
+    if config.carrier == CarrierKind::Twilio && carrier.is_none() {
+        check_credentials(&tenants)?;
+    }
     let outcomes =
         Sandbox::parse_outcomes(&config.sandbox_outcomes).map_err(DialerError::Config)?;
 
-    let client = config.nats.connect("switchboard-dialer").await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(metrics::Metrics::new());
+    let status = health::Health::new(ready.clone(), metrics.clone());
+    let health = Serving(health::serve(config.http_addr, status.clone()).await?);
+    let retry = config.nats.startup_retry();
+    let Some(client) = config
+        .nats
+        .connect_with_retry("switchboard-dialer", &retry, shutdown.as_mut())
+        .await?
+    else {
+        tracing::info!("stopped before start-up completed");
+        return Ok(());
+    };
+    status.connected(client.clone());
     let js = async_nats::jetstream::new(client.clone());
     let options = config.streams.options();
-    ensure_streams(&js, &options).await?;
+    match retry.ensure_streams(&js, &options, shutdown.as_mut()).await {
+        Ok(Some(())) => status.set_phase(health::Phase::Started),
+        Ok(None) => {
+            switchboard_bus::close(&client).await;
+            tracing::info!("stopped before start-up completed");
+            return Ok(());
+        }
+        Err(e) => {
+            switchboard_bus::close(&client).await;
+            return Err(e.into());
+        }
+    }
     let store =
         progress::ProgressStore::open(&js, config.progress_max_age(), options.replicas).await?;
+    // Hydrate nothing: the chain's state is read per call from the bucket.
     let publisher = Publisher::new(js.clone());
 
     let carrier: Arc<dyn Carrier> = match (carrier, config.carrier) {
@@ -136,17 +170,11 @@ pub async fn run_with(
             outcomes,
             Duration::from_millis(config.sandbox_ring_ms),
         )),
-        (None, CarrierKind::Twilio) => {
-            if tenants.is_empty() {
-                tracing::warn!("no tenants configured: every Twilio step will fail");
-            }
-            Arc::new(
-                Twilio::new(&config.twilio_api_base, tenants, config.carrier_timeout())
-                    .map_err(DialerError::Config)?,
-            )
-        }
+        (None, CarrierKind::Twilio) => Arc::new(
+            Twilio::new(&config.twilio_api_base, tenants, config.carrier_timeout())
+                .map_err(DialerError::Config)?,
+        ),
     };
-    let metrics = Arc::new(metrics::Metrics::new());
     let dialer = Arc::new(Dialer {
         metrics: metrics.clone(),
         publisher,
@@ -165,17 +193,8 @@ pub async fn run_with(
         claim_stale_after: config.claim_stale_after(),
     });
 
-    let ready = Arc::new(AtomicBool::new(false));
-    let health = health::serve(
-        config.http_addr,
-        client.clone(),
-        ready.clone(),
-        metrics.clone(),
-    )
-    .await?;
-
-    let routes = dialer_routes();
-    let statuses = dialer_statuses();
+    let routes = dialer_routes().with_ack_wait(config.ack_wait());
+    let statuses = dialer_statuses().with_ack_wait(config.ack_wait());
     let route_consumer = routes.ensure(&js).await?;
     let status_consumer = statuses.ensure(&js).await?;
     let sampler = metrics.sample_pending(vec![
@@ -184,23 +203,20 @@ pub async fn run_with(
     ]);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = JoinSet::new();
-    let max_in_flight = config.max_in_flight.max(1);
-    loops.spawn(consume(
-        route_consumer,
-        routes,
-        Input::Route,
-        dialer.clone(),
-        max_in_flight,
-        stop_rx.clone(),
-    ));
-    loops.spawn(consume(
-        status_consumer,
-        statuses,
-        Input::Status,
-        dialer,
-        max_in_flight,
-        stop_rx,
-    ));
+    for (consumer, spec, kind) in [
+        (route_consumer, routes, Kind::Route),
+        (status_consumer, statuses, Kind::Status),
+    ] {
+        let options = ConsumeOptions::for_spec(&spec, config.max_in_flight);
+        let dialer = dialer.clone();
+        loops.spawn(runtime::consume(
+            consumer,
+            spec,
+            options,
+            stop_rx.clone(),
+            move |delivery| dialer.clone().handle(kind, delivery),
+        ));
+    }
     ready.store(true, Ordering::SeqCst);
     tracing::info!(carrier = ?config.carrier, sync = config.gateway_sync_mode, "ready: consuming call.route and call.status");
 
@@ -209,72 +225,37 @@ pub async fn run_with(
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
     sampler.abort();
-    health.abort();
+    drop(health);
     switchboard_bus::close(&client).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Longest a pull request waits at the server before the next one is sent.
-const PULL_EXPIRES: Duration = Duration::from_millis(500);
-/// Pause before a failed pull request is retried.
-const PULL_RETRY: Duration = Duration::from_millis(250);
+/// The health endpoints' task, stopped when `run_with` returns, whichever way it returns (a
+/// start-up step failing after they started listening included).
+struct Serving(tokio::task::JoinHandle<()>);
 
-/// Pulls batches and hands each delivery to its own task, up to `max_in_flight` at once; on
-/// stop, finishes (and settles) what was pulled.
-async fn consume(
-    consumer: async_nats::jetstream::consumer::PullConsumer,
-    spec: PullConsumerSpec,
-    input: Input,
-    dialer: Arc<Dialer>,
-    max_in_flight: usize,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut in_flight = JoinSet::new();
-    while !*stop.borrow() {
-        let capacity = max_in_flight.saturating_sub(in_flight.len());
-        if capacity == 0 {
-            tokio::select! {
-                _ = stop.changed() => {}
-                Some(done) = in_flight.join_next() => settled(done),
-            }
-            continue;
-        }
-        let pulled = tokio::select! {
-            _ = stop.changed() => continue,
-            pulled = consumer.batch().max_messages(capacity).expires(PULL_EXPIRES).messages() => pulled,
-        };
-        let mut batch = match pulled {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(error = %e, consumer = spec.name, "pull request failed; retrying");
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    () = tokio::time::sleep(PULL_RETRY) => {}
-                }
-                continue;
-            }
-        };
-        loop {
-            tokio::select! {
-                Some(done) = in_flight.join_next() => settled(done),
-                next = batch.next() => match next {
-                    Some(Ok(message)) => {
-                        in_flight.spawn(dialer.clone().handle(input, spec.clone(), message));
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, consumer = spec.name, "pull batch error"),
-                    None => break,
-                },
-            }
-        }
-    }
-    while let Some(done) = in_flight.join_next().await {
-        settled(done);
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
-fn settled(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        tracing::error!(error = %e, "a delivery handler failed; it will be redelivered");
+/// Refuses to start a Twilio dialer that could not act for some tenant: every tenant needs an
+/// account SID and a token, and there must be at least one tenant.
+fn check_credentials(tenants: &Tenants) -> Result<(), DialerError> {
+    if tenants.is_empty() {
+        return Err(DialerError::Config(
+            "--carrier twilio needs the tenants' credentials (--tenants-file or SWITCHBOARD_TENANTS_JSON); none are configured".into(),
+        ));
     }
+    let lacking = tenants.lacking_rest_credentials();
+    if !lacking.is_empty() {
+        let names: Vec<&str> = lacking.iter().map(|t| t.as_str()).collect();
+        return Err(DialerError::Config(format!(
+            "tenant(s) {} lack twilio_account_sid or twilio_auth_token: the dialer could not act on their calls",
+            names.join(", ")
+        )));
+    }
+    Ok(())
 }

@@ -97,6 +97,7 @@ impl Metrics {
             Ok(_) => "ok",
             Err(CarrierError::Transient(_)) => "transient",
             Err(CarrierError::Refused(_)) => "refused",
+            Err(CarrierError::Unknown(_)) => "unknown",
         };
         self.carrier_requests
             .get_or_create(&[("carrier", carrier), ("outcome", outcome)])

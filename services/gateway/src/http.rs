@@ -30,6 +30,7 @@ use switchboard_contracts::{
     PhoneError, Region, TenantId,
 };
 use switchboard_telemetry::trace::{self as otel, Destination};
+use switchboard_twilio::urls;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::Instrument as _;
@@ -65,6 +66,10 @@ pub(crate) struct App {
     pub waiters: Waiters,
     pub metrics: Metrics,
     pub ringback_wav: Bytes,
+    /// Dial progress, shared with the dialer: the dead-man's switch takes a call's end here.
+    pub progress: switchboard_chain::ProgressStore,
+    pub no_instruction_timeout_secs: u32,
+    pub claim_grace: Duration,
 }
 
 type Shared = Arc<App>;
@@ -72,14 +77,12 @@ type Shared = Arc<App>;
 /// The routes.
 pub(crate) fn router(app: Shared) -> Router {
     Router::new()
-        .route("/v1/tenants/{tenant}/twilio/voice", post(twilio_voice))
-        .route(
-            "/v1/tenants/{tenant}/twilio/dial-status",
-            post(twilio_dial_status),
-        )
+        .route(urls::VOICE_ROUTE, post(twilio_voice))
+        .route(urls::DIAL_STATUS_ROUTE, post(twilio_dial_status))
+        .route(urls::NO_INSTRUCTION_ROUTE, post(twilio_no_instruction))
         .route("/v1/tenants/{tenant}/calls", post(create_call))
         .route("/v1/assets/ringback.wav", get(ringback_wav))
-        .route("/v1/twiml/hangup", get(hangup).post(hangup))
+        .route(urls::HANGUP_ROUTE, get(hangup).post(hangup))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
@@ -302,17 +305,6 @@ impl App {
         format!("{}{}", self.public_base, path)
     }
 
-    fn dial_status_url(&self, tenant: &TenantId, step: u32) -> String {
-        format!(
-            "{}/v1/tenants/{tenant}/twilio/dial-status?step={step}",
-            self.public_base
-        )
-    }
-
-    fn hangup_url(&self) -> String {
-        format!("{}/v1/twiml/hangup", self.public_base)
-    }
-
     /// A Twilio request up to its parameters: tenant, body, signature, account.
     async fn twilio_params(
         &self,
@@ -356,6 +348,23 @@ impl App {
             ));
         }
         Ok((tenant, params))
+    }
+
+    /// Ringback while the dialer acts on the call, bounded by the dead-man's switch: after the
+    /// tenant's no-instruction timeout (whole 6-second cycles of the ringback tone) Twilio asks
+    /// the no-instruction endpoint, unless a dialer instruction replaced this answer first.
+    fn waiting(&self, tenant: &TenantId) -> String {
+        let secs = self
+            .tenants
+            .get(tenant)
+            .and_then(|s| s.no_instruction_timeout_secs)
+            .unwrap_or(self.no_instruction_timeout_secs);
+        let loops = secs.div_ceil(RINGBACK_CYCLE_SECS).max(1);
+        twiml::ringback_then_redirect(
+            &self.ringback_url,
+            loops,
+            &urls::no_instruction(&self.public_base, tenant),
+        )
     }
 
     fn twiml(&self, status: StatusCode, xml: String) -> Response {
@@ -460,7 +469,7 @@ async fn voice(
     tracing::info!(%tenant, call_id = %event.data.call_id, to = %to, "call accepted");
 
     let Some(mut waiter) = waiter else {
-        return Ok(app.twiml(StatusCode::OK, twiml::ringback(&app.ringback_url)));
+        return Ok(app.twiml(StatusCode::OK, app.waiting(&tenant)));
     };
     // A redirect after a missed deadline: the caller is connected and hears nothing while this
     // request waits, so it waits briefly (a decision that already came is answered at once).
@@ -479,11 +488,12 @@ async fn voice(
                 "final_action"
             };
             app.metrics.sync_answer(outcome);
+            // Step 0, as the dialer would have rung it (the same TwiML and callback URLs).
             let xml = twiml::route(
                 &route,
-                &app.dial_status_url(&tenant, 0),
+                &urls::dial_status(&app.public_base, &tenant, 0),
                 app.dial_timeout_secs,
-                &app.hangup_url(),
+                &urls::hangup(&app.public_base),
             );
             Ok(app.twiml(StatusCode::OK, xml))
         }
@@ -501,10 +511,10 @@ async fn voice(
                 "deadline"
             });
             tracing::info!(%tenant, call_id = %event.data.call_id, attempt, "no decision yet; ringback, then asking again");
-            let next = redirect_url(&app.public_url(uri), attempt + 1);
+            let next = urls::voice_redirect(&app.public_url(uri), attempt + 1);
             Ok(app.twiml(
                 StatusCode::OK,
-                twiml::ringback_then_redirect(&app.ringback_url, &next),
+                twiml::ringback_then_redirect(&app.ringback_url, SYNC_RINGBACK_LOOPS, &next),
             ))
         }
     }
@@ -513,6 +523,8 @@ async fn voice(
 /// Sync mode: redirects (one ringback cycle each, 6 s with the built-in tone) before the
 /// gateway gives up on a decision.
 const MAX_SYNC_ATTEMPTS: u32 = 10;
+/// Sync mode: ringback cycles before each redirect back to the voice webhook.
+const SYNC_RINGBACK_LOOPS: u32 = 1;
 /// Sync mode: longest wait for the decision on a redirected request.
 const REDIRECT_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 /// Said before hanging up when no decision came in time.
@@ -524,24 +536,10 @@ fn sync_attempt(uri: &Uri) -> u32 {
     uri.query()
         .into_iter()
         .flat_map(|q| form_urlencoded::parse(q.as_bytes()))
-        .find(|(k, _)| k == "attempt")
+        .find(|(k, _)| k == urls::ATTEMPT_PARAM)
         .and_then(|(_, v)| v.parse::<u32>().ok())
         .unwrap_or(1)
         .max(1)
-}
-
-/// `url` (the public URL of this request) with `attempt` set to `attempt`, every other query
-/// parameter kept.
-fn redirect_url(url: &str, attempt: u32) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if k != "attempt" {
-            out.append_pair(&k, &v);
-        }
-    }
-    out.append_pair("attempt", &attempt.to_string());
-    format!("{base}?{}", out.finish())
 }
 
 async fn twilio_dial_status(
@@ -568,7 +566,7 @@ async fn dial_status(
         .twilio_params("twilio_dial_status", path, uri, headers, raw)
         .await?;
     let step = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == "step")
+        .find(|(k, _)| k == urls::STEP_PARAM)
         .and_then(|(_, v)| v.parse::<u32>().ok())
         .ok_or_else(|| {
             Failure::new(
@@ -624,11 +622,144 @@ async fn dial_status(
     // A bridged call that ended is over; otherwise the caller keeps hearing ringback while the
     // dialer moves the live call on (next fallback or the final action).
     let xml = if dial_call_status == DialCallStatus::Completed {
-        twiml::hangup_only()
+        twiml::hangup()
     } else {
-        twiml::ringback(&app.ringback_url)
+        app.waiting(&tenant)
     };
     Ok(app.twiml(StatusCode::OK, xml))
+}
+
+/// Length of one cycle of the ringback tone (`ringback.rs`): the unit of the dead-man's bound.
+const RINGBACK_CYCLE_SECS: u32 = 6;
+
+async fn twilio_no_instruction(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match no_instruction(&app, path, &uri, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Twilio),
+    }
+}
+
+/// The dead-man's switch: the caller heard ringback for the whole bound and no dialer
+/// instruction replaced it. Takes the call's end in `DIAL_PROGRESS` (compare-and-swap, as the
+/// dialer does: whoever takes it first wins), records it as the gateway's `call.dial`, and
+/// answers the final action — the decision's when the dialer stored one, else the default
+/// apology with voicemail. A dialer whose claim is young is at the carrier: one more ringback
+/// cycle, up to the claim grace.
+async fn no_instruction(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let (tenant, params) = app
+        .twilio_params("twilio_no_instruction", path, uri, headers, raw)
+        .await?;
+    let call_id = params
+        .get("CallSid")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("CallSid")))?
+        .to_string();
+    let attempt = sync_attempt(uri);
+    let grace_cycles = u32::try_from(app.claim_grace.as_secs())
+        .unwrap_or(u32::MAX)
+        .div_ceil(RINGBACK_CYCLE_SECS);
+    // Past the grace the claim's dialer is presumed gone, however young its claim looks.
+    let claim_grace = if attempt > grace_cycles {
+        Duration::ZERO
+    } else {
+        app.claim_grace
+    };
+    let fallback = switchboard_contracts::CallRoute {
+        call_id: call_id.clone(),
+        tenant_id: tenant.clone(),
+        rule: switchboard_contracts::Rule::NoRoute,
+        target: None,
+        fallbacks: Vec::new(),
+        final_action: switchboard_contracts::FinalAction::default(),
+        explanation: Vec::new(),
+        settings_seq: 0,
+        decided_at: OffsetDateTime::now_utc(),
+    };
+    let key = switchboard_chain::key(&tenant, &call_id);
+    let hangup_url = urls::hangup(&app.public_base);
+    loop {
+        let read = match app.progress.get(&key).await {
+            Ok(read) => read,
+            Err(e) => {
+                // Nothing can be recorded; the caller still must not be left in silence.
+                app.metrics.dead_man("unrecorded");
+                tracing::error!(%tenant, %call_id, error = %e, "dead-man's switch: the progress store is unreachable; playing the default final action unrecorded");
+                return Ok(app.twiml(
+                    StatusCode::OK,
+                    twiml::final_action(&fallback.final_action, &hangup_url),
+                ));
+            }
+        };
+        let (current, revision) = match read {
+            Some((p, r)) => (Some(p), Some(r)),
+            None => (None, None),
+        };
+        let clock = switchboard_chain::Clock {
+            now: OffsetDateTime::now_utc(),
+            stale_after: claim_grace,
+        };
+        let input = switchboard_chain::Input::DeadMan {
+            fallback: &fallback,
+            claim_grace,
+        };
+        match switchboard_chain::next(current.as_ref(), input, clock) {
+            switchboard_chain::Verdict::Later(why) => {
+                app.metrics.dead_man("waited");
+                tracing::info!(%tenant, %call_id, attempt, reason = %why, "dead-man's switch: a dialer is still acting; one more ringback cycle");
+                let next = urls::voice_redirect(&app.public_url(uri), attempt + 1);
+                return Ok(app.twiml(
+                    StatusCode::OK,
+                    twiml::ringback_then_redirect(&app.ringback_url, 1, &next),
+                ));
+            }
+            switchboard_chain::Verdict::Unchanged => {
+                app.metrics.dead_man("already_over");
+                let xml = match current {
+                    Some(p) if p.state == switchboard_chain::StepState::Answered => twiml::hangup(),
+                    Some(p) => twiml::final_action(&p.decision.final_action, &hangup_url),
+                    None => twiml::final_action(&fallback.final_action, &hangup_url),
+                };
+                return Ok(app.twiml(StatusCode::OK, xml));
+            }
+            switchboard_chain::Verdict::Write(next) => {
+                let written = app.progress.put(&key, &next, revision).await.map_err(|e| {
+                    Failure::unavailable(format!("the dial progress store failed: {e}"))
+                })?;
+                if written.is_none() {
+                    continue; // a dialer moved the call meanwhile: look again
+                }
+                let before = current.as_ref().map_or(0, |p| p.events.len());
+                let trace = trace_context(headers);
+                for data in &next.events[before..] {
+                    let event = Envelope::new(data.clone(), SOURCE, data.at);
+                    // Recorded in DIAL_PROGRESS already: a dialer re-publishes it if this fails.
+                    if let Err(e) = app
+                        .publish(&event, &trace, "call_dial", &otel::CALL_DIAL)
+                        .await
+                    {
+                        tracing::warn!(%tenant, %call_id, reason = %e.reason, "dead-man's switch: call.dial not stored yet");
+                    }
+                }
+                app.metrics.dead_man("took_end");
+                tracing::warn!(%tenant, %call_id, "dead-man's switch: no dialer instruction reached the call; the gateway plays its final action");
+                return Ok(app.twiml(
+                    StatusCode::OK,
+                    twiml::final_action(&next.decision.final_action, &hangup_url),
+                ));
+            }
+        }
+    }
 }
 
 async fn ringback_wav(State(app): State<Shared>) -> Response {
@@ -645,7 +776,7 @@ async fn ringback_wav(State(app): State<Shared>) -> Response {
 async fn hangup() -> Response {
     (
         [(header::CONTENT_TYPE, twiml::CONTENT_TYPE)],
-        twiml::hangup_only(),
+        twiml::hangup(),
     )
         .into_response()
 }
@@ -795,6 +926,9 @@ fn route_label(path: &str) -> &'static str {
         p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/dial-status") => {
             "twilio_dial_status"
         }
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/no-instruction") => {
+            "twilio_no_instruction"
+        }
         p if p.starts_with("/v1/tenants/") && p.ends_with("/calls") => "calls",
         _ => "other",
     }
@@ -804,8 +938,9 @@ fn route_label(path: &str) -> &'static str {
 /// probes, metrics and static answers, which get no span.
 fn traced_route(route: &'static str) -> Option<&'static str> {
     match route {
-        "twilio_voice" => Some("/v1/tenants/{tenant}/twilio/voice"),
-        "twilio_dial_status" => Some("/v1/tenants/{tenant}/twilio/dial-status"),
+        "twilio_voice" => Some(urls::VOICE_ROUTE),
+        "twilio_dial_status" => Some(urls::DIAL_STATUS_ROUTE),
+        "twilio_no_instruction" => Some(urls::NO_INSTRUCTION_ROUTE),
         "calls" => Some("/v1/tenants/{tenant}/calls"),
         _ => None,
     }

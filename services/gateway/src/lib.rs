@@ -6,6 +6,7 @@
 //! signature does not verify, log a tenant's secrets, or decide routes (that is the router).
 
 mod config;
+mod health;
 mod http;
 mod metrics;
 mod ringback;
@@ -18,13 +19,17 @@ pub use config::{AnswerMode, Config};
 pub use http::{ERROR_HEADER, SOURCE};
 pub use tenants::{TenantSecrets, Tenants, TenantsError};
 
+use axum::Router;
 use metrics::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use switchboard_bus::{BusError, Publisher, ensure_streams};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use switchboard_bus::{BusError, Publisher};
 use switchboard_contracts::Region;
 use tokio::net::TcpListener;
+use tower_service::Service as _;
 use waiters::Waiters;
 
 /// Why the gateway stopped (or could not start).
@@ -107,6 +112,11 @@ pub async fn run(
 /// 0 and read `local_addr()` to learn the port) until `shutdown` resolves; then stops
 /// accepting, lets in-flight requests finish (a sync-mode request waits at most its deadline),
 /// and drains the NATS connection.
+///
+/// Start-up: the configuration is checked first (an error at once); then the listener serves
+/// the probes (`/healthz` 200, `/readyz` 503 "connecting to NATS") while the gateway waits for
+/// NATS (retrying with backoff, until `--nats-connect-timeout-secs` if set) and provisions the
+/// streams; then the full API. `shutdown` during start-up returns `Ok` promptly.
 pub async fn run_with_listener(
     config: Config,
     listener: TcpListener,
@@ -132,11 +142,99 @@ pub async fn run_with_listener(
         tracing::warn!("no tenants configured: every tenant request will get 404");
     }
 
-    let client = config.nats.connect("switchboard-gateway").await?;
+    let mut shutdown = Box::pin(shutdown);
+    // One server for the whole life of the process: the start-up probes answer until the API
+    // is built, then the API. (Two servers handing one socket over dropped the connections
+    // accepted during the handover.)
+    let starting = Arc::new(health::Starting::default());
+    let api: Arc<OnceLock<Router>> = Arc::default();
+    let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Answers are small and latency-bound: never hold one back waiting for an ACK (Nagle).
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+            }
+        });
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            front_door(health::router(starting.clone()), api.clone()),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = serving_stopped.await;
+        })
+        .into_future(),
+    );
+    let served_on = addr.clone();
+    let stop = |server: tokio::task::JoinHandle<std::io::Result<()>>| async move {
+        let _ = stop_serving.send(());
+        match server.await {
+            Ok(served) => served.map_err(|source| GatewayError::Http {
+                addr: served_on,
+                source,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the HTTP server task failed");
+                Ok(())
+            }
+        }
+    };
+
+    let started = async {
+        let Some(client) = start(&config, &starting, shutdown.as_mut()).await? else {
+            return Ok(None);
+        };
+        let built = build(&config, client.clone(), tenants, public_base, region).await;
+        match built {
+            Ok(built) => Ok(Some((client, built))),
+            Err(e) => {
+                switchboard_bus::close(&client).await;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    let (client, (app, follower)) = match started {
+        Ok(Some(started)) => started,
+        Ok(None) => {
+            tracing::info!("stopped before start-up completed");
+            return stop(server).await;
+        }
+        Err(e) => {
+            let _ = stop(server).await;
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        %addr,
+        mode = ?config.answer_mode,
+        tenants = app.tenants.len(),
+        "gateway listening"
+    );
+    let _ = api.set(http::router(app));
+
+    shutdown.await;
+    let served = stop(server).await;
+    if let Some(follower) = follower {
+        follower.abort();
+    }
+    switchboard_bus::close(&client).await;
+    tracing::info!("stopped");
+    served
+}
+
+/// The gateway's state once connected: the API's state, and the sync-mode follower of
+/// decisions.
+async fn build(
+    config: &Config,
+    client: async_nats::Client,
+    tenants: Tenants,
+    public_base: String,
+    region: Region,
+) -> Result<(Arc<http::App>, Option<tokio::task::JoinHandle<()>>), GatewayError> {
     let mut js = async_nats::jetstream::new(client.clone());
     js.set_timeout(config.publish_timeout());
-    ensure_streams(&js, &config.streams.options()).await?;
-
     let waiters = Waiters::default();
     let follower = match config.answer_mode {
         AnswerMode::Sync => Some(
@@ -147,13 +245,19 @@ pub async fn run_with_listener(
         ),
         AnswerMode::Async => None,
     };
+    let progress = switchboard_chain::ProgressStore::open(
+        &js,
+        Duration::from_secs(config.progress_max_age_days.max(1) * 24 * 3600),
+        config.streams.options().replicas,
+    )
+    .await?;
     let ringback_url = config
         .ringback_url
         .clone()
         .unwrap_or_else(|| format!("{public_base}/v1/assets/ringback.wav"));
     let app = Arc::new(http::App {
         publisher: Publisher::new(js.clone()),
-        client: client.clone(),
+        client,
         js,
         tenants,
         public_base,
@@ -167,28 +271,55 @@ pub async fn run_with_listener(
         waiters,
         metrics: Metrics::new(),
         ringback_wav: ringback::wav(),
+        progress,
+        no_instruction_timeout_secs: config.no_instruction_timeout_secs,
+        claim_grace: Duration::from_secs(config.claim_grace_secs.into()),
     });
-    tracing::info!(
-        %addr,
-        mode = ?config.answer_mode,
-        tenants = app.tenants.len(),
-        "gateway listening"
-    );
-    // Answers are small and latency-bound: never hold one back waiting for an ACK (Nagle).
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-            }
-        });
-    let served = axum::serve(listener, http::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    Ok((app, follower))
+}
 
-    if let Some(follower) = follower {
-        follower.abort();
+/// Every request goes to the API once it is built, to the start-up probes until then.
+fn front_door(probes: Router, api: Arc<OnceLock<Router>>) -> Router {
+    Router::new().fallback(move |request: axum::extract::Request| {
+        let mut router = api.get().cloned().unwrap_or_else(|| probes.clone());
+        async move {
+            match router.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    })
+}
+
+/// Connects to NATS and provisions the streams, both retried until they succeed, while the
+/// probes say why the gateway is not ready; `None` when `shutdown` resolved first.
+async fn start<S: Future<Output = ()>>(
+    config: &Config,
+    starting: &health::Starting,
+    mut shutdown: Pin<&mut S>,
+) -> Result<Option<async_nats::Client>, GatewayError> {
+    let retry = config.nats.startup_retry();
+    let Some(client) = config
+        .nats
+        .connect_with_retry("switchboard-gateway", &retry, shutdown.as_mut())
+        .await?
+    else {
+        return Ok(None);
+    };
+    starting.provisioning();
+    let js = async_nats::jetstream::new(client.clone());
+    match retry
+        .ensure_streams(&js, &config.streams.options(), shutdown.as_mut())
+        .await
+    {
+        Ok(Some(())) => Ok(Some(client)),
+        Ok(None) => {
+            switchboard_bus::close(&client).await;
+            Ok(None)
+        }
+        Err(e) => {
+            switchboard_bus::close(&client).await;
+            Err(e.into())
+        }
     }
-    switchboard_bus::close(&client).await;
-    tracing::info!("stopped");
-    served.map_err(|source| GatewayError::Http { addr, source })
 }

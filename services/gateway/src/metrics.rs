@@ -52,6 +52,7 @@ pub struct Metrics {
     signature_failures: Family<RouteLabel, Counter>,
     rejections: Family<RejectionLabels, Counter>,
     sync_answers: Family<OutcomeLabel, Counter>,
+    dead_man: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -88,6 +89,12 @@ impl Metrics {
             "Sync-mode voice answers: dial, final_action, or deadline (the async answer)",
             sync_answers.clone(),
         );
+        let dead_man = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "no_instruction",
+            "Dead-man's switch requests (a caller's wait ran out with no dialer instruction), by outcome: took_end (the gateway played the final action), waited (a dialer was still at the carrier), already_over, unrecorded (the progress store was unreachable; the default final action was played)",
+            dead_man.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -95,6 +102,7 @@ impl Metrics {
             signature_failures,
             rejections,
             sync_answers,
+            dead_man,
         }
     }
 
@@ -130,6 +138,10 @@ impl Metrics {
         self.sync_answers
             .get_or_create(&OutcomeLabel { outcome })
             .inc();
+    }
+
+    pub(crate) fn dead_man(&self, outcome: &'static str) {
+        self.dead_man.get_or_create(&OutcomeLabel { outcome }).inc();
     }
 
     /// The `/metrics` answer: content type and OpenMetrics text.

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchboard_bus::{BusError, Publisher, ensure_streams, router_inbound};
+use switchboard_bus::{BusError, Publisher, router_inbound};
 use switchboard_projections::{Follower, ProjectionError, Store};
 use tokio::task::JoinSet;
 
@@ -82,25 +82,34 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// Runs the router until `shutdown` resolves, then stops pulling, finishes and acknowledges
-/// the calls in flight, and drains the NATS connection. `shutdown` is honoured during start-up
-/// too (catching up with SETTINGS can take long): the router then stops without consuming.
-/// Returns an error when start-up fails or when the settings projection stops on a fatal
-/// error (the router cannot decide with fresh settings any more; let it be restarted).
+/// the calls in flight, and drains the NATS connection. The health endpoints listen first;
+/// then the router waits for NATS (retrying with backoff, `/readyz` 503 "connecting to NATS"
+/// meanwhile, until `--nats-connect-timeout-secs` if set) and provisions the streams.
+/// `shutdown` is honoured during start-up too (waiting for NATS or catching up with SETTINGS
+/// can take long): the router then stops without consuming and returns `Ok`. Returns an error
+/// when start-up fails or when the settings projection stops on a fatal error (the router
+/// cannot decide with fresh settings any more; let it be restarted).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
-    let shutdown = std::pin::pin!(shutdown.fuse());
-    let client = config.nats.connect("switchboard-router").await?;
-    let js = async_nats::jetstream::new(client.clone());
-    ensure_streams(&js, &config.streams.options()).await?;
-
+    let mut shutdown = std::pin::pin!(shutdown.fuse());
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Metrics::new());
-    let health = health::serve(
-        config.http_addr,
-        client.clone(),
-        ready.clone(),
-        metrics.clone(),
-    )
-    .await?;
+    let status = health::Health::new(ready.clone(), metrics.clone());
+    let health = health::serve(config.http_addr, status.clone()).await?;
+
+    let client = match start(&config, &status, shutdown.as_mut()).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            health.abort();
+            tracing::info!("stopped before start-up completed");
+            return Ok(());
+        }
+        Err(e) => {
+            health.abort();
+            tracing::error!(error = %e, "start-up failed");
+            return Err(e);
+        }
+    };
+    let js = async_nats::jetstream::new(client.clone());
 
     let outcome = route_calls(&config, js, &ready, &metrics, shutdown).await;
 
@@ -112,6 +121,42 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         Err(e) => tracing::error!(error = %e, "stopped on an error"),
     }
     outcome
+}
+
+/// Connects to NATS and provisions the streams, both retried until they succeed; `None` when
+/// `shutdown` resolved first.
+async fn start<S: Future<Output = ()>>(
+    config: &Config,
+    status: &health::Health,
+    mut shutdown: Pin<&mut S>,
+) -> Result<Option<async_nats::Client>, RouterError> {
+    let retry = config.nats.startup_retry();
+    let Some(client) = config
+        .nats
+        .connect_with_retry("switchboard-router", &retry, shutdown.as_mut())
+        .await?
+    else {
+        return Ok(None);
+    };
+    status.connected(client.clone());
+    let js = async_nats::jetstream::new(client.clone());
+    match retry
+        .ensure_streams(&js, &config.streams.options(), shutdown.as_mut())
+        .await
+    {
+        Ok(Some(())) => {
+            status.set_phase(health::Phase::Started);
+            Ok(Some(client))
+        }
+        Ok(None) => {
+            switchboard_bus::close(&client).await;
+            Ok(None)
+        }
+        Err(e) => {
+            switchboard_bus::close(&client).await;
+            Err(e.into())
+        }
+    }
 }
 
 /// Start-up after the connection (projection, catch-up, consumer), then consuming until

@@ -319,6 +319,8 @@ impl Recorder {
                 },
                 reason: reason.map(Into::into),
                 carrier_sid: None,
+                outcome_unknown: false,
+                acted_by: None,
                 at: OffsetDateTime::now_utc(),
             })
             .await

@@ -19,10 +19,15 @@ fn duplicate_window_exceeds_every_redelivery_horizon() {
         router_inbound().redelivery_horizon(),
         Duration::from_secs(2310)
     );
-    // 60 + 60 + 120 + 7 × 300 seconds.
+    // The dialer's ack_wait (5 s) or its NAK delay, whichever is longer, for each of 10
+    // deliveries: 5 + 5 + 5 + 10 + 30 + 60 + 120 + 3 × 300 seconds.
     assert_eq!(
         dialer_routes().redelivery_horizon(),
-        Duration::from_secs(2340)
+        Duration::from_secs(1135)
+    );
+    assert!(
+        dialer_routes().backoff.is_empty(),
+        "ack_wait alone bounds a dead delivery"
     );
     assert_ne!(dialer_routes().name, dialer_statuses().name);
 }

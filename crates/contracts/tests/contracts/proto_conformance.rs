@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use switchboard_contracts::{
-    CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
-    ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope, EventData, FinalAction,
-    FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region, Rejection, Rule,
-    SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
+    Actor, CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings,
+    ContactSettings, ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope,
+    EventData, FinalAction, FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region,
+    Rejection, Rule, SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
 };
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
@@ -643,6 +643,8 @@ fn fixed_calls_dial() -> Vec<CallDial> {
         }),
         reason: None,
         carrier_sid: Some("CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into()),
+        outcome_unknown: false,
+        acted_by: None,
         at: datetime!(2025-03-14 16:20:31.402 UTC),
     };
     vec![
@@ -670,6 +672,23 @@ fn fixed_calls_dial() -> Vec<CallDial> {
             kind: DialEventKind::ChainExhausted,
             target: None,
             carrier_sid: None,
+            ..base.clone()
+        },
+        CallDial {
+            step: 1,
+            kind: DialEventKind::StepFailed,
+            reason: Some("the dialer stopped before the carrier answered".into()),
+            carrier_sid: None,
+            outcome_unknown: true,
+            acted_by: Some(Actor::Dialer),
+            ..base.clone()
+        },
+        CallDial {
+            step: 3,
+            kind: DialEventKind::FinalActionTaken,
+            target: None,
+            reason: Some("voicemail".into()),
+            acted_by: Some(Actor::Gateway),
             ..base.clone()
         },
         CallDial {

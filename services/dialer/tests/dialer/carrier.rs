@@ -1,5 +1,6 @@
-//! Carrier failures: 5xx and timeouts retried with backoff, bounded; 4xx and exhausted retries
-//! fail the step with the carrier's reason and the chain moves on.
+//! Carrier failures: 5xx retried with backoff, bounded; 4xx and exhausted retries fail the
+//! step with the carrier's reason and the chain moves on. A dial that timed out after it was
+//! sent may be ringing: never retried, recorded as outcome unknown.
 
 use crate::fake_twilio::{FakeTwilio, Mode};
 use crate::support::*;
@@ -51,9 +52,22 @@ async fn persistent_errors_timeouts_and_refusals_fail_their_step_and_the_chain_m
         "{reasons:?}"
     );
     assert!(
-        reasons[1].1.contains("timed out") && reasons[1].1.contains("gave up after 3 attempts"),
+        reasons[1]
+            .1
+            .contains("timed out after the request was sent")
+            && reasons[1]
+                .1
+                .contains("not retried, so nobody is rung twice"),
         "{reasons:?}"
     );
+    let unknown: Vec<bool> = nats
+        .dial_events(call)
+        .await
+        .into_iter()
+        .filter(|d| d.kind == DialEventKind::StepFailed)
+        .map(|d| d.outcome_unknown)
+        .collect();
+    assert_eq!(unknown, vec![false, true, false]);
     assert!(
         reasons[2]
             .1
@@ -61,7 +75,11 @@ async fn persistent_errors_timeouts_and_refusals_fail_their_step_and_the_chain_m
         "{reasons:?}"
     );
     assert_eq!(twilio.fake.attempts(USER_PHONE), 3);
-    assert_eq!(twilio.fake.attempts(FORWARDING), 3);
+    assert_eq!(
+        twilio.fake.attempts(FORWARDING),
+        1,
+        "a dial that timed out is never asked again"
+    );
     assert_eq!(twilio.fake.attempts(COMPANY), 1, "a 4xx is not retried");
     use DialEventKind::*;
     assert_eq!(

@@ -242,7 +242,7 @@ async fn in_gateway_sync_mode_step_0_is_not_rung_again() {
     let nats = Nats::start().await;
     let twilio = FakeTwilio::start().await;
     let mut args = args(&nats.url(), &twilio.base);
-    args.push("--gateway-sync-mode".into());
+    args.extend(["--answer-mode".into(), "sync".into()]);
     let dialer = Dialer::start(args);
     let call = "CAsync1";
     nats.publish(full_chain(call, FinalAction::default())).await;
@@ -272,5 +272,63 @@ async fn in_gateway_sync_mode_step_0_is_not_rung_again() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].numbers, vec![FORWARDING.to_string()]);
     assert_eq!(calls[0].actions, vec![action(1)]);
+    dialer.stop().await;
+}
+
+/// The gateway's name for sync mode, `--answer-mode sync`, is the dialer's; the dialer's old
+/// `--gateway-sync-mode` still works (hidden).
+#[test]
+fn sync_mode_is_named_as_in_the_gateway_and_the_old_flag_still_works() {
+    use clap::Parser;
+    let parse = |extra: &[&str]| {
+        let mut args = vec!["switchboard-dialer"];
+        args.extend_from_slice(extra);
+        switchboard_dialer::Config::try_parse_from(args).map(|c| c.gateway_sync_mode)
+    };
+    assert!(!parse(&[]).unwrap());
+    assert!(!parse(&["--answer-mode", "async"]).unwrap());
+    assert!(parse(&["--answer-mode", "sync"]).unwrap());
+    assert!(parse(&["--gateway-sync-mode"]).unwrap());
+    assert!(!parse(&["--gateway-sync-mode", "--answer-mode", "async"]).unwrap());
+    assert!(parse(&["--answer-mode", "maybe"]).is_err());
+    let help = <switchboard_dialer::Config as clap::CommandFactory>::command()
+        .render_long_help()
+        .to_string();
+    assert!(
+        help.contains("--answer-mode <MODE>")
+            && help.contains("SWITCHBOARD_ANSWER_MODE")
+            && help.contains("--ring-timeout-secs")
+            && !help.contains("gateway-sync-mode")
+            && !help.contains("GATEWAY_SYNC_MODE"),
+        "{help}"
+    );
+}
+
+/// Issue 14: a final announcement with a blank message is said with the default greeting,
+/// never a silent hang-up — the TwiML the gateway answers in sync mode too.
+#[tokio::test]
+async fn a_blank_announcement_says_the_default_greeting() {
+    let nats = Nats::start().await;
+    let twilio = FakeTwilio::start().await;
+    let dialer = Dialer::start(args(&nats.url(), &twilio.base));
+    nats.publish(no_route("CAblank", FinalActionKind::AnnounceHangup, " "))
+        .await;
+    let taken = nats
+        .wait_dial("CAblank", 0, DialEventKind::FinalActionTaken)
+        .await;
+    assert_eq!(taken.reason.as_deref(), Some("announce_hangup"));
+    let calls = twilio.fake.for_call("CAblank");
+    assert_eq!(calls.len(), 1);
+    let greeting = FinalAction::default().message;
+    assert_eq!(
+        calls[0].twiml,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{greeting}</Say>\
+             <Hangup/></Response>"
+        )
+    );
+    assert_eq!(calls[0].says, vec![greeting]);
+    assert!(calls[0].hangup && !calls[0].record);
+    nats.wait_settled().await;
     dialer.stop().await;
 }

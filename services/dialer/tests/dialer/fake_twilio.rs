@@ -31,6 +31,29 @@ pub enum Mode {
     Hang,
     /// 400, Twilio-style error.
     Refuse,
+    /// Wait this long, then 503, every time (a slow, failing carrier: a dialer can be killed
+    /// while the request is in flight).
+    Slow503(Duration),
+    /// Wait this long, then accept.
+    SlowOk(Duration),
+    /// Each request decided by a hash of (seed, call, number, request index): about a third
+    /// answered at once, a third after up to 1.2 s, a sixth 503 at once, a sixth 503 after up
+    /// to 1.2 s. Reproducible for a seed.
+    Flaky { seed: u64 },
+}
+
+fn flaky(seed: u64, call_sid: &str, number: &str, index: usize) -> Mode {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (seed, call_sid, number, index).hash(&mut h);
+    let x = h.finish();
+    let delay = Duration::from_millis(100 + (x >> 8) % 1100);
+    match x % 6 {
+        0 | 1 => Mode::SlowOk(Duration::ZERO),
+        2 | 3 => Mode::SlowOk(delay),
+        4 => Mode::Fail500(1),
+        _ => Mode::Slow503(delay),
+    }
 }
 
 /// An accepted request, read back from its TwiML.
@@ -48,11 +71,25 @@ pub struct Modified {
     pub hangup: bool,
 }
 
+/// One well-formed request the fake received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub call_sid: String,
+    /// The dialed number, or "final" for a final action.
+    pub number: String,
+    /// The `/via/{tag}` it came in on ("" for the plain base URL).
+    pub tag: String,
+    /// Answered 2xx: the carrier did it.
+    pub accepted: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     accepted: Vec<Modified>,
     /// Every well-formed request per dialed number ("final" for final actions), accepted or not.
     attempts: HashMap<String, u32>,
+    /// Every well-formed request, in arrival order.
+    ledger: Vec<Request>,
     modes: HashMap<String, Mode>,
 }
 
@@ -76,8 +113,14 @@ impl Drop for Running {
 impl FakeTwilio {
     pub async fn start() -> Running {
         let fake = FakeTwilio::default();
+        // `/via/{tag}/…` is the same API under another base URL, so a test running several
+        // dialers can tell which one sent a request.
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/Calls/{file}", post(modify))
+            .route(
+                "/via/{tag}/2010-04-01/Accounts/{account}/Calls/{file}",
+                post(modify_via),
+            )
             .with_state(fake.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -103,6 +146,11 @@ impl FakeTwilio {
             .collect()
     }
 
+    /// Every well-formed request (accepted or not), in arrival order.
+    pub fn ledger(&self) -> Vec<Request> {
+        self.inner.lock().unwrap().ledger.clone()
+    }
+
     /// Requests (accepted or not) that dialed `number`.
     pub fn attempts(&self, number: &str) -> u32 {
         self.inner
@@ -125,9 +173,38 @@ fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
         .into_response()
 }
 
+async fn modify_via(
+    State(fake): State<FakeTwilio>,
+    Path((tag, account, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    detached(answer(fake, tag, account, file, headers, body)).await
+}
+
 async fn modify(
     State(fake): State<FakeTwilio>,
     Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    detached(answer(fake, String::new(), account, file, headers, body)).await
+}
+
+/// Like a real carrier, a request carries on when its client hangs up (a timeout, a killed
+/// dialer): what it does is done, whether or not anyone reads the answer.
+async fn detached(work: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    match tokio::spawn(work).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn answer(
+    fake: FakeTwilio,
+    tag: String,
+    account: String,
+    file: String,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -182,16 +259,32 @@ async fn modify(
     let mode = {
         let mut inner = fake.inner.lock().unwrap();
         *inner.attempts.entry(number.clone()).or_default() += 1;
-        let mode = inner.modes.get(&number).copied();
-        if let Some(Mode::Fail500(n)) = mode {
-            if n <= 1 {
-                inner.modes.remove(&number);
-            } else {
-                inner.modes.insert(number.clone(), Mode::Fail500(n - 1));
+        inner.ledger.push(Request {
+            call_sid: call_sid.to_string(),
+            number: number.clone(),
+            tag,
+            accepted: false,
+        });
+        let entry = inner.ledger.len() - 1;
+        let mode = match inner.modes.get(&number).copied() {
+            // A flaky carrier's one-off 500 is this answer only, not a mode change.
+            Some(Mode::Flaky { seed }) => match flaky(seed, call_sid, &number, entry) {
+                Mode::Fail500(_) => Some(Mode::Always500),
+                decided => Some(decided),
+            },
+            Some(Mode::Fail500(n)) => {
+                if n <= 1 {
+                    inner.modes.remove(&number);
+                } else {
+                    inner.modes.insert(number.clone(), Mode::Fail500(n - 1));
+                }
+                Some(Mode::Fail500(n))
             }
-        }
-        mode
+            mode => mode,
+        };
+        (mode, entry)
     };
+    let (mode, entry) = mode;
     match mode {
         Some(Mode::Fail500(_)) | Some(Mode::Always500) => {
             return twilio_error(
@@ -200,6 +293,15 @@ async fn modify(
                 "Internal Server Error",
             );
         }
+        Some(Mode::Slow503(delay)) => {
+            tokio::time::sleep(delay).await;
+            return twilio_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                20503,
+                "Service Unavailable",
+            );
+        }
+        Some(Mode::SlowOk(delay)) => tokio::time::sleep(delay).await,
         Some(Mode::Hang) => {
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
@@ -210,9 +312,19 @@ async fn modify(
                 "Call is not in-progress. Cannot redirect.",
             );
         }
-        None => {}
+        Some(Mode::Flaky { .. }) | None => {}
     }
-    fake.inner.lock().unwrap().accepted.push(modified);
+    accept(&fake, entry, modified)
+}
+
+/// Records the request as done and answers as Twilio does.
+fn accept(fake: &FakeTwilio, entry: usize, modified: Modified) -> Response {
+    let call_sid = modified.call_sid.clone();
+    {
+        let mut inner = fake.inner.lock().unwrap();
+        inner.ledger[entry].accepted = true;
+        inner.accepted.push(modified);
+    }
     (
         StatusCode::OK,
         [("content-type", "application/json")],

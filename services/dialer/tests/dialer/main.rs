@@ -7,8 +7,10 @@
 
 mod carrier;
 mod chain;
+mod chaos;
 mod fake_twilio;
 mod metrics;
 mod process;
 mod sandbox;
+mod startup;
 mod support;

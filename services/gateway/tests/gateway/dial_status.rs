@@ -35,7 +35,15 @@ async fn dial_status_publishes_one_call_status_per_step() {
     )
     .await;
     assert_eq!(resp.status, 200, "{}", resp.text());
-    assert!(resp.assert_twiml().contains("<Play loop=\"0\">"));
+    // Ringback bounded by the dead-man's switch (45 s by default: 8 cycles of 6 s).
+    let xml = resp.assert_twiml();
+    assert!(xml.contains("<Play loop=\"8\">"), "{xml}");
+    assert!(
+        xml.contains(&format!(
+            "<Redirect method=\"POST\">{PUBLIC}/v1/tenants/acme/twilio/no-instruction</Redirect>"
+        )),
+        "{xml}"
+    );
     for _ in 0..2 {
         let resp = twilio(
             gw.addr,

@@ -6,10 +6,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod dead_man;
 mod dial_status;
 mod health;
 mod nats_down;
 mod openapi;
+mod startup;
 mod support;
 mod sync;
 mod twilio;

@@ -385,7 +385,7 @@ impl Gateway {
             &tenants,
             serde_json::json!({
                 "acme": {"twilio_auth_token": ACME_TOKEN, "twilio_account_sid": ACME_ACCOUNT},
-                "beta": {"twilio_auth_token": BETA_TOKEN},
+                "beta": {"twilio_auth_token": BETA_TOKEN, "no_instruction_timeout_secs": 20},
             })
             .to_string(),
         )

@@ -5,7 +5,9 @@ use crate::support::*;
 use clap::Parser;
 use std::time::{Duration, Instant};
 use switchboard_bus::{Publisher, TraceContext};
-use switchboard_contracts::{E164, Envelope, NumberSettings, TenantId};
+use switchboard_contracts::{
+    CallRoute, E164, Envelope, FinalAction, FinalActionKind, NumberSettings, Rule, TenantId,
+};
 use time::OffsetDateTime;
 
 const DIALED: &str = "+16502530000";
@@ -150,6 +152,65 @@ async fn sync_mode_answers_with_the_routers_dial() {
     );
     gw.stop().await.unwrap();
     router.stop().await;
+}
+
+/// Issue 14: given a decision whose final action is an announcement with a blank message, when
+/// its call comes in on a sync-mode gateway, then the answer says the default greeting before
+/// hanging up — what the dialer hands the carrier for the same decision — never a silent
+/// `<Hangup/>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_never_hangs_up_in_silence_on_a_blank_announcement() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(
+        &nats.url(),
+        &["--answer-mode", "sync", "--sync-deadline-ms", "10000"],
+    )
+    .await;
+    // The decision as the router publishes it (the gateway keeps it for the call's request).
+    let decision = CallRoute {
+        call_id: "CA0300".into(),
+        tenant_id: TenantId::new("acme").unwrap(),
+        rule: Rule::NoRoute,
+        target: None,
+        fallbacks: vec![],
+        final_action: FinalAction {
+            kind: FinalActionKind::AnnounceHangup,
+            message: "  ".into(),
+        },
+        explanation: vec!["test".into()],
+        settings_seq: 1,
+        decided_at: OffsetDateTime::now_utc(),
+    };
+    Publisher::new(nats.js.clone())
+        .publish(
+            &Envelope::new(decision, "/switchboard/test", OffsetDateTime::now_utc()),
+            &TraceContext::default(),
+        )
+        .await
+        .unwrap();
+
+    let resp = twilio(
+        gw.addr,
+        &voice_path("acme"),
+        ACME_TOKEN,
+        &voice_params("CA0300", DIALED, CALLER),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    let greeting = FinalAction::default().message;
+    assert_eq!(
+        resp.assert_twiml(),
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Say>{greeting}</Say>\
+             <Hangup/></Response>"
+        )
+    );
+    let metrics = get(gw.addr, "/metrics").await.text();
+    assert!(
+        metrics.contains("switchboard_gateway_sync_answers_total{outcome=\"final_action\"} 1"),
+        "{metrics}"
+    );
+    gw.stop().await.unwrap();
 }
 
 /// Given no router, when a call comes in on a sync-mode gateway, then at the deadline the

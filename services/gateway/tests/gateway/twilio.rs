@@ -69,7 +69,7 @@ async fn a_signed_voice_webhook_is_stored_once_and_answered_with_ringback() {
     let xml = resp.assert_twiml();
     assert!(
         xml.contains(&format!(
-            "<Play loop=\"0\">{PUBLIC}/v1/assets/ringback.wav</Play>"
+            "<Play loop=\"8\">{PUBLIC}/v1/assets/ringback.wav</Play><Redirect method=\"POST\">{PUBLIC}/v1/tenants/acme/twilio/no-instruction</Redirect>"
         )),
         "{xml}"
     );

@@ -14,5 +14,6 @@ mod nats_restart;
 mod process;
 mod rejections;
 mod rules;
+mod startup;
 mod support;
 mod tenants;

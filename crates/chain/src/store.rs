@@ -1,7 +1,7 @@
-//! Per-call dial progress in the JetStream key-value bucket `DIAL_PROGRESS` (file storage,
-//! history 1), keyed `<tenant>.<call_id>`, changed only by compare-and-swap on the entry's
-//! revision: two deliveries or two instances can never both advance the same step. See
-//! docs/adr/0003-dial-progress-store.md.
+//! Per-call dial progress and the JetStream key-value bucket `DIAL_PROGRESS` it lives in (file
+//! storage, history 1), keyed `<tenant>.<call_id>`, changed only by compare-and-swap on the
+//! entry's revision: two deliveries, two dialers, or a dialer and the gateway's dead-man's
+//! switch can never both advance the same step. See docs/adr/0003-dial-progress-store.md.
 
 use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,20 @@ impl StepState {
     }
 }
 
+/// The delivery that holds a claim: which consumer, which message, which delivery of it.
+/// A later delivery of the same message means this one was abandoned (JetStream redelivers a
+/// message only when its holder stopped heartbeating or gave it back), so the claim can be
+/// recovered at once instead of after a long staleness horizon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The durable consumer (`dialer-route`, `dialer-status`).
+    pub consumer: String,
+    /// The message's stream sequence.
+    pub stream_seq: u64,
+    /// The delivery count of the message when it claimed (1-based).
+    pub delivered: i64,
+}
+
 /// One call's progress: the decision, the current step and its state, and every `call.dial`
 /// event recorded so far (republished idempotently, so a crash between a state change and its
 /// publication loses nothing).
@@ -54,6 +68,10 @@ pub struct Progress {
     /// When `state` was entered.
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
+    /// Who holds the claim while `state` is `claimed` (absent in entries written before
+    /// holders were recorded: those recover by age alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
     /// The call's dial events, in order.
     pub events: Vec<CallDial>,
 }
@@ -161,6 +179,20 @@ impl ProgressStore {
             Ok(revision) => Ok(Some(revision)),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(e) => Err(unavailable("create dial progress", e)),
+        }
+    }
+
+    /// Writes `progress` as the first entry (`revision` `None`) or over `revision`; `None`
+    /// when someone else wrote first.
+    pub async fn put(
+        &self,
+        key: &str,
+        progress: &Progress,
+        revision: Option<u64>,
+    ) -> Result<Option<u64>, BusError> {
+        match revision {
+            None => self.create(key, progress).await,
+            Some(revision) => self.update(key, progress, revision).await,
         }
     }
 
