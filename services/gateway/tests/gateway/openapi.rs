@@ -244,6 +244,39 @@ async fn the_openapi_document_matches_the_running_gateway() {
         &request(a, "POST", &status_path("acme", 0), &[], b"").await,
     );
 
+    const NO_INSTRUCTION: &str = "/v1/tenants/{tenant}/twilio/no-instruction";
+    let waited = |tenant: &str| format!("/v1/tenants/{tenant}/twilio/no-instruction");
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &twilio(a, &waited("acme"), ACME_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &twilio(a, &waited("acme"), ACME_TOKEN, &voice[..1]).await,
+    );
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &twilio(a, &waited("acme"), BETA_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &twilio(a, &waited("zed"), ACME_TOKEN, &voice).await,
+    );
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &request_announcing(a, &waited("acme"), FORM, 1 << 20).await,
+    );
+    c.check(
+        "post",
+        NO_INSTRUCTION,
+        &request(a, "POST", &waited("acme"), &[], b"").await,
+    );
+
     let call = json!({"call_id": "crm-0500", "to": "+16502530000"});
     c.check(
         "post",
