@@ -7,6 +7,8 @@
 //! exiting (a slow NATS start must not turn into a crash loop): each attempt bounded,
 //! exponential backoff, every failure logged with its reason, until connected, until
 //! `--nats-connect-timeout-secs` if set, or until shutdown is requested.
+//! [`NatsArgs::connect_and_provision`] is the whole start-up of a service: that, then
+//! provisioning the streams the same way.
 
 use crate::BusError;
 use async_nats::{ConnectOptions, Event};
@@ -154,6 +156,41 @@ impl NatsArgs {
         retry
             .run("connect to NATS", || self.connect(client_name), shutdown)
             .await
+    }
+
+    /// A service's start-up: connects as `client_name` ([`connect_with_retry`]), hands the
+    /// client to `connected` (the probes say "provisioning the streams" from then on), then
+    /// provisions the streams with `options` ([`StartupRetry::ensure_streams`]); both steps are
+    /// retried under one [`startup_retry`] policy, so they share one deadline. `Ok(None)` when
+    /// `shutdown` resolved first. When provisioning fails or is interrupted, the connection is
+    /// [`close`]d before returning.
+    ///
+    /// [`connect_with_retry`]: Self::connect_with_retry
+    /// [`startup_retry`]: Self::startup_retry
+    pub async fn connect_and_provision(
+        &self,
+        client_name: &str,
+        options: &crate::StreamOptions,
+        connected: impl FnOnce(&async_nats::Client),
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Option<async_nats::Client>, BusError> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let retry = self.startup_retry();
+        let Some(client) = self
+            .connect_with_retry(client_name, &retry, shutdown.as_mut())
+            .await?
+        else {
+            return Ok(None);
+        };
+        connected(&client);
+        let js = async_nats::jetstream::new(client.clone());
+        match retry.ensure_streams(&js, options, shutdown).await {
+            Ok(Some(())) => Ok(Some(client)),
+            interrupted_or_failed => {
+                close(&client).await;
+                interrupted_or_failed.map(|_| None)
+            }
+        }
     }
 
     /// The services' start-up retry policy: attempts bounded by what the client itself allows

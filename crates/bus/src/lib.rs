@@ -1,6 +1,8 @@
 //! JetStream wiring for every Switchboard service: the stream and consumer definitions (in one
 //! place, created idempotently), publishing events with de-duplication and trace headers, and
-//! reading the contract headers back.
+//! reading the contract headers back; and what the services share around them: start-up
+//! (connecting and provisioning, retried), the consume loop and the shutdown signal
+//! (`runtime`), and the consuming services' health endpoints (`health`).
 //!
 //! Must not: decide anything about calls or settings, or decode event data beyond the
 //! envelope (that is `switchboard-contracts`), or own a connection's lifetime (services do).
@@ -8,6 +10,7 @@
 mod connect;
 mod consumers;
 mod error;
+pub mod health;
 mod publish;
 pub mod runtime;
 mod streams;

@@ -5,6 +5,8 @@
 //!
 //! Why the heartbeat: the consumer's `ack_wait` can then be short (seconds), which bounds how
 //! long a delivery held by a process that died waits before another instance gets it.
+//!
+//! Also the services' [`shutdown_signal`] (SIGTERM or SIGINT).
 
 use crate::PullConsumerSpec;
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
@@ -187,5 +189,41 @@ async fn with_heartbeat(work: impl Future<Output = ()>, message: Message, every:
 fn settled(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         tracing::error!(error = %e, "a delivery handler failed; it will be redelivered");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT. The signal handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives while the service is still
+/// starting is not lost (with the default disposition it would kill the process instead).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            (term, int) => {
+                for e in [term.err(), int.err()].into_iter().flatten() {
+                    tracing::warn!(error = %e, "cannot install a signal handler");
+                }
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested");
     }
 }

@@ -13,14 +13,13 @@
 pub mod carrier;
 mod config;
 mod dialer;
-mod health;
 mod metrics;
 /// The chain's progress and its store, shared with the gateway's dead-man's switch.
 pub use switchboard_chain as progress;
 pub(crate) use switchboard_tenants as tenants;
 pub mod twiml;
 
-pub use carrier::{Carrier, Sandbox, SandboxRecord, Twilio};
+pub use carrier::{Carrier, Sandbox, SandboxEntry, SandboxOptions, SandboxRecord, Twilio};
 pub use config::{CarrierKind, Config};
 pub use dialer::SOURCE;
 pub use tenants::{TenantSecrets, Tenants, TenantsError};
@@ -29,8 +28,8 @@ use carrier::RetryPolicy;
 use dialer::{Dialer, Kind};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use switchboard_bus::health::{self, Health};
 use switchboard_bus::runtime::{self, ConsumeOptions};
 use switchboard_bus::{BusError, Publisher, dialer_routes, dialer_statuses};
 use tokio::sync::watch;
@@ -58,40 +57,8 @@ pub enum DialerError {
     },
 }
 
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, so a signal
-/// during start-up is not lost.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        match signals {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            (term, int) => {
-                for e in [term.err(), int.err()].into_iter().flatten() {
-                    tracing::warn!(error = %e, "cannot install a signal handler");
-                }
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutdown requested");
-    }
-}
+/// Resolves on SIGTERM or SIGINT (the services' one shutdown signal).
+pub use switchboard_bus::runtime::shutdown_signal;
 
 /// Runs the dialer with the carrier `config` names until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DialerError> {
@@ -130,34 +97,28 @@ pub async fn run_with(
         Sandbox::parse_outcomes(&config.sandbox_outcomes).map_err(DialerError::Config)?;
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Metrics::new());
-    let status = health::Health::new(ready.clone(), metrics.clone());
-    let health = Serving(health::serve(config.http_addr, status.clone()).await?);
-    let retry = config.nats.startup_retry();
+    let status = Health::new("starting\n", metrics.clone(), metrics::Metrics::render);
+    let addr = config.http_addr;
+    let health = health::serve(addr, status.clone())
+        .await
+        .map_err(|source| DialerError::Http { addr, source })?;
+    let options = config.streams.options();
     let Some(client) = config
         .nats
-        .connect_with_retry("switchboard-dialer", &retry, shutdown.as_mut())
+        .connect_and_provision(
+            "switchboard-dialer",
+            &options,
+            |client| status.connected(client.clone()),
+            shutdown.as_mut(),
+        )
         .await?
     else {
         tracing::info!("stopped before start-up completed");
         return Ok(());
     };
-    status.connected(client.clone());
+    status.started();
     let js = async_nats::jetstream::new(client.clone());
-    let options = config.streams.options();
-    match retry.ensure_streams(&js, &options, shutdown.as_mut()).await {
-        Ok(Some(())) => status.set_phase(health::Phase::Started),
-        Ok(None) => {
-            switchboard_bus::close(&client).await;
-            tracing::info!("stopped before start-up completed");
-            return Ok(());
-        }
-        Err(e) => {
-            switchboard_bus::close(&client).await;
-            return Err(e.into());
-        }
-    }
     let store =
         progress::ProgressStore::open(&js, config.progress_max_age(), options.replicas).await?;
     // Hydrate nothing: the chain's state is read per call from the bucket.
@@ -165,11 +126,20 @@ pub async fn run_with(
 
     let carrier: Arc<dyn Carrier> = match (carrier, config.carrier) {
         (Some(carrier), _) => carrier,
-        (None, CarrierKind::Sandbox) => Arc::new(Sandbox::new(
-            publisher.clone(),
-            outcomes,
-            Duration::from_millis(config.sandbox_ring_ms),
-        )),
+        (None, CarrierKind::Sandbox) => Arc::new(
+            Sandbox::open(
+                &js,
+                SandboxOptions {
+                    outcomes,
+                    ring: Duration::from_millis(config.sandbox_ring_ms),
+                    timeout: config.carrier_timeout(),
+                    ack_wait: config.ack_wait(),
+                    replicas: options.replicas,
+                    max_in_flight: config.max_in_flight.max(1024),
+                },
+            )
+            .await?,
+        ),
         (None, CarrierKind::Twilio) => Arc::new(
             Twilio::new(&config.twilio_api_base, tenants, config.carrier_timeout())
                 .map_err(DialerError::Config)?,
@@ -217,11 +187,11 @@ pub async fn run_with(
             move |delivery| dialer.clone().handle(kind, delivery),
         ));
     }
-    ready.store(true, Ordering::SeqCst);
+    status.set_ready(true);
     tracing::info!(carrier = ?config.carrier, sync = config.gateway_sync_mode, "ready: consuming call.route and call.status");
 
     shutdown.await;
-    ready.store(false, Ordering::SeqCst);
+    status.set_ready(false);
     let _ = stop_tx.send(true);
     while loops.join_next().await.is_some() {}
     sampler.abort();
@@ -229,16 +199,6 @@ pub async fn run_with(
     switchboard_bus::close(&client).await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The health endpoints' task, stopped when `run_with` returns, whichever way it returns (a
-/// start-up step failing after they started listening included).
-struct Serving(tokio::task::JoinHandle<()>);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// Refuses to start a Twilio dialer that could not act for some tenant: every tenant needs an

@@ -23,7 +23,6 @@ use axum::Router;
 use metrics::Metrics;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use switchboard_bus::{BusError, Publisher};
@@ -57,40 +56,8 @@ pub enum GatewayError {
     },
 }
 
-/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, so a
-/// signal during start-up is not lost.
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        match signals {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            (term, int) => {
-                for e in [term.err(), int.err()].into_iter().flatten() {
-                    tracing::warn!(error = %e, "cannot install a signal handler");
-                }
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutdown requested");
-    }
-}
+/// Resolves on SIGTERM or SIGINT (the services' one shutdown signal).
+pub use switchboard_bus::runtime::shutdown_signal;
 
 /// Binds `config.http_addr` and runs the gateway until `shutdown` resolves (see
 /// [`run_with_listener`]).
@@ -182,7 +149,16 @@ pub async fn run_with_listener(
     };
 
     let started = async {
-        let Some(client) = start(&config, &starting, shutdown.as_mut()).await? else {
+        let Some(client) = config
+            .nats
+            .connect_and_provision(
+                "switchboard-gateway",
+                &config.streams.options(),
+                |_| starting.provisioning(),
+                shutdown.as_mut(),
+            )
+            .await?
+        else {
             return Ok(None);
         };
         let built = build(&config, client.clone(), tenants, public_base, region).await;
@@ -289,37 +265,4 @@ fn front_door(probes: Router, api: Arc<OnceLock<Router>>) -> Router {
             }
         }
     })
-}
-
-/// Connects to NATS and provisions the streams, both retried until they succeed, while the
-/// probes say why the gateway is not ready; `None` when `shutdown` resolved first.
-async fn start<S: Future<Output = ()>>(
-    config: &Config,
-    starting: &health::Starting,
-    mut shutdown: Pin<&mut S>,
-) -> Result<Option<async_nats::Client>, GatewayError> {
-    let retry = config.nats.startup_retry();
-    let Some(client) = config
-        .nats
-        .connect_with_retry("switchboard-gateway", &retry, shutdown.as_mut())
-        .await?
-    else {
-        return Ok(None);
-    };
-    starting.provisioning();
-    let js = async_nats::jetstream::new(client.clone());
-    match retry
-        .ensure_streams(&js, &config.streams.options(), shutdown.as_mut())
-        .await
-    {
-        Ok(Some(())) => Ok(Some(client)),
-        Ok(None) => {
-            switchboard_bus::close(&client).await;
-            Ok(None)
-        }
-        Err(e) => {
-            switchboard_bus::close(&client).await;
-            Err(e.into())
-        }
-    }
 }

@@ -10,7 +10,6 @@
 mod config;
 pub mod freshness;
 mod handler;
-mod health;
 mod metrics;
 
 pub use config::Config;
@@ -20,8 +19,8 @@ use futures::future::{FusedFuture, FutureExt};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use switchboard_bus::health::{self, Health};
 use switchboard_bus::{BusError, Publisher, router_inbound};
 use switchboard_projections::{Follower, ProjectionError, Store};
 use tokio::task::JoinSet;
@@ -45,41 +44,8 @@ pub enum RouterError {
     },
 }
 
-/// Resolves on SIGTERM or SIGINT. The signal handlers are installed when this is called, not
-/// when the future is first polled, so a signal that arrives while the router is still starting
-/// is not lost (with the default disposition it would kill the process instead).
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        match signals {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = int.recv() => {},
-                }
-            }
-            (term, int) => {
-                for e in [term.err(), int.err()].into_iter().flatten() {
-                    tracing::warn!(error = %e, "cannot install a signal handler");
-                }
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-        tracing::info!("shutdown requested");
-    }
-}
+/// Resolves on SIGTERM or SIGINT (the services' one shutdown signal).
+pub use switchboard_bus::runtime::shutdown_signal;
 
 /// Runs the router until `shutdown` resolves, then stops pulling, finishes and acknowledges
 /// the calls in flight, and drains the NATS connection. The health endpoints listen first;
@@ -91,30 +57,44 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// cannot decide with fresh settings any more; let it be restarted).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
     let mut shutdown = std::pin::pin!(shutdown.fuse());
-    let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(metrics::Metrics::new());
-    let status = health::Health::new(ready.clone(), metrics.clone());
-    let health = health::serve(config.http_addr, status.clone()).await?;
+    let status = Health::new(
+        "catching up with SETTINGS\n",
+        metrics.clone(),
+        metrics::Metrics::render,
+    );
+    let addr = config.http_addr;
+    let health = health::serve(addr, status.clone())
+        .await
+        .map_err(|source| RouterError::Http { addr, source })?;
 
-    let client = match start(&config, &status, shutdown.as_mut()).await {
+    let started = config
+        .nats
+        .connect_and_provision(
+            "switchboard-router",
+            &config.streams.options(),
+            |client| status.connected(client.clone()),
+            shutdown.as_mut(),
+        )
+        .await;
+    let client = match started {
         Ok(Some(client)) => client,
         Ok(None) => {
-            health.abort();
             tracing::info!("stopped before start-up completed");
             return Ok(());
         }
         Err(e) => {
-            health.abort();
             tracing::error!(error = %e, "start-up failed");
-            return Err(e);
+            return Err(e.into());
         }
     };
+    status.started();
     let js = async_nats::jetstream::new(client.clone());
 
-    let outcome = route_calls(&config, js, &ready, &metrics, shutdown).await;
+    let outcome = route_calls(&config, js, &status, &metrics, shutdown).await;
 
-    ready.store(false, Ordering::SeqCst);
-    health.abort();
+    status.set_ready(false);
+    drop(health);
     switchboard_bus::close(&client).await;
     match &outcome {
         Ok(()) => tracing::info!("stopped"),
@@ -123,48 +103,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     outcome
 }
 
-/// Connects to NATS and provisions the streams, both retried until they succeed; `None` when
-/// `shutdown` resolved first.
-async fn start<S: Future<Output = ()>>(
-    config: &Config,
-    status: &health::Health,
-    mut shutdown: Pin<&mut S>,
-) -> Result<Option<async_nats::Client>, RouterError> {
-    let retry = config.nats.startup_retry();
-    let Some(client) = config
-        .nats
-        .connect_with_retry("switchboard-router", &retry, shutdown.as_mut())
-        .await?
-    else {
-        return Ok(None);
-    };
-    status.connected(client.clone());
-    let js = async_nats::jetstream::new(client.clone());
-    match retry
-        .ensure_streams(&js, &config.streams.options(), shutdown.as_mut())
-        .await
-    {
-        Ok(Some(())) => {
-            status.set_phase(health::Phase::Started);
-            Ok(Some(client))
-        }
-        Ok(None) => {
-            switchboard_bus::close(&client).await;
-            Ok(None)
-        }
-        Err(e) => {
-            switchboard_bus::close(&client).await;
-            Err(e.into())
-        }
-    }
-}
-
 /// Start-up after the connection (projection, catch-up, consumer), then consuming until
 /// shutdown or a fatal projection error; the follower is shut down on every way out.
 async fn route_calls<S: FusedFuture<Output = ()>>(
     config: &Config,
     js: async_nats::jetstream::Context,
-    ready: &AtomicBool,
+    status: &Health,
     metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {
@@ -177,7 +121,7 @@ async fn route_calls<S: FusedFuture<Output = ()>>(
         () = shutdown.as_mut() => return Ok(()),
         follower = start => Arc::new(follower?),
     };
-    let outcome = consume_when_ready(config, js, &follower, ready, metrics, shutdown).await;
+    let outcome = consume_when_ready(config, js, &follower, status, metrics, shutdown).await;
     match Arc::try_unwrap(follower) {
         Ok(follower) => follower.shutdown().await,
         Err(_) => tracing::error!("the settings follower is still shared; not shut down"),
@@ -189,7 +133,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     config: &Config,
     js: async_nats::jetstream::Context,
     follower: &Arc<Follower>,
-    ready: &AtomicBool,
+    status: &Health,
     metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {
@@ -215,7 +159,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
         freshness_timeout: config.freshness_timeout(),
         consumer: spec,
     });
-    ready.store(true, Ordering::SeqCst);
+    status.set_ready(true);
     tracing::info!(
         settings_seq = follower.applied_seq(),
         "ready: projection caught up, consuming call.inbound"
@@ -241,7 +185,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     sampler.abort();
     // Its handle on the follower must be gone before the follower is shut down.
     let _ = sampler.await;
-    ready.store(false, Ordering::SeqCst);
+    status.set_ready(false);
     outcome.map_err(RouterError::from)
 }
 
