@@ -5,18 +5,21 @@
 
 use crate::read::{Flow, Progress, Start, scan};
 use crate::replay::{FieldDiff, compare};
-use crate::settings::{self, SettingsLog, TenantSettings, summary};
+use crate::settings::{SettingsLog, TenantSettings, summary};
 use crate::table;
 use crate::{AuditError, settings::Versioned};
 use serde::Serialize;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::{
     CallDial, CallInbound, CallRejected, CallRoute, CallStatus, E164, EntityId, Envelope,
-    SettingsChange, TenantId, phone::mask,
+    FinalAction, Region, SettingsChange, TenantId, phone::mask,
 };
-use switchboard_projections::Projection;
-use switchboard_routing::TenantState;
+use switchboard_projections::{Projection, Record};
+use switchboard_routing::{
+    ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -328,7 +331,7 @@ pub async fn explain(
                     if m.seq > upto {
                         return Ok(Flow::Stop);
                     }
-                    let record = settings::record(m.seq, &m.subject, &m.payload);
+                    let record = Record::decode(m.seq, &m.subject, &m.payload);
                     if let Some(change) = &record.change {
                         log.apply(m.seq, m.time, change);
                     }
@@ -338,81 +341,121 @@ pub async fn explain(
             )
             .await?;
         }
-        if let Some(settings) = log.tenant(&tenant) {
-            life.settings = relevant(settings, call);
-        }
+        // Decided again through a view that notes what the routing core looks up: the
+        // settings shown are exactly those the decision read, whatever the rules read.
         let empty = TenantState::new(tenant.clone());
-        let state = projection.tenant(&tenant).unwrap_or(&empty);
-        life.replay = Some(compare(route, &switchboard_routing::decide(call, state)));
+        let reads = Reads::new(projection.tenant(&tenant).unwrap_or(&empty));
+        let decision = switchboard_routing::decide(call, &reads);
+        if let Some(settings) = log.tenant(&tenant) {
+            life.settings = reads.settings(settings);
+        }
+        life.replay = Some(compare(route, &decision));
     }
     Ok(Some(life))
 }
 
-/// The entities a decision for `call` reads: the company, the dialed number, the caller's (or
-/// named) leads and their users.
-fn relevant(settings: &TenantSettings, call: &CallInbound) -> Vec<SettingView> {
-    let region = settings.region();
-    let mut views = Vec::new();
-    let mut push = |v: &Versioned<SettingsChange>, entity: String| {
-        views.push(SettingView {
-            at: stamp(v.seq, v.time),
-            entity,
-            version: v.data.version(),
-            summary: summary(&v.data),
-        });
-    };
-    let wrap = |seq, time, data| Versioned { seq, time, data };
-    if let Some(c) = &settings.company {
-        push(
-            &wrap(c.seq, c.time, SettingsChange::Company(c.data.clone())),
-            "company/main".into(),
-        );
-    }
-    if let Ok(dialed) = E164::lookup_key(&call.to, region)
-        && let Some(n) = settings.numbers.get(&dialed)
-    {
-        push(
-            &wrap(n.seq, n.time, SettingsChange::Number(n.data.clone())),
-            format!("number/{}", n.data.number),
-        );
-    }
-    let caller = E164::lookup_key(&call.from, region).ok();
-    let mut leads: BTreeSet<&EntityId> = BTreeSet::new();
-    if let Some(named) = &call.contact_id {
-        leads.insert(named);
-    }
-    if let Some(caller) = &caller {
-        for (id, c) in &settings.contacts {
-            if c.data
-                .phones
-                .iter()
-                .any(|p| E164::parse(p, region).ok().as_ref() == Some(caller))
-            {
-                leads.insert(id);
-            }
+/// A settings view that notes every entity looked up through it: what a decision read.
+struct Reads<'a, V> {
+    view: &'a V,
+    company: Cell<bool>,
+    numbers: RefCell<BTreeSet<E164>>,
+    contacts: RefCell<BTreeSet<EntityId>>,
+    users: RefCell<BTreeSet<EntityId>>,
+}
+
+impl<'a, V: SettingsView> Reads<'a, V> {
+    fn new(view: &'a V) -> Self {
+        Reads {
+            view,
+            company: Cell::new(false),
+            numbers: RefCell::default(),
+            contacts: RefCell::default(),
+            users: RefCell::default(),
         }
     }
-    let mut users: BTreeSet<&EntityId> = BTreeSet::new();
-    for id in leads {
-        if let Some(c) = settings.contacts.get(id) {
-            if let Some(u) = &c.data.assigned_user_id {
-                users.insert(u);
-            }
+
+    /// The entities read, as stored in `settings`: the company, the numbers, the contacts
+    /// (leads), then their users, each kind in key order.
+    fn settings(&self, settings: &TenantSettings) -> Vec<SettingView> {
+        let mut views = Vec::new();
+        let mut push = |v: &Versioned<SettingsChange>, entity: String| {
+            views.push(SettingView {
+                at: stamp(v.seq, v.time),
+                entity,
+                version: v.data.version(),
+                summary: summary(&v.data),
+            });
+        };
+        let wrap = |seq, time, data| Versioned { seq, time, data };
+        if let Some(c) = settings.company.as_ref().filter(|_| self.company.get()) {
             push(
-                &wrap(c.seq, c.time, SettingsChange::Contact(c.data.clone())),
-                format!("contact/{id}"),
+                &wrap(c.seq, c.time, SettingsChange::Company(c.data.clone())),
+                "company/main".into(),
             );
         }
-    }
-    for id in users {
-        if let Some(u) = settings.users.get(id) {
-            push(
-                &wrap(u.seq, u.time, SettingsChange::User(u.data.clone())),
-                format!("user/{id}"),
-            );
+        for n in self.numbers.borrow().iter() {
+            if let Some(n) = settings.numbers.get(n) {
+                push(
+                    &wrap(n.seq, n.time, SettingsChange::Number(n.data.clone())),
+                    format!("number/{}", n.data.number),
+                );
+            }
         }
+        for id in self.contacts.borrow().iter() {
+            if let Some(c) = settings.contacts.get(id) {
+                push(
+                    &wrap(c.seq, c.time, SettingsChange::Contact(c.data.clone())),
+                    format!("contact/{id}"),
+                );
+            }
+        }
+        for id in self.users.borrow().iter() {
+            if let Some(u) = settings.users.get(id) {
+                push(
+                    &wrap(u.seq, u.time, SettingsChange::User(u.data.clone())),
+                    format!("user/{id}"),
+                );
+            }
+        }
+        views
     }
-    views
+}
+
+impl<V: SettingsView> SettingsView for Reads<'_, V> {
+    fn region(&self) -> Region {
+        self.company.set(true);
+        self.view.region()
+    }
+
+    fn company_phone(&self) -> Option<&SettingPhone> {
+        self.company.set(true);
+        self.view.company_phone()
+    }
+
+    fn final_action(&self) -> Option<&FinalAction> {
+        self.company.set(true);
+        self.view.final_action()
+    }
+
+    fn number(&self, number: &E164) -> Option<NumberView<'_>> {
+        self.numbers.borrow_mut().insert(number.clone());
+        self.view.number(number)
+    }
+
+    fn user(&self, user_id: &EntityId) -> Option<UserView<'_>> {
+        self.users.borrow_mut().insert(user_id.clone());
+        self.view.user(user_id)
+    }
+
+    fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>> {
+        self.contacts.borrow_mut().insert(contact_id.clone());
+        self.view.contact(contact_id)
+    }
+
+    /// Not noted: the contacts found are looked up one by one, and noted then.
+    fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
+        self.view.contacts_with_phone(phone)
+    }
 }
 
 /// Masks every run of digits long enough to be a phone number in free text (carrier errors

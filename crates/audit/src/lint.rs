@@ -9,6 +9,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::{CallInbound, E164, EntityId, Envelope, Region, TenantId};
+use switchboard_projections::Record;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -329,7 +330,7 @@ pub async fn lint(
         progress,
         "reading SETTINGS",
         |m| {
-            if let Some(change) = crate::settings::record(m.seq, &m.subject, &m.payload).change {
+            if let Some(change) = Record::decode(m.seq, &m.subject, &m.payload).change {
                 log.apply(m.seq, m.time, &change);
             }
             Ok(Flow::Continue)

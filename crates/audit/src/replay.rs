@@ -7,8 +7,8 @@
 //! `settings_seq`, and no state is ever rebuilt twice. Only a digest of each recorded decision
 //! is held; the few that differ are read again to say how.
 
+use crate::AuditError;
 use crate::read::{self, Flow, Progress, Selection, Start, scan};
-use crate::{AuditError, settings};
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -483,7 +483,7 @@ pub async fn replay_with(
                 if m.seq > last {
                     return Ok(Flow::Stop);
                 }
-                replayer.settings(&settings::record(m.seq, &m.subject, &m.payload));
+                replayer.settings(&Record::decode(m.seq, &m.subject, &m.payload));
                 let decided = replayer.decided();
                 if decided - reported >= 1024 {
                     progress.advance((decided - reported) as u64);

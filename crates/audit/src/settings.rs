@@ -1,26 +1,15 @@
-//! Settings as the router saw them: SETTINGS messages decoded exactly as its follower decodes
-//! them (what it could not apply changes nothing), and [`SettingsLog`], the latest applied
-//! event of every entity with the stream sequence and time it was stored at — what explain
-//! shows as "the settings in force" and what lint inspects.
+//! Settings as the router saw them: [`SettingsLog`], the latest applied event of every entity
+//! with the stream sequence and time it was stored at — what explain shows as "the settings in
+//! force" and what lint inspects. SETTINGS messages are decoded by the router's own decoder
+//! ([`switchboard_projections::Record::decode`]: what it could not apply changes nothing) and
+//! applied under the same version guard ([`SettingsChange::supersedes`]).
 
 use std::collections::BTreeMap;
 use switchboard_contracts::{
     CompanySettings, ContactSettings, E164, EntityId, NumberSettings, Region, SettingsChange,
     TenantId, UserSettings,
 };
-use switchboard_projections::Record;
 use time::OffsetDateTime;
-
-/// Decodes a SETTINGS message as the router's follower does: an event it would have rejected
-/// (undecodable, or a version beyond what its store holds), and the rejection records
-/// themselves, only advance the position.
-pub fn record(seq: u64, subject: &str, payload: &[u8]) -> Record {
-    let change = match SettingsChange::decode(payload, subject) {
-        Ok(change) if i64::try_from(change.version()).is_ok() => Some(change),
-        _ => None,
-    };
-    Record { seq, change }
-}
 
 /// An entity's latest event, with where and when it was stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,20 +56,20 @@ pub struct SettingsLog {
     pub tenants: BTreeMap<TenantId, TenantSettings>,
 }
 
-/// Stores `data` under the version guard (as `TenantState` applies it): only a newer version
-/// replaces what is there. Returns whether it did.
+/// Stores `data` of `change` under the version guard: only a change that supersedes what is
+/// there replaces it. Returns whether it did.
 fn guarded<K: Ord, T>(
     map: &mut BTreeMap<K, Versioned<T>>,
     key: K,
+    change: &SettingsChange,
     version: impl Fn(&T) -> u64,
     new: Versioned<T>,
 ) -> bool {
-    match map.get(&key) {
-        Some(current) if version(&current.data) >= version(&new.data) => false,
-        _ => {
-            map.insert(key, new);
-            true
-        }
+    if change.supersedes(map.get(&key).map(|current| version(&current.data))) {
+        map.insert(key, new);
+        true
+    } else {
+        false
     }
 }
 
@@ -95,11 +84,7 @@ impl SettingsLog {
         let tenant = self.tenants.entry(change.tenant_id().clone()).or_default();
         match change {
             SettingsChange::Company(c) => {
-                if tenant
-                    .company
-                    .as_ref()
-                    .is_none_or(|current| current.data.version < c.version)
-                {
+                if change.supersedes(tenant.company.as_ref().map(|current| current.data.version)) {
                     tenant.company = Some(Versioned {
                         seq,
                         time,
@@ -117,7 +102,13 @@ impl SettingsLog {
                     time,
                     data: n.clone(),
                 };
-                if guarded(&mut tenant.numbers, n.number.clone(), |d| d.version, new) {
+                if guarded(
+                    &mut tenant.numbers,
+                    n.number.clone(),
+                    change,
+                    |d| d.version,
+                    new,
+                ) {
                     if !n.released {
                         tenant.released_at.remove(&n.number);
                     } else if !was_released {
@@ -131,7 +122,13 @@ impl SettingsLog {
                     time,
                     data: u.clone(),
                 };
-                guarded(&mut tenant.users, u.user_id.clone(), |d| d.version, new);
+                guarded(
+                    &mut tenant.users,
+                    u.user_id.clone(),
+                    change,
+                    |d| d.version,
+                    new,
+                );
             }
             SettingsChange::Contact(c) => {
                 let new = Versioned {
@@ -142,6 +139,7 @@ impl SettingsLog {
                 guarded(
                     &mut tenant.contacts,
                     c.contact_id.clone(),
+                    change,
                     |d| d.version,
                     new,
                 );

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use switchboard_bus::SETTINGS;
 use switchboard_contracts::{Rule, SettingsChange, TenantId, phone::mask};
-use switchboard_projections::Projection;
+use switchboard_projections::{Projection, Record};
 use switchboard_routing::{Decision, TenantState, decide};
 
 /// Calls per rule.
@@ -76,13 +76,6 @@ fn routes_differ(a: &Decision, b: &Decision) -> bool {
     a.rule != b.rule || a.target != b.target || a.fallbacks != b.fallbacks
 }
 
-const RULES: [Rule; 4] = [
-    Rule::AssignedUser,
-    Rule::ForwardingNumber,
-    Rule::CompanyPhone,
-    Rule::NoRoute,
-];
-
 fn with_version(change: &SettingsChange, version: u64) -> SettingsChange {
     let mut change = change.clone();
     match &mut change {
@@ -113,7 +106,7 @@ pub fn propose(
         });
         let (entity, id) = change.key();
         let change = match state.version_of(entity, &id) {
-            Some(v) if v >= change.version() => {
+            Some(v) if !change.supersedes(Some(v)) => {
                 notes.push(format!(
                     "{tenant} {entity}/{}: version {} is not newer than the current {v}; tried as {}",
                     if entity == "number" { mask(&id) } else { id.clone() },
@@ -163,7 +156,7 @@ pub async fn what_if(
         progress,
         "reading SETTINGS",
         |m| {
-            current.apply(&crate::settings::record(m.seq, &m.subject, &m.payload));
+            current.apply(&Record::decode(m.seq, &m.subject, &m.payload));
             Ok(Flow::Continue)
         },
     )
@@ -175,7 +168,7 @@ pub async fn what_if(
         notes,
         ..WhatIfReport::default()
     };
-    let mut counts: BTreeMap<Rule, RuleCounts> = RULES
+    let mut counts: BTreeMap<Rule, RuleCounts> = Rule::ALL
         .iter()
         .map(|r| {
             (

@@ -156,29 +156,47 @@ impl EventData for CallInbound {
     }
 }
 
-/// Which rule of the routing spec produced a decision (or a target).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
+/// Declares [`Rule`] once: each variant with its wire name; the enum, [`Rule::as_str`],
+/// [`Rule::ALL`] and [`Rule::index`] all come from this one list, so a new rule is one line
+/// here (and one in `proto/`, which the conformance test checks against [`Rule::ALL`]).
+macro_rules! rules {
+    ($($(#[$doc:meta])* $variant:ident => $wire:literal,)+) => {
+        /// Which rule of the routing spec produced a decision (or a target).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Rule {
+            $($(#[$doc])* #[serde(rename = $wire)] $variant,)+
+        }
+
+        impl Rule {
+            /// Every rule, in the spec's order (which is also [`Rule::index`]'s and `Ord`'s):
+            /// what metrics, reports and tests iterate instead of listing the rules again.
+            pub const ALL: [Rule; [$(Rule::$variant),+].len()] = [$(Rule::$variant),+];
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Rule::$variant => $wire,)+
+                }
+            }
+        }
+    };
+}
+
+rules! {
     /// The lead's assigned user has a phone: ring it.
-    AssignedUser,
+    AssignedUser => "assigned_user",
     /// The dialed number's forwarding number.
-    ForwardingNumber,
+    ForwardingNumber => "forwarding_number",
     /// The tenant's company phone.
-    CompanyPhone,
+    CompanyPhone => "company_phone",
     /// Nothing to ring: only the final action runs.
-    NoRoute,
+    NoRoute => "no_route",
 }
 
 impl Rule {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Rule::AssignedUser => "assigned_user",
-            Rule::ForwardingNumber => "forwarding_number",
-            Rule::CompanyPhone => "company_phone",
-            Rule::NoRoute => "no_route",
-        }
+    /// The rule's position in [`Rule::ALL`] (for arrays indexed by rule).
+    pub const fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -765,6 +783,51 @@ impl SettingsChange {
             Self::User(s) => (entity::USER, s.user_id.to_string()),
             Self::Contact(s) => (entity::CONTACT, s.contact_id.to_string()),
         }
+    }
+
+    /// The per-entity version guard, the one rule every holder of settings applies (the
+    /// routing state, the projection store's upsert, the audit's settings log): this change
+    /// replaces what is held for its entity only when nothing is, or its version is newer than
+    /// the `current` one. An older or equal version changes nothing, so duplicates and
+    /// out-of-order deliveries converge.
+    pub fn supersedes(&self, current: Option<u64>) -> bool {
+        current.is_none_or(|current| self.version() > current)
+    }
+
+    /// The event's `data` as one JSON document (the contract's own serialization, so every
+    /// field the contract knows, and only those): what the projection store keeps per entity,
+    /// read back with [`SettingsChange::from_data_json`].
+    pub fn to_data_json(&self) -> Result<String, ContractError> {
+        let json = match self {
+            Self::Company(s) => serde_json::to_string(s),
+            Self::Number(s) => serde_json::to_string(s),
+            Self::User(s) => serde_json::to_string(s),
+            Self::Contact(s) => serde_json::to_string(s),
+        };
+        json.map_err(|e| ContractError::Malformed(format!("cannot encode settings data: {e}")))
+    }
+
+    /// Reads the `data` document of a settings event of kind `entity` (`company`, `number`,
+    /// `user`, `contact`) through the same types and validation as [`SettingsChange::decode`]:
+    /// a field the document lacks takes the default the contract gives it, as in an event.
+    pub fn from_data_json(entity: &str, json: &str) -> Result<Self, ContractError> {
+        fn typed<T: EventData>(json: &str) -> Result<T, ContractError> {
+            let data: T = serde_json::from_str(json)
+                .map_err(|e| ContractError::Malformed(format!("`data` of {}: {e}", T::TYPE)))?;
+            data.validate()?;
+            Ok(data)
+        }
+        Ok(match entity {
+            entity::COMPANY => Self::Company(typed(json)?),
+            entity::NUMBER => Self::Number(typed(json)?),
+            entity::USER => Self::User(typed(json)?),
+            entity::CONTACT => Self::Contact(typed(json)?),
+            other => {
+                return Err(ContractError::Malformed(format!(
+                    "{other:?} is not a settings entity kind"
+                )));
+            }
+        })
     }
 }
 

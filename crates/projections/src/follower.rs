@@ -2,6 +2,7 @@
 //! rejection for what cannot be applied, commits each batch to the store, then applies it to
 //! the shared in-memory projection and announces the new sequence.
 
+use crate::decode::{Decoded, decode};
 use crate::{Projection, ProjectionError, Record, Store};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
@@ -9,9 +10,7 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use switchboard_bus::{Publisher, SETTINGS, TraceContext};
-use switchboard_contracts::{
-    ContractError, Envelope, EventData, Rejection, SettingsChange, SettingsRejected,
-};
+use switchboard_contracts::{ContractError, Envelope, Rejection, SettingsRejected};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -202,14 +201,6 @@ struct Delivered {
     message: jetstream::Message,
 }
 
-/// The outcome of decoding one message.
-enum Decoded {
-    Change(SettingsChange),
-    /// Our own audit record of an earlier rejection.
-    Skip,
-    Reject(ContractError),
-}
-
 struct Task {
     js: jetstream::Context,
     store: Store,
@@ -291,7 +282,7 @@ impl Task {
     ) -> Result<(), Halt> {
         let mut records = Vec::with_capacity(batch.len());
         for d in &batch {
-            let change = match decode(d) {
+            let change = match decode(d.message.subject.as_str(), &d.message.payload) {
                 Decoded::Change(change) => Some(change),
                 Decoded::Skip => None,
                 Decoded::Reject(err) => {
@@ -408,27 +399,6 @@ fn delivered(
             None
         }
     }
-}
-
-fn decode(d: &Delivered) -> Decoded {
-    match SettingsChange::decode(&d.message.payload, d.message.subject.as_str()) {
-        Ok(change) if i64::try_from(change.version()).is_err() => Decoded::Reject(
-            ContractError::Malformed("`version` exceeds 9223372036854775807".into()),
-        ),
-        Ok(change) => Decoded::Change(change),
-        // Our own audit records, on their own subjects; anything else is refused and filed.
-        Err(ContractError::UnexpectedType { found, .. })
-            if found == SettingsRejected::TYPE && is_rejection_subject(&d.message.subject) =>
-        {
-            Decoded::Skip
-        }
-        Err(err) => Decoded::Reject(err),
-    }
-}
-
-/// `settings.<tenant>.rejected.<seq>`.
-fn is_rejection_subject(subject: &str) -> bool {
-    subject.split('.').nth(2) == Some(switchboard_contracts::entity::REJECTED)
 }
 
 /// Runs `op` until it succeeds, retrying transient failures with exponential backoff.

@@ -1,8 +1,14 @@
 //! The durable projection: one row per entity, written with a version-guarded upsert, and the
 //! last applied SETTINGS sequence, written in the same transaction as the rows it covers.
+//!
+//! A row is the entity's key, its version (what the guard compares) and `data`: the event's
+//! `data` as one JSON document, written by [`SettingsChange::to_data_json`] and read back by
+//! [`SettingsChange::from_data_json`] — the contract's own types and validation. So a new
+//! optional settings field needs nothing here: documents stored before it read as its
+//! default, as events without it do.
 
 use crate::{Migrator, Projection, ProjectionError, Record};
-use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, QueryResult,
@@ -12,15 +18,14 @@ use sea_orm_migration::MigratorTrait;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::Duration;
-use switchboard_contracts::{
-    CompanySettings, ContactSettings, E164, EntityId, NumberSettings, SettingsChange, TenantId,
-    UserSettings,
-};
+use switchboard_contracts::{SettingsChange, TenantId, entity};
 
-/// Rows per `INSERT`: 500 rows × 6 columns stays far below SQLite's and PostgreSQL's limits on
+/// Rows per `INSERT`: 500 rows × 4 columns stays far below SQLite's and PostgreSQL's limits on
 /// bound parameters.
 const UPSERT_CHUNK: usize = 500;
 const POSITION: &str = "projection_position";
+/// The column holding an entity's settings document.
+pub(crate) const DATA: &str = "data";
 
 /// The projection store: SQLite (embedded default) or PostgreSQL (production), same schema.
 #[derive(Debug, Clone)]
@@ -67,10 +72,7 @@ impl Store {
         let mut projection = Projection::new();
         // Companies first: their region is how the other entities' numbers are read.
         for kind in Kind::ALL {
-            let select = Query::select()
-                .column(Asterisk)
-                .from(kind.table())
-                .to_owned();
+            let select = Query::select().column(DATA).from(kind.table()).to_owned();
             let rows = self
                 .db
                 .query_all(&select)
@@ -166,8 +168,8 @@ fn newest_per_entity<'a>(
             }
             Entry::Occupied(mut slot) => {
                 let (seq, current) = *slot.get();
-                let (new, old) = (change.version(), current.version());
-                if new > old || (new == old && record.seq < seq) {
+                let old = current.version();
+                if change.supersedes(Some(old)) || (change.version() == old && record.seq < seq) {
                     slot.insert((record.seq, change));
                 }
             }
@@ -183,8 +185,9 @@ fn newest_per_entity<'a>(
         .collect()
 }
 
-/// `INSERT … VALUES (…), (…) ON CONFLICT (tenant_id, key) DO UPDATE SET version = excluded.version,
-/// … WHERE excluded.version > <table>.version`, in chunks.
+/// `INSERT … VALUES (…), (…) ON CONFLICT (<key>) DO UPDATE SET version = excluded.version,
+/// data = excluded.data WHERE excluded.version > <table>.version`, in chunks: the version guard
+/// ([`SettingsChange::supersedes`]) in SQL.
 async fn upsert(
     conn: &impl ConnectionTrait,
     kind: Kind,
@@ -192,18 +195,32 @@ async fn upsert(
 ) -> Result<(), ProjectionError> {
     let table = kind.table();
     let on_conflict = OnConflict::columns(kind.key().iter().copied())
-        .update_columns(std::iter::once("version").chain(kind.data().iter().copied()))
+        .update_columns(["version", DATA])
         .action_and_where(Expr::col(("excluded", "version")).gt(Expr::col((table, "version"))))
         .to_owned();
+    write_rows(conn, kind, table, changes, Some(on_conflict)).await
+}
+
+/// Inserts the rows of `changes` into `table` (of `kind`'s layout) in chunks, with
+/// `on_conflict` if given.
+pub(crate) async fn write_rows(
+    conn: &impl ConnectionTrait,
+    kind: Kind,
+    table: &str,
+    changes: &[&SettingsChange],
+    on_conflict: Option<OnConflict>,
+) -> Result<(), ProjectionError> {
     for chunk in changes.chunks(UPSERT_CHUNK) {
         let mut insert = Query::insert();
-        insert.into_table(table).columns(kind.columns());
+        insert.into_table(table.to_owned()).columns(kind.columns());
         for change in chunk {
             insert
                 .values(values(change)?)
                 .map_err(|e| ProjectionError::Corrupt(format!("building an upsert: {e}")))?;
         }
-        insert.on_conflict(on_conflict.clone());
+        if let Some(on_conflict) = &on_conflict {
+            insert.on_conflict(on_conflict.clone());
+        }
         conn.execute(&insert)
             .await
             .map_err(ProjectionError::db("upsert settings"))?;
@@ -211,53 +228,21 @@ async fn upsert(
     Ok(())
 }
 
-/// The row of a change, in the order of [`Kind::columns`]: exactly what the event carried.
+/// The row of a change, in the order of [`Kind::columns`]: its key, version and document.
 fn values(change: &SettingsChange) -> Result<Vec<Expr>, ProjectionError> {
-    let tenant = Expr::val(change.tenant_id().as_str());
-    let version = Expr::val(to_i64("version", change.version())?);
-    Ok(match change {
-        SettingsChange::Company(c) => {
-            let final_action = match &c.final_action {
-                Some(action) => Some(
-                    serde_json::to_string(action)
-                        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?,
-                ),
-                None => None,
-            };
-            vec![
-                tenant,
-                version,
-                Expr::val(c.company_phone.clone()),
-                Expr::val(c.default_region.clone()),
-                Expr::val(final_action),
-            ]
-        }
-        SettingsChange::Number(n) => vec![
-            tenant,
-            Expr::val(n.number.as_str()),
-            version,
-            Expr::val(n.forwarding_number.clone()),
-            Expr::val(n.released),
-        ],
-        SettingsChange::User(u) => vec![
-            tenant,
-            Expr::val(u.user_id.as_str()),
-            version,
-            Expr::val(u.phone.clone()),
-            Expr::val(u.active),
-        ],
-        SettingsChange::Contact(c) => vec![
-            tenant,
-            Expr::val(c.contact_id.as_str()),
-            version,
-            Expr::val(
-                serde_json::to_string(&c.phones)
-                    .map_err(|e| ProjectionError::Corrupt(e.to_string()))?,
-            ),
-            Expr::val(c.assigned_user_id.as_ref().map(EntityId::as_str)),
-            Expr::val(c.deleted),
-        ],
-    })
+    let mut row = vec![Expr::val(change.tenant_id().as_str())];
+    match change {
+        SettingsChange::Company(_) => {}
+        SettingsChange::Number(n) => row.push(Expr::val(n.number.as_str())),
+        SettingsChange::User(u) => row.push(Expr::val(u.user_id.as_str())),
+        SettingsChange::Contact(c) => row.push(Expr::val(c.contact_id.as_str())),
+    }
+    row.push(Expr::val(to_i64("version", change.version())?));
+    let data = change
+        .to_data_json()
+        .map_err(|e| ProjectionError::Corrupt(e.to_string()))?;
+    row.push(Expr::val(data));
+    Ok(row)
 }
 
 fn to_i64(what: &str, value: u64) -> Result<i64, ProjectionError> {
@@ -270,13 +255,9 @@ fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, ProjectionEr
         .map_err(|e| ProjectionError::Corrupt(format!("reading `{column}`: {e}")))
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Corrupt(format!("stored {what} unreadable: {e}"))
-}
-
 /// The four entity tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Kind {
+pub(crate) enum Kind {
     Company,
     Number,
     User,
@@ -284,7 +265,8 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::Company, Kind::Number, Kind::User, Kind::Contact];
+    /// Companies first: their region is how the other entities' numbers are read.
+    pub(crate) const ALL: [Kind; 4] = [Kind::Company, Kind::Number, Kind::User, Kind::Contact];
 
     fn of(change: &SettingsChange) -> Kind {
         match change {
@@ -295,7 +277,7 @@ impl Kind {
         }
     }
 
-    fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             Kind::Company => "companies",
             Kind::Number => "numbers",
@@ -304,8 +286,18 @@ impl Kind {
         }
     }
 
+    /// The entity kind, as in subjects and [`SettingsChange::key`].
+    pub(crate) fn entity(self) -> &'static str {
+        match self {
+            Kind::Company => entity::COMPANY,
+            Kind::Number => entity::NUMBER,
+            Kind::User => entity::USER,
+            Kind::Contact => entity::CONTACT,
+        }
+    }
+
     /// The primary key.
-    fn key(self) -> &'static [&'static str] {
+    pub(crate) fn key(self) -> &'static [&'static str] {
         match self {
             Kind::Company => &["tenant_id"],
             Kind::Number => &["tenant_id", "number"],
@@ -314,70 +306,23 @@ impl Kind {
         }
     }
 
-    /// The columns after the key and `version`.
-    fn data(self) -> &'static [&'static str] {
-        match self {
-            Kind::Company => &["company_phone", "default_region", "final_action"],
-            Kind::Number => &["forwarding_number", "released"],
-            Kind::User => &["phone", "active"],
-            Kind::Contact => &["phones", "assigned_user_id", "deleted"],
-        }
-    }
-
-    fn columns(self) -> Vec<&'static str> {
+    /// The key, `version` and `data`.
+    pub(crate) fn columns(self) -> Vec<&'static str> {
         let mut columns = self.key().to_vec();
-        columns.push("version");
-        columns.extend_from_slice(self.data());
+        columns.extend(["version", DATA]);
         columns
     }
 
     /// Turns a row back into the change that wrote it.
     fn decode(self, row: &QueryResult) -> Result<SettingsChange, ProjectionError> {
-        let tenant_id =
-            TenantId::new(get::<String>(row, "tenant_id")?).map_err(|e| corrupt("tenant id", e))?;
-        let version: i64 = get(row, "version")?;
-        let version = u64::try_from(version).map_err(|e| corrupt("version", e))?;
-        let entity = |column: &'static str| -> Result<EntityId, ProjectionError> {
-            EntityId::parse(column, get::<String>(row, column)?).map_err(|e| corrupt(column, e))
-        };
-        Ok(match self {
-            Kind::Company => SettingsChange::Company(CompanySettings {
-                tenant_id,
-                version,
-                company_phone: get(row, "company_phone")?,
-                default_region: get(row, "default_region")?,
-                final_action: get::<Option<String>>(row, "final_action")?
-                    .map(|json| serde_json::from_str(&json))
-                    .transpose()
-                    .map_err(|e| corrupt("final action", e))?,
-            }),
-            Kind::Number => SettingsChange::Number(NumberSettings {
-                tenant_id,
-                version,
-                number: E164::parse_strict(&get::<String>(row, "number")?)
-                    .map_err(|e| corrupt("number", e))?,
-                forwarding_number: get(row, "forwarding_number")?,
-                released: get(row, "released")?,
-            }),
-            Kind::User => SettingsChange::User(UserSettings {
-                tenant_id,
-                version,
-                user_id: entity("user_id")?,
-                phone: get(row, "phone")?,
-                active: get(row, "active")?,
-            }),
-            Kind::Contact => SettingsChange::Contact(ContactSettings {
-                tenant_id,
-                version,
-                contact_id: entity("contact_id")?,
-                phones: serde_json::from_str(&get::<String>(row, "phones")?)
-                    .map_err(|e| corrupt("phones", e))?,
-                assigned_user_id: get::<Option<String>>(row, "assigned_user_id")?
-                    .map(|id| EntityId::parse("assigned_user_id", id))
-                    .transpose()
-                    .map_err(|e| corrupt("assigned user id", e))?,
-                deleted: get(row, "deleted")?,
-            }),
+        let data: String = get(row, DATA)?;
+        // The code only: the reason may quote the document, phone numbers included.
+        SettingsChange::from_data_json(self.entity(), &data).map_err(|e| {
+            ProjectionError::Corrupt(format!(
+                "a stored {} document is unreadable ({})",
+                self.entity(),
+                e.code()
+            ))
         })
     }
 }

@@ -490,9 +490,11 @@ fn normalize(raw: &Option<String>, region: Region) -> Option<SettingPhone> {
     raw.as_deref().map(|r| SettingPhone::normalize(r, region))
 }
 
-fn guard(current: Option<u64>, new: u64) -> Option<Applied> {
+/// The version guard ([`SettingsChange::supersedes`]): `Stale` unless `change` is newer than
+/// the `current` version of its entity.
+fn guard(change: &SettingsChange, current: Option<u64>) -> Option<Applied> {
     match current {
-        Some(current) if current >= new => Some(Applied::Stale { current }),
+        Some(current) if !change.supersedes(Some(current)) => Some(Applied::Stale { current }),
         _ => None,
     }
 }
@@ -554,7 +556,7 @@ impl TenantState {
         let region = self.region();
         Ok(match change {
             SettingsChange::Company(c) => {
-                if let Some(stale) = guard(self.company.as_ref().map(|c| c.version), c.version) {
+                if let Some(stale) = guard(change, self.company.as_ref().map(|c| c.version)) {
                     return Ok(stale);
                 }
                 let new_region = c
@@ -574,9 +576,7 @@ impl TenantState {
                 Applied::Changed
             }
             SettingsChange::Number(n) => {
-                if let Some(stale) =
-                    guard(self.numbers.get(&n.number).map(|n| n.version), n.version)
-                {
+                if let Some(stale) = guard(change, self.numbers.get(&n.number).map(|n| n.version)) {
                     return Ok(stale);
                 }
                 self.numbers.insert(
@@ -595,7 +595,7 @@ impl TenantState {
                 let current = handle
                     .and_then(|h| self.users[h].settings.as_ref())
                     .map(|s| s.version);
-                if let Some(stale) = guard(current, u.version) {
+                if let Some(stale) = guard(change, current) {
                     return Ok(stale);
                 }
                 let settings = Some(User {
@@ -617,7 +617,7 @@ impl TenantState {
             }
             SettingsChange::Contact(c) => {
                 let handle = self.contacts.find(&c.contact_id);
-                if let Some(stale) = guard(handle.map(|h| self.contacts[h].version), c.version) {
+                if let Some(stale) = guard(change, handle.map(|h| self.contacts[h].version)) {
                     return Ok(stale);
                 }
                 let assigned_user = c.assigned_user_id.as_ref().map(|id| {

@@ -26,30 +26,14 @@ type Labels1 = [(&'static str, &'static str); 1];
 /// Every metric of the router, in one registry.
 pub(crate) struct Metrics {
     registry: Registry,
-    /// Indexed by [`rule_index`].
-    decisions: [Counter; 4],
+    /// One per rule, indexed by [`Rule::index`].
+    decisions: [Counter; Rule::ALL.len()],
     decision_seconds: Histogram,
     redeliveries: Counter,
     rejections: Family<Labels1, Counter>,
     pending: Gauge,
     ack_pending: Gauge,
     projection_lag: Gauge,
-}
-
-const RULES: [Rule; 4] = [
-    Rule::AssignedUser,
-    Rule::ForwardingNumber,
-    Rule::CompanyPhone,
-    Rule::NoRoute,
-];
-
-fn rule_index(rule: Rule) -> usize {
-    match rule {
-        Rule::AssignedUser => 0,
-        Rule::ForwardingNumber => 1,
-        Rule::CompanyPhone => 2,
-        Rule::NoRoute => 3,
-    }
 }
 
 impl Metrics {
@@ -62,7 +46,8 @@ impl Metrics {
             "Decisions published and acknowledged by JetStream, by rule (a redelivered call decided again counts again)",
             by_rule.clone(),
         );
-        let decisions = RULES.map(|rule| by_rule.get_or_create(&[("rule", rule.as_str())]).clone());
+        let decisions =
+            Rule::ALL.map(|rule| by_rule.get_or_create(&[("rule", rule.as_str())]).clone());
         let decision_seconds = Histogram::new(switchboard_telemetry::metrics::latency_buckets());
         registry.register(
             "decision_duration_seconds",
@@ -113,7 +98,7 @@ impl Metrics {
 
     /// A call decided by `rule`, `took` after it was received.
     pub(crate) fn decided(&self, rule: Rule, took: Duration) {
-        self.decisions[rule_index(rule)].inc();
+        self.decisions[rule.index()].inc();
         self.decision_seconds.observe(took.as_secs_f64());
     }
 

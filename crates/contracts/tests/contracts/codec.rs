@@ -610,3 +610,72 @@ fn call_status_is_one_event_per_step_with_twilio_statuses_mapped() {
         ContractError::SubjectMismatch { .. }
     ));
 }
+
+/// The projection store keeps each entity as its event's `data` document: written by
+/// `to_data_json`, read back by `from_data_json` through the event's own types and validation.
+#[test]
+fn settings_data_documents_round_trip_and_take_defaults_for_absent_fields() {
+    for name in [
+        "switchboard.settings.company.v1.json",
+        "switchboard.settings.number.v1.json",
+        "switchboard.settings.number.v1.released.json",
+        "switchboard.settings.user.v1.json",
+        "switchboard.settings.contact.v1.json",
+    ] {
+        let example = example_json(name);
+        let subject = match SettingsChange::decode(&body(&example), "settings.x.y.z") {
+            Err(ContractError::SubjectMismatch { expected, .. }) => expected,
+            other => panic!("{name}: {other:?}"),
+        };
+        let change = SettingsChange::decode(&body(&example), &subject).expect("decodes");
+        let json = change.to_data_json().expect("encodes");
+        let (entity, _) = change.key();
+        assert_eq!(
+            SettingsChange::from_data_json(entity, &json).expect("reads back"),
+            change,
+            "{name}"
+        );
+        // The event's own `data`, as sent, reads the same.
+        let data = serde_json::to_string(&example["data"]).expect("JSON");
+        assert_eq!(
+            SettingsChange::from_data_json(entity, &data).expect("reads"),
+            change,
+            "{name}"
+        );
+    }
+
+    // A document without the optional fields (one stored before a field existed) reads with
+    // the contract's defaults.
+    let bare = r#"{"tenant_id":"acme","version":3,"number":"+16502530000"}"#;
+    match SettingsChange::from_data_json("number", bare).expect("reads") {
+        SettingsChange::Number(n) => {
+            assert_eq!(n.version, 3);
+            assert_eq!(n.forwarding_number, None);
+            assert!(!n.released);
+        }
+        other => panic!("{other:?}"),
+    }
+    let bare = r#"{"tenant_id":"acme","version":1}"#;
+    match SettingsChange::from_data_json("company", bare).expect("reads") {
+        SettingsChange::Company(c) => {
+            assert_eq!(
+                (c.company_phone, c.default_region, c.final_action),
+                (None, None, None)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Validated as an event is.
+    let zero = r#"{"tenant_id":"acme","version":0,"user_id":"u1"}"#;
+    assert_eq!(
+        SettingsChange::from_data_json("user", zero),
+        Err(ContractError::Version)
+    );
+    let bad_number = r#"{"tenant_id":"acme","version":1,"number":"6502530000"}"#;
+    assert!(matches!(
+        SettingsChange::from_data_json("number", bad_number),
+        Err(ContractError::InvalidPhone { .. })
+    ));
+    assert!(SettingsChange::from_data_json("rejected", "{}").is_err());
+}

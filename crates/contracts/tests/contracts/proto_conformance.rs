@@ -232,22 +232,18 @@ fn enum_value_names_are_the_rust_wire_names() {
     let rule = pool()
         .get_enum_by_name("switchboard.v1.Rule")
         .expect("Rule");
-    let rules = [
-        Rule::AssignedUser,
-        Rule::ForwardingNumber,
-        Rule::CompanyPhone,
-        Rule::NoRoute,
-    ];
     let names: Vec<String> = rule
         .values()
         .filter(|v| v.number() != 0)
         .map(|v| v.name().to_string())
         .collect();
-    let wire: Vec<String> = rules
+    let wire: Vec<String> = Rule::ALL
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(i, r)| {
             let json = serde_json::to_value(r).expect("JSON");
             assert_eq!(json, r.as_str(), "serde and as_str agree");
+            assert_eq!(r.index(), i, "Rule::index is the position in Rule::ALL");
             r.as_str().to_string()
         })
         .collect();
@@ -1055,11 +1051,12 @@ mod strategies {
         (
             e164(),
             prop::option::of(entity_id()),
-            prop::sample::select(vec![
-                Rule::AssignedUser,
-                Rule::ForwardingNumber,
-                Rule::CompanyPhone,
-            ]),
+            prop::sample::select(
+                Rule::ALL
+                    .into_iter()
+                    .filter(|r| *r != Rule::NoRoute)
+                    .collect::<Vec<_>>(),
+            ),
         )
             .prop_map(|(number, user_id, rule)| Target {
                 number,
@@ -1093,12 +1090,7 @@ mod strategies {
         (
             call_id(),
             tenant(),
-            prop::sample::select(vec![
-                Rule::AssignedUser,
-                Rule::ForwardingNumber,
-                Rule::CompanyPhone,
-                Rule::NoRoute,
-            ]),
+            prop::sample::select(Rule::ALL.to_vec()),
             target(),
             prop::collection::vec(target(), 0..4),
             final_action(),

@@ -5,7 +5,9 @@
 // only inside `#[test]` functions): a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod decode;
 mod follower;
+mod migration;
 mod properties;
 mod store;
 mod support;

@@ -821,7 +821,7 @@ pub fn undialed(audit: &Audit, ledger: &Ledger) -> Vec<String> {
                 && *kind == DialEventKind::StepFailed
                 && reason
                     .as_deref()
-                    .is_some_and(|r| r.contains("dialer stopped before the carrier confirmed"))
+                    .is_some_and(|r| r.contains("not retried, so nobody is rung twice"))
         })
         .map(|(call, ..)| call.as_str())
         .collect();
