@@ -18,7 +18,7 @@ use switchboard_contracts::{
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{
-    ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView,
+    CompanyView, ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -435,6 +435,11 @@ impl<V: SettingsView> SettingsView for Reads<'_, V> {
     fn final_action(&self) -> Option<&FinalAction> {
         self.company.set(true);
         self.view.final_action()
+    }
+
+    fn company(&self) -> CompanyView<'_> {
+        self.company.set(true);
+        self.view.company()
     }
 
     fn number(&self, number: &E164) -> Option<NumberView<'_>> {

@@ -8,7 +8,9 @@ use crate::{AuditError, table};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_bus::{CALLS, SETTINGS};
-use switchboard_contracts::{CallInbound, E164, EntityId, Envelope, Region, TenantId};
+use switchboard_contracts::{
+    AfterHoursKind, CallInbound, E164, EntityId, Envelope, Region, Schedule, TenantId,
+};
 use switchboard_projections::Record;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -20,7 +22,10 @@ pub struct Finding {
     pub tenant_id: TenantId,
     /// A stable code: `no_target`, `bad_forwarding_number`, `bad_company_phone`,
     /// `forwarding_loop`, `company_phone_loop`, `lead_user_without_phone`,
-    /// `lead_user_deactivated`, `lead_user_unknown`, `released_number_receiving_calls`.
+    /// `lead_user_deactivated`, `lead_user_unknown`, `released_number_receiving_calls`,
+    /// `business_hours_never_open`, `working_hours_never_open`, `direct_line_owner_unknown`,
+    /// `direct_line_owner_deactivated`, `direct_line_owner_without_phone`,
+    /// `after_hours_forward_loop`; as warnings, `ring_timeout_outside_15_20`.
     pub code: String,
     /// The entity at fault (`number/1650…`, `user/u-1`, `company/main`), numbers masked.
     pub entity: String,
@@ -35,8 +40,11 @@ pub struct Finding {
 pub struct LintReport {
     /// Tenants whose settings were checked.
     pub tenants: u64,
-    /// The findings.
+    /// The findings: settings in which a call can end badly.
     pub findings: Vec<Finding>,
+    /// Settings that work but go against advice (each says why); not problems, so they do
+    /// not fail `switchboard lint`.
+    pub warnings: Vec<Finding>,
 }
 
 /// How a phone number from settings reads in the tenant's region.
@@ -65,9 +73,190 @@ pub fn lint_settings(log: &SettingsLog) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (tenant, settings) in &log.tenants {
         lint_tenant(tenant, settings, &mut findings);
+        lint_hours(tenant, settings, &mut findings);
     }
     findings.sort();
     findings
+}
+
+/// The advice lint gives beyond problems (pure): ring timeouts outside 15–20 s.
+pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
+    let mut warnings = Vec::new();
+    for (tenant, s) in &log.tenants {
+        let mut check = |entity: String, secs: Option<u32>, whose: &str| {
+            let Some(secs) = secs.filter(|secs| !RECOMMENDED_RING_TIMEOUT.contains(secs)) else {
+                return;
+            };
+            let why = if secs < *RECOMMENDED_RING_TIMEOUT.start() {
+                "a person often cannot answer that fast (a phone needs a few rings), so callers \
+                 move on to the next step or the final action while someone is reaching for it"
+            } else {
+                "a phone's own voicemail usually answers after about 20 s: the call is then \
+                 logged as completed, and the next step (and the company's voicemail) never \
+                 comes"
+            };
+            warnings.push(Finding {
+                tenant_id: tenant.clone(),
+                code: "ring_timeout_outside_15_20".into(),
+                entity,
+                problem: format!("{whose} ring timeout is {secs} s, outside 15–20 s: {why}"),
+                fix: "set ring_timeout_secs between 15 and 20 (or leave it unset for 20)".into(),
+            });
+        };
+        if let Some(company) = &s.company {
+            check(
+                "company/main".into(),
+                company.data.ring_timeout_secs,
+                "the company's",
+            );
+        }
+        for number in s.numbers.values().filter(|n| !n.data.released) {
+            let n = &number.data;
+            check(
+                format!("number/{}", n.number),
+                n.ring_timeout_secs,
+                &format!("{}'s", n.number),
+            );
+        }
+    }
+    warnings.sort();
+    warnings
+}
+
+/// The ring timeouts advised: long enough to answer, short enough that a phone's own
+/// voicemail does not pick up first.
+const RECOMMENDED_RING_TIMEOUT: std::ops::RangeInclusive<u32> = 15..=20;
+
+/// Hours that never open, direct lines whose owner cannot take calls, after-hours loops.
+fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
+    let region = s.region();
+    let mut add = |code: &str, entity: String, problem: String, fix: String| {
+        findings.push(Finding {
+            tenant_id: tenant.clone(),
+            code: code.into(),
+            entity,
+            problem,
+            fix,
+        })
+    };
+    // Validated when applied; one that would not compile reads as never open, as in routing.
+    let never_open = |schedule: &Schedule, field: &str| {
+        schedule
+            .compile(field)
+            .map_or(true, |hours| !hours.ever_open())
+    };
+    let company = s.company.as_ref().map(|c| &c.data);
+    let after_hours_forward = company
+        .and_then(|c| c.after_hours.as_ref())
+        .filter(|a| a.kind == AfterHoursKind::Forward)
+        .and_then(|a| a.number.as_deref());
+    if let Some(hours) = company.and_then(|c| c.business_hours.as_ref())
+        && never_open(hours, "business_hours")
+    {
+        add(
+            "business_hours_never_open",
+            "company/main".into(),
+            format!(
+                "the business hours are never open (no day has hours, and no override opens \
+                 one): every call gets the after-hours action ({}) and nobody else rings",
+                match after_hours_forward {
+                    Some(number) => format!("a forward to {}", masked_raw(number)),
+                    None => "the final action".into(),
+                }
+            ),
+            "set the opening hours in business_hours (\"weekly\": {\"mon\": [[\"09:00\", \
+             \"17:00\"]], …}), or remove business_hours to be always open"
+                .into(),
+        );
+    }
+    if let Some(raw) = after_hours_forward
+        && let Ok(forward) = E164::parse(raw, region)
+        && let Some(own) = s
+            .numbers
+            .values()
+            .map(|n| &n.data)
+            .find(|n| !n.released && n.number == forward)
+    {
+        add(
+            "after_hours_forward_loop",
+            "company/main".into(),
+            format!(
+                "after hours, calls forward to {}, one of this tenant's own numbers: a call to \
+                 it after hours is not forwarded (a loop) and gets only the final action, and \
+                 calls to the other numbers come back in through it{}",
+                own.number,
+                if company.is_some_and(|c| c.business_hours.is_none()) {
+                    " (once business hours are set)"
+                } else {
+                    ""
+                }
+            ),
+            "forward after hours to a number outside Switchboard (an answering service or a \
+             mobile), or play the final action ({\"kind\": \"final_action\"})"
+                .into(),
+        );
+    }
+    for user in s.users.values().map(|u| &u.data) {
+        if let Some(hours) = &user.working_hours
+            && user.active
+            && user.ring_only_in_working_hours
+            && never_open(hours, "working_hours")
+        {
+            add(
+                "working_hours_never_open",
+                format!("user/{}", user.user_id),
+                format!(
+                    "user {} rings only in working hours, which are never open: their leads' \
+                     calls and calls to their direct lines always skip them",
+                    user.user_id
+                ),
+                "set the user's working hours, or turn off ring_only_in_working_hours".into(),
+            );
+        }
+    }
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        let Some(owner) = &n.user_id else { continue };
+        let entity = format!("number/{}", n.number);
+        let fix = format!(
+            "set user_id of {} to a user who takes calls (Settings > Phone Numbers > Edit), or \
+             clear it",
+            n.number
+        );
+        match s.users.get(owner).map(|u| &u.data) {
+            None => add(
+                "direct_line_owner_unknown",
+                entity,
+                format!(
+                    "{} is the direct line of user {owner}, who is unknown: its calls never \
+                     ring an owner",
+                    n.number
+                ),
+                format!("create the user in Team Management, or {fix}"),
+            ),
+            Some(user) if !user.active => add(
+                "direct_line_owner_deactivated",
+                entity,
+                format!(
+                    "{} is the direct line of user {owner}, who is deactivated: its calls never \
+                     ring an owner",
+                    n.number
+                ),
+                format!("reactivate the user in Team Management, or {fix}"),
+            ),
+            Some(user) if !matches!(read(user.phone.as_deref(), region), Read::Valid(_)) => add(
+                "direct_line_owner_without_phone",
+                entity,
+                format!(
+                    "{} is the direct line of user {owner}, who has no valid phone: its calls \
+                     never ring an owner",
+                    n.number
+                ),
+                format!("set the User Phone in Settings > My Staff > Team Management, or {fix}"),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
@@ -338,6 +527,7 @@ pub async fn lint(
     )
     .await?;
     let mut findings = lint_settings(&log);
+    let warnings = lint_warnings(&log);
 
     // Only tenants with released numbers need their calls read.
     let released: Vec<String> = log
@@ -376,15 +566,31 @@ pub async fn lint(
     Ok(LintReport {
         tenants: log.tenants.len() as u64,
         findings,
+        warnings,
     })
 }
 
 impl LintReport {
     /// The findings as text for people.
     pub fn to_text(&self) -> String {
+        let mut warnings = String::new();
+        if !self.warnings.is_empty() {
+            warnings.push_str(&format!("\n{} warning(s)\n\n", self.warnings.len()));
+            for (i, f) in self.warnings.iter().enumerate() {
+                warnings.push_str(&format!(
+                    "{}. [{}] {} {}\n   warning: {}\n   fix:     {}\n",
+                    i + 1,
+                    f.code,
+                    f.tenant_id,
+                    f.entity,
+                    f.problem,
+                    f.fix
+                ));
+            }
+        }
         if self.findings.is_empty() {
             return format!(
-                "lint: {} tenant(s) checked, no problems found\n",
+                "lint: {} tenant(s) checked, no problems found\n{warnings}",
                 self.tenants
             );
         }
@@ -413,6 +619,7 @@ impl LintReport {
             .into_iter()
             .map(|((t, c), n)| vec![t.to_string(), c.to_string(), n.to_string()]);
         out.push_str(&table::render(&["tenant", "code", "count"], rows));
+        out.push_str(&warnings);
         out
     }
 }

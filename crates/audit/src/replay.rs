@@ -38,6 +38,9 @@ pub struct RecordedCall {
     pub rule: Rule,
     /// [`digest`] of the recorded decision.
     pub digest: u64,
+    /// Whether the recorded decision carries ring timeouts ([`has_ring_timeouts`]): only then
+    /// are they part of the comparison.
+    pub ring_timeouts: bool,
 }
 
 /// The explanation the rules gave, without the router's staleness note.
@@ -48,26 +51,41 @@ pub fn rules_explanation(explanation: &[String]) -> &[String] {
     }
 }
 
-fn hash_target(target: &Target, h: &mut DefaultHasher) {
+fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DefaultHasher) {
     target.number.hash(h);
     target.user_id.hash(h);
     target.rule.hash(h);
+    if ring_timeouts {
+        target.ring_timeout_secs.hash(h);
+    }
+}
+
+/// Whether a decision's targets carry ring timeouts. Decisions recorded before ring timeouts
+/// existed (issue 15) carry none, and the dialer uses its own default for them: their replay
+/// compares everything but the timeouts, which the current code always sets.
+pub fn has_ring_timeouts(target: Option<&Target>, fallbacks: &[Target]) -> bool {
+    target
+        .into_iter()
+        .chain(fallbacks)
+        .any(|t| t.ring_timeout_secs.is_some())
 }
 
 /// A fingerprint of everything the rules decide (`DefaultHasher::new` has fixed keys, so it is
-/// the same for the same decision in every run of this build).
+/// the same for the same decision in every run of this build); ring timeouts only with
+/// `ring_timeouts`.
 pub fn digest(
     rule: Rule,
     target: Option<&Target>,
     fallbacks: &[Target],
     final_action: &FinalAction,
     explanation: &[String],
+    ring_timeouts: bool,
 ) -> u64 {
     let mut h = DefaultHasher::new();
     rule.hash(&mut h);
     target.is_some().hash(&mut h);
     for t in target.into_iter().chain(fallbacks) {
-        hash_target(t, &mut h);
+        hash_target(t, ring_timeouts, &mut h);
     }
     fallbacks.len().hash(&mut h);
     matches!(final_action.kind, FinalActionKind::Voicemail).hash(&mut h);
@@ -76,7 +94,7 @@ pub fn digest(
     h.finish()
 }
 
-/// [`digest`] of a recorded `call.route`.
+/// [`digest`] of a recorded `call.route`, with its ring timeouts if it carries any.
 pub fn digest_route(route: &CallRoute) -> u64 {
     digest(
         route.rule,
@@ -84,17 +102,20 @@ pub fn digest_route(route: &CallRoute) -> u64 {
         &route.fallbacks,
         &route.final_action,
         &route.explanation,
+        has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
     )
 }
 
-/// [`digest`] of a decision.
-pub fn digest_decision(decision: &Decision) -> u64 {
+/// [`digest`] of a decision, with its ring timeouts when the recorded one it is compared with
+/// carries them.
+pub fn digest_decision(decision: &Decision, ring_timeouts: bool) -> u64 {
     digest(
         decision.rule,
         decision.target.as_ref(),
         &decision.fallbacks,
         &decision.final_action,
         &decision.explanation,
+        ring_timeouts,
     )
 }
 
@@ -110,22 +131,46 @@ pub struct FieldDiff {
 }
 
 fn target_text(target: Option<&Target>) -> String {
+    target_text_with(target, false)
+}
+
+/// A target for people; with its ring timeout when `ring` (shown only when that is what
+/// differs).
+fn target_text_with(target: Option<&Target>, ring: bool) -> String {
     match target {
         None => "none".into(),
-        Some(t) => match &t.user_id {
-            Some(user) => format!("{} ({}, user {user})", t.number, t.rule.as_str()),
-            None => format!("{} ({})", t.number, t.rule.as_str()),
-        },
+        Some(t) => {
+            let ring = t
+                .ring_timeout_secs
+                .filter(|_| ring)
+                .map_or(String::new(), |s| format!(", rings {s} s"));
+            match &t.user_id {
+                Some(user) => format!("{} ({}, user {user}{ring})", t.number, t.rule.as_str()),
+                None => format!("{} ({}{ring})", t.number, t.rule.as_str()),
+            }
+        }
     }
 }
 
-fn targets_text(targets: &[Target]) -> String {
+/// `replayed` as compared with a recorded decision: without ring timeouts when the recorded
+/// one has none ([`has_ring_timeouts`]).
+fn comparable(targets: &[Target], ring_timeouts: bool) -> Vec<Target> {
+    targets
+        .iter()
+        .map(|t| Target {
+            ring_timeout_secs: t.ring_timeout_secs.filter(|_| ring_timeouts),
+            ..t.clone()
+        })
+        .collect()
+}
+
+fn targets_text(targets: &[Target], ring: bool) -> String {
     if targets.is_empty() {
         return "none".into();
     }
     targets
         .iter()
-        .map(|t| target_text(Some(t)))
+        .map(|t| target_text_with(Some(t), ring))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -155,19 +200,38 @@ pub fn compare(recorded: &CallRoute, replayed: &Decision) -> Vec<FieldDiff> {
             replayed.rule.as_str().into(),
         );
     }
-    if recorded.target != replayed.target {
-        push(
-            "target",
+    let ring_timeouts = has_ring_timeouts(recorded.target.as_ref(), &recorded.fallbacks);
+    let target = comparable(replayed.target.as_slice(), ring_timeouts);
+    if recorded.target.as_ref() != target.first() {
+        let (old, new) = (
             target_text(recorded.target.as_ref()),
-            target_text(replayed.target.as_ref()),
+            target_text(target.first()),
         );
+        let (old, new) = if old == new {
+            (
+                target_text_with(recorded.target.as_ref(), true),
+                target_text_with(target.first(), true),
+            )
+        } else {
+            (old, new)
+        };
+        push("target", old, new);
     }
-    if recorded.fallbacks != replayed.fallbacks {
-        push(
-            "fallbacks",
-            targets_text(&recorded.fallbacks),
-            targets_text(&replayed.fallbacks),
+    let fallbacks = comparable(&replayed.fallbacks, ring_timeouts);
+    if recorded.fallbacks != fallbacks {
+        let (old, new) = (
+            targets_text(&recorded.fallbacks, false),
+            targets_text(&fallbacks, false),
         );
+        let (old, new) = if old == new {
+            (
+                targets_text(&recorded.fallbacks, true),
+                targets_text(&fallbacks, true),
+            )
+        } else {
+            (old, new)
+        };
+        push("fallbacks", old, new);
     }
     if recorded.final_action != replayed.final_action {
         push(
@@ -313,7 +377,7 @@ impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
                     .or_insert_with(|| TenantState::new(tenant.clone())),
             };
             let decision = (self.decide)(&call.call, state);
-            if digest_decision(&decision) != call.digest {
+            if digest_decision(&decision, call.ring_timeouts) != call.digest {
                 self.mismatches.push((self.next, decision));
             }
             self.next += 1;
@@ -403,6 +467,7 @@ pub async fn recorded_calls(
                         settings_seq: route.settings_seq,
                         rule: route.rule,
                         digest: digest_route(&route),
+                        ring_timeouts: has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
                     }),
                     None => recorded.unreplayable.push(Unreplayable {
                         call_id: route.call_id,

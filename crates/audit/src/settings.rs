@@ -5,9 +5,10 @@
 //! applied under the same version guard ([`SettingsChange::supersedes`]).
 
 use std::collections::BTreeMap;
+use switchboard_contracts::schedule::DAY_KEYS;
 use switchboard_contracts::{
-    CompanySettings, ContactSettings, E164, EntityId, NumberSettings, Region, SettingsChange,
-    TenantId, UserSettings,
+    AfterHoursKind, CompanySettings, ContactSettings, E164, EntityId, NumberSettings, Prefer,
+    Region, Schedule, SettingsChange, TenantId, UserSettings,
 };
 use time::OffsetDateTime;
 
@@ -158,12 +159,14 @@ pub(crate) fn masked_raw(raw: &str) -> String {
     switchboard_contracts::phone::mask(raw)
 }
 
-/// A one-line summary of an entity's settings, numbers masked.
+/// A one-line summary of an entity's settings, numbers masked; the routing-policy fields
+/// only when set.
 pub fn summary(change: &SettingsChange) -> String {
     let phone = |p: &Option<String>| p.as_deref().map_or("none".to_string(), masked_raw);
+    let ring = |secs: Option<u32>| secs.map_or(String::new(), |s| format!(", rings {s} s"));
     match change {
         SettingsChange::Company(c) => format!(
-            "company phone {}, region {}, final action {}",
+            "company phone {}, region {}, final action {}{}{}{}{}",
             phone(&c.company_phone),
             c.default_region.as_deref().unwrap_or("US (default)"),
             c.final_action
@@ -171,19 +174,53 @@ pub fn summary(change: &SettingsChange) -> String {
                 .map_or("voicemail (default)", |a| match a.kind {
                     switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
                     switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
-                })
+                }),
+            c.time_zone
+                .as_ref()
+                .map_or(String::new(), |z| format!(", time zone {z}")),
+            c.business_hours
+                .as_ref()
+                .map_or(String::new(), |h| format!(", business hours {}", hours(h))),
+            c.after_hours
+                .as_ref()
+                .map_or(String::new(), |a| match a.kind {
+                    AfterHoursKind::FinalAction => ", after hours the final action".to_string(),
+                    AfterHoursKind::Forward => {
+                        format!(", after hours forward to {}", phone(&a.number))
+                    }
+                }),
+            ring(c.ring_timeout_secs),
         ),
         SettingsChange::Number(n) => format!(
-            "number {}: forwarding number {}{}",
+            "number {}: forwarding number {}{}{}{}",
             n.number,
             phone(&n.forwarding_number),
-            if n.released { ", released" } else { "" }
+            if n.released { ", released" } else { "" },
+            n.user_id.as_ref().map_or(String::new(), |u| format!(
+                ", direct line of {u}{}",
+                if n.prefer == Prefer::NumberOwner {
+                    " (preferred over the lead's user)"
+                } else {
+                    ""
+                }
+            )),
+            ring(n.ring_timeout_secs),
         ),
         SettingsChange::User(u) => format!(
-            "user {}: phone {}, {}",
+            "user {}: phone {}, {}{}{}",
             u.user_id,
             phone(&u.phone),
-            if u.active { "active" } else { "deactivated" }
+            if u.active { "active" } else { "deactivated" },
+            if u.available { "" } else { ", unavailable" },
+            u.working_hours.as_ref().map_or(String::new(), |h| format!(
+                ", working hours {}{}",
+                hours(h),
+                if u.ring_only_in_working_hours {
+                    " (rings only then)"
+                } else {
+                    ""
+                }
+            )),
         ),
         SettingsChange::Contact(c) => format!(
             "contact {}: phones [{}], assigned to {}{}",
@@ -199,4 +236,38 @@ pub fn summary(change: &SettingsChange) -> String {
             if c.deleted { ", deleted" } else { "" }
         ),
     }
+}
+
+/// A schedule in one line: `mon 09:00–17:00; fri 09:00–12:00, 13:00–17:00 (Europe/Berlin;
+/// 2 overrides)`.
+fn hours(schedule: &Schedule) -> String {
+    let days: Vec<String> = DAY_KEYS
+        .iter()
+        .zip(schedule.weekly.days())
+        .filter(|(_, intervals)| !intervals.is_empty())
+        .map(|(key, intervals)| {
+            let spans: Vec<String> = intervals.iter().map(|[a, b]| format!("{a}–{b}")).collect();
+            format!("{key} {}", spans.join(", "))
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if let Some(zone) = &schedule.time_zone {
+        notes.push(zone.clone());
+    }
+    if !schedule.overrides.is_empty() {
+        notes.push(format!("{} override(s)", schedule.overrides.len()));
+    }
+    format!(
+        "{}{}",
+        if days.is_empty() {
+            "closed every day".to_string()
+        } else {
+            days.join("; ")
+        },
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        }
+    )
 }

@@ -32,6 +32,10 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             company_phone: Some("+16172531234".into()),
             default_region: None,
             final_action: None,
+            time_zone: None,
+            business_hours: None,
+            after_hours: None,
+            ring_timeout_secs: None,
         }),
         SettingsChange::Number(NumberSettings {
             tenant_id: t.clone(),
@@ -39,6 +43,9 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             number: E164::parse_strict(DIALED).expect("valid number"),
             forwarding_number: Some("+13127654321".into()),
             released: false,
+            user_id: None,
+            prefer: Default::default(),
+            ring_timeout_secs: None,
         }),
     ];
     let t_users = t.clone();
@@ -49,6 +56,9 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             user_id: id("u", u),
             phone: (u % 10 != 0).then(|| format!("+1206{:07}", 2_000_000 + u)),
             active: u % 20 != 0,
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
         })
     });
     let contacts_iter = (0..contacts).map(move |c| {

@@ -49,6 +49,9 @@ fn settings_events(settings: u64) -> Vec<SettingsChange> {
                 user_id: id("u", u),
                 phone: (!round.is_multiple_of(2)).then(|| format!("+1206{:07}", 2_000_000 + u)),
                 active: true,
+                available: true,
+                working_hours: None,
+                ring_only_in_working_hours: false,
             })
         } else {
             let (c, round) = (j % contacts, j / contacts);

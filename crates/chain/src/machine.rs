@@ -9,8 +9,9 @@
 //! - a claim is **abandoned** when the message that holds it is delivered again (JetStream only
 //!   redelivers a message whose holder stopped heartbeating), or when it is older than the
 //!   staleness horizon; an abandoned target step is recorded as `step_failed` with
-//!   `outcome_unknown` and the chain moves on; an abandoned final action is claimed again
-//!   (repeating it rings nobody, and a call must reach an end);
+//!   `outcome_unknown` and the chain moves on; an abandoned final action is recorded as taken
+//!   with its outcome unknown (the gateway's dead-man's switch covers the case it did not reach
+//!   the call): every carrier request is made once;
 //! - whoever writes first wins; a carrier answer that arrives after the chain moved on is still
 //!   recorded (never a hole in the record), but changes nothing else.
 
@@ -238,8 +239,10 @@ fn recover_or_wait(p: &Progress, by: &Holder, clock: Clock) -> Verdict {
 
 /// The holder of `p`'s claim stopped before the carrier's answer was stored. A target step
 /// may be ringing: recorded as outcome unknown, never asked again, and the next step is
-/// claimed by `by`. The final action rings nobody: claimed again by `by`, so the call reaches
-/// its end.
+/// claimed by `by`. The final action was most likely handed over: recorded as taken with its
+/// outcome unknown, and never asked again either — if it did not reach the call, the caller
+/// still hears ringback, whose bound is the gateway's dead-man's switch, and the switch plays
+/// the final action of a call recorded as over. So a call's end is recorded and requested once.
 fn recover(p: &Progress, by: &Holder, now: OffsetDateTime) -> Progress {
     let mut next = p.clone();
     next.since = now;
@@ -252,8 +255,37 @@ fn recover(p: &Progress, by: &Holder, now: OffsetDateTime) -> Progress {
             true,
             now,
         );
+    } else {
+        final_outcome_unknown(
+            &mut next,
+            "the dialer stopped before the carrier's answer was stored".into(),
+            now,
+        );
     }
     next
+}
+
+/// The final action may or may not have reached the call: recorded as taken, outcome unknown,
+/// never asked again (the gateway's dead-man's switch plays it if it did not).
+fn final_outcome_unknown(p: &mut Progress, why: String, now: OffsetDateTime) {
+    let step = p.step;
+    p.state = StepState::FinalTaken;
+    p.holder = None;
+    p.since = now;
+    let reason = format!(
+        "{} ({why}; not repeated: if it did not reach the call, the gateway's dead-man's switch plays it)",
+        final_kind(p)
+    );
+    let mut e = event(
+        p,
+        step,
+        DialEventKind::FinalActionTaken,
+        Some(reason),
+        None,
+        now,
+    );
+    e.outcome_unknown = true;
+    p.events.push(e);
 }
 
 fn on_status(p: &Progress, status: &CallStatus, by: &Holder, clock: Clock) -> Verdict {
@@ -339,6 +371,9 @@ fn on_carrier(
         (Err(failure), true) => {
             let reason = format!("carrier: {}", failure.reason);
             fail_step(&mut next, reason, None, failure.outcome_unknown, now);
+        }
+        (Err(failure), false) if failure.outcome_unknown => {
+            final_outcome_unknown(&mut next, format!("carrier: {}", failure.reason), now);
         }
         (Err(failure), false) => {
             next.state = StepState::FinalFailed;

@@ -3,6 +3,7 @@
 //! entry's revision: two deliveries, two dialers, or a dialer and the gateway's dead-man's
 //! switch can never both advance the same step. See docs/adr/0003-dial-progress-store.md.
 
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -152,24 +153,37 @@ impl ProgressStore {
         Ok(ProgressStore { kv })
     }
 
-    /// The call's progress and its revision.
+    /// The call's progress and its revision, as the bucket's stream leader holds it: every
+    /// acknowledged write included. Not a direct get (`kv::Store::entry`): any replica may
+    /// answer one, and a replica still catching up (a server just restarted) answers with an
+    /// older entry or none. A dialer that read "none" while holding the carrier's answer took
+    /// the call for vanished and settled the delivery without recording the step: the call
+    /// never reached its end (found by the chaos suite's cluster test).
     pub async fn get(&self, key: &str) -> Result<Option<(Progress, u64)>, BusError> {
-        let entry = self
+        let subject = format!("{}{key}", self.kv.prefix);
+        let message = match self
             .kv
-            .entry(key)
+            .stream
+            .get_last_raw_message_by_subject(&subject)
             .await
-            .map_err(|e| unavailable("read dial progress", e))?;
-        match entry {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                let progress =
-                    serde_json::from_slice(&entry.value).map_err(|e| BusError::Conflict {
-                        action: format!("read dial progress {key}"),
-                        reason: e.to_string(),
-                    })?;
-                Ok(Some((progress, entry.revision)))
-            }
-            _ => Ok(None),
+        {
+            Ok(message) => message,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+            Err(e) => return Err(unavailable("read dial progress", e)),
+        };
+        // A delete or purge marker (`KV-Operation`), or a server's marker: no entry.
+        let operation = message.headers.get("KV-Operation").map(|v| v.as_str());
+        if matches!(operation, Some("DEL" | "PURGE"))
+            || message.headers.get("Nats-Marker-Reason").is_some()
+        {
+            return Ok(None);
         }
+        let progress =
+            serde_json::from_slice(&message.payload).map_err(|e| BusError::Conflict {
+                action: format!("read dial progress {key}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Some((progress, message.sequence)))
     }
 
     /// Stores the first progress of a call; `None` when the call already has one.

@@ -45,6 +45,16 @@ pub enum ContractError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A setting that people type (a time zone, opening hours, a ring timeout, what happens
+    /// after hours) is not valid; `field` is its path in the event's `data`
+    /// (`working_hours.weekly.mon[0]`).
+    #[error("invalid `{field}`: {reason}")]
+    InvalidSetting {
+        /// Which field, as a path (`business_hours.overrides[1].date`).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A field is too long.
     #[error("field `{field}` is longer than {max} characters")]
     TooLong {
@@ -78,6 +88,7 @@ impl ContractError {
             Self::InvalidTenant(_) => "invalid_tenant",
             Self::InvalidId { .. } => "invalid_id",
             Self::InvalidPhone { .. } => "invalid_phone",
+            Self::InvalidSetting { .. } => "invalid_setting",
             Self::TooLong { .. } => "too_long",
             Self::SubjectMismatch { .. } => "subject_mismatch",
             Self::Version => "invalid_version",

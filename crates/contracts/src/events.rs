@@ -6,6 +6,7 @@
 use crate::envelope::{EventData, RawEnvelope};
 use crate::ids::{EntityId, TenantId};
 use crate::phone::{E164, Region};
+use crate::schedule::Schedule;
 use crate::{ContractError, subjects};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -47,6 +48,19 @@ fn u32_lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Er
             serde::de::Error::custom(format!("{s:?} is not a 32-bit unsigned integer"))
         }),
     }
+}
+
+/// `bool` whose absence or `null` means `true` (proto3 `optional bool` with a true default).
+fn null_true<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Option::<bool>::deserialize(d).map(|b| b.unwrap_or(true))
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// [`u32_lenient_opt`], with absent or `null` read as 0 (proto3 JSON omits zero values).
@@ -183,12 +197,18 @@ macro_rules! rules {
 }
 
 rules! {
-    /// The lead's assigned user has a phone: ring it.
+    /// The lead's assigned user is eligible (active, available, in working hours, with a
+    /// phone): ring that phone.
     AssignedUser => "assigned_user",
+    /// The dialed number is an eligible user's direct line (`user_id` of the number): ring
+    /// that user's phone.
+    DirectLine => "direct_line",
     /// The dialed number's forwarding number.
     ForwardingNumber => "forwarding_number",
     /// The tenant's company phone.
     CompanyPhone => "company_phone",
+    /// The company is closed (business hours): its after-hours forward, with no fallbacks.
+    AfterHours => "after_hours",
     /// Nothing to ring: only the final action runs.
     NoRoute => "no_route",
 }
@@ -205,11 +225,19 @@ impl Rule {
 pub struct Target {
     /// E.164 number.
     pub number: E164,
-    /// The user whose phone this is, for `assigned_user` targets.
+    /// The user whose phone this is, for `assigned_user` and `direct_line` targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<EntityId>,
     /// The rule that produced this target.
     pub rule: Rule,
+    /// Seconds this leg rings before the next step (the number's `ring_timeout_secs`, else
+    /// the company's); absent in decisions made before ring timeouts existed.
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_timeout_secs: Option<u32>,
 }
 
 /// What happens when every target failed or none exists.
@@ -469,8 +497,9 @@ pub struct CallDial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier_sid: Option<String>,
     /// The dialer cannot know whether the carrier ran this step: the dialer that claimed it
-    /// stopped before the carrier's answer was stored. Such a step is never retried (its
-    /// target might be ringing), so it is recorded as `step_failed` with this flag.
+    /// stopped before the carrier's answer was stored, or the request timed out after it was
+    /// sent). Such a step is never asked again (its target might be ringing): a target step is
+    /// recorded as `step_failed` with this flag, a final action as `final_action_taken`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub outcome_unknown: bool,
     /// Who acted: absent or `dialer` for the dialer, `gateway` for the gateway's dead-man's
@@ -561,6 +590,80 @@ pub struct CompanySettings {
     /// The tenant's final action; the default (voicemail) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_action: Option<FinalAction>,
+    /// The IANA time zone of the tenant (`America/Chicago`): the zone of every schedule that
+    /// names none. Absent means UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// When the company is open; absent means always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<Schedule>,
+    /// What happens to a call while the company is closed; absent means the final action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_hours: Option<AfterHours>,
+    /// Seconds each leg rings before the next step, for numbers that set none; absent means
+    /// [`DEFAULT_RING_TIMEOUT_SECS`].
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_timeout_secs: Option<u32>,
+}
+
+/// The company's ring timeout when it sets none: 20 s, the top of the 15–20 s that keeps a
+/// phone's own voicemail from answering (and the call being logged as completed).
+pub const DEFAULT_RING_TIMEOUT_SECS: u32 = 20;
+
+/// The ring timeouts accepted, in seconds: what Twilio's `<Dial timeout>` accepts.
+pub const RING_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 5..=600;
+
+/// What happens to a call while the company is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterHoursKind {
+    /// Play the company's final action.
+    #[default]
+    FinalAction,
+    /// Ring `number`; the final action follows if nobody answers.
+    Forward,
+}
+
+/// `after_hours` of the company: `{"kind": "final_action"}` or `{"kind": "forward", "number":
+/// "+13125550100"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AfterHours {
+    /// Final action or forward.
+    pub kind: AfterHoursKind,
+    /// The number a `forward` rings, as entered (read in the company's `default_region`);
+    /// only for `forward`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<String>,
+}
+
+/// Whom a number's call tries first when the caller's lead is assigned to another user than
+/// the number's owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prefer {
+    /// The lead's assigned user, then the number's owner.
+    #[default]
+    ContactOwner,
+    /// The number's owner, then the lead's assigned user.
+    NumberOwner,
+}
+
+impl Prefer {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefer::ContactOwner => "contact_owner",
+            Prefer::NumberOwner => "number_owner",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Prefer::ContactOwner
+    }
 }
 
 /// `switchboard.settings.number.v1` on `settings.<tenant>.number.<digits>` (Settings > Phone
@@ -579,6 +682,23 @@ pub struct NumberSettings {
     /// Released numbers route nowhere.
     #[serde(default, deserialize_with = "null_default")]
     pub released: bool,
+    /// The user whose direct line this number is, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<EntityId>,
+    /// Whom to try first when the caller's lead belongs to another user than `user_id`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Prefer::is_default"
+    )]
+    pub prefer: Prefer,
+    /// Seconds each leg of this number's calls rings; absent means the company's.
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_timeout_secs: Option<u32>,
 }
 
 /// `switchboard.settings.user.v1` on `settings.<tenant>.user.<user_id>` (Team Management).
@@ -596,6 +716,23 @@ pub struct UserSettings {
     /// Deactivated or deleted users are never routed to.
     #[serde(default, deserialize_with = "null_default")]
     pub active: bool,
+    /// `false` is do-not-disturb: the user is skipped. Absent means `true`.
+    #[serde(
+        default = "yes",
+        deserialize_with = "null_true",
+        skip_serializing_if = "is_true"
+    )]
+    pub available: bool,
+    /// When the user works; absent means always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_hours: Option<Schedule>,
+    /// Ring the user only inside `working_hours`.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub ring_only_in_working_hours: bool,
 }
 
 /// `switchboard.settings.contact.v1` on `settings.<tenant>.contact.<contact_id>`: a lead.
@@ -682,9 +819,63 @@ settings_event!(
         if let Some(action) = &v.final_action {
             check_text("final_action.message", &action.message)?;
         }
-        Ok(())
+        if let Some(name) = &v.time_zone {
+            crate::schedule::time_zone(name).map_err(|reason| ContractError::InvalidSetting {
+                field: "time_zone".into(),
+                reason,
+            })?;
+        }
+        if let Some(hours) = &v.business_hours {
+            hours.compile("business_hours")?;
+        }
+        if let Some(after) = &v.after_hours {
+            let region = v
+                .default_region
+                .as_deref()
+                .and_then(Region::parse)
+                .unwrap_or_default();
+            check_after_hours(after, region)?;
+        }
+        check_ring_timeout(v.ring_timeout_secs)
     }
 );
+
+/// `after_hours`: a forward names a valid number, a final action none.
+fn check_after_hours(after: &AfterHours, region: Region) -> Result<(), ContractError> {
+    match (after.kind, &after.number) {
+        (AfterHoursKind::Forward, None) => Err(ContractError::Missing("after_hours.number")),
+        (AfterHoursKind::Forward, Some(number)) => {
+            check_text("after_hours.number", number)?;
+            E164::parse(number, region)
+                .map(drop)
+                .map_err(|e| ContractError::InvalidPhone {
+                    field: "after_hours.number",
+                    masked: crate::phone::mask(number),
+                    reason: e.to_string(),
+                })
+        }
+        (AfterHoursKind::FinalAction, None) => Ok(()),
+        (AfterHoursKind::FinalAction, Some(_)) => Err(ContractError::InvalidSetting {
+            field: "after_hours.number".into(),
+            reason: "only a `forward` has a number (`final_action` plays the final action)".into(),
+        }),
+    }
+}
+
+/// `ring_timeout_secs`, when set, is within [`RING_TIMEOUT_RANGE`].
+fn check_ring_timeout(secs: Option<u32>) -> Result<(), ContractError> {
+    match secs {
+        Some(secs) if !RING_TIMEOUT_RANGE.contains(&secs) => Err(ContractError::InvalidSetting {
+            field: "ring_timeout_secs".into(),
+            reason: format!(
+                "{secs} s is outside {}–{} s (what a carrier's dial timeout accepts)",
+                RING_TIMEOUT_RANGE.start(),
+                RING_TIMEOUT_RANGE.end()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
 
 settings_event!(
     NumberSettings,
@@ -699,7 +890,7 @@ settings_event!(
             masked: crate::phone::mask(v.number.as_str()),
             reason: e.to_string(),
         })?;
-        Ok(())
+        check_ring_timeout(v.ring_timeout_secs)
     }
 );
 
@@ -708,7 +899,12 @@ settings_event!(
     "switchboard.settings.user.v1",
     entity::USER,
     |s| s.user_id.as_str(),
-    |_v| { Ok(()) }
+    |v| {
+        if let Some(hours) = &v.working_hours {
+            hours.compile("working_hours")?;
+        }
+        Ok(())
+    }
 );
 
 settings_event!(

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod phone;
+pub mod schedule;
 pub mod subjects;
 
 pub use envelope::{Envelope, EventData, RawEnvelope};
@@ -20,3 +21,4 @@ pub use error::ContractError;
 pub use events::*;
 pub use ids::{EntityId, TenantId};
 pub use phone::{E164, PhoneError, Region};
+pub use schedule::{Hours, Schedule};

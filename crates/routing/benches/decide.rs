@@ -43,6 +43,10 @@ fn state(contacts: u64) -> TenantState {
         company_phone: Some("+16172531234".into()),
         default_region: None,
         final_action: None,
+        time_zone: None,
+        business_hours: None,
+        after_hours: None,
+        ring_timeout_secs: None,
     }));
     apply(SettingsChange::Number(NumberSettings {
         tenant_id: t.clone(),
@@ -50,6 +54,9 @@ fn state(contacts: u64) -> TenantState {
         number: E164::parse_strict(DIALED).expect("valid number"),
         forwarding_number: Some("+13127654321".into()),
         released: false,
+        user_id: None,
+        prefer: Default::default(),
+        ring_timeout_secs: None,
     }));
     for u in 0..users {
         apply(SettingsChange::User(UserSettings {
@@ -58,6 +65,9 @@ fn state(contacts: u64) -> TenantState {
             user_id: id("u", u),
             phone: (u % 10 != 0).then(|| format!("+1206{:07}", 2_000_000 + u)),
             active: u % 20 != 0,
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
         }));
     }
     for c in 0..contacts {

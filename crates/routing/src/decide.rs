@@ -2,10 +2,11 @@
 //! explanation are masked, since explanations are shown to people and may reach logs (the
 //! full numbers are in `target` and `fallbacks`).
 
-use crate::view::{ContactView, SettingPhone, SettingsView};
+use crate::view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
 use std::fmt::Write as _;
+use switchboard_contracts::schedule::{LocalHours, timestamp};
 use switchboard_contracts::{
-    CallInbound, CallRoute, E164, EntityId, FinalAction, PhoneError, Rule, Target,
+    CallInbound, CallRoute, E164, EntityId, FinalAction, PhoneError, Prefer, Rule, Target,
 };
 use time::OffsetDateTime;
 
@@ -47,9 +48,10 @@ impl Decision {
     }
 }
 
-/// Decides where `call` rings, from `view` alone.
+/// Decides where `call` rings, from `view` alone, at the call's `received_at` (never the
+/// clock, so replay re-decides the same).
 pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
-    // A decision is about 6 to 9 lines and at most 3 targets: sized once, never regrown.
+    // A decision is about 6 to 9 lines and at most 4 targets: sized once, never regrown.
     let mut why = Explanation(Vec::with_capacity(10));
     let final_action = match view.final_action() {
         Some(action) => action.clone(),
@@ -57,7 +59,7 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     };
     let region = view.region();
 
-    // The dialed number must be one of the tenant's live numbers.
+    // Step 0: the dialed number must be one of the tenant's live numbers, whatever the hours.
     // Lookup keys: numbers in canonical E.164 (what carriers send) skip full parsing; a
     // number that is not valid can only miss, since stored numbers were validated.
     let dialed = match E164::lookup_key(&call.to, region) {
@@ -86,20 +88,83 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
         "The dialed number {dialed} belongs to this tenant."
     ));
 
+    let company = view.company();
+    let at = Moment {
+        instant: timestamp(call.received_at),
+        time_zone: company.time_zone,
+    };
     let mut chain = Chain {
         dialed: &dialed,
-        targets: Vec::with_capacity(3),
+        targets: Vec::with_capacity(4),
+        ring_timeout_secs: number
+            .ring_timeout_secs
+            .unwrap_or(company.ring_timeout_secs),
     };
 
-    // Rule 1: the lead's assigned user, if active and with a phone.
-    match find_lead(call, view, &mut why) {
-        None => why.push(
-            "Without a lead there is no assigned user; the forwarding number comes next.".into(),
-        ),
-        Some(lead) => assigned_user(lead, view, &mut chain, &mut why),
+    // Step 1: a closed company gets its after-hours action, and nothing else rings.
+    if let Some(hours) = company.business_hours {
+        let local = hours.at(at.instant, at.time_zone);
+        let open = local.is_open();
+        why.line(format_args!(
+            "The company is {}: {}, the call came at {} local.",
+            if open { "open" } else { "closed" },
+            local.hours_text(),
+            local.time_text()
+        ));
+        if !open {
+            match company.after_hours {
+                None => {
+                    why.push("After hours nothing rings (after_hours: final action).".into());
+                    return why.no_route(final_action);
+                }
+                Some(phone) => {
+                    chain.offer(
+                        phone,
+                        Rule::AfterHours,
+                        None,
+                        &"after-hours forward",
+                        &mut why,
+                    );
+                    if let Some(target) = chain.targets.first() {
+                        why.line(format_args!(
+                            "After hours only the forward {} rings, with no fallbacks.",
+                            target.number
+                        ));
+                    }
+                }
+            }
+            return chain.into_decision(final_action, why);
+        }
     }
 
-    // Rule 2: the dialed number's forwarding number.
+    // Step 2: the lead's assigned user and the number owner's direct line (in the number's
+    // preferred order), the forwarding number, the company phone.
+    let lead = find_lead(call, view, at, &mut why);
+    let owner_first = number.prefer == Prefer::NumberOwner;
+    let (first, second) = if owner_first {
+        (Step::DirectLine, Step::AssignedUser)
+    } else {
+        (Step::AssignedUser, Step::DirectLine)
+    };
+    if owner_first && let Some(owner) = number.user_id {
+        why.line(format_args!(
+            "This number prefers its owner: user {owner}'s direct line comes before the lead's assigned user."
+        ));
+    }
+    let after_second = "the forwarding number comes next";
+    let after_first = match second {
+        Step::DirectLine if number.user_id.is_some() => "the direct line comes next",
+        Step::DirectLine => after_second,
+        Step::AssignedUser => "the lead's assigned user comes next",
+    };
+    for (step, next) in [(first, after_first), (second, after_second)] {
+        match step {
+            Step::AssignedUser => assigned_user(lead, view, at, next, &mut chain, &mut why),
+            Step::DirectLine => direct_line(&number, view, at, next, &mut chain, &mut why),
+        }
+    }
+
+    // The dialed number's forwarding number.
     match number.forwarding_number {
         None => why.line(format_args!(
             "The dialed number {dialed} has no forwarding number; the company phone comes next."
@@ -113,42 +178,35 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
         ),
     }
 
-    // Rule 3: the company phone.
+    // The company phone.
     match view.company_phone() {
         None => why.push("The company has no company phone set up.".into()),
         Some(phone) => chain.offer(phone, Rule::CompanyPhone, None, &"company phone", &mut why),
     }
 
-    let mut targets = chain.targets.into_iter();
-    let Some(target) = targets.next() else {
-        why.push("No number is left to ring.".into());
-        return why.no_route(final_action);
-    };
-    let fallbacks: Vec<Target> = targets.collect();
-    let mut ring = String::with_capacity(256);
-    let _ = write!(ring, "Ring {} ({})", target.number, target.rule.as_str());
-    for t in &fallbacks {
-        let _ = write!(ring, ", then {} ({})", t.number, t.rule.as_str());
-    }
-    let _ = write!(
-        ring,
-        "; if no one answers, {}.",
-        final_action_words(&final_action)
-    );
-    why.push(ring);
-    Decision {
-        rule: target.rule,
-        target: Some(target),
-        fallbacks,
-        final_action,
-        explanation: why.0,
-    }
+    chain.into_decision(final_action, why)
+}
+
+/// The two user steps of the chain, whose order the number's `prefer` sets.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    AssignedUser,
+    DirectLine,
+}
+
+/// When the call came, and the zone of schedules that name none (the company's).
+#[derive(Clone, Copy)]
+struct Moment<'a> {
+    instant: jiff::Timestamp,
+    time_zone: &'a jiff::tz::TimeZone,
 }
 
 /// The targets found so far, without the dialed number and without repeats.
 struct Chain<'a> {
     dialed: &'a E164,
     targets: Vec<Target>,
+    /// Every leg's ring timeout: the number's, else the company's.
+    ring_timeout_secs: u32,
 }
 
 impl Chain<'_> {
@@ -187,52 +245,187 @@ impl Chain<'_> {
                 number: number.clone(),
                 user_id: user_id.cloned(),
                 rule,
+                ring_timeout_secs: Some(self.ring_timeout_secs),
             });
+        }
+    }
+
+    /// The decision: the first target, the others as fallbacks, then the final action.
+    fn into_decision(self, final_action: FinalAction, mut why: Explanation) -> Decision {
+        let mut targets = self.targets.into_iter();
+        let Some(target) = targets.next() else {
+            why.push("No number is left to ring.".into());
+            return why.no_route(final_action);
+        };
+        let fallbacks: Vec<Target> = targets.collect();
+        let mut ring = String::with_capacity(256);
+        let _ = write!(ring, "Ring {} ({})", target.number, target.rule.as_str());
+        for t in &fallbacks {
+            let _ = write!(ring, ", then {} ({})", t.number, t.rule.as_str());
+        }
+        // The ring timeout is on every target; this line stays as it was before timeouts,
+        // so that a replay of earlier decisions still matches.
+        let _ = write!(
+            ring,
+            "; if no one answers, {}.",
+            final_action_words(&final_action)
+        );
+        why.push(ring);
+        Decision {
+            rule: target.rule,
+            target: Some(target),
+            fallbacks,
+            final_action,
+            explanation: why.0,
+        }
+    }
+}
+
+/// Why a user cannot take the call, if they cannot.
+enum Ineligible<'a> {
+    Unknown,
+    Deactivated,
+    Unavailable,
+    NoPhone,
+    OutsideHours(LocalHours<'a>),
+}
+
+/// Whether `user` can take a call at `at` (issue 15: "active, `available`, has a phone, and —
+/// if `ring_only_in_working_hours` — the call falls inside their working hours"): their phone,
+/// with their working hours at the call when those decided it, or why not.
+fn eligible<'v>(
+    user: Option<UserView<'v>>,
+    at: Moment<'v>,
+) -> Result<(&'v SettingPhone, Option<LocalHours<'v>>), Ineligible<'v>> {
+    let user = user.ok_or(Ineligible::Unknown)?;
+    if !user.active {
+        return Err(Ineligible::Deactivated);
+    }
+    if !user.available {
+        return Err(Ineligible::Unavailable);
+    }
+    let phone = user.phone.ok_or(Ineligible::NoPhone)?;
+    let hours = match user.working_hours {
+        Some(hours) if user.ring_only_in_working_hours => {
+            let local = hours.at(at.instant, at.time_zone);
+            if !local.is_open() {
+                return Err(Ineligible::OutsideHours(local));
+            }
+            Some(local)
+        }
+        _ => None,
+    };
+    Ok((phone, hours))
+}
+
+impl std::fmt::Display for Ineligible<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ineligible::Unknown => f.write_str("who is unknown"),
+            Ineligible::Deactivated => f.write_str("who is deactivated"),
+            Ineligible::Unavailable => f.write_str("who is unavailable (do not disturb)"),
+            Ineligible::NoPhone => f.write_str("who has no phone number"),
+            Ineligible::OutsideHours(local) => write!(
+                f,
+                "who is outside working hours: {}, the call came at {} local",
+                local.hours_text(),
+                local.time_text()
+            ),
+        }
+    }
+}
+
+/// `, inside working hours: Mon 09:00–17:00 Europe/Berlin, the call came at 10:05 local`, when
+/// working hours decided.
+struct InsideHours<'a>(Option<LocalHours<'a>>);
+
+impl std::fmt::Display for InsideHours<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => Ok(()),
+            Some(local) => write!(
+                f,
+                ", inside working hours: {}, the call came at {} local",
+                local.hours_text(),
+                local.time_text()
+            ),
         }
     }
 }
 
 fn assigned_user(
-    lead: ContactView<'_>,
+    lead: Option<ContactView<'_>>,
     view: &impl SettingsView,
+    at: Moment<'_>,
+    next: &str,
     chain: &mut Chain<'_>,
     why: &mut Explanation,
 ) {
+    let Some(lead) = lead else {
+        why.line(format_args!(
+            "Without a lead there is no assigned user; {next}."
+        ));
+        return;
+    };
     let Some(user_id) = lead.assigned_user_id else {
         why.line(format_args!(
-            "Lead {} is not assigned to a user; the forwarding number comes next.",
+            "Lead {} is not assigned to a user; {next}.",
             lead.contact_id
         ));
         return;
     };
-    match view.user(user_id) {
-        None => why.line(format_args!(
-            "Lead {} is assigned to user {user_id}, who is unknown; the forwarding number comes next.",
+    match eligible(view.user(user_id), at) {
+        Err(reason) => why.line(format_args!(
+            "Lead {} is assigned to user {user_id}, {reason}; {next}.",
             lead.contact_id
         )),
-        Some(user) if !user.active => why.line(format_args!(
-            "Lead {} is assigned to user {user_id}, who is deactivated; the forwarding number comes next.",
-            lead.contact_id
+        Ok((phone, hours)) => {
+            why.line(format_args!(
+                "Lead {} is assigned to user {user_id}, who is active{}.",
+                lead.contact_id,
+                InsideHours(hours)
+            ));
+            chain.offer(
+                phone,
+                Rule::AssignedUser,
+                Some(user_id),
+                &format_args!("phone of user {user_id}"),
+                why,
+            );
+        }
+    }
+}
+
+/// The dialed number's owner (its `user_id`), if eligible.
+fn direct_line(
+    number: &NumberView<'_>,
+    view: &impl SettingsView,
+    at: Moment<'_>,
+    next: &str,
+    chain: &mut Chain<'_>,
+    why: &mut Explanation,
+) {
+    // A number that is nobody's direct line skips the step without a word.
+    let Some(user_id) = number.user_id else {
+        return;
+    };
+    match eligible(view.user(user_id), at) {
+        Err(reason) => why.line(format_args!(
+            "The dialed number is the direct line of user {user_id}, {reason}; {next}."
         )),
-        Some(user) => match user.phone {
-            None => why.line(format_args!(
-                "Lead {} is assigned to user {user_id}, who has no phone number; the forwarding number comes next.",
-                lead.contact_id
-            )),
-            Some(phone) => {
-                why.line(format_args!(
-                    "Lead {} is assigned to user {user_id}, who is active.",
-                    lead.contact_id
-                ));
-                chain.offer(
-                    phone,
-                    Rule::AssignedUser,
-                    Some(user_id),
-                    &format_args!("phone of user {user_id}"),
-                    why,
-                );
-            }
-        },
+        Ok((phone, hours)) => {
+            why.line(format_args!(
+                "The dialed number is the direct line of user {user_id}, who is active{}.",
+                InsideHours(hours)
+            ));
+            chain.offer(
+                phone,
+                Rule::DirectLine,
+                Some(user_id),
+                &format_args!("phone of user {user_id}"),
+                why,
+            );
+        }
     }
 }
 
@@ -241,6 +434,7 @@ fn assigned_user(
 fn find_lead<'v>(
     call: &CallInbound,
     view: &'v impl SettingsView,
+    at: Moment<'_>,
     why: &mut Explanation,
 ) -> Option<ContactView<'v>> {
     if let Some(contact_id) = &call.contact_id {
@@ -293,10 +487,13 @@ fn find_lead<'v>(
         n => {
             // Deterministic choice: a lead whose assigned user can take the call wins, so a
             // person who owns this caller rings; ties go to the smallest contact id.
-            leads.sort_by_key(|c| (!reachable_owner(c, view), c.contact_id));
+            leads.sort_by_key(|c| (!reachable_owner(c, view, at), c.contact_id));
             let ids: Vec<&str> = leads.iter().map(|c| c.contact_id.as_str()).collect();
             let chosen = leads.remove(0);
-            let reason = if reachable_owner(&chosen, view) {
+            // Worded as before availability and working hours counted, so that a replay of
+            // earlier decisions still matches ("active user with a phone" now also means
+            // available and in working hours).
+            let reason = if reachable_owner(&chosen, view, at) {
                 "the first (by contact id) assigned to an active user with a phone"
             } else {
                 "none is assigned to an active user with a phone; the smallest contact id"
@@ -311,11 +508,11 @@ fn find_lead<'v>(
     }
 }
 
-fn reachable_owner(contact: &ContactView<'_>, view: &impl SettingsView) -> bool {
+/// Whether the lead's assigned user is eligible for the call, with a valid phone.
+fn reachable_owner(contact: &ContactView<'_>, view: &impl SettingsView, at: Moment<'_>) -> bool {
     contact
         .assigned_user_id
-        .and_then(|id| view.user(id))
-        .is_some_and(|u| u.active && matches!(u.phone, Some(SettingPhone::Valid(_))))
+        .is_some_and(|id| matches!(eligible(view.user(id), at), Ok((SettingPhone::Valid(_), _))))
 }
 
 fn final_action_words(action: &FinalAction) -> &'static str {

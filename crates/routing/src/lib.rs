@@ -1,9 +1,12 @@
 //! The routing decision: given an inbound call and a read-only view of one tenant's settings,
 //! which number rings first, which follow, what runs when all fail, and why.
 //!
-//! Responsible for: the rules of the product spec (assigned user's phone → the dialed number's
-//! forwarding number → the company phone → no route with a final action), lead lookup by
-//! caller number, loop and duplicate avoidance, and an explanation of every step. Also the
+//! Responsible for: the rules of the product spec and of issue 15 (a dead number → no route;
+//! a closed company → its after-hours action; otherwise the eligible lead's assigned user → the
+//! number owner's direct line (the two swapped with `prefer: number_owner`) → the dialed
+//! number's forwarding number → the company phone → the final action), lead lookup by caller
+//! number, eligibility (active, available, in working hours at the call's `received_at`, with a
+//! phone), ring timeouts, loop and duplicate avoidance, and an explanation of every step. Also the
 //! in-memory tenant state the decision reads ([`TenantState`]), with the per-entity version
 //! guard, so that the router, replay and what-if all decide from the same code.
 //!
@@ -15,4 +18,4 @@ mod view;
 
 pub use decide::{Decision, decide};
 pub use state::{Applied, StateError, TenantState};
-pub use view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
+pub use view::{CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UTC, UserView};

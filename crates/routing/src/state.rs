@@ -37,15 +37,19 @@
 //! keyed by id and number. The dense tables grow by doubling like any `Vec`; that costs no
 //! resident memory, as the pages of unused capacity of a large allocation are never touched.
 
-use crate::view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
+use crate::view::{CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UserView};
 use compact_str::CompactString;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
+use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::ops::{Index, IndexMut};
-use switchboard_contracts::{E164, EntityId, FinalAction, Region, SettingsChange, TenantId};
+use switchboard_contracts::{
+    AfterHoursKind, DEFAULT_RING_TIMEOUT_SECS, E164, EntityId, FinalAction, Hours, Prefer, Region,
+    Schedule, SettingsChange, TenantId,
+};
 
 /// What applying one event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +82,13 @@ struct Company {
     phone: Option<SettingPhone>,
     region: Region,
     final_action: Option<FinalAction>,
+    /// `None`: UTC.
+    time_zone: Option<TimeZone>,
+    business_hours: Option<Hours>,
+    /// The forward's number, read in the company's own region (of the same event); `None`:
+    /// the final action.
+    after_hours: Option<SettingPhone>,
+    ring_timeout_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -86,6 +97,9 @@ struct Number {
     forwarding_raw: Option<String>,
     forwarding: Option<SettingPhone>,
     released: bool,
+    user_id: Option<EntityId>,
+    prefer: Prefer,
+    ring_timeout_secs: Option<u32>,
 }
 
 /// A user's settings, from its own event.
@@ -95,6 +109,17 @@ struct User {
     phone_raw: Option<String>,
     phone: Option<SettingPhone>,
     active: bool,
+    available: bool,
+    /// Boxed: most users have none, and users are held in a dense table.
+    working_hours: Option<Box<Hours>>,
+    ring_only_in_working_hours: bool,
+}
+
+/// Compiles a schedule once, when its setting is applied. A schedule that does not compile
+/// (only possible for a change that skipped validation: decoded events are validated) is
+/// never open, which is the cautious reading of hours that cannot be read.
+fn compile(schedule: &Schedule, field: &str) -> Hours {
+    schedule.compile(field).unwrap_or_else(|_| Hours::never())
 }
 
 /// A user id the tenant knows, from the user's event or from a contact assigned to it.
@@ -564,11 +589,29 @@ impl TenantState {
                     .as_deref()
                     .and_then(Region::parse)
                     .unwrap_or_default();
+                let after_hours = c
+                    .after_hours
+                    .as_ref()
+                    .filter(|a| a.kind == AfterHoursKind::Forward)
+                    .map(|a| {
+                        SettingPhone::normalize(a.number.as_deref().unwrap_or(""), new_region)
+                    });
                 self.company = Some(Company {
                     version: c.version,
                     phone: normalize(&c.company_phone, new_region),
                     region: new_region,
                     final_action: c.final_action.clone(),
+                    // Validated events name a zone that exists; anything else reads as UTC.
+                    time_zone: c
+                        .time_zone
+                        .as_deref()
+                        .and_then(|name| switchboard_contracts::schedule::time_zone(name).ok()),
+                    business_hours: c
+                        .business_hours
+                        .as_ref()
+                        .map(|s| compile(s, "business_hours")),
+                    after_hours,
+                    ring_timeout_secs: c.ring_timeout_secs.unwrap_or(DEFAULT_RING_TIMEOUT_SECS),
                 });
                 if new_region != region {
                     self.renormalize();
@@ -586,6 +629,9 @@ impl TenantState {
                         forwarding: normalize(&n.forwarding_number, region),
                         forwarding_raw: n.forwarding_number.clone(),
                         released: n.released,
+                        user_id: n.user_id.clone(),
+                        prefer: n.prefer,
+                        ring_timeout_secs: n.ring_timeout_secs,
                     },
                 );
                 Applied::Changed
@@ -603,6 +649,12 @@ impl TenantState {
                     phone: normalize(&u.phone, region),
                     phone_raw: u.phone.clone(),
                     active: u.active,
+                    available: u.available,
+                    working_hours: u
+                        .working_hours
+                        .as_ref()
+                        .map(|s| Box::new(compile(s, "working_hours"))),
+                    ring_only_in_working_hours: u.ring_only_in_working_hours,
                 });
                 match handle {
                     Some(h) => self.users[h].settings = settings,
@@ -717,10 +769,25 @@ impl SettingsView for TenantState {
         self.company.as_ref().and_then(|c| c.final_action.as_ref())
     }
 
+    fn company(&self) -> CompanyView<'_> {
+        match &self.company {
+            None => CompanyView::DEFAULT,
+            Some(c) => CompanyView {
+                time_zone: c.time_zone.as_ref().unwrap_or(&crate::view::UTC),
+                business_hours: c.business_hours.as_ref(),
+                after_hours: c.after_hours.as_ref(),
+                ring_timeout_secs: c.ring_timeout_secs,
+            },
+        }
+    }
+
     fn number(&self, number: &E164) -> Option<NumberView<'_>> {
         self.numbers.get(number).map(|n| NumberView {
             forwarding_number: n.forwarding.as_ref(),
             released: n.released,
+            user_id: n.user_id.as_ref(),
+            prefer: n.prefer,
+            ring_timeout_secs: n.ring_timeout_secs,
         })
     }
 
@@ -729,6 +796,9 @@ impl SettingsView for TenantState {
         Some(UserView {
             phone: user.phone.as_ref(),
             active: user.active,
+            available: user.available,
+            working_hours: user.working_hours.as_deref(),
+            ring_only_in_working_hours: user.ring_only_in_working_hours,
         })
     }
 

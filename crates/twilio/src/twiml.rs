@@ -176,6 +176,7 @@ mod tests {
                 number: E164::parse_strict(n).unwrap(),
                 user_id: None,
                 rule: Rule::CompanyPhone,
+                ring_timeout_secs: None,
             }),
             fallbacks: vec![],
             final_action: action,

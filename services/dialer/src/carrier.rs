@@ -83,7 +83,7 @@ pub enum CarrierError {
     #[error("{0}")]
     Refused(String),
     /// Sent, with no answer (timed out after sending, connection lost): the carrier may have
-    /// done it. A dial is then not retried (its number could ring twice); a final action is.
+    /// done it. Never retried: a dial could ring its number twice, a final action play twice.
     #[error("{0}")]
     Unknown(String),
 }
@@ -165,7 +165,6 @@ pub(crate) async fn retry(
     metrics: Option<&Metrics>,
 ) -> Result<Accepted, Failure> {
     let attempts = policy.max_attempts.max(1);
-    let dial = matches!(request.action, Action::Dial { .. });
     let failed = |reason: String, outcome_unknown: bool| Failure {
         reason,
         outcome_unknown,
@@ -191,18 +190,10 @@ pub(crate) async fn retry(
         match result {
             Ok(accepted) => return Ok(accepted),
             Err(CarrierError::Refused(reason)) => return Err(failed(reason, false)),
-            // The carrier may be ringing the number already: never ask again.
-            Err(CarrierError::Unknown(reason)) if dial => {
-                return Err(failed(
-                    format!("{reason}; not retried, so nobody is rung twice"),
-                    true,
-                ));
-            }
-            Err(CarrierError::Unknown(reason)) if attempt >= attempts => {
-                return Err(failed(
-                    format!("{reason} (gave up after {attempts} attempts)"),
-                    true,
-                ));
+            // The carrier may be ringing the number, or playing the final action, already:
+            // never ask again (the dead-man's switch covers a final action that did not land).
+            Err(CarrierError::Unknown(reason)) => {
+                return Err(failed(format!("{reason}; not retried"), true));
             }
             Err(CarrierError::Transient(reason)) if attempt >= attempts => {
                 return Err(failed(
@@ -210,7 +201,7 @@ pub(crate) async fn retry(
                     false,
                 ));
             }
-            Err(CarrierError::Transient(reason) | CarrierError::Unknown(reason)) => {
+            Err(CarrierError::Transient(reason)) => {
                 let delay = policy.delay(attempt, &request.call_id);
                 tracing::warn!(
                     call_id = %request.call_id,

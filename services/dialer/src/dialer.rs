@@ -225,7 +225,9 @@ impl Dialer {
             Some(target) => Action::Dial {
                 number: target.number.as_str().to_string(),
                 action_url: switchboard_twilio::urls::dial_status(&self.public_base, &tenant, step),
-                timeout_secs: self.ring_timeout_secs,
+                // The leg's own ring timeout (number, else company settings); decisions made
+                // before ring timeouts existed use the dialer's.
+                timeout_secs: target.ring_timeout_secs.unwrap_or(self.ring_timeout_secs),
             },
             None => Action::Final {
                 action: progress.decision.final_action.clone(),

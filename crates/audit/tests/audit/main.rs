@@ -5,6 +5,7 @@
 
 mod explain;
 mod lint;
+mod policy;
 mod replay;
 mod support;
 mod what_if;

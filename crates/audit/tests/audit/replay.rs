@@ -4,7 +4,7 @@ use switchboard_audit::read::{DEFAULT_LOOKBACK, NoProgress};
 use switchboard_audit::{Selection, replay, replay_with};
 use switchboard_contracts::{E164, EntityId, FinalAction, Region, Rule};
 use switchboard_routing::{
-    ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView, decide,
+    CompanyView, ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView, decide,
 };
 
 /// The routing rules with one deliberately altered: forwarding numbers are ignored.
@@ -19,6 +19,9 @@ impl SettingsView for WithoutForwarding<'_> {
     }
     fn final_action(&self) -> Option<&FinalAction> {
         self.0.final_action()
+    }
+    fn company(&self) -> CompanyView<'_> {
+        self.0.company()
     }
     fn number(&self, number: &E164) -> Option<NumberView<'_>> {
         self.0.number(number).map(|n| NumberView {

@@ -52,6 +52,10 @@ pub fn company(t: &str, version: u64, phone: Option<&str>) -> SettingsChange {
         company_phone: phone.map(Into::into),
         default_region: None,
         final_action: None,
+        time_zone: None,
+        business_hours: None,
+        after_hours: None,
+        ring_timeout_secs: None,
     })
 }
 
@@ -68,6 +72,9 @@ pub fn num(
         number: number(n),
         forwarding_number: forwarding.map(Into::into),
         released,
+        user_id: None,
+        prefer: Default::default(),
+        ring_timeout_secs: None,
     })
 }
 
@@ -78,6 +85,9 @@ pub fn user(t: &str, version: u64, u: &str, phone: Option<&str>, active: bool) -
         user_id: id(u),
         phone: phone.map(Into::into),
         active,
+        available: true,
+        working_hours: None,
+        ring_only_in_working_hours: false,
     })
 }
 

@@ -38,8 +38,10 @@ async fn what_if_shows_how_past_calls_would_ring_with_a_proposed_change() {
         counts,
         vec![
             ("assigned_user", 2, 2, 2),
+            ("direct_line", 0, 0, 0),
             ("forwarding_number", 4, 4, 0),
             ("company_phone", 4, 4, 8),
+            ("after_hours", 0, 0, 0),
             ("no_route", 0, 0, 0),
         ],
         "{}",

@@ -34,6 +34,7 @@ pub(crate) fn target(number: &str, rule: Rule) -> Target {
         number: E164::parse_strict(number).unwrap(),
         user_id: None,
         rule,
+        ring_timeout_secs: None,
     }
 }
 

@@ -287,6 +287,9 @@ fn check(w: &World, targets: usize) {
     rung.sort_unstable();
     rung.dedup();
     assert_eq!(rung.len(), all, "a number rung twice: {:?}", w.ledger);
+    // The final action asked for once at most.
+    let finals = w.ledger.iter().filter(|(_, n)| n == "final").count();
+    assert!(finals <= 1, "the final action asked twice: {:?}", w.ledger);
     // Every carrier action in the record.
     for (step, what) in &w.ledger {
         let recorded = p.events.iter().any(|e| {

@@ -208,7 +208,7 @@ fn a_redelivered_status_recovers_the_step_it_claimed() {
 }
 
 #[test]
-fn an_abandoned_final_action_is_claimed_again_never_left() {
+fn an_abandoned_final_action_is_recorded_as_taken_never_asked_twice() {
     let p = started(0);
     let again = holder("dialer-route", 1, 2);
     let r = write(next(
@@ -220,9 +220,30 @@ fn an_abandoned_final_action_is_claimed_again_never_left() {
         },
         clock(6),
     ));
-    assert_eq!((r.step, r.state), (0, StepState::Claimed));
-    assert_eq!(r.holder, Some(again));
-    assert_eq!(r.events.len(), 1, "nothing recorded for the repeat");
+    assert_eq!((r.step, r.state), (0, StepState::FinalTaken));
+    let last = r.events.last().unwrap();
+    assert_eq!(
+        (last.kind, last.outcome_unknown),
+        (DialEventKind::FinalActionTaken, true)
+    );
+    assert!(
+        last.reason
+            .as_deref()
+            .unwrap()
+            .contains("dead-man's switch")
+    );
+    // The dead-man's switch finds the call over: it answers the final action, records nothing.
+    assert_eq!(
+        next(
+            Some(&r),
+            Input::DeadMan {
+                fallback: &decision(0),
+                claim_grace: std::time::Duration::from_secs(30)
+            },
+            clock(60)
+        ),
+        Verdict::Unchanged
+    );
 }
 
 #[test]

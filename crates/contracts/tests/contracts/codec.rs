@@ -80,6 +80,13 @@ fn codes_are_stable() {
             "subject_mismatch",
         ),
         (ContractError::Version, "invalid_version"),
+        (
+            ContractError::InvalidSetting {
+                field: "x".into(),
+                reason: String::new(),
+            },
+            "invalid_setting",
+        ),
     ];
     for (err, code) in all {
         assert_eq!(err.code(), code, "{err:?}");

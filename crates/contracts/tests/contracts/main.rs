@@ -7,5 +7,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod codec;
+mod hours;
 mod proto_conformance;
 mod support;

@@ -11,18 +11,27 @@ use prost_reflect::{DynamicMessage, Kind, Value as PValue};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use switchboard_contracts::schedule::{Schedule, ScheduleOverride, WeeklyHours};
 use switchboard_contracts::{
     Actor, CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings,
     ContactSettings, ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope,
     EventData, FinalAction, FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region,
     Rejection, Rule, SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
 };
+use switchboard_contracts::{AfterHours, AfterHoursKind, Prefer};
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
 
 const PACKAGE: &str = "switchboard.v1";
 /// Messages of the package that are parts of event data, not event data themselves.
-const PART_MESSAGES: [&str; 2] = ["switchboard.v1.Target", "switchboard.v1.FinalAction"];
+const PART_MESSAGES: [&str; 6] = [
+    "switchboard.v1.Target",
+    "switchboard.v1.FinalAction",
+    "switchboard.v1.Schedule",
+    "switchboard.v1.WeeklyHours",
+    "switchboard.v1.ScheduleOverride",
+    "switchboard.v1.AfterHours",
+];
 /// Messages that are the data of several event types, with exactly those types.
 const SHARED_MESSAGES: [(&str, [&str; 2]); 1] = [(
     "switchboard.v1.Rejection",
@@ -232,8 +241,12 @@ fn enum_value_names_are_the_rust_wire_names() {
     let rule = pool()
         .get_enum_by_name("switchboard.v1.Rule")
         .expect("Rule");
+    // In declaration order (the order the rules apply, as `Rule::ALL`), not number order (the
+    // order they were added in).
     let names: Vec<String> = rule
-        .values()
+        .enum_descriptor_proto()
+        .value
+        .iter()
         .filter(|v| v.number() != 0)
         .map(|v| v.name().to_string())
         .collect();
@@ -636,6 +649,7 @@ fn fixed_calls_dial() -> Vec<CallDial> {
             number: e164("+14158675310"),
             user_id: Some(id("u-alice")),
             rule: Rule::AssignedUser,
+            ring_timeout_secs: Some(20),
         }),
         reason: None,
         carrier_sid: Some("CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into()),
@@ -652,6 +666,7 @@ fn fixed_calls_dial() -> Vec<CallDial> {
                 number: e164("+13127654321"),
                 user_id: None,
                 rule: Rule::ForwardingNumber,
+                ring_timeout_secs: None,
             }),
             reason: Some("carrier refused: 400 <Twiml> \"invalid\" & more".into()),
             carrier_sid: None,
@@ -702,6 +717,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
         number: e164(number),
         user_id: user.map(id),
         rule,
+        ring_timeout_secs: Some(20),
     };
     let base = CallRoute {
         call_id: "CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into(),
@@ -733,9 +749,30 @@ fn fixed_calls_route() -> Vec<CallRoute> {
         },
         CallRoute {
             rule: Rule::CompanyPhone,
-            target: Some(target("+442079460018", Rule::CompanyPhone, None)),
+            target: Some(Target {
+                ring_timeout_secs: None,
+                ..target("+442079460018", Rule::CompanyPhone, None)
+            }),
             fallbacks: vec![],
             settings_seq: 1,
+            ..base.clone()
+        },
+        CallRoute {
+            rule: Rule::DirectLine,
+            target: Some(Target {
+                ring_timeout_secs: Some(u32::MAX),
+                ..target("+13125550188", Rule::DirectLine, Some("u-43"))
+            }),
+            fallbacks: vec![Target {
+                ring_timeout_secs: Some(0),
+                ..target("+14155550100", Rule::CompanyPhone, None)
+            }],
+            ..base.clone()
+        },
+        CallRoute {
+            rule: Rule::AfterHours,
+            target: Some(target("+13125550100", Rule::AfterHours, None)),
+            fallbacks: vec![],
             ..base.clone()
         },
         CallRoute {
@@ -764,21 +801,56 @@ fn fixed_calls_route() -> Vec<CallRoute> {
     ]
 }
 
+/// A schedule with every part set: weekly hours, an override, a closed date, a time zone.
+fn full_schedule(time_zone: Option<&str>) -> Schedule {
+    let i = |a: &str, b: &str| [a.to_string(), b.to_string()];
+    Schedule {
+        time_zone: time_zone.map(Into::into),
+        weekly: Box::new(WeeklyHours {
+            mon: vec![i("09:00", "12:30"), i("13:30", "17:00")],
+            fri: vec![i("00:00", "24:00")],
+            sun: vec![i("22:00", "24:00")],
+            ..WeeklyHours::default()
+        }),
+        overrides: vec![
+            ScheduleOverride {
+                date: "2026-12-24".into(),
+                hours: vec![i("09:00", "12:00")],
+            },
+            ScheduleOverride {
+                date: "2026-12-25".into(),
+                hours: vec![],
+            },
+        ],
+    }
+}
+
 fn fixed_company() -> Vec<CompanySettings> {
+    let base = CompanySettings {
+        tenant_id: tenant("acme"),
+        version: 1,
+        company_phone: None,
+        default_region: None,
+        final_action: None,
+        time_zone: None,
+        business_hours: None,
+        after_hours: None,
+        ring_timeout_secs: None,
+    };
     vec![
         CompanySettings {
-            tenant_id: tenant("acme"),
-            version: 1,
-            company_phone: None,
-            default_region: None,
-            final_action: None,
-        },
-        CompanySettings {
-            tenant_id: tenant("acme"),
             version: 3,
             company_phone: Some("(415) 555-0100".into()),
             default_region: Some("US".into()),
             final_action: Some(FinalAction::default()),
+            time_zone: Some("America/Chicago".into()),
+            business_hours: Some(full_schedule(None)),
+            after_hours: Some(AfterHours {
+                kind: AfterHoursKind::Forward,
+                number: Some("(312) 555-0100".into()),
+            }),
+            ring_timeout_secs: Some(15),
+            ..base.clone()
         },
         CompanySettings {
             tenant_id: tenant("globex"),
@@ -789,7 +861,12 @@ fn fixed_company() -> Vec<CompanySettings> {
                 kind: FinalActionKind::AnnounceHangup,
                 message: String::new(),
             }),
+            time_zone: Some("Pacific/Auckland".into()),
+            business_hours: Some(Schedule::default()),
+            after_hours: Some(AfterHours::default()),
+            ring_timeout_secs: Some(600),
         },
+        base,
     ]
 }
 
@@ -801,6 +878,9 @@ fn fixed_number() -> Vec<NumberSettings> {
             number: e164("+16502530000"),
             forwarding_number: Some("+14155550123".into()),
             released: false,
+            user_id: None,
+            prefer: Prefer::ContactOwner,
+            ring_timeout_secs: None,
         },
         NumberSettings {
             tenant_id: tenant("acme"),
@@ -808,6 +888,19 @@ fn fixed_number() -> Vec<NumberSettings> {
             number: e164("+442079460018"),
             forwarding_number: None,
             released: true,
+            user_id: None,
+            prefer: Prefer::ContactOwner,
+            ring_timeout_secs: None,
+        },
+        NumberSettings {
+            tenant_id: tenant("acme"),
+            version: 5,
+            number: e164("+13125550188"),
+            forwarding_number: None,
+            released: false,
+            user_id: Some(id("u-43")),
+            prefer: Prefer::NumberOwner,
+            ring_timeout_secs: Some(18),
         },
     ]
 }
@@ -820,6 +913,9 @@ fn fixed_user() -> Vec<UserSettings> {
             user_id: id("u-42"),
             phone: Some("+1 312 555 0199".into()),
             active: true,
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
         },
         UserSettings {
             tenant_id: tenant("acme"),
@@ -827,6 +923,9 @@ fn fixed_user() -> Vec<UserSettings> {
             user_id: id("u-42"),
             phone: None,
             active: false,
+            available: false,
+            working_hours: Some(full_schedule(Some("Europe/Berlin"))),
+            ring_only_in_working_hours: true,
         },
     ]
 }
@@ -974,7 +1073,11 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
     assert_eq!(empty.code, "malformed");
     emit(CallRejected(empty.clone()), at);
     emit(SettingsRejected(empty), at);
-    assert_eq!(rules.len(), 4, "every Rule variant is covered");
+    assert_eq!(
+        rules.len(),
+        Rule::ALL.len(),
+        "every Rule variant is covered"
+    );
     assert!(
         kinds.contains(&FinalActionKind::Voicemail)
             && kinds.contains(&FinalActionKind::AnnounceHangup)
@@ -1057,11 +1160,13 @@ mod strategies {
                     .filter(|r| *r != Rule::NoRoute)
                     .collect::<Vec<_>>(),
             ),
+            prop::option::of(any::<u32>()),
         )
-            .prop_map(|(number, user_id, rule)| Target {
+            .prop_map(|(number, user_id, rule, ring_timeout_secs)| Target {
                 number,
                 user_id,
                 rule,
+                ring_timeout_secs,
             })
     }
 
@@ -1129,24 +1234,104 @@ mod strategies {
         prop_oneof![1u64..1000, 1u64..=u64::MAX]
     }
 
+    /// IANA names, among them zones with DST on either side of the equator and east of the
+    /// date line.
+    pub fn time_zone() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "UTC",
+            "America/Chicago",
+            "Europe/Berlin",
+            "Pacific/Auckland",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ])
+        .prop_map(String::from)
+    }
+
+    /// A valid day: sorted, disjoint intervals drawn from cut points of the day.
+    fn day() -> impl Strategy<Value = Vec<[String; 2]>> {
+        prop::collection::btree_set(0u16..=1440, 0..7).prop_map(|cuts| {
+            let cuts: Vec<u16> = cuts.into_iter().collect();
+            let hhmm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+            cuts.chunks_exact(2)
+                .map(|pair| [hhmm(pair[0]), hhmm(pair[1])])
+                .collect()
+        })
+    }
+
+    /// A valid schedule.
+    pub fn schedule() -> impl Strategy<Value = Schedule> {
+        (
+            prop::option::of(time_zone()),
+            prop::collection::vec(day(), 7),
+            prop::collection::btree_map((2000i16..2100, 1i8..=12, 1i8..=28), day(), 0..3),
+        )
+            .prop_map(|(time_zone, days, overrides)| {
+                let mut weekly = Box::<WeeklyHours>::default();
+                for (slot, hours) in weekly.days_mut().into_iter().zip(days) {
+                    *slot = hours;
+                }
+                Schedule {
+                    time_zone,
+                    weekly,
+                    overrides: overrides
+                        .into_iter()
+                        .map(|((y, m, d), hours)| ScheduleOverride {
+                            date: format!("{y:04}-{m:02}-{d:02}"),
+                            hours,
+                        })
+                        .collect(),
+                }
+            })
+    }
+
+    pub fn ring_timeout() -> impl Strategy<Value = Option<u32>> {
+        prop::option::of(5u32..=600)
+    }
+
+    pub fn after_hours() -> impl Strategy<Value = AfterHours> {
+        prop_oneof![
+            Just(AfterHours::default()),
+            e164().prop_map(|n| AfterHours {
+                kind: AfterHoursKind::Forward,
+                number: Some(n.as_str().to_string()),
+            }),
+        ]
+    }
+
     pub fn company() -> impl Strategy<Value = CompanySettings> {
         (
-            tenant(),
-            version(),
-            prop::option::of(text(30)),
-            prop::option::of(
-                prop::sample::select(vec!["US", "GB", "DE", "CA", "fr"]).prop_map(String::from),
+            (
+                tenant(),
+                version(),
+                prop::option::of(text(30)),
+                prop::option::of(
+                    prop::sample::select(vec!["US", "GB", "DE", "CA", "fr"]).prop_map(String::from),
+                ),
+                prop::option::of(final_action()),
             ),
-            prop::option::of(final_action()),
+            (
+                prop::option::of(time_zone()),
+                prop::option::of(schedule()),
+                prop::option::of(after_hours()),
+                ring_timeout(),
+            ),
         )
             .prop_map(
-                |(tenant_id, version, company_phone, default_region, final_action)| {
+                |(
+                    (tenant_id, version, company_phone, default_region, final_action),
+                    (time_zone, business_hours, after_hours, ring_timeout_secs),
+                )| {
                     CompanySettings {
                         tenant_id,
                         version,
                         company_phone,
                         default_region,
                         final_action,
+                        time_zone,
+                        business_hours,
+                        after_hours,
+                        ring_timeout_secs,
                     }
                 },
             )
@@ -1159,14 +1344,29 @@ mod strategies {
             e164(),
             prop::option::of(text(30)),
             any::<bool>(),
+            prop::option::of(entity_id()),
+            prop::sample::select(vec![Prefer::ContactOwner, Prefer::NumberOwner]),
+            ring_timeout(),
         )
             .prop_map(
-                |(tenant_id, version, number, forwarding_number, released)| NumberSettings {
+                |(
                     tenant_id,
                     version,
                     number,
                     forwarding_number,
                     released,
+                    user_id,
+                    prefer,
+                    ring_timeout_secs,
+                )| NumberSettings {
+                    tenant_id,
+                    version,
+                    number,
+                    forwarding_number,
+                    released,
+                    user_id,
+                    prefer,
+                    ring_timeout_secs,
                 },
             )
     }
@@ -1178,14 +1378,29 @@ mod strategies {
             entity_id(),
             prop::option::of(text(30)),
             any::<bool>(),
+            any::<bool>(),
+            prop::option::of(schedule()),
+            any::<bool>(),
         )
             .prop_map(
-                |(tenant_id, version, user_id, phone, active)| UserSettings {
+                |(
                     tenant_id,
                     version,
                     user_id,
                     phone,
                     active,
+                    available,
+                    working_hours,
+                    ring_only_in_working_hours,
+                )| UserSettings {
+                    tenant_id,
+                    version,
+                    user_id,
+                    phone,
+                    active,
+                    available,
+                    working_hours,
+                    ring_only_in_working_hours,
                 },
             )
     }
@@ -1210,7 +1425,12 @@ mod strategies {
                     reason,
                 }
             }),
-            (field, 1usize..3000).prop_map(|(field, max)| ContractError::TooLong { field, max }),
+            (field.clone(), 1usize..3000)
+                .prop_map(|(field, max)| ContractError::TooLong { field, max }),
+            (field, text(40)).prop_map(|(field, reason)| ContractError::InvalidSetting {
+                field: format!("working_hours.weekly.{field}[0]"),
+                reason,
+            }),
             (text(40), text(40)).prop_map(|(subject, expected)| ContractError::SubjectMismatch {
                 subject,
                 expected
@@ -1370,6 +1590,10 @@ fn canonical_proto3_json_of_settings_with_defaults_decodes_with_the_same_meaning
             company_phone: None,
             default_region: None,
             final_action: None,
+            time_zone: None,
+            business_hours: None,
+            after_hours: None,
+            ring_timeout_secs: None,
         }
     );
 
@@ -1449,7 +1673,11 @@ fn canonical_proto3_json_of_settings_with_defaults_decodes_with_the_same_meaning
             user_id: id("u-42"),
             phone: None,
             active: false,
-        }
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
+        },
+        "an absent `available` is true (issue 15: \"Omitted fields take their defaults\")"
     );
 
     // Contact: empty `phones`, `deleted` false and no assigned user are omitted.
@@ -1654,6 +1882,34 @@ fn proto_validation_rejects_invalid_data() {
 
     let cases: Vec<(&str, &str, Value)> = vec![
         (
+            "unknown prefer",
+            settings_number,
+            with(number.clone(), "prefer", json!("owner")),
+        ),
+        (
+            "ring timeout as a negative number",
+            settings_number,
+            with(number.clone(), "ring_timeout_secs", json!(-20)),
+        ),
+        (
+            "unknown weekly key",
+            message_of::<CompanySettings>(),
+            with(
+                example_json("switchboard.settings.company.v1.json")["data"].clone(),
+                "business_hours.weekly.monday",
+                json!([["09:00", "17:00"]]),
+            ),
+        ),
+        (
+            "unknown after-hours kind",
+            message_of::<CompanySettings>(),
+            with(
+                example_json("switchboard.settings.company.v1.json")["data"].clone(),
+                "after_hours.kind",
+                json!("voicemail"),
+            ),
+        ),
+        (
             "unknown rule",
             calls_route,
             with(route.clone(), "rule", json!("round_robin")),
@@ -1835,8 +2091,11 @@ fn messages_use_only_the_kinds_the_contract_maps() {
             assert!(!field.is_map(), "{}", field.full_name());
             let ok = match field.kind() {
                 Kind::String | Kind::Bool | Kind::Uint32 | Kind::Uint64 | Kind::Enum(_) => true,
+                // ListValue: a schedule's interval, `["09:00", "17:00"]` (a JSON array).
                 Kind::Message(m) => {
-                    m.package_name() == PACKAGE || m.full_name() == "google.protobuf.Timestamp"
+                    m.package_name() == PACKAGE
+                        || m.full_name() == "google.protobuf.Timestamp"
+                        || (m.full_name() == "google.protobuf.ListValue" && field.is_list())
                 }
                 _ => false,
             };

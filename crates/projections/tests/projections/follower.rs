@@ -200,3 +200,98 @@ async fn every_published_change_is_visible_after_waiting_for_the_last_sequence()
     }
     follower.shutdown().await;
 }
+
+/// Issue 15: "A settings event that fails validation … is refused with a `settings.rejected`
+/// whose reason names the field — as today for bad phone numbers. A refused event changes
+/// nothing, its version included: a later valid event with the same version applies."
+#[tokio::test]
+async fn a_refused_setting_changes_nothing_not_even_its_version() {
+    use switchboard_contracts::EventData;
+    let (_server, js, publisher) = provisioned().await;
+    let backend = Backend::sqlite();
+    let store = Store::open(backend.url()).await.unwrap();
+    let follower = Follower::start(js.clone(), store.clone(), publisher.clone())
+        .await
+        .unwrap();
+    follower.wait_ready(WAIT).await.unwrap();
+    publish(&publisher, &user("acme", "u1", 1, Some(USER_PHONE))).await;
+
+    // Version 2 with "9am" in its working hours: a well-formed envelope, refused on its data.
+    let switchboard_contracts::SettingsChange::User(mut u) = user("acme", "u1", 2, None) else {
+        unreachable!()
+    };
+    u.ring_only_in_working_hours = true;
+    let valid = Envelope::new(u.clone(), "/crm/settings", time::OffsetDateTime::UNIX_EPOCH);
+    let mut refused: serde_json::Value = serde_json::from_slice(&valid.to_json().unwrap()).unwrap();
+    refused["data"]["working_hours"] = serde_json::json!({"weekly": {"mon": [["9am", "17:00"]]}});
+    let bad = js
+        .publish(
+            u.nats_subject(),
+            serde_json::to_vec(&refused).unwrap().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let subject = format!("settings.acme.rejected.{bad}");
+    let stream = js.get_stream(SETTINGS).await.unwrap();
+    let stored = eventually(WAIT, "the rejection event", || async {
+        stream.get_last_raw_message_by_subject(&subject).await.ok()
+    })
+    .await
+    .unwrap();
+    let rejection = Envelope::<SettingsRejected>::decode(&stored.payload, &subject)
+        .unwrap()
+        .data
+        .0;
+    assert_eq!(rejection.code, "invalid_setting");
+    assert!(
+        rejection.reason.contains("`working_hours.weekly.mon[0]`"),
+        "{}",
+        rejection.reason
+    );
+    let last = settings_last_seq(&js).await.unwrap();
+    follower.wait_applied(last, WAIT).await.unwrap();
+    assert_eq!(
+        version(&follower.projection(), "acme", "user", "u1"),
+        Some(1),
+        "the refused version 2 is not recorded"
+    );
+
+    // The same version, valid: applied (with its working hours).
+    u.working_hours = Some(
+        serde_json::from_value(serde_json::json!({"weekly": {"mon": [["09:00", "17:00"]]}}))
+            .unwrap(),
+    );
+    publish(&publisher, &switchboard_contracts::SettingsChange::User(u)).await;
+    let last = settings_last_seq(&js).await.unwrap();
+    follower.wait_applied(last, WAIT).await.unwrap();
+    assert_eq!(
+        version(&follower.projection(), "acme", "user", "u1"),
+        Some(2)
+    );
+    {
+        let projection = follower.projection();
+        let projection = projection.read().unwrap();
+        let state = projection.tenant(&tenant("acme")).unwrap();
+        use switchboard_routing::SettingsView;
+        let user = state.user(&id("u1")).unwrap();
+        assert!(user.ring_only_in_working_hours && user.working_hours.is_some());
+    }
+    follower.shutdown().await;
+    // And the store holds it, on reopening.
+    let reopened = Store::open(backend.url())
+        .await
+        .unwrap()
+        .load()
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened
+            .tenant(&tenant("acme"))
+            .unwrap()
+            .version_of("user", "u1"),
+        Some(2)
+    );
+}

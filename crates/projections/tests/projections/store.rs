@@ -2,7 +2,7 @@
 //! isolation.
 
 use crate::support::*;
-use switchboard_contracts::{Rule, SettingsChange};
+use switchboard_contracts::{CallInbound, Rule, SettingsChange};
 use switchboard_projections::{Projection, Store};
 use switchboard_routing::SettingsView;
 
@@ -230,4 +230,106 @@ async fn sqlite_runs_with_the_wal_journal() {
         .trim_start_matches("sqlite://")
         .trim_end_matches("?mode=rwc");
     assert!(std::path::Path::new(&format!("{file}-wal")).exists());
+}
+
+/// Issue 15: "the store keeps each entity as a JSON `data` document (a new optional field
+/// needs no store change)": the policy fields of issue 15 survive the store on both backends,
+/// and a reopened store decides after hours, by working hours and by direct line the same.
+#[tokio::test]
+async fn the_routing_policy_fields_survive_the_store() {
+    use switchboard_contracts::{AfterHours, AfterHoursKind, Prefer, Schedule};
+    let hours: Schedule = serde_json::from_value(serde_json::json!({
+        "weekly": {"mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]]},
+        "overrides": [{"date": "2026-11-24", "hours": []}]
+    }))
+    .unwrap();
+    let SettingsChange::Company(mut c) = company("acme", 1, Some("(617) 253-1234"), None) else {
+        unreachable!()
+    };
+    c.time_zone = Some("America/Chicago".into());
+    c.business_hours = Some(hours.clone());
+    c.after_hours = Some(AfterHours {
+        kind: AfterHoursKind::Forward,
+        number: Some("(312) 555-0100".into()),
+    });
+    c.ring_timeout_secs = Some(15);
+    let SettingsChange::Number(mut n) = number("acme", DIALED, 1, Some(FORWARDING)) else {
+        unreachable!()
+    };
+    n.user_id = Some(id("u2"));
+    n.prefer = Prefer::NumberOwner;
+    n.ring_timeout_secs = Some(18);
+    let SettingsChange::User(mut u) = user("acme", "u1", 1, Some(USER_PHONE)) else {
+        unreachable!()
+    };
+    u.working_hours = Some(Schedule {
+        time_zone: Some("Europe/Berlin".into()),
+        ..hours
+    });
+    u.ring_only_in_working_hours = true;
+    let SettingsChange::User(mut owner) = user("acme", "u2", 1, Some(OTHER_PHONE)) else {
+        unreachable!()
+    };
+    owner.available = false;
+    let records = [
+        record(1, SettingsChange::Company(c)),
+        record(2, SettingsChange::Number(n)),
+        record(3, SettingsChange::User(u)),
+        record(4, SettingsChange::User(owner)),
+        record(5, contact("acme", "c1", 1, &[CALLER], Some("u1"))),
+    ];
+    on_both(|url| {
+        let records = records.clone();
+        async move {
+            let mut in_memory = Projection::new();
+            for r in &records {
+                in_memory.apply(r);
+            }
+            {
+                let store = Store::open(&url).await.unwrap();
+                store.apply_batch(&records).await.unwrap();
+            }
+            let loaded = Store::open(&url).await.unwrap().load().await.unwrap();
+            let changes: Vec<SettingsChange> =
+                records.iter().filter_map(|r| r.change.clone()).collect();
+            assert_eq!(dump(&loaded, &changes), dump(&in_memory, &changes));
+            // Monday 2026-11-23: 10:00 in Chicago is 17:00 in Berlin (u1 has left), 18:00 in
+            // Chicago is closed; Tuesday 24th is closed all day by the override.
+            for (at, rule) in [
+                (
+                    time::macros::datetime!(2026-11-23 16:00 UTC),
+                    Rule::ForwardingNumber,
+                ),
+                (
+                    time::macros::datetime!(2026-11-23 15:30 UTC),
+                    Rule::AssignedUser,
+                ),
+                (
+                    time::macros::datetime!(2026-11-24 00:00 UTC),
+                    Rule::AfterHours,
+                ),
+                (
+                    time::macros::datetime!(2026-11-24 16:00 UTC),
+                    Rule::AfterHours,
+                ),
+            ] {
+                let c = CallInbound {
+                    received_at: at,
+                    ..call("acme", DIALED, CALLER)
+                };
+                let d = decide_in(&loaded, &c).unwrap();
+                assert_eq!(d, decide_in(&in_memory, &c).unwrap());
+                assert_eq!(d.rule, rule, "{at}: {:?}", d.explanation);
+                let timeouts: Vec<_> = d
+                    .target
+                    .iter()
+                    .chain(&d.fallbacks)
+                    .map(|t| t.ring_timeout_secs)
+                    .collect();
+                // The number's ring timeout, on every leg, the after-hours forward's too.
+                assert!(timeouts.iter().all(|t| *t == Some(18)), "{timeouts:?}");
+            }
+        }
+    })
+    .await;
 }

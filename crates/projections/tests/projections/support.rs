@@ -80,6 +80,10 @@ pub fn company(t: &str, version: u64, phone: Option<&str>, region: Option<&str>)
         company_phone: phone.map(Into::into),
         default_region: region.map(Into::into),
         final_action: None,
+        time_zone: None,
+        business_hours: None,
+        after_hours: None,
+        ring_timeout_secs: None,
     })
 }
 
@@ -90,6 +94,9 @@ pub fn number(t: &str, number: &str, version: u64, forwarding: Option<&str>) -> 
         number: E164::parse_strict(number).unwrap(),
         forwarding_number: forwarding.map(Into::into),
         released: false,
+        user_id: None,
+        prefer: Default::default(),
+        ring_timeout_secs: None,
     })
 }
 
@@ -100,6 +107,9 @@ pub fn user(t: &str, user_id: &str, version: u64, phone: Option<&str>) -> Settin
         user_id: id(user_id),
         phone: phone.map(Into::into),
         active: true,
+        available: true,
+        working_hours: None,
+        ring_only_in_working_hours: false,
     })
 }
 

@@ -1,10 +1,12 @@
 //! A tenant built from settings events, as the router would see it.
 
+use switchboard_contracts::schedule::{Schedule, ScheduleOverride, WeeklyHours};
 use switchboard_contracts::{
-    CallInbound, CompanySettings, ContactSettings, EntityId, FinalAction, NumberSettings,
-    SettingsChange, TenantId, UserSettings,
+    CallInbound, CompanySettings, ContactSettings, EntityId, EventData, FinalAction,
+    NumberSettings, SettingsChange, TenantId, UserSettings,
 };
 use switchboard_routing::{Decision, TenantState, decide};
+use time::OffsetDateTime;
 use time::macros::datetime;
 
 pub const DIALED: &str = "+16502530000";
@@ -47,6 +49,65 @@ impl Fixture {
         self
     }
 
+    /// The company as `f` sets it (over no phone, no region, no final action, no hours),
+    /// validated as the router's decoder would.
+    pub fn company_with(&mut self, f: impl FnOnce(&mut CompanySettings)) -> &mut Self {
+        let mut c = CompanySettings {
+            tenant_id: tenant(),
+            version: self.next(),
+            company_phone: None,
+            default_region: None,
+            final_action: None,
+            time_zone: None,
+            business_hours: None,
+            after_hours: None,
+            ring_timeout_secs: None,
+        };
+        f(&mut c);
+        c.validate().unwrap();
+        self.apply(SettingsChange::Company(c))
+    }
+
+    /// The dialed number as `f` sets it (over: no forwarding number, not released, nobody's
+    /// direct line), validated.
+    pub fn number_with(&mut self, f: impl FnOnce(&mut NumberSettings)) -> &mut Self {
+        let mut n = NumberSettings {
+            tenant_id: tenant(),
+            version: self.next(),
+            number: switchboard_contracts::E164::parse_strict(DIALED).unwrap(),
+            forwarding_number: None,
+            released: false,
+            user_id: None,
+            prefer: Default::default(),
+            ring_timeout_secs: None,
+        };
+        f(&mut n);
+        n.validate().unwrap();
+        self.apply(SettingsChange::Number(n))
+    }
+
+    /// An active, available user with `phone`, as `f` further sets it, validated.
+    pub fn user_with(
+        &mut self,
+        user_id: &str,
+        phone: Option<&str>,
+        f: impl FnOnce(&mut UserSettings),
+    ) -> &mut Self {
+        let mut u = UserSettings {
+            tenant_id: tenant(),
+            version: self.next(),
+            user_id: id(user_id),
+            phone: phone.map(Into::into),
+            active: true,
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
+        };
+        f(&mut u);
+        u.validate().unwrap();
+        self.apply(SettingsChange::User(u))
+    }
+
     pub fn company(&mut self, phone: Option<&str>) -> &mut Self {
         self.company_full(phone, None, None)
     }
@@ -64,6 +125,10 @@ impl Fixture {
             company_phone: phone.map(Into::into),
             default_region: region.map(Into::into),
             final_action,
+            time_zone: None,
+            business_hours: None,
+            after_hours: None,
+            ring_timeout_secs: None,
         }))
     }
 
@@ -75,6 +140,9 @@ impl Fixture {
             number: switchboard_contracts::E164::parse_strict(number).unwrap(),
             forwarding_number: forwarding.map(Into::into),
             released,
+            user_id: None,
+            prefer: Default::default(),
+            ring_timeout_secs: None,
         }))
     }
 
@@ -90,6 +158,9 @@ impl Fixture {
             user_id: id(user_id),
             phone: phone.map(Into::into),
             active,
+            available: true,
+            working_hours: None,
+            ring_only_in_working_hours: false,
         }))
     }
 
@@ -134,6 +205,82 @@ pub fn call_from(from: &str) -> CallInbound {
         received_at: datetime!(2026-11-22 09:00 UTC),
         contact_id: None,
     }
+}
+
+/// A call from `from` received at `at`.
+pub fn call_at(from: &str, at: OffsetDateTime) -> CallInbound {
+    CallInbound {
+        received_at: at,
+        ..call_from(from)
+    }
+}
+
+/// Intervals as written: `&[("09:00", "17:00")]`.
+pub type Day<'a> = &'a [(&'a str, &'a str)];
+
+fn intervals(day: Day<'_>) -> Vec<[String; 2]> {
+    day.iter()
+        .map(|(a, b)| [a.to_string(), b.to_string()])
+        .collect()
+}
+
+/// A schedule: `weekly` as `(day key, intervals)`, `overrides` as `(date, intervals)`.
+pub fn schedule(
+    time_zone: Option<&str>,
+    weekly: &[(&str, Day<'_>)],
+    overrides: &[(&str, Day<'_>)],
+) -> Schedule {
+    let mut week = WeeklyHours::default();
+    for (key, day) in weekly {
+        let slot = match *key {
+            "mon" => &mut week.mon,
+            "tue" => &mut week.tue,
+            "wed" => &mut week.wed,
+            "thu" => &mut week.thu,
+            "fri" => &mut week.fri,
+            "sat" => &mut week.sat,
+            "sun" => &mut week.sun,
+            other => panic!("day key {other}"),
+        };
+        *slot = intervals(day);
+    }
+    Schedule {
+        time_zone: time_zone.map(Into::into),
+        weekly: Box::new(week),
+        overrides: overrides
+            .iter()
+            .map(|(date, day)| ScheduleOverride {
+                date: date.to_string(),
+                hours: intervals(day),
+            })
+            .collect(),
+    }
+}
+
+/// Monday to Friday, 09:00–17:00, in `time_zone` (or the company's).
+pub fn office_hours(time_zone: Option<&str>) -> Schedule {
+    let day: Day<'_> = &[("09:00", "17:00")];
+    schedule(
+        time_zone,
+        &[
+            ("mon", day),
+            ("tue", day),
+            ("wed", day),
+            ("thu", day),
+            ("fri", day),
+        ],
+        &[],
+    )
+}
+
+/// Every day, all day.
+pub fn always(time_zone: Option<&str>) -> Schedule {
+    let day: Day<'_> = &[("00:00", "24:00")];
+    let week: Vec<(&str, Day<'_>)> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .into_iter()
+        .map(|k| (k, day))
+        .collect();
+    schedule(time_zone, &week, &[])
 }
 
 /// `(number, rule)` of the target followed by the fallbacks.

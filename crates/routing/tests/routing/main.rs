@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // helpers outside #[test] fns too
 
 mod fixture;
+mod policy;
 mod properties;
 mod rules;
 mod state;
+mod zones;

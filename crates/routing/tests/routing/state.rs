@@ -11,6 +11,9 @@ fn user(version: u64, phone: Option<&str>) -> SettingsChange {
         user_id: id("u1"),
         phone: phone.map(Into::into),
         active: true,
+        available: true,
+        working_hours: None,
+        ring_only_in_working_hours: false,
     })
 }
 

@@ -332,3 +332,30 @@ async fn a_blank_announcement_says_the_default_greeting() {
     nats.wait_settled().await;
     dialer.stop().await;
 }
+
+/// Issue 15: "Every leg carries its ring timeout" and the dialer rings each leg for it
+/// (Twilio `<Dial timeout>`); a decision made before ring timeouts existed rings for the
+/// dialer's `--ring-timeout-secs`.
+#[tokio::test]
+async fn each_leg_rings_for_its_own_timeout() {
+    let nats = Nats::start().await;
+    let twilio = FakeTwilio::start().await;
+    let dialer = Dialer::start(args(&nats.url(), &twilio.base));
+    let call = "CAtimeouts";
+    let mut decision = full_chain(call, FinalAction::default());
+    if let Some(t) = decision.target.as_mut() {
+        t.ring_timeout_secs = Some(15);
+    }
+    decision.fallbacks[0].ring_timeout_secs = Some(25);
+    nats.publish(decision).await;
+    for (step, expected) in [(0u32, "15"), (1, "25"), (2, "20")] {
+        nats.wait_dial(call, step, DialEventKind::StepStarted).await;
+        let rung = twilio.fake.for_call(call)[step as usize].clone();
+        assert_eq!(rung.dial_timeout.as_deref(), Some(expected), "step {step}");
+        nats.publish(status(call, step, DialCallStatus::NoAnswer))
+            .await;
+    }
+    nats.wait_dial(call, 3, DialEventKind::FinalActionTaken)
+        .await;
+    dialer.stop().await;
+}

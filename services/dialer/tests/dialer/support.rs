@@ -41,6 +41,7 @@ pub fn target(number: &str, rule: Rule) -> Target {
         number: E164::parse_strict(number).unwrap(),
         user_id: (rule == Rule::AssignedUser).then(|| EntityId::parse("id", "u-alice").unwrap()),
         rule,
+        ring_timeout_secs: None,
     }
 }
 

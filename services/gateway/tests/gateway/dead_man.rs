@@ -41,6 +41,7 @@ fn decision(call: &str, final_action: FinalAction) -> CallRoute {
             number: E164::parse_strict("+16172531234").unwrap(),
             user_id: None,
             rule: Rule::CompanyPhone,
+            ring_timeout_secs: None,
         }),
         fallbacks: vec![],
         final_action,

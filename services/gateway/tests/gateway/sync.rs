@@ -90,6 +90,9 @@ async fn sync_mode_answers_with_the_routers_dial() {
         number: E164::parse_strict(DIALED).unwrap(),
         forwarding_number: Some(FORWARDING.into()),
         released: false,
+        user_id: None,
+        prefer: Default::default(),
+        ring_timeout_secs: None,
     };
     publisher
         .publish(

@@ -47,6 +47,8 @@ pub fn target(number: &str, rule: Rule, user: Option<&str>) -> Target {
         number: e164(number),
         user_id: user.map(id),
         rule,
+        // No ring timeout set in these tenants: the company default.
+        ring_timeout_secs: Some(switchboard_contracts::DEFAULT_RING_TIMEOUT_SECS),
     }
 }
 
@@ -68,6 +70,10 @@ pub fn company(t: &str, phone: Option<&str>, final_action: Option<FinalAction>) 
         company_phone: phone.map(Into::into),
         default_region: None,
         final_action,
+        time_zone: None,
+        business_hours: None,
+        after_hours: None,
+        ring_timeout_secs: None,
     }
 }
 
@@ -78,6 +84,9 @@ pub fn number(t: &str, number: &str, forwarding: Option<&str>) -> NumberSettings
         number: e164(number),
         forwarding_number: forwarding.map(Into::into),
         released: false,
+        user_id: None,
+        prefer: Default::default(),
+        ring_timeout_secs: None,
     }
 }
 
@@ -95,6 +104,9 @@ pub fn user(t: &str, user_id: &str, phone: Option<&str>, active: bool) -> UserSe
         user_id: id(user_id),
         phone: phone.map(Into::into),
         active,
+        available: true,
+        working_hours: None,
+        ring_only_in_working_hours: false,
     }
 }
 

@@ -71,6 +71,10 @@ impl Stack {
                 company_phone: Some(COMPANY.into()),
                 default_region: None,
                 final_action: None,
+                time_zone: None,
+                business_hours: None,
+                after_hours: None,
+                ring_timeout_secs: None,
             },
         )
         .await;
@@ -82,6 +86,9 @@ impl Stack {
                 number: E164::parse_strict(NUMBER).unwrap(),
                 forwarding_number: Some(FORWARDING.into()),
                 released: false,
+                user_id: None,
+                prefer: Default::default(),
+                ring_timeout_secs: None,
             },
         )
         .await;
