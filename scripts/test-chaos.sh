@@ -5,7 +5,9 @@
 #   SWITCHBOARD_CHAOS_CALLS      calls per kill/restart, cluster and slow-consumer scenario (20000)
 #   SWITCHBOARD_CHAOS_BAD_INPUT  malformed messages through the router (100000)
 #   SWITCHBOARD_CHAOS_SEED       seed of the fault timing and of the malformed messages
-#   SWITCHBOARD_CHAOS_WAIT_REDELIVERIES  1 (default here): wait for the dialer's redeliveries
+#   SWITCHBOARD_CHAOS_WAIT_REDELIVERIES  1 (default here): full-scale mode — the dialer runs
+#                                with its production timing (ack_wait 5 s, carrier requests of
+#                                up to 4 x 5 s), scenarios may wait out the router's 30 s ack_wait
 #   SWITCHBOARD_FUZZ_SECONDS     seconds per fuzz target with --fuzz (60)
 #
 # The figures each scenario prints ("[chaos] ...") are collected in target/chaos/summary.txt
@@ -18,7 +20,8 @@ export PATH="$root/.tools/bin:$PATH"
 export SWITCHBOARD_NATS_SERVER="${SWITCHBOARD_NATS_SERVER:-$root/.tools/bin/nats-server}"
 export SWITCHBOARD_CHAOS_CALLS="${SWITCHBOARD_CHAOS_CALLS:-20000}"
 export SWITCHBOARD_CHAOS_BAD_INPUT="${SWITCHBOARD_CHAOS_BAD_INPUT:-100000}"
-# Wait for the dialer's redeliveries (60 s after a death) and require every decision acted on.
+# Full-scale mode. Every mode requires every decision acted on and every call at its end (the
+# bounded run in `make test` gets there sooner with a shorter dialer ack_wait and carrier timing).
 export SWITCHBOARD_CHAOS_WAIT_REDELIVERIES="${SWITCHBOARD_CHAOS_WAIT_REDELIVERIES:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 

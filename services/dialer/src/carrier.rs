@@ -5,16 +5,20 @@
 
 use crate::metrics::Metrics;
 use crate::tenants::Tenants;
+use async_nats::jetstream::{self, AckKind, context::PublishErrorKind};
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchboard_bus::Publisher;
+use switchboard_bus::runtime::{self, ConsumeOptions, Delivery};
+use switchboard_bus::{BusError, Publisher, PullConsumerSpec, TraceContext};
 use switchboard_contracts::{CallStatus, DialCallStatus, Envelope, FinalAction, TenantId};
 use switchboard_telemetry::trace as otel;
 use switchboard_twilio::{rest, twiml};
 use time::OffsetDateTime;
+use tokio::sync::watch;
 use tracing::Instrument as _;
 
 /// What the carrier must do with a live call.
@@ -286,7 +290,23 @@ impl Carrier for Twilio {
 // Sandbox
 // ---------------------------------------------------------------------------------------------
 
-/// An action the sandbox carrier took.
+/// The stream in which the sandbox carrier keeps every request it accepts, one
+/// [`SandboxEntry`] (JSON) per request: its ledger, and the status reports still due of the
+/// dials it "rings". Subjects `sandbox.carrier.dial.<tenant>` and
+/// `sandbox.carrier.final.<tenant>`; entries are kept a day.
+pub const SANDBOX_STREAM: &str = "SANDBOX_CARRIER";
+/// The subjects of [`SANDBOX_STREAM`].
+pub const SANDBOX_SUBJECTS: &str = "sandbox.carrier.>";
+/// The durable consumer, shared by every sandbox dialer, that publishes each dial's
+/// `call.status` when it is due.
+pub const SANDBOX_CONSUMER: &str = "sandbox-carrier-status";
+const SANDBOX_DIALS: &str = "sandbox.carrier.dial.>";
+const SANDBOX_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// The CloudEvents `source` of the statuses the sandbox simulates.
+pub const SANDBOX_SOURCE: &str = "/switchboard/dialer/sandbox";
+
+/// An action the sandbox carrier took (in this process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SandboxRecord {
     /// The request.
@@ -295,28 +315,159 @@ pub struct SandboxRecord {
     pub outcome: Option<DialCallStatus>,
 }
 
-/// No carrier: records and logs every action, and for each dial publishes the `call.status`
-/// the gateway would have, after `ring`, with the configured outcome of that step (the last
-/// one repeats).
-pub struct Sandbox {
-    publisher: Publisher,
-    outcomes: Vec<DialCallStatus>,
-    ring: Duration,
-    records: Arc<Mutex<Vec<SandboxRecord>>>,
+/// What the sandbox carrier was asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxAction {
+    /// Ring a target; its status is reported when due.
+    Dial,
+    /// The final action.
+    Final,
 }
 
-/// The CloudEvents `source` of the statuses the sandbox simulates.
-pub const SANDBOX_SOURCE: &str = "/switchboard/dialer/sandbox";
+impl SandboxAction {
+    fn as_str(self) -> &'static str {
+        match self {
+            SandboxAction::Dial => "dial",
+            SandboxAction::Final => "final",
+        }
+    }
+}
 
-impl Sandbox {
-    /// A sandbox publishing simulated statuses with `publisher`.
-    pub fn new(publisher: Publisher, outcomes: Vec<DialCallStatus>, ring: Duration) -> Sandbox {
-        Sandbox {
-            publisher,
+/// One request the sandbox carrier accepted, as stored in [`SANDBOX_STREAM`]: stored before
+/// the request returns, so "accepted" means "in the ledger, its status report on its way"
+/// whatever becomes of the dialer that asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxEntry {
+    /// The call's tenant.
+    pub tenant: TenantId,
+    /// The call.
+    pub call_id: String,
+    /// The chain step.
+    pub step: u32,
+    /// Dial or final action.
+    pub action: SandboxAction,
+    /// A dial's simulated outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<DialCallStatus>,
+    /// When the carrier accepted the request.
+    #[serde(with = "time::serde::rfc3339")]
+    pub accepted_at: OffsetDateTime,
+    /// When a dial's status is reported (after it rang).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status_due: Option<OffsetDateTime>,
+    /// The process id of the dialer that asked (for tests that kill dialers).
+    pub pid: u32,
+}
+
+/// How a [`Sandbox`] behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxOptions {
+    /// The simulated outcome of each step (the last one repeats).
+    pub outcomes: Vec<DialCallStatus>,
+    /// How long a dial rings before its status is reported.
+    pub ring: Duration,
+    /// Longest a request waits for the ledger's acknowledgement (`--carrier-timeout-ms`); then
+    /// the outcome is unknown, as with a real carrier that did not answer.
+    pub timeout: Duration,
+    /// `ack_wait` of [`SANDBOX_CONSUMER`]: a status report held by a dialer that died is
+    /// published by another one (or the restarted one) this long after.
+    pub ack_wait: Duration,
+    /// Replicas of [`SANDBOX_STREAM`] when it is created.
+    pub replicas: usize,
+    /// Status reports waiting for their due time at once in this process.
+    pub max_in_flight: usize,
+}
+
+impl SandboxOptions {
+    /// `outcomes` after `ring`, with the dialer's defaults for the rest.
+    pub fn new(outcomes: Vec<DialCallStatus>, ring: Duration) -> SandboxOptions {
+        SandboxOptions {
             outcomes,
             ring,
-            records: Arc::default(),
+            timeout: Duration::from_secs(5),
+            ack_wait: switchboard_bus::DIALER_ACK_WAIT,
+            replicas: 1,
+            max_in_flight: 1024,
         }
+    }
+}
+
+/// No carrier: every request is stored in the ledger stream [`SANDBOX_STREAM`] before it is
+/// accepted, logged and recorded; for each dial, the `call.status` the gateway would have
+/// published (the configured outcome of that step, the last one repeating) is published after
+/// `ring` by whichever sandbox dialer is alive then ([`SANDBOX_CONSUMER`]), as a real carrier's
+/// callback arrives whatever became of the dialer that asked. A status published twice (a
+/// dialer died after publishing it) is dropped by CALLS: its id is
+/// `<tenant>:<call>:status:<step>`.
+pub struct Sandbox {
+    js: jetstream::Context,
+    outcomes: Vec<DialCallStatus>,
+    ring: Duration,
+    timeout: Duration,
+    records: Arc<Mutex<Vec<SandboxRecord>>>,
+    /// This sandbox's id (process id and start time: unique across restarts, where a
+    /// container's process id is not) and its requests so far, for the requests' ids.
+    instance: String,
+    requests: std::sync::atomic::AtomicU64,
+    stop: watch::Sender<bool>,
+}
+
+impl Sandbox {
+    /// Creates (or opens) [`SANDBOX_STREAM`] and [`SANDBOX_CONSUMER`], and starts publishing
+    /// the status reports that fall due (until the sandbox is dropped).
+    pub async fn open(
+        js: &jetstream::Context,
+        options: SandboxOptions,
+    ) -> Result<Sandbox, BusError> {
+        js.get_or_create_stream(jetstream::stream::Config {
+            name: SANDBOX_STREAM.to_string(),
+            description: Some(
+                "Switchboard sandbox carrier: every request it accepted, and the status reports of its dials"
+                    .into(),
+            ),
+            subjects: vec![SANDBOX_SUBJECTS.to_string()],
+            storage: jetstream::stream::StorageType::File,
+            retention: jetstream::stream::RetentionPolicy::Limits,
+            max_age: SANDBOX_RETENTION,
+            num_replicas: options.replicas.max(1),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::Unavailable {
+            action: format!("create the {SANDBOX_STREAM} stream"),
+            reason: e.to_string(),
+        })?;
+        let spec = status_reports(options.ack_wait);
+        let consumer = spec.ensure(js).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let publisher = Publisher::new(js.clone());
+        let consume = ConsumeOptions::for_spec(&spec, options.max_in_flight);
+        tokio::spawn(runtime::consume(
+            consumer,
+            spec,
+            consume,
+            stop_rx,
+            move |delivery| report_status(publisher.clone(), delivery),
+        ));
+        Ok(Sandbox {
+            js: js.clone(),
+            outcomes: options.outcomes,
+            ring: options.ring,
+            timeout: options.timeout,
+            records: Arc::default(),
+            instance: format!(
+                "{}-{}",
+                std::process::id(),
+                OffsetDateTime::now_utc().unix_timestamp_nanos()
+            ),
+            requests: std::sync::atomic::AtomicU64::new(0),
+            stop,
+        })
     }
 
     /// Parses outcome names (`completed`, `busy`, `no_answer`/`no-answer`, `failed`,
@@ -333,7 +484,7 @@ impl Sandbox {
             .collect()
     }
 
-    /// Every action taken so far.
+    /// Every action this sandbox took so far (the ledger stream holds every sandbox's).
     pub fn records(&self) -> Vec<SandboxRecord> {
         match self.records.lock() {
             Ok(r) => r.clone(),
@@ -351,12 +502,34 @@ impl Sandbox {
     }
 
     async fn act(&self, request: &Request) -> Result<Accepted, CarrierError> {
-        let outcome = match &request.action {
-            Action::Dial { .. } => Some(self.outcome(request.step)),
-            Action::Final { .. } => None,
+        let now = OffsetDateTime::now_utc();
+        let (action, outcome, status_due) = match &request.action {
+            Action::Dial { .. } => (
+                SandboxAction::Dial,
+                Some(self.outcome(request.step)),
+                Some(now + self.ring),
+            ),
+            Action::Final { .. } => (SandboxAction::Final, None, None),
         };
+        let entry = SandboxEntry {
+            tenant: request.tenant.clone(),
+            call_id: request.call_id.clone(),
+            step: request.step,
+            action,
+            outcome,
+            accepted_at: now,
+            status_due,
+            pid: std::process::id(),
+        };
+        let body = serde_json::to_vec(&entry)
+            .map_err(|e| CarrierError::Refused(format!("sandbox carrier: {e}")))?;
+        // The status report continues the call's trace (as Twilio's callback would not).
+        let mut headers = async_nats::HeaderMap::new();
+        otel::context_of(&tracing::Span::current()).inject(&mut headers);
+        let subject = format!("sandbox.carrier.{}.{}", action.as_str(), request.tenant);
+        self.store(subject, headers, body).await?;
         // The TwiML holds the full number: log what was done with the number masked.
-        let action = match &request.action {
+        let done = match &request.action {
             Action::Dial { number, .. } => {
                 format!("dial {}", switchboard_contracts::phone::mask(number))
             }
@@ -366,57 +539,184 @@ impl Sandbox {
             tenant = %request.tenant,
             call_id = %request.call_id,
             step = request.step,
-            action,
+            action = done,
             outcome = outcome.map(DialCallStatus::as_str),
             "sandbox carrier: call modified"
         );
+        let record = SandboxRecord {
+            request: request.clone(),
+            outcome,
+        };
         match self.records.lock() {
-            Ok(mut r) => r.push(SandboxRecord {
-                request: request.clone(),
-                outcome,
-            }),
-            Err(poisoned) => poisoned.into_inner().push(SandboxRecord {
-                request: request.clone(),
-                outcome,
-            }),
-        }
-        if let Some(outcome) = outcome {
-            let status = CallStatus {
-                call_id: request.call_id.clone(),
-                tenant_id: request.tenant.clone(),
-                step: request.step,
-                dial_call_status: outcome,
-                dial_call_sid: Some(format!("SB{}x{}", request.step, request.call_id.len())),
-                dial_call_duration: Some(if outcome == DialCallStatus::Completed {
-                    30
-                } else {
-                    0
-                }),
-                received_at: OffsetDateTime::now_utc(),
-            };
-            let publisher = self.publisher.clone();
-            let ring = self.ring;
-            // The simulated callback continues the call's trace (as Twilio's would not).
-            let trace = otel::context_of(&tracing::Span::current());
-            tokio::spawn(async move {
-                tokio::time::sleep(ring).await;
-                let event = Envelope::new(status, SANDBOX_SOURCE, OffsetDateTime::now_utc());
-                let published = otel::publish(
-                    &publisher,
-                    crate::dialer::SERVICE,
-                    &otel::CALL_STATUS,
-                    &event,
-                    &trace,
-                )
-                .await;
-                if let Err(e) = published {
-                    tracing::warn!(error = %e, "sandbox carrier: failed to publish the simulated status");
-                }
-            });
+            Ok(mut r) => r.push(record),
+            Err(poisoned) => poisoned.into_inner().push(record),
         }
         Ok(Accepted {
             sid: Some(format!("SB-{}", request.call_id)),
         })
+    }
+
+    /// Stores one entry in the ledger: the moment the sandbox carrier accepts the request.
+    /// The sandbox stands for a carrier that stays up when a NATS server does not, so within
+    /// the request's timeout it settles for no less than a definite answer: while no stream
+    /// answers (a stream leader being elected, a server restarting) or a publish goes
+    /// unconfirmed (its server died with it), it publishes again under the same `Nats-Msg-Id`
+    /// — stored at most once, confirmed either way. After the timeout: nothing stored for sure,
+    /// transient; a publish unconfirmed, unknown (it may be stored, and its status reported).
+    async fn store(
+        &self,
+        subject: String,
+        mut headers: async_nats::HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(), CarrierError> {
+        /// Pause between two attempts while no stream answers.
+        const AGAIN: Duration = Duration::from_millis(100);
+        /// Longest wait for one publish's confirmation before it is sent again.
+        const CONFIRM: Duration = Duration::from_secs(1);
+        enum Failed {
+            /// Not sent, or no stream answered: nothing stored.
+            NotStored(String),
+            /// Refused by the server: nothing stored, never will be.
+            Refused(String),
+            /// Sent, then no confirmation: maybe stored.
+            Unknown(String),
+        }
+        // One id per request: a publish sent again is de-duplicated, a request asked again by
+        // the dialer is a new action (and shows twice in the ledger).
+        let id = format!(
+            "{}-{}",
+            self.instance,
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        headers.insert("Nats-Msg-Id", id.as_str());
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let body = bytes::Bytes::from(body);
+        let mut unconfirmed = None;
+        loop {
+            let attempt = async {
+                let ack = self
+                    .js
+                    .publish_with_headers(subject.clone(), headers.clone(), body.clone())
+                    .await
+                    .map_err(|e| Failed::NotStored(e.to_string()))?;
+                ack.await.map(drop).map_err(|e| match e.kind() {
+                    PublishErrorKind::StreamNotFound => Failed::NotStored(e.to_string()),
+                    PublishErrorKind::MaxPayloadExceeded => Failed::Refused(e.to_string()),
+                    _ => Failed::Unknown(e.to_string()),
+                })
+            };
+            let confirm_by = deadline.min(tokio::time::Instant::now() + CONFIRM);
+            let failed = match tokio::time::timeout_at(confirm_by, attempt).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(failed)) => failed,
+                Err(_) => Failed::Unknown(format!("no confirmation within {CONFIRM:?}")),
+            };
+            let reason = match failed {
+                Failed::Refused(e) => {
+                    return Err(CarrierError::Refused(format!("sandbox carrier: {e}")));
+                }
+                Failed::NotStored(e) => e,
+                Failed::Unknown(e) => {
+                    unconfirmed = Some(e.clone());
+                    e
+                }
+            };
+            if tokio::time::Instant::now() + AGAIN >= deadline {
+                return Err(match unconfirmed {
+                    Some(e) => CarrierError::Unknown(format!(
+                        "sandbox carrier: no confirmation within {:?}: {e}",
+                        self.timeout
+                    )),
+                    None => CarrierError::Transient(format!(
+                        "sandbox carrier unavailable for {:?}: {reason}",
+                        self.timeout
+                    )),
+                });
+            }
+            tracing::debug!(error = %reason, "sandbox carrier: not stored for sure; trying again");
+            tokio::time::sleep(AGAIN).await;
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Stops pulling; the reports in hand are still published when due.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// [`SANDBOX_CONSUMER`]: every dial of every sandbox dialer, no limit on deliveries (a report
+/// is never given up).
+fn status_reports(ack_wait: Duration) -> PullConsumerSpec {
+    PullConsumerSpec {
+        name: SANDBOX_CONSUMER,
+        stream: SANDBOX_STREAM,
+        filter_subject: SANDBOX_DIALS,
+        description: "Switchboard sandbox carrier: reports each simulated dial's status when due",
+        ack_wait,
+        max_deliver: -1,
+        backoff: Vec::new(),
+        max_ack_pending: 10_000,
+        nak_delays: [1, 2, 5].into_iter().map(Duration::from_secs).collect(),
+    }
+}
+
+/// Publishes the `call.status` of one stored dial once it is due, then settles the entry.
+async fn report_status(publisher: Publisher, delivery: Delivery) {
+    let message = delivery.message();
+    let entry = match serde_json::from_slice::<SandboxEntry>(&message.payload) {
+        Ok(entry) => entry,
+        Err(e) => {
+            tracing::warn!(error = %e, subject = %message.subject, "sandbox carrier: unreadable ledger entry; dropped");
+            delivery.settle(AckKind::Term).await;
+            return;
+        }
+    };
+    let (Some(outcome), Some(due)) = (entry.outcome, entry.status_due) else {
+        delivery.settle(AckKind::Ack).await;
+        return;
+    };
+    // The simulated ringing: the report is due `ring` after the dial was accepted.
+    if let Ok(left) = Duration::try_from(due - OffsetDateTime::now_utc()) {
+        tokio::time::sleep(left).await;
+    }
+    let status = CallStatus {
+        dial_call_sid: Some(format!("SB{}x{}", entry.step, entry.call_id.len())),
+        dial_call_duration: Some(if outcome == DialCallStatus::Completed {
+            30
+        } else {
+            0
+        }),
+        call_id: entry.call_id,
+        tenant_id: entry.tenant,
+        step: entry.step,
+        dial_call_status: outcome,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    let event = Envelope::new(status, SANDBOX_SOURCE, OffsetDateTime::now_utc());
+    let trace = TraceContext::from_headers(message.headers.as_ref());
+    match otel::publish(
+        &publisher,
+        crate::dialer::SERVICE,
+        &otel::CALL_STATUS,
+        &event,
+        &trace,
+    )
+    .await
+    {
+        Ok(published) => {
+            if published.duplicate {
+                tracing::debug!(id = %event.id, "sandbox carrier: status already reported");
+            }
+            delivery.settle(AckKind::Ack).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, id = %event.id, "sandbox carrier: failed to publish the simulated status; will retry");
+            let delay = delivery.nak_delay();
+            delivery.settle(AckKind::Nak(Some(delay))).await;
+        }
     }
 }
 

@@ -19,7 +19,7 @@ pub use switchboard_chain as progress;
 pub(crate) use switchboard_tenants as tenants;
 pub mod twiml;
 
-pub use carrier::{Carrier, Sandbox, SandboxRecord, Twilio};
+pub use carrier::{Carrier, Sandbox, SandboxEntry, SandboxOptions, SandboxRecord, Twilio};
 pub use config::{CarrierKind, Config};
 pub use dialer::SOURCE;
 pub use tenants::{TenantSecrets, Tenants, TenantsError};
@@ -126,11 +126,20 @@ pub async fn run_with(
 
     let carrier: Arc<dyn Carrier> = match (carrier, config.carrier) {
         (Some(carrier), _) => carrier,
-        (None, CarrierKind::Sandbox) => Arc::new(Sandbox::new(
-            publisher.clone(),
-            outcomes,
-            Duration::from_millis(config.sandbox_ring_ms),
-        )),
+        (None, CarrierKind::Sandbox) => Arc::new(
+            Sandbox::open(
+                &js,
+                SandboxOptions {
+                    outcomes,
+                    ring: Duration::from_millis(config.sandbox_ring_ms),
+                    timeout: config.carrier_timeout(),
+                    ack_wait: config.ack_wait(),
+                    replicas: options.replicas,
+                    max_in_flight: config.max_in_flight.max(1024),
+                },
+            )
+            .await?,
+        ),
         (None, CarrierKind::Twilio) => Arc::new(
             Twilio::new(&config.twilio_api_base, tenants, config.carrier_timeout())
                 .map_err(DialerError::Config)?,

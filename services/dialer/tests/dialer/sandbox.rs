@@ -5,8 +5,9 @@ use crate::support::*;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_contracts::{CallStatus, DialCallStatus, DialEventKind, FinalAction};
-use switchboard_dialer::carrier::Action;
-use switchboard_dialer::{Carrier, Sandbox};
+use switchboard_dialer::carrier::{Action, Request, SANDBOX_STREAM};
+use switchboard_dialer::{Carrier, Sandbox, SandboxEntry, SandboxOptions};
+use switchboard_testkit::eventually;
 
 fn sandbox_args(nats_url: &str, outcomes: &str) -> Vec<String> {
     [
@@ -28,11 +29,14 @@ fn sandbox_args(nats_url: &str, outcomes: &str) -> Vec<String> {
 #[tokio::test]
 async fn the_default_sandbox_walks_the_whole_chain_to_the_final_action() {
     let nats = Nats::start().await;
-    let sandbox = Arc::new(Sandbox::new(
-        nats.publisher.clone(),
-        vec![DialCallStatus::NoAnswer],
-        Duration::from_millis(20),
-    ));
+    let sandbox = Arc::new(
+        Sandbox::open(
+            &nats.js,
+            SandboxOptions::new(vec![DialCallStatus::NoAnswer], Duration::from_millis(20)),
+        )
+        .await
+        .unwrap(),
+    );
     let dialer = Dialer::start_with(
         sandbox_args(&nats.url(), "no_answer"),
         Some(sandbox.clone() as Arc<dyn Carrier>),
@@ -99,4 +103,107 @@ async fn sandbox_outcomes_are_configurable_per_step() {
         Some("dial status busy")
     );
     dialer.stop().await;
+}
+
+/// Every entry of the sandbox carrier's ledger stream.
+async fn ledger(nats: &Nats) -> Vec<SandboxEntry> {
+    let stream = nats.js.get_stream(SANDBOX_STREAM).await.unwrap();
+    let mut out = Vec::new();
+    let last = stream.get_info().await.unwrap().state.last_sequence;
+    for seq in 1..=last {
+        let message = stream.get_raw_message(seq).await.unwrap();
+        out.push(serde_json::from_slice(&message.payload).unwrap());
+    }
+    out
+}
+
+/// Given a sandbox dialer that accepted a dial (its status due after a ring of 300 ms) and then
+/// died with everything it held — its runtime and connection gone before the status was due —
+/// when another sandbox dialer runs, then the dial's `call.status` is still published, exactly
+/// once, with the step's id and simulated outcome, as a real carrier's callback would still
+/// arrive; and the ledger holds the one dial, stored before the request returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_status_survives_the_death_of_the_dialer_that_dialed() {
+    let nats = Nats::start().await;
+    let url = nats.url();
+    let request = Request {
+        tenant: tenant(T),
+        call_id: "SBdeath1".into(),
+        step: 0,
+        action: Action::Dial {
+            number: USER_PHONE.into(),
+            action_url: action(0),
+            timeout_secs: 20,
+        },
+    };
+    // The dying dialer: its own runtime and connection, shut down without a chance to finish.
+    let dying = {
+        let request = request.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let accepted = runtime.block_on(async {
+                let client = async_nats::connect(url.as_str()).await.unwrap();
+                let js = async_nats::jetstream::new(client);
+                let mut options =
+                    SandboxOptions::new(vec![DialCallStatus::Busy], Duration::from_millis(300));
+                options.ack_wait = Duration::from_millis(500);
+                let sandbox = Sandbox::open(&js, options).await.unwrap();
+                let accepted = sandbox.modify_call(&request).await;
+                std::mem::forget(sandbox); // no orderly stop: the process just dies
+                accepted
+            });
+            runtime.shutdown_background();
+            accepted
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!(dying.unwrap().sid.as_deref(), Some("SB-SBdeath1"));
+    let entries = ledger(&nats).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (
+            entries[0].call_id.as_str(),
+            entries[0].step,
+            entries[0].outcome
+        ),
+        ("SBdeath1", 0, Some(DialCallStatus::Busy))
+    );
+    assert!(entries[0].status_due.is_some());
+
+    // A dialer that is alive (another replica, or the restarted one).
+    let mut options =
+        SandboxOptions::new(vec![DialCallStatus::NoAnswer], Duration::from_millis(300));
+    options.ack_wait = Duration::from_millis(500);
+    let _survivor = Sandbox::open(&nats.js, options).await.unwrap();
+    let statuses = eventually(WAIT, "the dead dialer's dial status published", || async {
+        let statuses = nats.read::<CallStatus>("call.status.acme").await;
+        (!statuses.is_empty()).then_some(statuses)
+    })
+    .await
+    .unwrap();
+    assert_eq!(statuses.len(), 1, "one status per dial");
+    let status = &statuses[0];
+    assert_eq!(status.id, "acme:SBdeath1:status:0");
+    assert_eq!(
+        (status.data.step, status.data.dial_call_status),
+        (0, DialCallStatus::Busy),
+        "the outcome the dead dialer's sandbox decided"
+    );
+    // Settled: the report is not published again.
+    eventually(WAIT, "the status report settled", || async {
+        let stream = nats.js.get_stream(SANDBOX_STREAM).await.ok()?;
+        let info = stream
+            .consumer_info(switchboard_dialer::carrier::SANDBOX_CONSUMER)
+            .await
+            .ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(nats.read::<CallStatus>("call.status.acme").await.len(), 1);
 }

@@ -287,8 +287,19 @@ async fn a_flood_of_malformed_messages_is_rejected_one_by_one_without_a_crash() 
     let deadline = Duration::from_secs(60) + Duration::from_millis(n as u64 * 5);
     wait_count(&js, "call.rejected.>", n, deadline).await;
     wait_count(&js, "call.route.>", 1, WAIT).await;
-    wait_settled(&js, "router", WAIT).await;
+    let consumer = wait_settled(&js, "router", WAIT).await;
     let handled_in = started.elapsed();
+    // "Rejected twice" below cannot fail: a second rejection of the same message has the same
+    // id and JetStream drops it. What would cause one can be seen: a message delivered again
+    // (the router did not settle it). Every delivery advances the consumer's sequence.
+    let deliveries = consumer.delivered.consumer_sequence;
+    assert_eq!(
+        deliveries,
+        n as u64 + 1,
+        "the router's consumer delivered {deliveries} times for {} messages: {} redelivered (re-handled)",
+        n + 1,
+        deliveries.saturating_sub(n as u64 + 1)
+    );
     assert!(
         router.is_running(),
         "the router died:\n{}",
@@ -353,7 +364,9 @@ async fn a_flood_of_malformed_messages_is_rejected_one_by_one_without_a_crash() 
     }
     figure!(
         "bad input: seed {seed}, {n} malformed messages published in {published_in:?}, all handled in \
-         {handled_in:?}; rejected {}, with a reason {}, crashes 0; router RSS {rss_before} KiB → {rss_after} KiB",
+         {handled_in:?} ({deliveries} deliveries for {} messages: none redelivered); rejected {}, with a reason {}, crashes 0; \
+         router RSS {rss_before} KiB → {rss_after} KiB",
+        n + 1,
         rejections.len(),
         seen.len()
     );

@@ -14,9 +14,19 @@
 mod bad_input;
 mod cluster;
 mod corpus;
+// The dialer tests' faithful Twilio stand-in, shared as is (hanging_carrier.rs uses part of it).
+#[allow(dead_code)]
+#[path = "../../../../services/dialer/tests/dialer/fake_twilio.rs"]
+mod fake_twilio;
+mod fault_support;
+mod hanging_carrier;
 // The fuzz harness itself (fuzz/ is not a workspace member): the corpus test replays it.
 #[path = "../../../../fuzz/src/harness.rs"]
 mod harness;
 mod kill_restart;
+mod partition;
+mod postgres_outage;
+mod proxy;
+mod sigstop;
 mod slow_consumer;
 mod support;

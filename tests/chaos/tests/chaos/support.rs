@@ -10,8 +10,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_bus::{CALLS, Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_contracts::{
@@ -106,9 +106,14 @@ impl Rng {
 /// `target/<profile>/<name>`: next to the directory of this test binary (`target/<profile>/deps`).
 /// `cargo nextest run --workspace --all-targets` (make test) builds every service binary;
 /// alone, build them first: `cargo build -p switchboard-router -p switchboard-dialer --bins`.
+/// `SWITCHBOARD_CHAOS_BIN_DIR` runs the suite against the binaries of another directory (a
+/// release build, a build with a deliberate fault to see a check fail).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let profile_dir = match std::env::var_os("SWITCHBOARD_CHAOS_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => exe.parent().unwrap().parent().unwrap().to_path_buf(),
+    };
     let path = profile_dir.join(name);
     assert!(
         path.is_file(),
@@ -117,6 +122,26 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// The dialer's timing in the chaos suite. Bounded (`make test`): `ack_wait` 2 s (a delivery
+/// held by a dialer that died comes back within 2 s) and carrier requests of at most 2 s, 5
+/// attempts, backoff 250 ms up to 1 s — about 13 s of attempts, which rides out a stream
+/// leader's election after its node died (4–9 s) — so a claim no redelivery recovers is stale
+/// after 5 × (2 s + 1 s) + 5 s = 20 s (the dialer's `claim_stale_after`). At full scale
+/// (`make test-chaos`, [`wait_for_redeliveries`]): the dialer's defaults (`ack_wait` 5 s, 4
+/// attempts of 5 s, backoff up to 2 s: stale after 33 s).
+pub fn dialer_timing() -> Vec<(&'static str, &'static str)> {
+    if wait_for_redeliveries() {
+        return Vec::new();
+    }
+    vec![
+        ("SWITCHBOARD_ACK_WAIT_MS", "2000"),
+        ("SWITCHBOARD_CARRIER_TIMEOUT_MS", "2000"),
+        ("SWITCHBOARD_CARRIER_MAX_ATTEMPTS", "5"),
+        ("SWITCHBOARD_CARRIER_BACKOFF_MS", "250"),
+        ("SWITCHBOARD_CARRIER_BACKOFF_MAX_MS", "1000"),
+    ]
 }
 
 /// A free TCP address on loopback (bound, then released: a small race is accepted).
@@ -138,6 +163,8 @@ pub struct Service {
     pub http: SocketAddr,
     /// Log files of every process this instance ran, oldest first.
     logs: Vec<PathBuf>,
+    /// The process id of each of those processes, in the same order.
+    pids: Vec<u32>,
     pub kills: usize,
 }
 
@@ -152,6 +179,7 @@ impl Service {
             child: None,
             http: free_addr(),
             logs: Vec::new(),
+            pids: Vec::new(),
             kills: 0,
         };
         service.start();
@@ -174,8 +202,10 @@ impl Service {
     }
 
     /// The dialer with the sandbox carrier: nobody answers (`no_answer`), so every call is a
-    /// dial of its target then the final action; the sandbox logs each action it takes (the
-    /// ledger read by [`Ledger::read`]).
+    /// dial of its target then the final action. The sandbox stores each request it accepts in
+    /// its ledger stream (read by [`Ledger::fetch`]) and reports each dial's status 200 ms
+    /// later from whichever dialer is alive then; it also logs each action (the dialers' own
+    /// account, [`Ledger::read`]). Timing: see [`dialer_timing`].
     pub fn dialer(name: &str, nats_url: &str, dir: &Path, extra: &[(&str, &str)]) -> Service {
         let mut env = vec![
             ("NATS_URL".to_string(), nats_url.to_string()),
@@ -184,9 +214,14 @@ impl Service {
                 "SWITCHBOARD_SANDBOX_OUTCOMES".to_string(),
                 "no_answer".to_string(),
             ),
-            ("SWITCHBOARD_SANDBOX_RING_MS".to_string(), "50".to_string()),
+            ("SWITCHBOARD_SANDBOX_RING_MS".to_string(), "200".to_string()),
             ("RUST_LOG".to_string(), "info".to_string()),
         ];
+        env.extend(
+            dialer_timing()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         Service::spawn(name, binary("switchboard-dialer"), env, dir)
     }
@@ -210,7 +245,18 @@ impl Service {
             .spawn()
             .unwrap();
         self.logs.push(log);
+        self.pids.push(child.id());
         self.child = Some(child);
+    }
+
+    /// The process ids of this instance's processes that are gone (killed), oldest first.
+    pub fn dead_pids(&self) -> Vec<u32> {
+        let live = self.child.as_ref().map(Child::id);
+        self.pids
+            .iter()
+            .copied()
+            .filter(|p| Some(*p) != live)
+            .collect()
     }
 
     pub fn pid(&self) -> u32 {
@@ -301,6 +347,15 @@ impl Service {
             .map(|p| std::fs::read_to_string(p).unwrap_or_default())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Each process's log with its process id, oldest first.
+    pub fn logs_by_process(&self) -> Vec<(u32, String)> {
+        self.pids
+            .iter()
+            .zip(&self.logs)
+            .map(|(pid, p)| (*pid, std::fs::read_to_string(p).unwrap_or_default()))
+            .collect()
     }
 
     pub fn log_tail(&self, n: usize) -> String {
@@ -400,13 +455,59 @@ fn call_message(call_id: &str) -> (String, String, Vec<u8>) {
     )
 }
 
+/// Calls published at once by [`Publishing`] (the acks of one chunk are awaited before the next
+/// is sent): a server fault can leave at most one chunk unacknowledged.
+pub const CHUNK: usize = 100;
+
+/// What the publisher's acks said.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    /// Calls published again (same `Nats-Msg-Id`) after a publish got no acknowledgement.
+    pub resent: Mutex<BTreeSet<String>>,
+    /// Calls whose acknowledgement had the `duplicate` flag: JetStream had stored them already.
+    pub duplicates: Mutex<BTreeSet<String>>,
+}
+
+impl PublishStats {
+    /// (calls resent, calls found stored already).
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.resent.lock().unwrap().len(),
+            self.duplicates.lock().unwrap().len(),
+        )
+    }
+
+    /// Only a call resent after an unacknowledged publish can be a duplicate (by id), and only
+    /// a server fault leaves publishes unacknowledged: at most one chunk per fault.
+    pub fn assert_bounded(&self, server_faults: usize) {
+        let resent = self.resent.lock().unwrap();
+        let duplicates = self.duplicates.lock().unwrap();
+        let unexplained: Vec<&String> = duplicates.difference(&resent).collect();
+        assert!(
+            unexplained.is_empty(),
+            "calls JetStream already held on their first publish: {}",
+            sample(&unexplained)
+        );
+        let limit = CHUNK * server_faults;
+        assert!(
+            resent.len() <= limit,
+            "{} calls resent after unacknowledged publishes, more than the {limit} in flight at \
+             {server_faults} server fault(s): {}",
+            resent.len(),
+            sample(&resent.iter().collect::<Vec<_>>())
+        );
+    }
+}
+
 /// Publishes calls `<prefix>-0 .. <prefix>-<n-1>` in chunks, spread over about `over` (so they
 /// are in flight while faults are injected). Each publish is retried with the same
 /// `Nats-Msg-Id` until JetStream acknowledges it, so a server restart loses none and stores
-/// none twice. Returns the ids acknowledged (all of them) when done.
+/// none twice. Returns the ids acknowledged (all of them) when done; [`Publishing::stats`]
+/// counts the retries and the duplicates JetStream reported.
 pub struct Publishing {
     pub published: Arc<AtomicUsize>,
     pub total: usize,
+    pub stats: Arc<PublishStats>,
     task: tokio::task::JoinHandle<Vec<String>>,
 }
 
@@ -414,15 +515,16 @@ impl Publishing {
     pub fn start(js: jetstream::Context, prefix: &str, n: usize, over: Duration) -> Publishing {
         let published = Arc::new(AtomicUsize::new(0));
         let counter = published.clone();
+        let stats = Arc::new(PublishStats::default());
+        let acks = stats.clone();
         let prefix = prefix.to_string();
         let task = tokio::spawn(async move {
-            const CHUNK: usize = 100;
             let chunks = n.div_ceil(CHUNK).max(1);
             let pause = over / u32::try_from(chunks).unwrap();
             let ids: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
             let started = Instant::now();
             for (c, chunk) in ids.chunks(CHUNK).enumerate() {
-                publish_acked(&js, chunk).await;
+                publish_acked(&js, chunk, &acks).await;
                 counter.fetch_add(chunk.len(), Ordering::SeqCst);
                 // Pacing (load shape, not synchronization): keep calls arriving during the faults.
                 let due = pause * u32::try_from(c + 1).unwrap();
@@ -435,6 +537,7 @@ impl Publishing {
         Publishing {
             published,
             total: n,
+            stats,
             task,
         }
     }
@@ -452,10 +555,19 @@ impl Publishing {
 }
 
 /// Publishes `ids` pipelined; retries each unacknowledged one (same id) until acknowledged.
-async fn publish_acked(js: &jetstream::Context, ids: &[String]) {
+async fn publish_acked(js: &jetstream::Context, ids: &[String], stats: &PublishStats) {
     let mut left: Vec<&String> = ids.iter().collect();
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut first = true;
     while !left.is_empty() {
+        if !first {
+            stats
+                .resent
+                .lock()
+                .unwrap()
+                .extend(left.iter().map(|c| (*c).clone()));
+        }
+        first = false;
         let mut pending = Vec::with_capacity(left.len());
         for call_id in &left {
             let (subject, msg_id, body) = call_message(call_id);
@@ -465,14 +577,25 @@ async fn publish_acked(js: &jetstream::Context, ids: &[String]) {
             let sent = js.publish_with_headers(subject, headers, body.into()).await;
             pending.push((*call_id, sent));
         }
+        // Awaited together: each ack's timeout (5 s) starts when it is awaited, so awaiting them
+        // one by one after the server died with the chunk in flight would take 5 s per call.
+        let acks =
+            futures::future::join_all(pending.into_iter().map(|(call_id, sent)| async move {
+                match sent {
+                    Ok(ack) => (call_id, ack.await.ok()),
+                    Err(_) => (call_id, None),
+                }
+            }))
+            .await;
         let mut failed = Vec::new();
-        for (call_id, sent) in pending {
-            let acked = match sent {
-                Ok(ack) => ack.await.is_ok(),
-                Err(_) => false,
-            };
-            if !acked {
-                failed.push(call_id);
+        for (call_id, ack) in acks {
+            match ack {
+                Some(ack) => {
+                    if ack.duplicate {
+                        stats.duplicates.lock().unwrap().insert(call_id.clone());
+                    }
+                }
+                None => failed.push(call_id),
             }
         }
         left = failed;
@@ -495,6 +618,8 @@ pub struct Stored {
     pub subject: String,
     pub payload: bytes::Bytes,
     pub msg_id: Option<String>,
+    /// When the stream stored it (the server's clock, the same host's as the test's).
+    pub stored_at: OffsetDateTime,
 }
 
 /// Every CALLS message on `filter`, in stream order, read with an ephemeral consumer; the read
@@ -506,7 +631,7 @@ pub async fn read(js: &jetstream::Context, filter: &str) -> Vec<Stored> {
         // A consumer placed on a replica still catching up (a node just restarted) delivers
         // only what that replica holds: compare with the stream leader's count.
         let stored = count(js, filter).await;
-        match try_read(js, filter).await {
+        match try_read(js, CALLS, filter).await {
             Ok(messages) if stored.is_some_and(|n| messages.len() >= n) => return messages,
             Ok(messages) if Instant::now() < end => {
                 eprintln!(
@@ -528,8 +653,12 @@ pub async fn read(js: &jetstream::Context, filter: &str) -> Vec<Stored> {
     }
 }
 
-async fn try_read(js: &jetstream::Context, filter: &str) -> Result<Vec<Stored>, String> {
-    let stream = js.get_stream(CALLS).await.map_err(|e| e.to_string())?;
+async fn try_read(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+) -> Result<Vec<Stored>, String> {
+    let stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             filter_subject: filter.to_string(),
@@ -553,9 +682,13 @@ async fn try_read(js: &jetstream::Context, filter: &str) -> Result<Vec<Stored>, 
         let before = out.len();
         while let Some(message) = batch.next().await {
             let message = message.map_err(|e| e.to_string())?;
-            let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let (seq, stored_at) = message
+                .info()
+                .map(|i| (i.stream_sequence, i.published))
+                .map_err(|e| e.to_string())?;
             out.push(Stored {
                 seq,
+                stored_at,
                 subject: message.subject.to_string(),
                 payload: message.payload.clone(),
                 msg_id: message
@@ -639,22 +772,34 @@ pub fn sample<T: std::fmt::Debug>(items: &[T]) -> String {
 pub struct Audit {
     /// Call ids of the stored `call.inbound` events (accepted calls).
     pub accepted: BTreeSet<String>,
+    /// Stored `call.inbound` events per call id (more than one: stored twice).
+    pub inbound: BTreeMap<String, usize>,
     /// Decisions per call id.
     pub routes: BTreeMap<String, usize>,
     pub route_messages: usize,
-    /// The dial events: (call id, step, kind).
+    /// When each call's first decision was stored.
+    pub decided_at: BTreeMap<String, OffsetDateTime>,
+    /// The dial events: (call id, step, kind, reason).
     pub dials: Vec<(String, u32, DialEventKind, Option<String>)>,
+    /// (call id, step) of the dial events recorded with `outcome_unknown`.
+    pub outcome_unknown: BTreeSet<(String, u32)>,
+    /// (call id, step) the carrier failed for sure (`step_failed` "carrier: …", outcome
+    /// known): it refused, or could not be reached within the dialer's attempts.
+    pub carrier_failed: BTreeSet<(String, u32)>,
 }
 
 impl Audit {
     pub async fn read(js: &jetstream::Context) -> Audit {
         let mut accepted = BTreeSet::new();
+        let mut inbound = BTreeMap::new();
         for m in read(js, &format!("call.inbound.{T}")).await {
             let call = Envelope::<CallInbound>::decode(&m.payload, &m.subject)
                 .unwrap_or_else(|e| panic!("CALLS/{} is not a valid call: {e}", m.seq));
+            *inbound.entry(call.data.call_id.clone()).or_insert(0) += 1;
             accepted.insert(call.data.call_id);
         }
         let mut routes = BTreeMap::new();
+        let mut decided_at = BTreeMap::new();
         let route_messages = read(js, &format!("call.route.{T}")).await;
         for m in &route_messages {
             let route = Envelope::<CallRoute>::decode(&m.payload, &m.subject)
@@ -666,12 +811,28 @@ impl Audit {
                 "CALLS/{}: the decision's Nats-Msg-Id",
                 m.seq
             );
+            decided_at
+                .entry(route.data.call_id.clone())
+                .or_insert(m.stored_at);
             *routes.entry(route.data.call_id).or_insert(0) += 1;
         }
         let mut dials = Vec::new();
+        let mut outcome_unknown = BTreeSet::new();
+        let mut carrier_failed = BTreeSet::new();
         for m in read(js, &format!("call.dial.{T}")).await {
             let dial = Envelope::<CallDial>::decode(&m.payload, &m.subject)
                 .unwrap_or_else(|e| panic!("CALLS/{} is not a valid dial event: {e}", m.seq));
+            if dial.data.outcome_unknown {
+                outcome_unknown.insert((dial.data.call_id.clone(), dial.data.step));
+            } else if dial.data.kind == DialEventKind::StepFailed
+                && dial
+                    .data
+                    .reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("carrier: "))
+            {
+                carrier_failed.insert((dial.data.call_id.clone(), dial.data.step));
+            }
             dials.push((
                 dial.data.call_id,
                 dial.data.step,
@@ -681,23 +842,48 @@ impl Audit {
         }
         Audit {
             accepted,
+            inbound,
             routes,
             route_messages: route_messages.len(),
+            decided_at,
             dials,
+            outcome_unknown,
+            carrier_failed,
         }
     }
 
-    /// Every accepted call has exactly one decision, and no decision exists for a call that
-    /// was never accepted; `expected` (the ids the publisher got acks for) were all accepted.
+    /// Every call the publisher got an ack for (`expected`) is stored once, every stored call
+    /// was published, every accepted call has exactly one decision, and no decision exists for
+    /// a call never accepted — all compared by call id. (A second copy of a call or of a
+    /// decision with the same `Nats-Msg-Id` is dropped by JetStream before it can be counted
+    /// here: [`PublishStats::assert_bounded`] and [`assert_redecisions_explained`] count those.)
     pub fn assert_decided_exactly_once(&self, expected: &[String]) {
-        let not_stored: Vec<&String> = expected
+        let expected_ids: BTreeSet<&String> = expected.iter().collect();
+        let not_stored: Vec<&&String> = expected_ids
             .iter()
-            .filter(|c| !self.accepted.contains(*c))
+            .filter(|c| !self.accepted.contains(**c))
             .collect();
         assert!(
             not_stored.is_empty(),
             "acknowledged by JetStream but not in CALLS: {}",
             sample(&not_stored)
+        );
+        let stored_twice: Vec<(&String, &usize)> =
+            self.inbound.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(
+            stored_twice.is_empty(),
+            "calls stored more than once in CALLS: {}",
+            sample(&stored_twice)
+        );
+        let never_published: Vec<&String> = self
+            .accepted
+            .iter()
+            .filter(|c| !expected_ids.contains(c))
+            .collect();
+        assert!(
+            never_published.is_empty(),
+            "calls in CALLS that the test never published: {}",
+            sample(&never_published)
         );
         let lost: Vec<&String> = self
             .accepted
@@ -738,52 +924,323 @@ impl Audit {
         }
         out
     }
+
+    /// Whether CALLS records the carrier acting on (call, step): the step started, answered or
+    /// the final action taken; a status reported for it ("dial status …", the carrier rang it);
+    /// or recorded with its outcome unknown (the dialer could not know).
+    fn records_action(&self, call: &str, step: u32) -> bool {
+        self.outcome_unknown.contains(&(call.to_string(), step))
+            || self.dials.iter().any(|(c, s, kind, reason)| {
+                c == call
+                    && *s == step
+                    && match kind {
+                        DialEventKind::StepStarted
+                        | DialEventKind::Answered
+                        | DialEventKind::FinalActionTaken => true,
+                        DialEventKind::StepFailed => reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("dial status ")),
+                        DialEventKind::ChainExhausted => false,
+                    }
+            })
+    }
 }
 
-/// The carrier actions the sandbox took, read from every dialer process's log: one line
-/// "sandbox carrier: call modified" per action, written when the action is taken (for the
-/// sandbox, logging and recording the action IS the carrier call).
+/// How long after a decision was stored (or a carrier action taken) a fault can still find it
+/// unrecorded: the router acknowledges right after JetStream stored the decision, the dialer
+/// records the carrier's answer right after it came, so a call re-decided (or a final action
+/// taken again) must have been decided (taken) within this before a fault.
+pub const FAULT_WINDOW: Duration = Duration::from_secs(10);
+/// A fault's instant is taken just before the signal is sent; what the process had sent by
+/// then may still be stored for a few milliseconds after.
+const FAULT_SLACK: Duration = Duration::from_millis(250);
+
+/// Re-decisions found by [`assert_redecisions_explained`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Redecisions {
+    /// Calls re-decided.
+    pub count: usize,
+    /// The earliest and latest a re-decided call's decision was stored relative to the fault
+    /// that explains it, in milliseconds (negative: before the fault); `None` without any.
+    pub stored_ms: Option<(i64, i64)>,
+}
+
+/// The re-decisions of `routers` — a router deciding a call whose decision CALLS already held:
+/// its publish ack had the `duplicate` flag, and it logs "call was already decided" with the call
+/// id. JetStream drops the second copy, so "decided twice" cannot see them; this check can.
+/// Each must be explained by a fault (a router SIGKILLed, a server lost) that struck within
+/// [`FAULT_WINDOW`] after the call's decision was stored (while its delivery could still be
+/// unacknowledged); none may be re-decided twice.
+pub fn assert_redecisions_explained(
+    routers: &[&Service],
+    audit: &Audit,
+    faults: &[OffsetDateTime],
+) -> Redecisions {
+    let mut redecided: BTreeMap<String, usize> = BTreeMap::new();
+    for router in routers {
+        for line in router.log().lines() {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if json["message"] == "call was already decided; kept the first decision" {
+                let call = json["call_id"].as_str().unwrap().to_string();
+                *redecided.entry(call).or_insert(0) += 1;
+            }
+        }
+    }
+    let mut unexplained = Vec::new();
+    let mut stored_ms: Option<(i64, i64)> = None;
+    for call in redecided.keys() {
+        let Some(decided) = audit.decided_at.get(call) else {
+            unexplained.push((call.clone(), "no decision stored".to_string()));
+            continue;
+        };
+        // The decision relative to the nearest fault that can explain it.
+        let offset = faults
+            .iter()
+            .map(|fault| *decided - *fault)
+            .filter(|offset| *offset <= FAULT_SLACK && -*offset <= FAULT_WINDOW)
+            .min_by_key(|offset| offset.abs());
+        match offset {
+            Some(offset) => {
+                let ms = i64::try_from(offset.whole_milliseconds()).unwrap();
+                stored_ms = Some(stored_ms.map_or((ms, ms), |(lo, hi)| (lo.min(ms), hi.max(ms))));
+            }
+            None => unexplained.push((call.clone(), format!("decided at {decided}"))),
+        }
+    }
+    assert!(
+        unexplained.is_empty(),
+        "calls re-decided with no fault within {FAULT_WINDOW:?} after their decision (faults at {faults:?}): {}",
+        sample(&unexplained)
+    );
+    let again: Vec<(&String, &usize)> = redecided.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        again.is_empty(),
+        "calls re-decided more than once: {}",
+        sample(&again)
+    );
+    Redecisions {
+        count: redecided.len(),
+        stored_ms,
+    }
+}
+
+/// One action the carrier took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarrierAction {
+    pub call: String,
+    pub step: u32,
+    /// The final action (else a dial).
+    pub final_action: bool,
+    /// The dialer process that asked for it.
+    pub pid: u32,
+    /// When the carrier accepted it.
+    pub at: OffsetDateTime,
+}
+
+/// An RFC 3339 timestamp of a JSON document.
+fn timestamp(value: &serde_json::Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        value.as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap_or_else(|e| panic!("{value}: {e}"))
+}
+
+/// The stream in which the sandbox carrier stores every request it accepts (the dialer's
+/// `carrier::SANDBOX_STREAM`): its ledger.
+pub const SANDBOX_STREAM: &str = "SANDBOX_CARRIER";
+/// The sandbox carrier's consumer that reports each dial's status when due.
+pub const SANDBOX_CONSUMER: &str = "sandbox-carrier-status";
+
+/// The carrier's ledger: every action the sandbox carrier accepted, and what explains an
+/// action taken more than once.
 pub struct Ledger {
-    /// (call id, step) → how many times the carrier was asked to act.
+    /// (call id, step) → how many times the carrier was asked to act (and accepted).
     pub actions: BTreeMap<(String, u32), usize>,
     pub total: usize,
+    /// Every action, in the order the ledger holds them.
+    pub entries: Vec<CarrierAction>,
+    /// Process ids of the dialers' processes that died (SIGKILLed).
+    pub dead: BTreeSet<u32>,
+    /// (call, step) a dialer asked the carrier again after a failed attempt ("carrier request
+    /// failed; retrying"): the first attempt may have been carried out all the same.
+    pub retried: BTreeSet<(String, u32)>,
 }
 
 impl Ledger {
+    /// The carrier's own ledger: the sandbox's stream, one entry per request it accepted, stored
+    /// before it answered the dialer (so an action is in the ledger whatever became of the
+    /// dialer that asked).
+    pub async fn fetch(js: &jetstream::Context, dialers: &[&Service]) -> Ledger {
+        let end = Instant::now() + WAIT;
+        let messages = loop {
+            let held = async {
+                let mut stream = js.get_stream(SANDBOX_STREAM).await.ok()?;
+                Some(usize::try_from(stream.info().await.ok()?.state.messages).unwrap())
+            }
+            .await;
+            match try_read(js, SANDBOX_STREAM, "sandbox.carrier.>").await {
+                Ok(messages) if held.is_some_and(|n| messages.len() >= n) => break messages,
+                outcome => {
+                    assert!(
+                        Instant::now() < end,
+                        "reading the carrier's ledger: {:?} (the stream holds {held:?})",
+                        outcome.map(|m| m.len())
+                    );
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        let entries = messages
+            .iter()
+            .filter_map(|m| {
+                let json: serde_json::Value = serde_json::from_slice(&m.payload)
+                    .unwrap_or_else(|e| panic!("{SANDBOX_STREAM}/{}: {e}", m.seq));
+                (json["tenant"] == T).then(|| CarrierAction {
+                    call: json["call_id"].as_str().unwrap().to_string(),
+                    step: u32::try_from(json["step"].as_u64().unwrap()).unwrap(),
+                    final_action: json["action"] == "final",
+                    pid: u32::try_from(json["pid"].as_u64().unwrap()).unwrap(),
+                    at: timestamp(&json["accepted_at"]),
+                })
+            })
+            .collect();
+        Ledger::of(entries, dialers)
+    }
+
+    /// The dialers' own account of the carrier's actions: one log line "sandbox carrier: call
+    /// modified" per action, written once the carrier accepted it (a dialer killed between
+    /// the two leaves an action out: [`Ledger::fetch`] is the carrier's ledger).
     pub fn read(dialers: &[&Service]) -> Ledger {
+        let mut entries = Vec::new();
+        for dialer in dialers {
+            for (pid, log) in dialer.logs_by_process() {
+                for line in log.lines() {
+                    let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+                        continue;
+                    };
+                    if json["message"] != "sandbox carrier: call modified" || json["tenant"] != T {
+                        continue;
+                    }
+                    entries.push(CarrierAction {
+                        call: json["call_id"].as_str().unwrap().to_string(),
+                        step: u32::try_from(json["step"].as_u64().unwrap()).unwrap(),
+                        final_action: json["action"] == "final action",
+                        pid,
+                        at: timestamp(&json["timestamp"]),
+                    });
+                }
+            }
+        }
+        Ledger::of(entries, dialers)
+    }
+
+    fn of(entries: Vec<CarrierAction>, dialers: &[&Service]) -> Ledger {
         let mut actions = BTreeMap::new();
-        let mut total = 0;
+        for e in &entries {
+            *actions.entry((e.call.clone(), e.step)).or_insert(0) += 1;
+        }
+        let mut retried = BTreeSet::new();
         for dialer in dialers {
             for line in dialer.log().lines() {
                 let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
                     continue;
                 };
-                if json["message"] != "sandbox carrier: call modified" || json["tenant"] != T {
-                    continue;
+                if json["message"] == "carrier request failed; retrying"
+                    && let (Some(call), Some(step)) =
+                        (json["call_id"].as_str(), json["step"].as_u64())
+                {
+                    retried.insert((call.to_string(), u32::try_from(step).unwrap()));
                 }
-                let call = json["call_id"].as_str().unwrap().to_string();
-                let step = u32::try_from(json["step"].as_u64().unwrap()).unwrap();
-                *actions.entry((call, step)).or_insert(0) += 1;
-                total += 1;
             }
         }
-        Ledger { actions, total }
+        Ledger {
+            total: entries.len(),
+            actions,
+            entries,
+            dead: dialers.iter().flat_map(|d| d.dead_pids()).collect(),
+            retried,
+        }
     }
 
-    /// How many actions so far (cheap enough to poll on a few thousand lines).
+    /// How many actions so far, from the dialers' logs (cheap enough to poll on a few thousand
+    /// lines).
     pub fn count(dialers: &[&Service]) -> usize {
         Ledger::read(dialers).total
     }
 
-    /// No carrier action was taken twice; every action is for a decided call; every dial event
-    /// that says the carrier acted matches one action.
+    /// Final actions taken again (beyond the first per call and step).
+    pub fn repeated_finals(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.final_action)
+            .count()
+            .saturating_sub(
+                self.entries
+                    .iter()
+                    .filter(|e| e.final_action)
+                    .map(|e| (&e.call, e.step))
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+            )
+    }
+
+    /// [`Ledger::assert_no_action_twice_around`] with no server fault.
     pub fn assert_no_action_twice(&self, audit: &Audit) {
-        let twice: Vec<(&(String, u32), &usize)> =
-            self.actions.iter().filter(|(_, n)| **n > 1).collect();
+        self.assert_no_action_twice_around(audit, &[]);
+    }
+
+    /// No number was rung twice: no dial taken twice (by (call, step)). A final action rings
+    /// nobody, and the dialer asks for it again after an attempt with no confirmation (a
+    /// request that may have been carried out): each repetition must be explained — the
+    /// process that took the earlier one died, or it logged a retry of that step, or a server
+    /// fault (at `server_faults`) struck within [`FAULT_WINDOW`] after the earlier one was
+    /// taken. Every action is for a decided call; every `step_started` /
+    /// `final_action_taken` in CALLS is stored once and matches an action (unless recorded
+    /// with its outcome unknown); and every action is recorded in CALLS (no hole).
+    pub fn assert_no_action_twice_around(&self, audit: &Audit, server_faults: &[OffsetDateTime]) {
+        let mut dials: BTreeMap<(&str, u32), usize> = BTreeMap::new();
+        let mut finals: BTreeMap<(&str, u32), Vec<&CarrierAction>> = BTreeMap::new();
+        for e in &self.entries {
+            if e.final_action {
+                finals.entry((&e.call, e.step)).or_default().push(e);
+            } else {
+                *dials.entry((&e.call, e.step)).or_insert(0) += 1;
+            }
+        }
+        let twice: Vec<(&(&str, u32), &usize)> = dials.iter().filter(|(_, n)| **n > 1).collect();
         assert!(
             twice.is_empty(),
-            "carrier actions taken more than once ((call, step) → times): {}",
+            "numbers rung more than once ((call, step) → times): {}",
             sample(&twice)
+        );
+        let fault_after = |at: OffsetDateTime| {
+            server_faults.iter().any(|fault| {
+                let after = *fault - at;
+                -after <= FAULT_SLACK && after <= FAULT_WINDOW
+            })
+        };
+        // ((call, step), [(pid, taken at)]) of each final action repeated unexplained.
+        type Repeated<'a> = (&'a (&'a str, u32), Vec<(u32, OffsetDateTime)>);
+        let unexplained: Vec<Repeated> = finals
+            .iter()
+            .filter(|((call, step), taken)| {
+                taken.len() > 1
+                    && !self.retried.contains(&(call.to_string(), *step))
+                    && !taken[..taken.len() - 1]
+                        .iter()
+                        .all(|e| self.dead.contains(&e.pid) || fault_after(e.at))
+            })
+            .map(|(key, taken)| (key, taken.iter().map(|e| (e.pid, e.at)).collect()))
+            .collect();
+        assert!(
+            unexplained.is_empty(),
+            "final actions repeated with neither a dialer death, a retry nor a server fault to explain them \
+             ((call, step) → (pid, taken at); dead: {:?}, server faults at {server_faults:?}): {}",
+            self.dead,
+            sample(&unexplained)
         );
         let undecided: Vec<&(String, u32)> = self
             .actions
@@ -795,27 +1252,13 @@ impl Ledger {
             "carrier actions for calls without a decision: {}",
             sample(&undecided)
         );
-        // A final action recorded with its outcome unknown (the dialer stopped between its
-        // claim and the carrier's answer) may never have been asked: the gateway's dead-man's
-        // switch covers that case, so it needs no ledger entry.
-        let unknown: BTreeSet<(&str, u32)> = audit
-            .dials
-            .iter()
-            .filter(|(_, _, k, reason)| {
-                *k == DialEventKind::FinalActionTaken
-                    && reason
-                        .as_deref()
-                        .is_some_and(|r| r.contains("not repeated:"))
-            })
-            .map(|(call, step, ..)| (call.as_str(), *step))
-            .collect();
         let mut unmatched = Vec::new();
         for kind in [DialEventKind::StepStarted, DialEventKind::FinalActionTaken] {
             for ((call, step), n) in audit.dial_count(kind) {
                 assert_eq!(n, 1, "{kind:?} of {call} step {step} stored {n} times");
-                if !self.actions.contains_key(&(call.to_string(), step))
-                    && !unknown.contains(&(call, step))
-                {
+                let key = (call.to_string(), step);
+                // Recorded with its outcome unknown: the carrier may never have had it.
+                if !self.actions.contains_key(&key) && !audit.outcome_unknown.contains(&key) {
                     unmatched.push((call.to_string(), step, kind));
                 }
             }
@@ -825,36 +1268,34 @@ impl Ledger {
             "dial events without a carrier action in the ledger: {}",
             sample(&unmatched)
         );
+        let contradicted: Vec<&(String, u32)> = self
+            .actions
+            .keys()
+            .filter(|key| audit.carrier_failed.contains(*key))
+            .collect();
+        assert!(
+            contradicted.is_empty(),
+            "carrier actions CALLS records as failed by the carrier, outcome known: {}",
+            sample(&contradicted)
+        );
+        let holes: Vec<&(String, u32)> = self
+            .actions
+            .keys()
+            .filter(|(call, step)| !audit.records_action(call, *step))
+            .collect();
+        assert!(
+            holes.is_empty(),
+            "carrier actions CALLS has no record of (a hole in the audit): {}",
+            sample(&holes)
+        );
     }
 }
 
-/// The decisions the dialer has not handled yet: neither was their first step acted on by the
-/// carrier, nor (when a dialer died between claiming it and the carrier's answer) was it failed
-/// without being rung again.
-pub fn undialed(audit: &Audit, ledger: &Ledger) -> Vec<String> {
-    let failed_claims: BTreeSet<&str> = audit
-        .dials
-        .iter()
-        .filter(|(_, step, kind, reason)| {
-            *step == 0
-                && *kind == DialEventKind::StepFailed
-                && reason
-                    .as_deref()
-                    .is_some_and(|r| r.contains("not retried, so nobody is rung twice"))
-        })
-        .map(|(call, ..)| call.as_str())
-        .collect();
-    audit
-        .routes
-        .keys()
-        .filter(|c| {
-            !ledger.actions.contains_key(&((*c).clone(), 0)) && !failed_claims.contains(c.as_str())
-        })
-        .cloned()
-        .collect()
-}
-
-/// The dialer handled every decision (see [`undialed`]).
+/// The dialer handled every decision: the carrier dialed its first step, or CALLS records why
+/// not — failed with its outcome unknown and never asked again (a dialer died between claiming
+/// the step and the carrier's answer, or the carrier did not confirm: ADR 0003), or failed by
+/// the carrier for sure (refused, or unreachable through all of the dialer's attempts). By
+/// call id.
 pub fn assert_every_decision_dialed(audit: &Audit, ledger: &Ledger) {
     let undialed = undialed(audit, ledger);
     assert!(
@@ -864,50 +1305,223 @@ pub fn assert_every_decision_dialed(audit: &Audit, ledger: &Ledger) {
     );
 }
 
-/// Whether to wait for the dialer's redeliveries, which come 60 s (`ack_wait`) after a dialer
-/// or a server died holding them: `make test-chaos` does (`SWITCHBOARD_CHAOS_WAIT_REDELIVERIES=1`);
-/// the bounded run inside `make test` accounts for them instead (see [`wait_dialer`]).
+/// The decisions neither dialed nor recorded as failed (outcome unknown, or by the carrier).
+fn undialed(audit: &Audit, ledger: &Ledger) -> Vec<String> {
+    audit
+        .routes
+        .keys()
+        .filter(|c| {
+            let first = ((*c).clone(), 0);
+            !ledger.actions.contains_key(&first)
+                && !audit.outcome_unknown.contains(&first)
+                && !audit.carrier_failed.contains(&first)
+        })
+        .cloned()
+        .collect()
+}
+
+/// The decided calls without an end: neither answered nor with their final action recorded in
+/// CALLS, or with a final action recorded as taken (outcome known) that the carrier's ledger
+/// does not hold. (A final action recorded with its outcome unknown — its dialer died before
+/// the carrier's answer was stored — is not asked again, ADR 0003: the ledger may lack it.)
+fn unended(audit: &Audit, ledger: &Ledger) -> Vec<String> {
+    let mut answered = BTreeSet::new();
+    // call → whether every `final_action_taken` of it has its outcome unknown
+    let mut final_recorded: BTreeMap<&str, bool> = BTreeMap::new();
+    for (call, step, kind, _) in &audit.dials {
+        match kind {
+            DialEventKind::Answered => {
+                answered.insert(call.as_str());
+            }
+            DialEventKind::FinalActionTaken => {
+                let unknown = audit.outcome_unknown.contains(&(call.clone(), *step));
+                let all_unknown = final_recorded.entry(call.as_str()).or_insert(true);
+                *all_unknown = *all_unknown && unknown;
+            }
+            _ => {}
+        }
+    }
+    let finals: BTreeSet<&str> = ledger
+        .entries
+        .iter()
+        .filter(|e| e.final_action)
+        .map(|e| e.call.as_str())
+        .collect();
+    audit
+        .routes
+        .keys()
+        .filter(|c| {
+            let c = c.as_str();
+            let ended = answered.contains(c)
+                || final_recorded
+                    .get(c)
+                    .is_some_and(|unknown| finals.contains(c) || *unknown);
+            !ended
+        })
+        .cloned()
+        .collect()
+}
+
+/// What CALLS, the carrier's ledger and `DIAL_PROGRESS` say about `calls`, and the state of
+/// the dialers' consumers: for a failure message.
+async fn explain(
+    js: &jetstream::Context,
+    audit: &Audit,
+    ledger: &Ledger,
+    calls: &[String],
+) -> String {
+    let mut out = String::new();
+    let progress = js.get_key_value("DIAL_PROGRESS").await.ok();
+    for call in calls {
+        let dials: Vec<_> = audit.dials.iter().filter(|d| d.0 == *call).collect();
+        let actions: Vec<_> = ledger.entries.iter().filter(|e| e.call == *call).collect();
+        let entry = match &progress {
+            Some(kv) => match kv.get(format!("{T}.{call}")).await {
+                Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                other => format!("{other:?}"),
+            },
+            None => "no DIAL_PROGRESS bucket".into(),
+        };
+        out.push_str(&format!(
+            "- {call}: decided at {:?}; dial events {dials:?}; carrier actions {actions:?}; progress {entry}\n",
+            audit.decided_at.get(call)
+        ));
+    }
+    for (stream, name) in [
+        (CALLS, "dialer-route"),
+        (CALLS, "dialer-status"),
+        (SANDBOX_STREAM, SANDBOX_CONSUMER),
+    ] {
+        if let Ok(stream) = js.get_stream(stream).await
+            && let Ok(info) = stream.consumer_info(name).await
+        {
+            out.push_str(&format!(
+                "- consumer {name}: pending {}, awaiting ack {}, delivered {:?}, ack floor {:?}, redelivered {}\n",
+                info.num_pending,
+                info.num_ack_pending,
+                info.delivered,
+                info.ack_floor,
+                info.num_redelivered
+            ));
+        }
+    }
+    out
+}
+
+/// Every decided call reached its end — CALLS holds its `final_action_taken` (or `answered`)
+/// and the carrier's ledger its final action, unless CALLS records that final action with its
+/// outcome unknown — and the ledger holds exactly the actions expected: two per call (its
+/// target's dial and the final action: nobody answers in these scenarios) less the requests
+/// the carrier never took, each matched by id to a step CALLS records as failed (outcome
+/// unknown, or by the carrier: [`assert_every_decision_dialed`]) or as a final action of
+/// unknown outcome. Returns how many requests the carrier never took.
+pub fn assert_every_call_ended(audit: &Audit, ledger: &Ledger) -> usize {
+    let no_end = unended(audit, ledger);
+    assert!(
+        no_end.is_empty(),
+        "calls that never reached an end (no answer or final action in CALLS, or a final action taken that the carrier's ledger lacks): {}",
+        sample(&no_end)
+    );
+    let finals: BTreeSet<&str> = ledger
+        .entries
+        .iter()
+        .filter(|e| e.final_action)
+        .map(|e| e.call.as_str())
+        .collect();
+    let never_taken: usize = audit
+        .routes
+        .keys()
+        .map(|c| {
+            usize::from(!ledger.actions.contains_key(&(c.clone(), 0)))
+                + usize::from(!finals.contains(c.as_str()))
+        })
+        .sum();
+    let expected = 2 * audit.routes.len() - never_taken;
+    assert_eq!(
+        ledger.actions.len(),
+        expected,
+        "carrier actions ((call, step) pairs) short of or beyond 2 per call ({} calls, {never_taken} requests the carrier never took)",
+        audit.routes.len()
+    );
+    never_taken
+}
+
+/// Whether this is the full-scale run (`make test-chaos` sets
+/// `SWITCHBOARD_CHAOS_WAIT_REDELIVERIES=1`): scenarios may then also wait out the router's 30 s
+/// `ack_wait` for what a fault took from it. The dialer's checks ([`wait_dialer`]) are strict in
+/// both modes: its redeliveries come within its `ack_wait` of seconds ([`dialer_timing`]).
 pub fn wait_for_redeliveries() -> bool {
     std::env::var("SWITCHBOARD_CHAOS_WAIT_REDELIVERIES").is_ok_and(|v| v.trim() == "1")
 }
 
-/// Waits for the dialer after a scenario; the stream audit, the ledger of `dialers`, and how
-/// many decisions were still awaiting redelivery at the end.
-///
-/// Waiting for redeliveries: until the `dialer-route` consumer has settled everything, then
-/// every decision must have been acted on. Otherwise: until nothing is pending and every
-/// decision not acted on yet is accounted for by a delivery still awaiting its ack (held by a
-/// dialer that died, to be redelivered after `ack_wait`) — a decision the dialer acknowledged
-/// without acting on it, or lost, fails either way.
+/// Waits until the dialers and the sandbox carrier are quiet: `dialer-route`, `dialer-status`
+/// and the sandbox's status reports all settled (nothing pending, nothing awaiting an ack), with
+/// nothing delivered between two looks.
+pub async fn wait_quiet(js: &jetstream::Context, deadline: Duration) {
+    let consumers = [
+        (CALLS, "dialer-route"),
+        (CALLS, "dialer-status"),
+        (SANDBOX_STREAM, SANDBOX_CONSUMER),
+    ];
+    let end = Instant::now() + deadline;
+    let mut previous: Option<Vec<u64>> = None;
+    let mut last = Vec::new();
+    loop {
+        let mut delivered = Vec::new();
+        last.clear();
+        for (stream, name) in consumers {
+            let info = async {
+                let stream = js.get_stream(stream).await.ok()?;
+                stream.consumer_info(name).await.ok()
+            }
+            .await;
+            match info {
+                Some(info) => {
+                    last.push((name, Some((info.num_pending, info.num_ack_pending))));
+                    if info.num_pending == 0 && info.num_ack_pending == 0 {
+                        delivered.push(info.delivered.stream_sequence);
+                    }
+                }
+                None => last.push((name, None)),
+            }
+        }
+        let settled = delivered.len() == consumers.len();
+        if settled && previous.as_ref() == Some(&delivered) {
+            return;
+        }
+        previous = settled.then_some(delivered);
+        assert!(
+            Instant::now() < end,
+            "the dialers were not quiet within {deadline:?}: (consumer, pending, awaiting ack) = {last:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Waits for the dialers after a scenario (see [`wait_quiet`]), then checks from CALLS and the
+/// carrier's ledger that every decision was acted on and every call reached its end. Returns
+/// the stream audit, the ledger, and how many requests the carrier never took (see
+/// [`assert_every_call_ended`]).
 pub async fn wait_dialer(
     js: &jetstream::Context,
     dialers: &[&Service],
     deadline: Duration,
 ) -> (Audit, Ledger, usize) {
-    if wait_for_redeliveries() {
-        wait_settled(js, "dialer-route", deadline).await;
-        let audit = Audit::read(js).await;
-        let ledger = Ledger::read(dialers);
-        assert_every_decision_dialed(&audit, &ledger);
-        return (audit, ledger, 0);
-    }
-    let end = Instant::now() + deadline;
-    loop {
-        let audit = Audit::read(js).await;
-        let ledger = Ledger::read(dialers);
-        let undialed = undialed(&audit, &ledger);
-        let stream = js.get_stream(CALLS).await.unwrap();
-        let info = stream.consumer_info("dialer-route").await.unwrap();
-        if info.num_pending == 0 && undialed.len() <= info.num_ack_pending {
-            return (audit, ledger, undialed.len());
-        }
-        assert!(
-            Instant::now() < end,
-            "decisions neither acted on nor awaiting redelivery (pending {}, awaiting ack {}): {}",
-            info.num_pending,
-            info.num_ack_pending,
-            sample(&undialed)
+    wait_quiet(js, deadline).await;
+    let audit = Audit::read(js).await;
+    let ledger = Ledger::fetch(js, dialers).await;
+    let stuck: Vec<String> = undialed(&audit, &ledger)
+        .into_iter()
+        .chain(unended(&audit, &ledger))
+        .take(5)
+        .collect();
+    if !stuck.is_empty() {
+        eprintln!(
+            "calls the dialers left behind, in detail:\n{}",
+            explain(js, &audit, &ledger, &stuck).await
         );
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert_every_decision_dialed(&audit, &ledger);
+    let never_asked = assert_every_call_ended(&audit, &ledger);
+    (audit, ledger, never_asked)
 }
