@@ -5,6 +5,7 @@
 #   SWITCHBOARD_CHAOS_CALLS      calls per kill/restart, cluster and slow-consumer scenario (20000)
 #   SWITCHBOARD_CHAOS_BAD_INPUT  malformed messages through the router (100000)
 #   SWITCHBOARD_CHAOS_SEED       seed of the fault timing and of the malformed messages
+#   SWITCHBOARD_CHAOS_SCALE      the dialer's two-replica chaos test, times its make-test size (10)
 #   SWITCHBOARD_CHAOS_WAIT_REDELIVERIES  1 (default here): full-scale mode — the dialer runs
 #                                with its production timing (ack_wait 5 s, carrier requests of
 #                                up to 4 x 5 s), scenarios may wait out the router's 30 s ack_wait
@@ -46,7 +47,14 @@ started=$(date +%s)
 cargo test --locked -p switchboard-chaos-tests --test chaos -- --test-threads 1 --nocapture 2>&1 \
   | tee "$out/run.log"
 echo "== chaos suite passed in $(( $(date +%s) - started )) s"
-grep -o '\[chaos\].*' "$out/run.log" > "$out/summary.txt" || true
+
+# The dialer's own chaos test (two real dialer binaries, a flaky Twilio stand-in, seeded
+# SIGKILLs), ten times its make-test scale: 600 concurrent chains, 80 kills.
+echo "== dialer chaos at scale (SWITCHBOARD_CHAOS_SCALE=${SWITCHBOARD_CHAOS_SCALE:-10})"
+SWITCHBOARD_CHAOS_SCALE="${SWITCHBOARD_CHAOS_SCALE:-10}" cargo test --locked -p switchboard-dialer \
+  --test dialer -- chaos:: --test-threads 1 --nocapture 2>&1 | tee -a "$out/run.log"
+
+grep -o '\[chaos\].*\|^chaos: .*' "$out/run.log" > "$out/summary.txt" || true
 cat "$out/summary.txt"
 
 if $fuzz; then
