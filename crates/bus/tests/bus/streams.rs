@@ -58,7 +58,14 @@ async fn provisioning_never_lowers_the_replica_count() {
         replicas: 3,
         ..StreamOptions::default()
     };
-    ensure_streams(&js, &r3).await.unwrap();
+    // Every node answers before the JetStream meta group has seen its peers online: until it
+    // has, an R3 placement is refused ("no suitable peers for placement, peer offline"; seen
+    // under load). Wait for that condition, not a fixed time.
+    switchboard_testkit::eventually(Duration::from_secs(30), "R3 placement possible", || async {
+        ensure_streams(&js, &r3).await.ok()
+    })
+    .await
+    .unwrap();
     ensure_streams(&js, &StreamOptions::default())
         .await
         .unwrap();
