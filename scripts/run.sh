@@ -3,7 +3,7 @@
 # `make run`: the local stack on embedded defaults. Starts a private nats-server with JetStream
 # storing in .run/nats (never the one that may already listen on 4222), the router with its
 # SQLite projection in .run/, the gateway, the dialer with the sandbox carrier, loads the
-# demo tenant `acme` (deploy/demo/acme.json) and prints how to place a call. Ctrl-C (or
+# demo tenants `acme` and `globex` (deploy/demo/*.json) and prints how to place a call. Ctrl-C (or
 # SIGTERM) stops everything: the services first, then nats-server.
 #
 # Every run starts from the demo state: the streams and the projection of the previous run are
@@ -205,6 +205,7 @@ start dialer "$log" env SWITCHBOARD_HTTP_ADDR="$dialer_http" SWITCHBOARD_CARRIER
 await 30 dialer "${pids[-1]}" "$log" ready "$dialer_http"
 
 "$bin/switchboard" settings apply deploy/demo/acme.json >/dev/null
+"$bin/switchboard" settings apply deploy/demo/globex.json >/dev/null
 
 if $keep; then
   state="kept from the previous run (SWITCHBOARD_RUN_KEEP=1)"
@@ -219,7 +220,9 @@ Switchboard is running:
   gateway      http://$gateway_http/readyz   (log: $run_dir/gateway.log; tenants: deploy/demo/tenants.json)
   dialer       http://$dialer_http/readyz   (log: $run_dir/dialer.log; sandbox carrier: nobody answers,
                so each call walks its chain to the final action — see the call.dial events)
-  demo tenant  acme, loaded from deploy/demo/acme.json
+  demo tenants acme (the spec's rules), loaded from deploy/demo/acme.json, and globex (business
+               hours in America/Chicago, a direct line, working hours, do-not-disturb, ring
+               timeouts), from deploy/demo/globex.json
 
 Place a call and see where it rings (in another terminal):
   NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from '(415) 867-5310' --wait

@@ -67,8 +67,10 @@ pub struct DecisionView {
     pub final_action: String,
     /// The SETTINGS sequence it was decided at.
     pub settings_seq: u64,
-    /// The explanation, step by step.
+    /// The explanation, step by step, in English (v2's reasons rendered; v1's prose).
     pub explanation: Vec<String>,
+    /// The reasons as data, numbers masked (v2; empty for a v1 decision).
+    pub reasons: Vec<serde_json::Value>,
 }
 
 /// A settings entity in force at the decision.
@@ -303,7 +305,8 @@ pub async fn explain(
                     r.final_action.message
                 ),
                 settings_seq: r.settings_seq,
-                explanation: r.explanation.clone(),
+                explanation: r.explanation_lines(),
+                reasons: r.reasons.iter().map(|r| r.masked_json()).collect(),
             })
             .collect(),
         settings: Vec::new(),

@@ -276,7 +276,7 @@ struct Typed<T> {
 /// tree (replay reads millions of events; this halves the cost of each).
 pub fn decode<T: EventData>(payload: &[u8], subject: &str) -> Option<T> {
     let typed: Typed<T> = serde_json::from_slice(payload).ok()?;
-    (typed.event_type == T::TYPE
+    (T::accepted_type(&typed.event_type).is_some()
         && typed.data.validate().is_ok()
         && typed.data.nats_subject() == subject)
         .then_some(typed.data)
@@ -288,5 +288,6 @@ pub fn decode<T: EventData>(payload: &[u8], subject: &str) -> Option<T> {
 /// whatever it is.
 pub fn decode_recorded<T: EventData>(payload: &[u8], subject: &str) -> Option<T> {
     let typed: Typed<T> = serde_json::from_slice(payload).ok()?;
-    (typed.event_type == T::TYPE && typed.data.nats_subject() == subject).then_some(typed.data)
+    (T::accepted_type(&typed.event_type).is_some() && typed.data.nats_subject() == subject)
+        .then_some(typed.data)
 }

@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 use switchboard_bus::{CALLS, SETTINGS};
+use switchboard_contracts::reasons::{render, rules_reasons};
 use switchboard_contracts::{
-    CallInbound, CallRoute, Envelope, FinalAction, FinalActionKind, Rule, Target, TenantId,
+    CallInbound, CallRoute, Envelope, FinalAction, FinalActionKind, Reason, Rule, Target, TenantId,
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{Decision, TenantState};
@@ -41,14 +42,35 @@ pub struct RecordedCall {
     /// Whether the recorded decision carries ring timeouts ([`has_ring_timeouts`]): only then
     /// are they part of the comparison.
     pub ring_timeouts: bool,
+    /// Whether it was recorded as `switchboard.call.route.v1` ([`CallRoute::is_v1`]): then
+    /// its prose is compared with the replayed reasons rendered in English.
+    pub v1: bool,
 }
 
-/// The explanation the rules gave, without the router's staleness note.
+/// The explanation a v1 decision gave, without the router's staleness note.
 pub fn rules_explanation(explanation: &[String]) -> &[String] {
     match explanation.split_first() {
         Some((first, rest)) if first.starts_with(STALE_PREFIX) => rest,
         _ => explanation,
     }
+}
+
+/// The rule as a v1 decision would have recorded it: v1 had no target-less `after_hours`
+/// (a closed company playing its final action was `no_route`).
+fn v1_rule(rule: Rule, target: Option<&Target>) -> Rule {
+    match (rule, target) {
+        (Rule::AfterHours, None) => Rule::NoRoute,
+        _ => rule,
+    }
+}
+
+/// Why a decision went the way it did, as compared by replay: v2's reasons, or for a v1
+/// decision its English lines.
+pub enum Why<'a> {
+    /// The reasons (without the staleness note).
+    Reasons(&'a [Reason]),
+    /// The English lines (without the staleness note).
+    Lines(&'a [String]),
 }
 
 fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DefaultHasher) {
@@ -78,7 +100,7 @@ pub fn digest(
     target: Option<&Target>,
     fallbacks: &[Target],
     final_action: &FinalAction,
-    explanation: &[String],
+    why: Why<'_>,
     ring_timeouts: bool,
 ) -> u64 {
     let mut h = DefaultHasher::new();
@@ -90,7 +112,10 @@ pub fn digest(
     fallbacks.len().hash(&mut h);
     matches!(final_action.kind, FinalActionKind::Voicemail).hash(&mut h);
     final_action.message.hash(&mut h);
-    rules_explanation(explanation).hash(&mut h);
+    match why {
+        Why::Reasons(reasons) => reasons.hash(&mut h),
+        Why::Lines(lines) => lines.hash(&mut h),
+    }
     h.finish()
 }
 
@@ -101,20 +126,33 @@ pub fn digest_route(route: &CallRoute) -> u64 {
         route.target.as_ref(),
         &route.fallbacks,
         &route.final_action,
-        &route.explanation,
+        if route.is_v1() {
+            Why::Lines(rules_explanation(&route.explanation))
+        } else {
+            Why::Reasons(rules_reasons(&route.reasons))
+        },
         has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
     )
 }
 
-/// [`digest`] of a decision, with its ring timeouts when the recorded one it is compared with
-/// carries them.
-pub fn digest_decision(decision: &Decision, ring_timeouts: bool) -> u64 {
+/// [`digest`] of a decision as comparable with a recorded one: with ring timeouts when the
+/// recorded one carries them, and as v1 would have recorded it when it is v1.
+pub fn digest_decision(decision: &Decision, ring_timeouts: bool, v1: bool) -> u64 {
+    let (rule, lines);
+    let why = if v1 {
+        rule = v1_rule(decision.rule, decision.target.as_ref());
+        lines = decision.explanation();
+        Why::Lines(&lines)
+    } else {
+        rule = decision.rule;
+        Why::Reasons(&decision.reasons)
+    };
     digest(
-        decision.rule,
+        rule,
         decision.target.as_ref(),
         &decision.fallbacks,
         &decision.final_action,
-        &decision.explanation,
+        why,
         ring_timeouts,
     )
 }
@@ -193,11 +231,17 @@ pub fn compare(recorded: &CallRoute, replayed: &Decision) -> Vec<FieldDiff> {
             replayed,
         })
     };
-    if recorded.rule != replayed.rule {
+    let v1 = recorded.is_v1();
+    let replayed_rule = if v1 {
+        v1_rule(replayed.rule, replayed.target.as_ref())
+    } else {
+        replayed.rule
+    };
+    if recorded.rule != replayed_rule {
         push(
             "rule",
             recorded.rule.as_str().into(),
-            replayed.rule.as_str().into(),
+            replayed_rule.as_str().into(),
         );
     }
     let ring_timeouts = has_ring_timeouts(recorded.target.as_ref(), &recorded.fallbacks);
@@ -240,21 +284,51 @@ pub fn compare(recorded: &CallRoute, replayed: &Decision) -> Vec<FieldDiff> {
             action_text(&replayed.final_action),
         );
     }
-    let (old, new) = (
-        rules_explanation(&recorded.explanation),
-        &replayed.explanation,
-    );
-    if old != new.as_slice() {
-        // The first line that differs tells the story; the rest usually follows from it.
-        let at = old
-            .iter()
-            .zip(new)
-            .position(|(a, b)| a != b)
-            .unwrap_or(old.len().min(new.len()));
-        let line = |lines: &[String]| lines.get(at).cloned().unwrap_or_else(|| "(none)".into());
-        push(&format!("explanation[{}]", at + 1), line(old), line(new));
+    // The first step that differs tells the story; the rest usually follows from it.
+    if v1 {
+        let (old, new) = (
+            rules_explanation(&recorded.explanation),
+            &replayed.explanation(),
+        );
+        if let Some(at) = first_difference(old, new) {
+            let line = |lines: &[String]| lines.get(at).cloned().unwrap_or_else(|| "(none)".into());
+            push(&format!("explanation[{}]", at + 1), line(old), line(new));
+        }
+    } else {
+        let (old, new) = (rules_reasons(&recorded.reasons), &replayed.reasons);
+        if let Some(at) = first_difference(old, new) {
+            // Rendered whole, so that a `target` reason names its leg.
+            let recorded_lines = render(
+                old,
+                recorded.target.as_ref(),
+                &recorded.fallbacks,
+                &recorded.final_action,
+            );
+            let line = |lines: &[String], n: usize| {
+                lines
+                    .get(at)
+                    .filter(|_| at < n)
+                    .cloned()
+                    .unwrap_or_else(|| "(none)".into())
+            };
+            push(
+                &format!("reasons[{}]", at + 1),
+                line(&recorded_lines, old.len()),
+                line(&replayed.explanation(), new.len()),
+            );
+        }
     }
     diffs
+}
+
+/// The index of the first element that differs, if the slices differ.
+fn first_difference<T: PartialEq>(old: &[T], new: &[T]) -> Option<usize> {
+    (old != new).then(|| {
+        old.iter()
+            .zip(new)
+            .position(|(a, b)| a != b)
+            .unwrap_or(old.len().min(new.len()))
+    })
 }
 
 /// A recorded decision the current code does not reproduce.
@@ -377,7 +451,7 @@ impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
                     .or_insert_with(|| TenantState::new(tenant.clone())),
             };
             let decision = (self.decide)(&call.call, state);
-            if digest_decision(&decision, call.ring_timeouts) != call.digest {
+            if digest_decision(&decision, call.ring_timeouts, call.v1) != call.digest {
                 self.mismatches.push((self.next, decision));
             }
             self.next += 1;
@@ -468,6 +542,7 @@ pub async fn recorded_calls(
                         rule: route.rule,
                         digest: digest_route(&route),
                         ring_timeouts: has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
+                        v1: route.is_v1(),
                     }),
                     None => recorded.unreplayable.push(Unreplayable {
                         call_id: route.call_id,

@@ -1,13 +1,14 @@
 //! The routing core alone: `switchboard_routing::decide` over one tenant's in-memory
 //! `TenantState` with 10k, 100k and 1M contacts, for a known caller (a contact's phone) and an
-//! unknown one, on one thread. The cost should stay flat as the tenant grows (hash lookups).
+//! unknown one, on one thread, with the routing policy v2 on (business hours, and working hours
+//! on every user). The cost should stay flat as the tenant grows (hash lookups).
 //! Developers get the same measurement with statistics from criterion:
 //! `cargo bench -p switchboard-routing`.
 
 use crate::fixtures;
 use std::hint::black_box;
 use std::time::Instant;
-use switchboard_contracts::CallInbound;
+use switchboard_contracts::{CallInbound, Envelope};
 use switchboard_routing::{TenantState, decide};
 use time::OffsetDateTime;
 
@@ -22,6 +23,37 @@ pub struct CoreResult {
     pub sample_calls: u64,
     pub batches: usize,
     pub runs: Vec<CoreRun>,
+    pub wire: WireSize,
+}
+
+/// The `call.route` event's size on the wire (the CloudEvents JSON body), mean over the
+/// known-caller sample of the smallest tenant: as published (`switchboard.call.route.v2`,
+/// reasons as data) and as the same decisions were published before structured reasons
+/// (`switchboard.call.route.v1`, the same reasoning as English prose).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WireSize {
+    pub v2_bytes: f64,
+    pub v1_bytes: f64,
+}
+
+fn wire_size(state: &TenantState, calls: &[CallInbound]) -> WireSize {
+    let (mut v2, mut v1) = (0usize, 0usize);
+    for c in calls {
+        let route = decide(c, state).into_route(c, 1, OffsetDateTime::UNIX_EPOCH);
+        let mut prose = route.clone();
+        prose.explanation = prose.explanation_lines();
+        prose.reasons = Vec::new();
+        let mut old = Envelope::new(prose, "/switchboard/router", OffsetDateTime::UNIX_EPOCH);
+        old.event_type = "switchboard.call.route.v1".into();
+        let new = Envelope::new(route, "/switchboard/router", OffsetDateTime::UNIX_EPOCH);
+        v2 += new.to_json().expect("encodes").len();
+        v1 += old.to_json().expect("encodes").len();
+    }
+    let n = calls.len().max(1) as f64;
+    WireSize {
+        v2_bytes: v2 as f64 / n,
+        v1_bytes: v1 as f64 / n,
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -73,6 +105,7 @@ fn ns_per_decision(state: &TenantState, calls: &[CallInbound]) -> f64 {
 
 pub fn run(sizes: &[u64]) -> CoreResult {
     let mut runs = Vec::new();
+    let mut wire = None;
     for &contacts in sizes {
         let mut state = TenantState::new(fixtures::tenant());
         for change in fixtures::tenant_settings((contacts / 100).max(1), contacts) {
@@ -86,6 +119,15 @@ pub fn run(sizes: &[u64]) -> CoreResult {
         let unknown: Vec<CallInbound> = (0..SAMPLE_CALLS)
             .map(|j| call(fixtures::phone(contacts + j)))
             .collect();
+        let wire = wire.get_or_insert_with(|| {
+            let w = wire_size(&state, &known);
+            println!(
+                "  call.route on the wire: {:.0} bytes (v2, reasons) vs {:.0} bytes (v1, prose)",
+                w.v2_bytes, w.v1_bytes
+            );
+            w
+        });
+        let _ = wire;
         let known_ns = ns_per_decision(&state, &known);
         let unknown_ns = ns_per_decision(&state, &unknown);
         println!(
@@ -106,5 +148,9 @@ pub fn run(sizes: &[u64]) -> CoreResult {
         sample_calls: SAMPLE_CALLS,
         batches: BATCHES,
         runs,
+        wire: wire.unwrap_or(WireSize {
+            v2_bytes: 0.0,
+            v1_bytes: 0.0,
+        }),
     }
 }

@@ -1,5 +1,6 @@
 //! A synthetic tenant: numbers, users, contacts with phones, and calls from them.
 
+use switchboard_contracts::schedule::Schedule;
 use switchboard_contracts::{
     CallInbound, CompanySettings, ContactSettings, E164, EntityId, NumberSettings, SettingsChange,
     TenantId, UserSettings,
@@ -21,8 +22,24 @@ pub fn phone(i: u64) -> String {
     format!("+1415{:07}", 2_000_000 + i)
 }
 
+/// Open around the clock, every day: a schedule that is always checked and never closes, so
+/// the routing policy v2 (business hours, working hours) costs what it costs on every call
+/// while every rule still decides as without it.
+fn all_week() -> Schedule {
+    serde_json::from_value(serde_json::json!({
+        "weekly": {
+            "mon": [["00:00", "24:00"]], "tue": [["00:00", "24:00"]],
+            "wed": [["00:00", "24:00"]], "thu": [["00:00", "24:00"]],
+            "fri": [["00:00", "24:00"]], "sat": [["00:00", "24:00"]],
+            "sun": [["00:00", "24:00"]]
+        }
+    }))
+    .expect("valid schedule")
+}
+
 /// Settings events for a tenant with `users` users and `contacts` contacts, contact `i`
-/// having phone `phone(i)` and assigned to user `i % users`.
+/// having phone `phone(i)` and assigned to user `i % users`. The routing policy v2 is on:
+/// business hours in `America/Chicago`, and working hours on every user, who rings only in them.
 pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = SettingsChange> {
     let t = tenant();
     let head = vec![
@@ -32,8 +49,8 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             company_phone: Some("+16172531234".into()),
             default_region: None,
             final_action: None,
-            time_zone: None,
-            business_hours: None,
+            time_zone: Some("America/Chicago".into()),
+            business_hours: Some(all_week()),
             after_hours: None,
             ring_timeout_secs: None,
         }),
@@ -57,8 +74,8 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             phone: (u % 10 != 0).then(|| format!("+1206{:07}", 2_000_000 + u)),
             active: u % 20 != 0,
             available: true,
-            working_hours: None,
-            ring_only_in_working_hours: false,
+            working_hours: Some(all_week()),
+            ring_only_in_working_hours: true,
         })
     });
     let contacts_iter = (0..contacts).map(move |c| {

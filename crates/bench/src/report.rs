@@ -189,6 +189,13 @@ impl Report {
             );
         }
         if let Some(c) = &self.core {
+            let _ = writeln!(
+                t,
+                "| `call.route` on the wire, bytes: v2 (reasons) / v1 (the same decisions as prose) | {:.0} / {:.0} ({:.2}×) | smaller |",
+                c.wire.v2_bytes,
+                c.wire.v1_bytes,
+                c.wire.v2_bytes / c.wire.v1_bytes.max(1.0)
+            );
             for r in &c.runs {
                 let _ = writeln!(
                     t,

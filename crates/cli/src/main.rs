@@ -170,6 +170,10 @@ struct CallArgs {
     /// Call id (default: a fresh `CLI…` id).
     #[arg(long)]
     call_id: Option<String>,
+    /// When the call came in (`received_at`, RFC 3339, e.g. `2026-12-07T18:05:00-06:00`):
+    /// business and working hours are checked at this instant. Default: now.
+    #[arg(long, value_parser = rfc3339)]
+    at: Option<OffsetDateTime>,
     /// Wait this many seconds for the decision and print it.
     #[arg(long, num_args = 0..=1, default_missing_value = "10")]
     wait: Option<u64>,
@@ -433,6 +437,13 @@ impl Progress for Bar {
     }
 }
 
+/// Reads an RFC 3339 instant (`--at`).
+fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        format!("{text:?} is not an RFC 3339 time such as 2026-12-07T18:05:00-06:00: {e}")
+    })
+}
+
 async fn call(
     js: &jetstream::Context,
     publisher: &Publisher,
@@ -447,7 +458,7 @@ async fn call(
         tenant_id: tenant.clone(),
         to: args.to,
         from: args.from,
-        received_at: OffsetDateTime::now_utc(),
+        received_at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
         contact_id: args
             .contact_id
             .map(|c| EntityId::parse("contact_id", c))
@@ -504,12 +515,20 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     }
     println!("call        {}", route.call_id);
     println!("rule        {}", route.rule.as_str());
+    let leg = |t: &switchboard_contracts::Target| match t.ring_timeout_secs {
+        Some(secs) => format!(
+            "{} ({}, rings {secs} s)",
+            t.number.as_str(),
+            t.rule.as_str()
+        ),
+        None => format!("{} ({})", t.number.as_str(), t.rule.as_str()),
+    };
     match &route.target {
-        Some(t) => println!("target      {} ({})", t.number.as_str(), t.rule.as_str()),
+        Some(t) => println!("target      {}", leg(t)),
         None => println!("target      none"),
     }
     for t in &route.fallbacks {
-        println!("then        {} ({})", t.number.as_str(), t.rule.as_str());
+        println!("then        {}", leg(t));
     }
     println!(
         "finally     {:?}: {}",
@@ -517,7 +536,7 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     );
     println!("settings    SETTINGS #{}", route.settings_seq);
     println!("why");
-    for (i, line) in route.explanation.iter().enumerate() {
+    for (i, line) in route.explanation_lines().iter().enumerate() {
         println!("  {}. {line}", i + 1);
     }
     Ok(())

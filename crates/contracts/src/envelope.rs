@@ -31,8 +31,19 @@ pub mod headers {
 /// The `data` of one event type: its CloudEvents type, where it is published and how it is
 /// validated beyond its JSON shape.
 pub trait EventData: Serialize + DeserializeOwned {
-    /// The CloudEvents `type`, versioned (`switchboard.<…>.v1`).
+    /// The CloudEvents `type`, versioned (`switchboard.<…>.v1`): what is produced.
     const TYPE: &'static str;
+
+    /// Earlier versions of the type whose `data` this type still decodes (history on the
+    /// streams): accepted on decode, never produced.
+    const EARLIER_TYPES: &'static [&'static str] = &[];
+
+    /// `event_type` as the static name of this type or of an earlier version it decodes.
+    fn accepted_type(event_type: &str) -> Option<&'static str> {
+        std::iter::once(Self::TYPE)
+            .chain(Self::EARLIER_TYPES.iter().copied())
+            .find(|t| *t == event_type)
+    }
 
     /// The tenant the event belongs to.
     fn tenant_id(&self) -> &TenantId;
@@ -132,10 +143,10 @@ impl<T: EventData> Envelope<T> {
         let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
         if present(typed.specversion)? != SPEC_VERSION
             || present(typed.datacontenttype)? != DATA_CONTENT_TYPE
-            || present(typed.event_type)? != T::TYPE
         {
             return None;
         }
+        let event_type = T::accepted_type(&present(typed.event_type)?)?;
         let time = OffsetDateTime::parse(&present(typed.time)?, &Rfc3339).ok()?;
         let data = typed.data?;
         data.validate().ok()?;
@@ -146,8 +157,7 @@ impl<T: EventData> Envelope<T> {
             specversion: Cow::Borrowed(SPEC_VERSION),
             id: present(typed.id)?,
             source: Cow::Owned(present(typed.source)?),
-            // Checked equal to T::TYPE above.
-            event_type: Cow::Borrowed(T::TYPE),
+            event_type: Cow::Borrowed(event_type),
             time,
             subject: present(typed.subject)?,
             datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),
@@ -233,12 +243,12 @@ impl RawEnvelope {
         if let Some(tenant) = self.data.get("tenant_id").and_then(|t| t.as_str()) {
             TenantId::new_or_unknown(tenant)?;
         }
-        if self.event_type != T::TYPE {
+        let Some(event_type) = T::accepted_type(&self.event_type) else {
             return Err(ContractError::UnexpectedType {
                 expected: T::TYPE.to_string(),
                 found: self.event_type,
             });
-        }
+        };
         let data: T = serde_json::from_value(self.data)
             .map_err(|e| ContractError::Malformed(format!("`data` of {}: {e}", T::TYPE)))?;
         data.validate()?;
@@ -253,8 +263,7 @@ impl RawEnvelope {
             specversion: Cow::Borrowed(SPEC_VERSION),
             id: self.id,
             source: Cow::Owned(self.source),
-            // Checked equal to T::TYPE above.
-            event_type: Cow::Borrowed(T::TYPE),
+            event_type: Cow::Borrowed(event_type),
             time: self.time,
             subject: self.subject,
             datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),

@@ -6,6 +6,7 @@
 use crate::envelope::{EventData, RawEnvelope};
 use crate::ids::{EntityId, TenantId};
 use crate::phone::{E164, Region};
+use crate::reasons::Reason;
 use crate::schedule::Schedule;
 use crate::{ContractError, subjects};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -17,7 +18,7 @@ pub const MAX_CALL_ID_LEN: usize = 128;
 pub const MAX_TEXT_LEN: usize = 2000;
 
 /// Accepts a 64-bit unsigned integer as a JSON number or a decimal string (proto3 JSON).
-fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn u64_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum NumOrStr {
@@ -83,6 +84,14 @@ fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error>
     #[serde(transparent)]
     struct Lenient(#[serde(deserialize_with = "u64_lenient")] u64);
     Option::<Lenient>::deserialize(d).map(|v| v.map_or(0, |l| l.0))
+}
+
+/// [`u64_lenient`], with absent or `null` read as `None`.
+pub(crate) fn u64_lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(transparent)]
+    struct Lenient(#[serde(deserialize_with = "u64_lenient")] u64);
+    Option::<Lenient>::deserialize(d).map(|v| v.map(|l| l.0))
 }
 
 /// A tenant id, or the reserved `_invalid` that rejections are filed under.
@@ -270,14 +279,21 @@ impl Default for FinalAction {
     }
 }
 
-/// `switchboard.call.route.v1` on `call.route.<tenant>`: where a call rings, and why.
+/// `switchboard.call.route.v2` on `call.route.<tenant>`: where a call rings, and why.
+///
+/// v2 carries its reasoning as data ([`reasons`](Self::reasons): stable codes with
+/// parameters); v1 (`switchboard.call.route.v1`, still decoded, never produced) carried it as
+/// English prose in `explanation`. Everything else has the same shape and meaning, except that
+/// v2 records a closed company whose after-hours action is the final action as rule
+/// `after_hours` with no target, where v1 said `no_route`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRoute {
     /// The call this decision is for.
     pub call_id: String,
     /// The tenant.
     pub tenant_id: TenantId,
-    /// The rule that chose `target`; `no_route` when there is none.
+    /// The rule that chose `target`; `no_route` when nothing rings (and, in v2, `after_hours`
+    /// when the company is closed and only the final action runs).
     pub rule: Rule,
     /// The first number to ring, or null.
     pub target: Option<Target>,
@@ -286,8 +302,19 @@ pub struct CallRoute {
     pub fallbacks: Vec<Target>,
     /// What runs when every target failed or none exists.
     pub final_action: FinalAction,
-    /// Ordered human-readable steps of the decision.
-    #[serde(default, deserialize_with = "null_default")]
+    /// v2: why, step by step, as data (see [`crate::reasons`]).
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub reasons: Vec<Reason>,
+    /// v1 only: why, as English sentences. Empty in every decision made since v2.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub explanation: Vec<String>,
     /// The SETTINGS stream sequence the decision was made at.
     #[serde(default, deserialize_with = "u64_lenient_default")]
@@ -297,8 +324,29 @@ pub struct CallRoute {
     pub decided_at: OffsetDateTime,
 }
 
+impl CallRoute {
+    /// Whether this decision was recorded as `switchboard.call.route.v1` (prose, no reasons).
+    pub fn is_v1(&self) -> bool {
+        self.reasons.is_empty() && !self.explanation.is_empty()
+    }
+
+    /// Why, in English, one line per step: v2's reasons rendered, or v1's prose as recorded.
+    pub fn explanation_lines(&self) -> Vec<String> {
+        if self.is_v1() {
+            return self.explanation.clone();
+        }
+        crate::reasons::render(
+            &self.reasons,
+            self.target.as_ref(),
+            &self.fallbacks,
+            &self.final_action,
+        )
+    }
+}
+
 impl EventData for CallRoute {
-    const TYPE: &'static str = "switchboard.call.route.v1";
+    const TYPE: &'static str = "switchboard.call.route.v2";
+    const EARLIER_TYPES: &'static [&'static str] = &["switchboard.call.route.v1"];
 
     fn tenant_id(&self) -> &TenantId {
         &self.tenant_id
@@ -314,10 +362,18 @@ impl EventData for CallRoute {
     }
     fn validate(&self) -> Result<(), ContractError> {
         check_call_id(&self.call_id)?;
-        if (self.rule == Rule::NoRoute) != self.target.is_none() {
-            return Err(ContractError::Malformed(
-                "`target` must be null exactly when `rule` is no_route".into(),
-            ));
+        match (&self.target, self.rule) {
+            (Some(_), Rule::NoRoute) => {
+                return Err(ContractError::Malformed(
+                    "`target` must be null when `rule` is no_route".into(),
+                ));
+            }
+            (None, Rule::NoRoute | Rule::AfterHours) | (Some(_), _) => {}
+            (None, _) => {
+                return Err(ContractError::Malformed(
+                    "`target` may be null only when `rule` is no_route or after_hours".into(),
+                ));
+            }
         }
         for target in self.target.iter().chain(&self.fallbacks) {
             if target.rule == Rule::NoRoute {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod phone;
+pub mod reasons;
 pub mod schedule;
 pub mod subjects;
 
@@ -21,4 +22,5 @@ pub use error::ContractError;
 pub use events::*;
 pub use ids::{EntityId, TenantId};
 pub use phone::{E164, PhoneError, Region};
+pub use reasons::Reason;
 pub use schedule::{Hours, Schedule};

@@ -7,7 +7,10 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Why a string is not a usable phone number.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// As data (in a decision's reasons): `{"problem": "unparseable", "detail": "…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "problem", content = "detail", rename_all = "snake_case")]
 pub enum PhoneError {
     /// Empty, `anonymous` or similar: the caller withheld the number.
     #[error("no number (withheld or empty)")]

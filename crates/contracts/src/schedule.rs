@@ -139,6 +139,14 @@ pub const DAY_KEYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"
 /// Short English day names, Monday first, for explanations.
 const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
+/// The short English name of a day key (`fri` → `Fri`); an unknown key is shown as it is.
+pub fn day_name(key: &str) -> &str {
+    DAY_KEYS
+        .iter()
+        .position(|k| *k == key)
+        .map_or(key, |i| DAY_NAMES[i])
+}
+
 impl WeeklyHours {
     /// The seven days' intervals, Monday first.
     pub fn days(&self) -> [&[IntervalText]; 7] {
@@ -392,6 +400,23 @@ impl LocalHours<'_> {
     /// The call's local time, `HH:MM`.
     pub fn time_text(&self) -> impl fmt::Display + use<> {
         Clock(self.minute)
+    }
+
+    /// The same, as the data of a decision's reason.
+    pub fn to_reason(&self) -> crate::reasons::HoursAt {
+        let day = usize::try_from(self.date.weekday().to_monday_zero_offset()).unwrap_or(0);
+        crate::reasons::HoursAt {
+            time_zone: self.zone_name().to_string(),
+            date: self.date.to_string(),
+            weekday: DAY_KEYS[day % 7].to_string(),
+            time: Clock(self.minute).to_string(),
+            hours: self
+                .hours
+                .iter()
+                .map(|i| [Clock(i.start).to_string(), Clock(i.end).to_string()])
+                .collect(),
+            overridden: self.overridden,
+        }
     }
 }
 

@@ -1,9 +1,9 @@
-//! The decision itself. Each step appends one line to the explanation; numbers in the
-//! explanation are masked, since explanations are shown to people and may reach logs (the
-//! full numbers are in `target` and `fallbacks`).
+//! The decision itself. Each step appends one [`Reason`] (a stable code with its parameters);
+//! rendering them as English is for `explain`, the CLI and the API ([`Decision::explanation`]),
+//! never part of deciding.
 
 use crate::view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
-use std::fmt::Write as _;
+use switchboard_contracts::reasons::{HoursAt, Offer, Reason, UserSkipped};
 use switchboard_contracts::schedule::{LocalHours, timestamp};
 use switchboard_contracts::{
     CallInbound, CallRoute, E164, EntityId, FinalAction, PhoneError, Prefer, Rule, Target,
@@ -22,10 +22,20 @@ pub struct Decision {
     /// What runs when every target failed or there is none.
     pub final_action: FinalAction,
     /// Why, step by step.
-    pub explanation: Vec<String>,
+    pub reasons: Vec<Reason>,
 }
 
 impl Decision {
+    /// The reasons in English, one line each, then the outcome (numbers masked).
+    pub fn explanation(&self) -> Vec<String> {
+        switchboard_contracts::reasons::render(
+            &self.reasons,
+            self.target.as_ref(),
+            &self.fallbacks,
+            &self.final_action,
+        )
+    }
+
     /// The `call.route` data for `call`, made at `settings_seq` and `decided_at` (the caller
     /// supplies both: the engine has no clock and no stream).
     pub fn into_route(
@@ -41,7 +51,8 @@ impl Decision {
             target: self.target,
             fallbacks: self.fallbacks,
             final_action: self.final_action,
-            explanation: self.explanation,
+            reasons: self.reasons,
+            explanation: Vec::new(),
             settings_seq,
             decided_at,
         }
@@ -51,8 +62,8 @@ impl Decision {
 /// Decides where `call` rings, from `view` alone, at the call's `received_at` (never the
 /// clock, so replay re-decides the same).
 pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
-    // A decision is about 6 to 9 lines and at most 4 targets: sized once, never regrown.
-    let mut why = Explanation(Vec::with_capacity(10));
+    // A decision is about 6 to 9 reasons and at most 4 targets: sized once, never regrown.
+    let mut why = Why(Vec::with_capacity(10));
     let final_action = match view.final_action() {
         Some(action) => action.clone(),
         None => FinalAction::default(),
@@ -64,29 +75,25 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     // number that is not valid can only miss, since stored numbers were validated.
     let dialed = match E164::lookup_key(&call.to, region) {
         Ok(number) => number,
-        Err(e) => {
-            why.line(format_args!(
-                "The dialed number {} is not a usable phone number ({e}).",
-                switchboard_contracts::phone::mask(&call.to)
-            ));
-            return why.no_route(final_action);
+        Err(error) => {
+            why.push(Reason::DialedNumberUnusable {
+                masked: switchboard_contracts::phone::mask(&call.to),
+                error,
+            });
+            return why.nothing_rings(Rule::NoRoute, final_action);
         }
     };
     let Some(number) = view.number(&dialed) else {
-        why.line(format_args!(
-            "The dialed number {dialed} is not provisioned for this tenant."
-        ));
-        return why.no_route(final_action);
+        why.push(Reason::NumberNotProvisioned { number: dialed });
+        return why.nothing_rings(Rule::NoRoute, final_action);
     };
     if number.released {
-        why.line(format_args!(
-            "The dialed number {dialed} has been released by this tenant."
-        ));
-        return why.no_route(final_action);
+        why.push(Reason::NumberReleased { number: dialed });
+        return why.nothing_rings(Rule::NoRoute, final_action);
     }
-    why.line(format_args!(
-        "The dialed number {dialed} belongs to this tenant."
-    ));
+    why.push(Reason::NumberProvisioned {
+        number: dialed.clone(),
+    });
 
     let company = view.company();
     let at = Moment {
@@ -104,33 +111,29 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     // Step 1: a closed company gets its after-hours action, and nothing else rings.
     if let Some(hours) = company.business_hours {
         let local = hours.at(at.instant, at.time_zone);
-        let open = local.is_open();
-        why.line(format_args!(
-            "The company is {}: {}, the call came at {} local.",
-            if open { "open" } else { "closed" },
-            local.hours_text(),
-            local.time_text()
-        ));
-        if !open {
+        if local.is_open() {
+            why.push(Reason::CompanyOpen {
+                hours: local.to_reason(),
+            });
+        } else {
+            why.push(Reason::CompanyClosed {
+                hours: local.to_reason(),
+            });
             match company.after_hours {
                 None => {
-                    why.push("After hours nothing rings (after_hours: final action).".into());
-                    return why.no_route(final_action);
+                    why.push(Reason::AfterHoursFinalAction);
+                    return why.nothing_rings(Rule::AfterHours, final_action);
                 }
                 Some(phone) => {
-                    chain.offer(
-                        phone,
-                        Rule::AfterHours,
-                        None,
-                        &"after-hours forward",
-                        &mut why,
-                    );
-                    if let Some(target) = chain.targets.first() {
-                        why.line(format_args!(
-                            "After hours only the forward {} rings, with no fallbacks.",
-                            target.number
-                        ));
-                    }
+                    chain.offer(phone, Rule::AfterHours, None, &mut why);
+                    let Some(target) = chain.targets.first() else {
+                        // The forward was skipped (a loop, or not a number): the final action.
+                        why.push(Reason::NoTargetLeft);
+                        return why.nothing_rings(Rule::AfterHours, final_action);
+                    };
+                    why.push(Reason::AfterHoursForwardOnly {
+                        number: target.number.clone(),
+                    });
                 }
             }
             return chain.into_decision(final_action, why);
@@ -142,56 +145,41 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     let lead = find_lead(call, view, at, &mut why);
     let owner_first = number.prefer == Prefer::NumberOwner;
     let (first, second) = if owner_first {
-        (Step::DirectLine, Step::AssignedUser)
+        (Rule::DirectLine, Rule::AssignedUser)
     } else {
-        (Step::AssignedUser, Step::DirectLine)
+        (Rule::AssignedUser, Rule::DirectLine)
     };
     if owner_first && let Some(owner) = number.user_id {
-        why.line(format_args!(
-            "This number prefers its owner: user {owner}'s direct line comes before the lead's assigned user."
-        ));
+        why.push(Reason::NumberPrefersOwner {
+            user_id: owner.clone(),
+        });
     }
-    let after_second = "the forwarding number comes next";
     let after_first = match second {
-        Step::DirectLine if number.user_id.is_some() => "the direct line comes next",
-        Step::DirectLine => after_second,
-        Step::AssignedUser => "the lead's assigned user comes next",
+        Rule::DirectLine if number.user_id.is_none() => Rule::ForwardingNumber,
+        other => other,
     };
-    for (step, next) in [(first, after_first), (second, after_second)] {
+    for (step, next) in [(first, after_first), (second, Rule::ForwardingNumber)] {
         match step {
-            Step::AssignedUser => assigned_user(lead, view, at, next, &mut chain, &mut why),
-            Step::DirectLine => direct_line(&number, view, at, next, &mut chain, &mut why),
+            Rule::AssignedUser => assigned_user(lead, view, at, next, &mut chain, &mut why),
+            _ => direct_line(&number, view, at, next, &mut chain, &mut why),
         }
     }
 
     // The dialed number's forwarding number.
     match number.forwarding_number {
-        None => why.line(format_args!(
-            "The dialed number {dialed} has no forwarding number; the company phone comes next."
-        )),
-        Some(phone) => chain.offer(
-            phone,
-            Rule::ForwardingNumber,
-            None,
-            &"forwarding number",
-            &mut why,
-        ),
+        None => why.push(Reason::NoForwardingNumber {
+            number: dialed.clone(),
+        }),
+        Some(phone) => chain.offer(phone, Rule::ForwardingNumber, None, &mut why),
     }
 
     // The company phone.
     match view.company_phone() {
-        None => why.push("The company has no company phone set up.".into()),
-        Some(phone) => chain.offer(phone, Rule::CompanyPhone, None, &"company phone", &mut why),
+        None => why.push(Reason::NoCompanyPhone),
+        Some(phone) => chain.offer(phone, Rule::CompanyPhone, None, &mut why),
     }
 
     chain.into_decision(final_action, why)
-}
-
-/// The two user steps of the chain, whose order the number's `prefer` sets.
-#[derive(Debug, Clone, Copy)]
-enum Step {
-    AssignedUser,
-    DirectLine,
 }
 
 /// When the call came, and the zone of schedules that name none (the company's).
@@ -215,32 +203,34 @@ impl Chain<'_> {
         phone: &SettingPhone,
         rule: Rule,
         user_id: Option<&EntityId>,
-        what: &dyn std::fmt::Display,
-        why: &mut Explanation,
+        why: &mut Why,
     ) {
         let number = match phone {
-            SettingPhone::Invalid(e) => {
-                why.line(format_args!(
-                    "The {what} is not a usable phone number ({e}); skipped."
-                ));
+            SettingPhone::Invalid(error) => {
+                why.push(Reason::PhoneUnusable {
+                    rule,
+                    user_id: user_id.cloned(),
+                    error: error.clone(),
+                });
                 return;
             }
             SettingPhone::Valid(number) => number,
         };
         if number == self.dialed {
-            why.line(format_args!(
-                "The {what} {number} is the dialed number itself; skipped to avoid a forwarding loop."
-            ));
+            why.push(Reason::DialedNumberSkipped(Offer {
+                rule,
+                user_id: user_id.cloned(),
+                number: number.clone(),
+            }));
         } else if let Some(earlier) = self.targets.iter().find(|t| &t.number == number) {
-            why.line(format_args!(
-                "The {what} {number} is already in the chain ({}); not repeated.",
-                earlier.rule.as_str()
-            ));
+            why.push(Reason::AlreadyInChain {
+                rule,
+                user_id: user_id.cloned(),
+                number: number.clone(),
+                earlier_rule: earlier.rule,
+            });
         } else {
-            why.line(format_args!(
-                "The {what} {number} is a target ({}).",
-                rule.as_str()
-            ));
+            why.push(Reason::Target);
             self.targets.push(Target {
                 number: number.clone(),
                 user_id: user_id.cloned(),
@@ -251,32 +241,18 @@ impl Chain<'_> {
     }
 
     /// The decision: the first target, the others as fallbacks, then the final action.
-    fn into_decision(self, final_action: FinalAction, mut why: Explanation) -> Decision {
+    fn into_decision(self, final_action: FinalAction, mut why: Why) -> Decision {
         let mut targets = self.targets.into_iter();
         let Some(target) = targets.next() else {
-            why.push("No number is left to ring.".into());
-            return why.no_route(final_action);
+            why.push(Reason::NoTargetLeft);
+            return why.nothing_rings(Rule::NoRoute, final_action);
         };
-        let fallbacks: Vec<Target> = targets.collect();
-        let mut ring = String::with_capacity(256);
-        let _ = write!(ring, "Ring {} ({})", target.number, target.rule.as_str());
-        for t in &fallbacks {
-            let _ = write!(ring, ", then {} ({})", t.number, t.rule.as_str());
-        }
-        // The ring timeout is on every target; this line stays as it was before timeouts,
-        // so that a replay of earlier decisions still matches.
-        let _ = write!(
-            ring,
-            "; if no one answers, {}.",
-            final_action_words(&final_action)
-        );
-        why.push(ring);
         Decision {
             rule: target.rule,
             target: Some(target),
-            fallbacks,
+            fallbacks: targets.collect(),
             final_action,
-            explanation: why.0,
+            reasons: why.0,
         }
     }
 }
@@ -288,6 +264,35 @@ enum Ineligible<'a> {
     Unavailable,
     NoPhone,
     OutsideHours(LocalHours<'a>),
+}
+
+impl Ineligible<'_> {
+    /// The reason for skipping user `user_id` at step `rule` (with the lead, for
+    /// `assigned_user`), `next` coming next.
+    fn reason(
+        self,
+        rule: Rule,
+        user_id: &EntityId,
+        contact_id: Option<&EntityId>,
+        next: Rule,
+    ) -> Reason {
+        let skipped = |hours: Option<HoursAt>| UserSkipped {
+            rule,
+            user_id: user_id.clone(),
+            contact_id: contact_id.cloned(),
+            next,
+            hours,
+        };
+        match self {
+            Ineligible::Unknown => Reason::UserUnknown(skipped(None)),
+            Ineligible::Deactivated => Reason::UserDeactivated(skipped(None)),
+            Ineligible::Unavailable => Reason::UserUnavailable(skipped(None)),
+            Ineligible::NoPhone => Reason::UserHasNoPhone(skipped(None)),
+            Ineligible::OutsideHours(local) => {
+                Reason::UserOutsideWorkingHours(skipped(Some(local.to_reason())))
+            }
+        }
+    }
 }
 
 /// Whether `user` can take a call at `at` (issue 15: "active, `available`, has a phone, and —
@@ -318,37 +323,29 @@ fn eligible<'v>(
     Ok((phone, hours))
 }
 
-impl std::fmt::Display for Ineligible<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Ineligible::Unknown => f.write_str("who is unknown"),
-            Ineligible::Deactivated => f.write_str("who is deactivated"),
-            Ineligible::Unavailable => f.write_str("who is unavailable (do not disturb)"),
-            Ineligible::NoPhone => f.write_str("who has no phone number"),
-            Ineligible::OutsideHours(local) => write!(
-                f,
-                "who is outside working hours: {}, the call came at {} local",
-                local.hours_text(),
-                local.time_text()
-            ),
-        }
-    }
-}
-
-/// `, inside working hours: Mon 09:00–17:00 Europe/Berlin, the call came at 10:05 local`, when
-/// working hours decided.
-struct InsideHours<'a>(Option<LocalHours<'a>>);
-
-impl std::fmt::Display for InsideHours<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.0 {
-            None => Ok(()),
-            Some(local) => write!(
-                f,
-                ", inside working hours: {}, the call came at {} local",
-                local.hours_text(),
-                local.time_text()
-            ),
+/// The user step `rule` for `user_id` (with the lead, for `assigned_user`): offered to the
+/// chain if eligible, else skipped with the reason.
+#[allow(clippy::too_many_arguments)] // Each is one fact of the step; a struct would only rename them.
+fn user_step(
+    rule: Rule,
+    user_id: &EntityId,
+    contact_id: Option<&EntityId>,
+    view: &impl SettingsView,
+    at: Moment<'_>,
+    next: Rule,
+    chain: &mut Chain<'_>,
+    why: &mut Why,
+) {
+    match eligible(view.user(user_id), at) {
+        Err(reason) => why.push(reason.reason(rule, user_id, contact_id, next)),
+        Ok((phone, hours)) => {
+            why.push(Reason::UserEligible {
+                rule,
+                user_id: user_id.clone(),
+                contact_id: contact_id.cloned(),
+                hours: hours.map(|h| h.to_reason()),
+            });
+            chain.offer(phone, rule, Some(user_id), why);
         }
     }
 }
@@ -357,43 +354,31 @@ fn assigned_user(
     lead: Option<ContactView<'_>>,
     view: &impl SettingsView,
     at: Moment<'_>,
-    next: &str,
+    next: Rule,
     chain: &mut Chain<'_>,
-    why: &mut Explanation,
+    why: &mut Why,
 ) {
     let Some(lead) = lead else {
-        why.line(format_args!(
-            "Without a lead there is no assigned user; {next}."
-        ));
+        why.push(Reason::NoLead { next });
         return;
     };
     let Some(user_id) = lead.assigned_user_id else {
-        why.line(format_args!(
-            "Lead {} is not assigned to a user; {next}.",
-            lead.contact_id
-        ));
+        why.push(Reason::LeadUnassigned {
+            contact_id: lead.contact_id.clone(),
+            next,
+        });
         return;
     };
-    match eligible(view.user(user_id), at) {
-        Err(reason) => why.line(format_args!(
-            "Lead {} is assigned to user {user_id}, {reason}; {next}.",
-            lead.contact_id
-        )),
-        Ok((phone, hours)) => {
-            why.line(format_args!(
-                "Lead {} is assigned to user {user_id}, who is active{}.",
-                lead.contact_id,
-                InsideHours(hours)
-            ));
-            chain.offer(
-                phone,
-                Rule::AssignedUser,
-                Some(user_id),
-                &format_args!("phone of user {user_id}"),
-                why,
-            );
-        }
-    }
+    user_step(
+        Rule::AssignedUser,
+        user_id,
+        Some(lead.contact_id),
+        view,
+        at,
+        next,
+        chain,
+        why,
+    );
 }
 
 /// The dialed number's owner (its `user_id`), if eligible.
@@ -401,32 +386,15 @@ fn direct_line(
     number: &NumberView<'_>,
     view: &impl SettingsView,
     at: Moment<'_>,
-    next: &str,
+    next: Rule,
     chain: &mut Chain<'_>,
-    why: &mut Explanation,
+    why: &mut Why,
 ) {
     // A number that is nobody's direct line skips the step without a word.
     let Some(user_id) = number.user_id else {
         return;
     };
-    match eligible(view.user(user_id), at) {
-        Err(reason) => why.line(format_args!(
-            "The dialed number is the direct line of user {user_id}, {reason}; {next}."
-        )),
-        Ok((phone, hours)) => {
-            why.line(format_args!(
-                "The dialed number is the direct line of user {user_id}, who is active{}.",
-                InsideHours(hours)
-            ));
-            chain.offer(
-                phone,
-                Rule::DirectLine,
-                Some(user_id),
-                &format_args!("phone of user {user_id}"),
-                why,
-            );
-        }
-    }
+    user_step(Rule::DirectLine, user_id, None, view, at, next, chain, why);
 }
 
 /// Finds the lead: the producer's `contact_id` if it names a live contact, else the contacts
@@ -435,33 +403,35 @@ fn find_lead<'v>(
     call: &CallInbound,
     view: &'v impl SettingsView,
     at: Moment<'_>,
-    why: &mut Explanation,
+    why: &mut Why,
 ) -> Option<ContactView<'v>> {
     if let Some(contact_id) = &call.contact_id {
         match view.contact(contact_id) {
             Some(contact) if !contact.deleted => {
-                why.line(format_args!("Lead {contact_id} was named by the producer."));
+                why.push(Reason::LeadNamed {
+                    contact_id: contact_id.clone(),
+                });
                 return Some(contact);
             }
-            Some(_) => why.line(format_args!(
-                "Lead {contact_id} named by the producer is deleted; looking the caller up instead."
-            )),
-            None => why.line(format_args!(
-                "Lead {contact_id} named by the producer is unknown; looking the caller up instead."
-            )),
+            Some(_) => why.push(Reason::NamedLeadDeleted {
+                contact_id: contact_id.clone(),
+            }),
+            None => why.push(Reason::NamedLeadUnknown {
+                contact_id: contact_id.clone(),
+            }),
         }
     }
     let caller = match E164::lookup_key(&call.from, view.region()) {
         Ok(caller) => caller,
         Err(PhoneError::Withheld) => {
-            why.push("The caller withheld their number, so no lead can be found.".into());
+            why.push(Reason::CallerWithheld);
             return None;
         }
-        Err(e) => {
-            why.line(format_args!(
-                "The caller number {} is not usable ({e}), so no lead can be found.",
-                switchboard_contracts::phone::mask(&call.from)
-            ));
+        Err(error) => {
+            why.push(Reason::CallerUnusable {
+                masked: switchboard_contracts::phone::mask(&call.from),
+                error,
+            });
             return None;
         }
     };
@@ -473,36 +443,29 @@ fn find_lead<'v>(
         .collect();
     match leads.len() {
         0 => {
-            why.line(format_args!("The caller {caller} is not a known lead."));
+            why.push(Reason::CallerUnknown { number: caller });
             None
         }
         1 => {
             let lead = leads.remove(0);
-            why.line(format_args!(
-                "The caller {caller} is lead {}.",
-                lead.contact_id
-            ));
+            why.push(Reason::CallerIsLead {
+                number: caller,
+                contact_id: lead.contact_id.clone(),
+            });
             Some(lead)
         }
-        n => {
+        _ => {
             // Deterministic choice: a lead whose assigned user can take the call wins, so a
             // person who owns this caller rings; ties go to the smallest contact id.
             leads.sort_by_key(|c| (!reachable_owner(c, view, at), c.contact_id));
-            let ids: Vec<&str> = leads.iter().map(|c| c.contact_id.as_str()).collect();
+            let contact_ids = leads.iter().map(|c| c.contact_id.clone()).collect();
             let chosen = leads.remove(0);
-            // Worded as before availability and working hours counted, so that a replay of
-            // earlier decisions still matches ("active user with a phone" now also means
-            // available and in working hours).
-            let reason = if reachable_owner(&chosen, view, at) {
-                "the first (by contact id) assigned to an active user with a phone"
-            } else {
-                "none is assigned to an active user with a phone; the smallest contact id"
-            };
-            why.line(format_args!(
-                "The caller {caller} matches {n} leads ({}); chose {}: {reason}.",
-                ids.join(", "),
-                chosen.contact_id
-            ));
+            why.push(Reason::CallerMatchesLeads {
+                number: caller,
+                contact_ids,
+                chosen: chosen.contact_id.clone(),
+                owner_reachable: reachable_owner(&chosen, view, at),
+            });
             Some(chosen)
         }
     }
@@ -515,43 +478,23 @@ fn reachable_owner(contact: &ContactView<'_>, view: &impl SettingsView, at: Mome
         .is_some_and(|id| matches!(eligible(view.user(id), at), Ok((SettingPhone::Valid(_), _))))
 }
 
-fn final_action_words(action: &FinalAction) -> &'static str {
-    match action.kind {
-        switchboard_contracts::FinalActionKind::Voicemail => {
-            "the caller hears the greeting and can leave a voicemail"
-        }
-        switchboard_contracts::FinalActionKind::AnnounceHangup => {
-            "the caller hears the announcement, then the call ends"
-        }
-    }
-}
+/// The reasons so far.
+struct Why(Vec<Reason>);
 
-struct Explanation(Vec<String>);
-
-impl Explanation {
-    fn push(&mut self, line: String) {
-        self.0.push(line);
+impl Why {
+    fn push(&mut self, reason: Reason) {
+        self.0.push(reason);
     }
 
-    /// Appends a formatted line, written into a buffer sized for a typical line once
-    /// (`format!` sizes from the literal parts alone and regrows as the values come in).
-    fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        let mut line = String::with_capacity(128);
-        let _ = line.write_fmt(args);
-        self.0.push(line);
-    }
-
-    fn no_route(mut self, final_action: FinalAction) -> Decision {
-        self.line(format_args!(
-            "No route: {}.",
-            final_action_words(&final_action)
-        ));
+    /// A decision where nothing rings: `rule` is `no_route`, or `after_hours` when the company
+    /// is closed and its after-hours action is the final action.
+    fn nothing_rings(self, rule: Rule, final_action: FinalAction) -> Decision {
         Decision {
-            rule: Rule::NoRoute,
+            rule,
             target: None,
             fallbacks: Vec::new(),
             final_action,
-            explanation: self.0,
+            reasons: self.0,
         }
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             }),
             fallbacks: vec![],
             final_action: action,
+            reasons: Vec::new(),
             explanation: vec![],
             settings_seq: 1,
             decided_at: time::OffsetDateTime::UNIX_EPOCH,

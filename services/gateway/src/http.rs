@@ -682,6 +682,7 @@ async fn no_instruction(
         target: None,
         fallbacks: Vec::new(),
         final_action: switchboard_contracts::FinalAction::default(),
+        reasons: Vec::new(),
         explanation: Vec::new(),
         settings_seq: 0,
         decided_at: OffsetDateTime::now_utc(),

@@ -42,6 +42,7 @@ impl Inner {
         }
         // What TwiML needs; the explanation is most of the size.
         route.explanation = Vec::new();
+        route.reasons = Vec::new();
         if self.recent.insert(key.clone(), route).is_none() {
             self.recent_order.push_back((now, key));
         }

@@ -5,7 +5,7 @@ use async_nats::jetstream::{AckKind, Message};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use switchboard_bus::{BusError, Publisher, TraceContext};
-use switchboard_contracts::{CallInbound, CallRejected, Envelope, Rejection};
+use switchboard_contracts::{CallInbound, CallRejected, Envelope, Reason, Rejection};
 use switchboard_projections::{Follower, Projection};
 use switchboard_routing::{TenantState, decide};
 use switchboard_telemetry::trace as otel;
@@ -141,16 +141,15 @@ impl Router {
                 None => decide(&call, &TenantState::new(call.tenant_id.clone())),
             };
             if let Some(stale) = stale {
-                let missing = match stale {
-                    Stale::Behind(required) => format!("sequence {required} was not applied"),
-                    Stale::Unknown => "the stream's last sequence could not be read".into(),
-                };
-                decision.explanation.insert(
+                decision.reasons.insert(
                     0,
-                    format!(
-                        "Settings may be stale: decided at SETTINGS sequence {settings_seq} on \
-                         the last delivery; {missing}."
-                    ),
+                    Reason::SettingsMayBeStale {
+                        settings_seq,
+                        required_seq: match stale {
+                            Stale::Behind(required) => Some(required),
+                            Stale::Unknown => None,
+                        },
+                    },
                 );
             }
             decision.into_route(&call, settings_seq, OffsetDateTime::now_utc())

@@ -62,7 +62,14 @@ async fn explain_tells_a_calls_whole_life_with_the_settings_in_force_and_dial_st
             "+16*******34 (company_phone)"
         ]
     );
-    assert_eq!(decision.explanation, route.explanation);
+    assert_eq!(decision.explanation, route.explanation_lines());
+    let masked: Vec<_> = route.reasons.iter().map(|r| r.masked_json()).collect();
+    assert_eq!(decision.reasons, masked);
+    assert!(
+        decision.reasons.iter().any(|r| r["code"] == "target"),
+        "{:#?}",
+        decision.reasons
+    );
     let settings: Vec<(String, u64)> = life
         .settings
         .iter()

@@ -2,7 +2,7 @@ use crate::support::*;
 use std::collections::BTreeSet;
 use switchboard_audit::read::{DEFAULT_LOOKBACK, NoProgress};
 use switchboard_audit::{Selection, replay, replay_with};
-use switchboard_contracts::{E164, EntityId, FinalAction, Region, Rule};
+use switchboard_contracts::{E164, EntityId, FinalAction, Reason, Region, Rule, SettingsChange};
 use switchboard_routing::{
     CompanyView, ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView, decide,
 };
@@ -174,6 +174,100 @@ async fn an_altered_recorded_decision_is_the_only_difference() {
     assert_eq!(d.fields[0].field, "target");
     assert_eq!(d.fields[0].recorded, "+16*******34 (forwarding_number)");
     assert_eq!(d.fields[0].replayed, "+13*******00 (forwarding_number)");
+}
+
+/// Issue 15: "`replay` re-decides v1 and v2 history" — "keep v1 history readable: `replay`
+/// and `explain` work over a stream that holds both".
+#[tokio::test]
+async fn a_stream_holding_v1_and_v2_decisions_replays_both_and_finds_what_differs() {
+    // Given a morning recorded by a v1 router (prose) and a noon by a v2 router (reasons),
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    for call in calls("acme", "am") {
+        let (_, route) = rec.call_v1(call).await;
+        assert!(route.is_v1() && route.reasons.is_empty());
+    }
+    rec.settings(day_noon("acme")).await;
+    for call in calls("acme", "noon") {
+        let (_, route) = rec.call(call).await;
+        assert!(!route.is_v1() && !route.reasons.is_empty());
+    }
+    // with one tampered decision of each version (a v1 line and a v2 reason changed),
+    let call = inbound("acme", "CA-v1-tampered", N1, CALLERS[3]);
+    let mut route = v1(rec.route_for(&call));
+    route.explanation[1] = "The caller is someone else.".into();
+    rec.streams.publish(call).await;
+    let v1_seq = rec.streams.publish_v1(route).await;
+    let call = inbound("acme", "CA-v2-tampered", N1, CALLERS[3]);
+    let mut route = rec.route_for(&call);
+    route.reasons[0] = Reason::NoCompanyPhone;
+    rec.streams.publish(call).await;
+    let v2_seq = rec.streams.publish(route).await;
+
+    // and a closed company whose after-hours action is the final action, recorded both ways
+    // (v1 said `no_route`, v2 says `after_hours`):
+    let mut closed = match company("acme", 2, Some(COMPANY)) {
+        SettingsChange::Company(c) => c,
+        _ => unreachable!(),
+    };
+    closed.business_hours = Some(serde_json::from_str(r#"{"weekly": {}}"#).unwrap());
+    rec.settings(vec![SettingsChange::Company(closed)]).await;
+    let (_, v1_closed) = rec
+        .call_v1(inbound("acme", "CA-closed-v1", N1, CALLERS[0]))
+        .await;
+    let (_, v2_closed) = rec
+        .call(inbound("acme", "CA-closed-v2", N1, CALLERS[0]))
+        .await;
+    assert_eq!(
+        (v1_closed.rule, v2_closed.rule),
+        (Rule::NoRoute, Rule::AfterHours)
+    );
+    // When replayed
+    let report = replay(&rec.streams.js, &Selection::default(), &NoProgress)
+        .await
+        .unwrap();
+
+    // Then both versions are re-decided, and exactly the two tampered ones differ, each in
+    // the first line (v1) or reason (v2) that was changed.
+    assert_eq!(
+        report.calls_replayed,
+        10 + 10 + 2 + 2,
+        "{}",
+        report.to_text()
+    );
+    assert!(report.unreplayable.is_empty(), "{}", report.to_text());
+    let found: Vec<(&str, u64, Vec<&str>)> = report
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.call_id.as_str(),
+                d.route_seq,
+                d.fields.iter().map(|f| f.field.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("CA-v1-tampered", v1_seq, vec!["explanation[2]"]),
+            ("CA-v2-tampered", v2_seq, vec!["reasons[1]"]),
+        ],
+        "{}",
+        report.to_text()
+    );
+    let v1_diff = &report.differences[0].fields[0];
+    assert_eq!(v1_diff.recorded, "The caller is someone else.");
+    assert_eq!(
+        v1_diff.replayed,
+        "The caller +14*******99 is not a known lead."
+    );
+    let v2_diff = &report.differences[1].fields[0];
+    assert_eq!(v2_diff.recorded, "The company has no company phone set up.");
+    assert!(
+        v2_diff.replayed.starts_with("The dialed number +16"),
+        "{v2_diff:?}"
+    );
 }
 
 #[tokio::test]

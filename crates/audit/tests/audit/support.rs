@@ -8,8 +8,8 @@ use switchboard_audit::read::{Flow, NoProgress, Start, scan};
 use switchboard_bus::{CALLS, Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_contracts::{
     CallDial, CallInbound, CallRoute, CallStatus, CompanySettings, ContactSettings, DialCallStatus,
-    DialEventKind, E164, EntityId, Envelope, EventData, NumberSettings, SettingsChange, TenantId,
-    UserSettings,
+    DialEventKind, E164, EntityId, Envelope, EventData, NumberSettings, Rule, SettingsChange,
+    TenantId, UserSettings,
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{TenantState, decide};
@@ -167,6 +167,16 @@ pub fn inbound(t: &str, call_id: &str, to: &str, from: &str) -> CallInbound {
     }
 }
 
+/// `route` as a v1 router recorded it (see [`Streams::publish_v1`]).
+pub fn v1(mut route: CallRoute) -> CallRoute {
+    route.explanation = route.explanation_lines();
+    route.reasons = Vec::new();
+    if route.rule == Rule::AfterHours && route.target.is_none() {
+        route.rule = Rule::NoRoute;
+    }
+    route
+}
+
 /// A server with both streams, a JetStream context and a publisher.
 pub struct Streams {
     pub server: NatsServer,
@@ -192,6 +202,21 @@ impl Streams {
     /// Publishes `data` and returns its stream sequence.
     pub async fn publish<T: EventData>(&self, data: T) -> u64 {
         let envelope = Envelope::new(data, "/switchboard/test", OffsetDateTime::now_utc());
+        let published = self
+            .publisher
+            .publish(&envelope, &TraceContext::default())
+            .await
+            .unwrap();
+        assert!(!published.duplicate, "{} stored twice", envelope.id);
+        published.sequence
+    }
+
+    /// Publishes `route` as a router before v2 did: type `switchboard.call.route.v1`, the
+    /// reasons as English prose in `explanation`, and a closed company's final action recorded
+    /// as `no_route`.
+    pub async fn publish_v1(&self, route: CallRoute) -> u64 {
+        let mut envelope = Envelope::new(v1(route), "/switchboard/test", OffsetDateTime::now_utc());
+        envelope.event_type = "switchboard.call.route.v1".into();
         let published = self
             .publisher
             .publish(&envelope, &TraceContext::default())
@@ -273,6 +298,14 @@ impl Recorder {
         self.streams.publish(call).await;
         let seq = self.streams.publish(route.clone()).await;
         (seq, route)
+    }
+
+    /// Publishes the call and its decision as a v1 router recorded it.
+    pub async fn call_v1(&self, call: CallInbound) -> (u64, CallRoute) {
+        let route = self.route_for(&call);
+        self.streams.publish(call).await;
+        let seq = self.streams.publish_v1(route.clone()).await;
+        (seq, v1(route))
     }
 
     /// The decision the router would record for `call` now.

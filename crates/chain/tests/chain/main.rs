@@ -57,6 +57,7 @@ pub(crate) fn decision(targets: usize) -> CallRoute {
         target: chain.next(),
         fallbacks: chain.collect(),
         final_action: FinalAction::default(),
+        reasons: Vec::new(),
         explanation: vec![],
         settings_seq: 1,
         decided_at: t0(),

@@ -10,7 +10,8 @@ use switchboard_contracts::{
 };
 
 const INBOUND: &str = "switchboard.call.inbound.v1.json";
-const ROUTE: &str = "switchboard.call.route.v1.json";
+const ROUTE: &str = "switchboard.call.route.v2.json";
+const ROUTE_V1: &str = "switchboard.call.route.v1.json";
 const STATUS: &str = "switchboard.call.status.v1.json";
 const NUMBER: &str = "switchboard.settings.number.v1.json";
 const CALL_REJECTED: &str = "switchboard.call.rejected.v1.json";
@@ -98,6 +99,29 @@ fn the_examples_decode_on_their_subjects() {
     Envelope::<CallInbound>::decode(&body(&example_json(INBOUND)), CALL_INBOUND_ACME)
         .expect("inbound");
     Envelope::<CallRoute>::decode(&body(&example_json(ROUTE)), "call.route.acme").expect("route");
+    // The history of an earlier version decodes as that version, on the same subject.
+    for (name, event_type) in [
+        (ROUTE, CallRoute::TYPE),
+        (
+            "switchboard.call.route.v2.after_hours.json",
+            CallRoute::TYPE,
+        ),
+        ("switchboard.call.route.v2.no_route.json", CallRoute::TYPE),
+        (ROUTE_V1, "switchboard.call.route.v1"),
+        (
+            "switchboard.call.route.v1.after_hours.json",
+            "switchboard.call.route.v1",
+        ),
+        (
+            "switchboard.call.route.v1.no_route.json",
+            "switchboard.call.route.v1",
+        ),
+    ] {
+        let env = Envelope::<CallRoute>::decode(&body(&example_json(name)), "call.route.acme")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(env.event_type, event_type, "{name}");
+        assert_eq!(CallRoute::accepted_type(event_type), Some(event_type));
+    }
     Envelope::<NumberSettings>::decode(
         &body(&example_json(NUMBER)),
         "settings.acme.number.16502530000",
@@ -279,6 +303,24 @@ fn type_and_subject_must_match() {
         }
     );
     assert_eq!(err.code(), "unexpected_type");
+    // Only the versions a type decodes: not a later one, not one that never existed.
+    for other in [
+        "switchboard.call.route.v3",
+        "switchboard.call.route.v0",
+        "switchboard.call.route",
+    ] {
+        let err = decode_err::<CallRoute>(
+            &mutated(ROUTE, |v| v["type"] = json!(other)),
+            "call.route.acme",
+        );
+        assert_eq!(
+            err,
+            ContractError::UnexpectedType {
+                expected: CallRoute::TYPE.into(),
+                found: other.into(),
+            }
+        );
+    }
     let err =
         SettingsChange::decode(&inbound, "settings.acme.user.u-42").expect_err("not settings");
     assert_eq!(err.code(), "unexpected_type");
@@ -421,17 +463,63 @@ fn data_shapes_are_checked() {
         "call.route.acme",
     );
     assert_eq!(err.code(), "malformed");
-    // `target` must be null exactly when `rule` is no_route.
-    let err = decode_err::<CallRoute>(
-        &mutated(ROUTE, |v| v["data"]["rule"] = json!("no_route")),
+    // `target` is null when `rule` is no_route, and may be for after_hours (v2: closed, the
+    // final action only); it is set for every other rule.
+    for route in [ROUTE, ROUTE_V1] {
+        let err = decode_err::<CallRoute>(
+            &mutated(route, |v| v["data"]["rule"] = json!("no_route")),
+            "call.route.acme",
+        );
+        assert_eq!(err.code(), "malformed", "{route}");
+        let err = decode_err::<CallRoute>(
+            &mutated(route, |v| v["data"]["target"] = Value::Null),
+            "call.route.acme",
+        );
+        assert_eq!(err.code(), "malformed", "{route}");
+    }
+    for rule in [
+        "assigned_user",
+        "direct_line",
+        "forwarding_number",
+        "company_phone",
+    ] {
+        let err = decode_err::<CallRoute>(
+            &mutated("switchboard.call.route.v2.after_hours.json", |v| {
+                v["data"]["rule"] = json!(rule);
+            }),
+            "call.route.acme",
+        );
+        assert_eq!(err.code(), "malformed", "{rule} without a target");
+    }
+    let closed = Envelope::<CallRoute>::decode(
+        &body(&example_json("switchboard.call.route.v2.after_hours.json")),
         "call.route.acme",
+    )
+    .expect("after_hours without a target");
+    assert_eq!(
+        (closed.data.rule, closed.data.target),
+        (switchboard_contracts::Rule::AfterHours, None)
     );
-    assert_eq!(err.code(), "malformed");
-    let err = decode_err::<CallRoute>(
-        &mutated(ROUTE, |v| v["data"]["target"] = Value::Null),
-        "call.route.acme",
-    );
-    assert_eq!(err.code(), "malformed");
+    // Reasons: a list of objects, each with a string `code` and the parameters that code
+    // requires; an unknown code is not an error (see proto_conformance).
+    for bad in [
+        json!({"code": "no_target_left"}),
+        json!(["no_target_left"]),
+        json!([{"number": "+16502530000"}]),
+        json!([{"code": 4}]),
+        json!([{"code": "caller_is_lead", "number": "+14158675310"}]),
+        json!([{"code": "no_lead", "next": "nobody"}]),
+        json!([{"code": "caller_unusable", "masked": "+1 ***", "error": {"problem": "missing"}}]),
+        json!([{"code": "caller_unusable", "masked": "+1 ***", "error": {"problem": "unparseable"}}]),
+        json!([{"code": "company_open", "hours": {"time_zone": "UTC"}}]),
+        json!([{"code": "user_eligible", "rule": "assigned_user", "user_id": "u.42"}]),
+    ] {
+        let err = decode_err::<CallRoute>(
+            &mutated(ROUTE, |v| v["data"]["reasons"] = bad.clone()),
+            "call.route.acme",
+        );
+        assert_eq!(err.code(), "malformed", "reasons {bad}");
+    }
     // Over-long text.
     let err = decode_err::<CallRoute>(
         &mutated(ROUTE, |v| {
@@ -520,7 +608,7 @@ fn company_regions_are_iso_codes() {
 #[test]
 fn null_is_absent_only_for_nullable_fields() {
     let company = "switchboard.settings.company.v1.json";
-    let nullable: [(&str, &str, &str); 9] = [
+    let nullable: [(&str, &str, &str); 10] = [
         (INBOUND, "contact_id", CALL_INBOUND_ACME),
         (ROUTE, "target.user_id", "call.route.acme"),
         (company, "company_phone", "settings.acme.company.main"),
@@ -542,7 +630,12 @@ fn null_is_absent_only_for_nullable_fields() {
             "settings.acme.contact.c-1001",
         ),
         (
-            "switchboard.call.route.v1.no_route.json",
+            "switchboard.call.route.v2.no_route.json",
+            "target",
+            "call.route.acme",
+        ),
+        (
+            "switchboard.call.route.v2.after_hours.json",
             "target",
             "call.route.acme",
         ),
@@ -561,7 +654,7 @@ fn null_is_absent_only_for_nullable_fields() {
     let defaulted: [(&str, &str); 6] = [
         (INBOUND, "from"),
         (ROUTE, "fallbacks"),
-        (ROUTE, "explanation"),
+        (ROUTE, "reasons"),
         (NUMBER, "released"),
         ("switchboard.settings.user.v1.json", "active"),
         ("switchboard.settings.contact.v1.json", "phones"),
@@ -574,6 +667,13 @@ fn null_is_absent_only_for_nullable_fields() {
             (contract.decode)(&body).is_ok(),
             "{example}: {field}: null should read as the default"
         );
+    }
+    // v1 history: `null` prose reads as none.
+    for field in ["explanation", "fallbacks"] {
+        let v1 = mutated(ROUTE_V1, |v| v["data"][field] = Value::Null);
+        let env = Envelope::<CallRoute>::decode(&v1, "call.route.acme")
+            .unwrap_or_else(|e| panic!("v1 {field}: null should read as the default: {e}"));
+        assert_eq!(env.event_type, "switchboard.call.route.v1");
     }
     let inbound = mutated(INBOUND, |v| v["data"]["from"] = Value::Null);
     let call =

@@ -1,4 +1,4 @@
-//! Contract conformance tests: `proto/switchboard/v1` (the language-neutral definition of every
+//! Contract conformance tests: `proto/switchboard/` (v1, and v2 for `call.route`: the language-neutral definition of every
 //! event's `data`), `proto/examples` and the Rust types of `switchboard-contracts` agree, and
 //! the Rust decoder refuses what the contract refuses, with the documented error codes.
 

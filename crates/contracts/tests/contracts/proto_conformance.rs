@@ -1,17 +1,20 @@
 //! `proto/` and the Rust contract agree: the proto files compile, the examples are valid for
 //! both, everything Rust emits is valid proto3 JSON of its message, and what proto3 JSON
-//! producers in other languages emit decodes in Rust with the same meaning.
+//! producers in other languages emit decodes in Rust with the same meaning. Earlier versions of
+//! a type that Rust still decodes (`EARLIER_TYPES`: `switchboard.call.route.v1`) keep their own
+//! message in the package of their version, and their history stays valid and readable.
 
 use crate::support::{
-    Contract, compile, contract_of, contracts, envelope, example_json, examples, message,
-    message_of, pool, proto_files, set_path, validate,
+    self, Contract, compile, decode_as, envelope, example_json, examples, message, pool,
+    proto_files, set_path, validate, workspace_root,
 };
 use proptest::prelude::*;
 use prost_reflect::{DynamicMessage, Kind, Value as PValue};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use switchboard_contracts::schedule::{Schedule, ScheduleOverride, WeeklyHours};
+use switchboard_contracts::reasons::{HoursAt, Offer, Reason, UserSkipped};
+use switchboard_contracts::schedule::{DAY_KEYS, Schedule, ScheduleOverride, WeeklyHours};
 use switchboard_contracts::{
     Actor, CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings,
     ContactSettings, ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope,
@@ -22,21 +25,118 @@ use switchboard_contracts::{AfterHours, AfterHoursKind, Prefer};
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
 
-const PACKAGE: &str = "switchboard.v1";
-/// Messages of the package that are parts of event data, not event data themselves.
-const PART_MESSAGES: [&str; 6] = [
+/// Messages of the contract packages that are parts of event data, not event data themselves.
+const PART_MESSAGES: [&str; 9] = [
     "switchboard.v1.Target",
     "switchboard.v1.FinalAction",
     "switchboard.v1.Schedule",
     "switchboard.v1.WeeklyHours",
     "switchboard.v1.ScheduleOverride",
     "switchboard.v1.AfterHours",
+    "switchboard.v2.Reason",
+    "switchboard.v2.PhoneProblem",
+    "switchboard.v2.HoursAt",
 ];
 /// Messages that are the data of several event types, with exactly those types.
 const SHARED_MESSAGES: [(&str, [&str; 2]); 1] = [(
     "switchboard.v1.Rejection",
     [CallRejected::TYPE, SettingsRejected::TYPE],
 )];
+/// The message of each earlier version of a type that Rust still decodes (`EARLIER_TYPES`):
+/// history on the streams, defined in the package of its own version.
+const EARLIER_MESSAGES: [(&str, &str); 1] =
+    [("switchboard.call.route.v1", "switchboard.v1.CallRoute")];
+
+/// Every Rust event type: its `TYPE` and its `EARLIER_TYPES`.
+fn rust_types() -> [(&'static str, &'static [&'static str]); 10] {
+    fn of<T: EventData>() -> (&'static str, &'static [&'static str]) {
+        (T::TYPE, T::EARLIER_TYPES)
+    }
+    [
+        of::<CallInbound>(),
+        of::<CallRoute>(),
+        of::<CallStatus>(),
+        of::<CallDial>(),
+        of::<CallRejected>(),
+        of::<CompanySettings>(),
+        of::<NumberSettings>(),
+        of::<UserSettings>(),
+        of::<ContactSettings>(),
+        of::<SettingsRejected>(),
+    ]
+}
+
+/// The map from every type Rust produces to its proto message (`support::contracts()`).
+fn contracts() -> Vec<Contract> {
+    support::contracts().into_iter().collect()
+}
+
+/// The earlier types Rust still decodes, each with its own message ([`EARLIER_MESSAGES`]) and
+/// the decoder of the Rust type that reads it. Only `CallRoute` has earlier types; the type-map
+/// test fails when another type gains some, until they are added here.
+fn earlier_contracts() -> Vec<Contract> {
+    let mut out = Vec::new();
+    for event_type in CallRoute::EARLIER_TYPES {
+        let (_, message) = EARLIER_MESSAGES
+            .iter()
+            .find(|(t, _)| t == event_type)
+            .unwrap_or_else(|| panic!("{event_type}: list its message in EARLIER_MESSAGES"));
+        out.push(Contract {
+            event_type,
+            message,
+            decode: decode_as::<CallRoute>,
+        });
+    }
+    out
+}
+
+/// Every type on the wire: produced ([`contracts`]) and still decoded ([`earlier_contracts`]).
+fn all_contracts() -> Vec<Contract> {
+    let mut all = contracts();
+    all.extend(earlier_contracts());
+    all
+}
+
+/// The contract of an event type, produced or earlier.
+fn contract_of(event_type: &str) -> Option<Contract> {
+    all_contracts()
+        .into_iter()
+        .find(|c| c.event_type == event_type)
+}
+
+/// The proto message of the data `T` produces.
+fn message_of<T: EventData>() -> &'static str {
+    contracts()
+        .into_iter()
+        .find(|c| c.event_type == T::TYPE)
+        .unwrap_or_else(|| panic!("{} is not in contracts()", T::TYPE))
+        .message
+}
+
+/// `N` of a version token `v<N>` (N ≥ 1, no leading zero), else `None`.
+fn version_token(token: &str) -> Option<u32> {
+    let n: u32 = token.strip_prefix('v')?.parse().ok()?;
+    (n >= 1 && format!("v{n}") == token).then_some(n)
+}
+
+/// `N` of a contract package `switchboard.v<N>`, else `None`.
+fn package_version(package: &str) -> Option<u32> {
+    version_token(package.strip_prefix("switchboard.")?)
+}
+
+/// `N` of an event type `switchboard.<…>.v<N>`.
+fn type_version(event_type: &str) -> u32 {
+    event_type
+        .rsplit('.')
+        .next()
+        .and_then(version_token)
+        .unwrap_or_else(|| panic!("{event_type} does not end in .v<N>"))
+}
+
+/// The package of a message's full name (`switchboard.v2.CallRoute` → `switchboard.v2`).
+fn package_of(full_name: &str) -> &str {
+    full_name.rsplit_once('.').map_or("", |(p, _)| p)
+}
 
 // ---------------------------------------------------------------------------------------------
 // The proto files themselves
@@ -50,9 +150,10 @@ fn proto_files_compile_without_protoc() {
         [
             "switchboard/v1/calls.proto",
             "switchboard/v1/rejections.proto",
-            "switchboard/v1/settings.proto"
+            "switchboard/v1/settings.proto",
+            "switchboard/v2/calls.proto"
         ],
-        "proto/switchboard holds exactly the v1 files"
+        "proto/switchboard holds exactly the v1 files and the v2 call file"
     );
     let compiler = compile().unwrap_or_else(|e| panic!("proto/ does not compile: {e:?}"));
     let opened: Vec<&str> = compiler
@@ -64,17 +165,24 @@ fn proto_files_compile_without_protoc() {
     let pool = compiler.descriptor_pool();
     for name in &files {
         let file = pool.get_file_by_name(name).expect("compiled");
-        assert_eq!(file.package_name(), PACKAGE, "{name}");
+        // switchboard/v<N>/x.proto declares package switchboard.v<N>.
+        let dir = name.split('/').nth(1).expect("switchboard/<dir>/<file>");
+        assert_eq!(file.package_name(), format!("switchboard.{dir}"), "{name}");
+        assert!(package_version(file.package_name()).is_some(), "{name}");
         assert_eq!(file.file_descriptor_proto().syntax(), "proto3", "{name}");
     }
 }
 
+/// The messages of the contract packages (`switchboard.v<N>`).
+fn contract_messages() -> impl Iterator<Item = prost_reflect::MessageDescriptor> {
+    pool()
+        .all_messages()
+        .filter(|m| package_version(m.package_name()).is_some())
+}
+
 #[test]
 fn every_field_keeps_its_snake_case_name_in_json() {
-    for msg in pool()
-        .all_messages()
-        .filter(|m| m.package_name() == PACKAGE)
-    {
+    for msg in contract_messages() {
         for field in msg.fields() {
             assert_eq!(
                 field.json_name(),
@@ -91,7 +199,13 @@ fn every_field_keeps_its_snake_case_name_in_json() {
 fn every_declaration_is_commented() {
     let compiler = compile().expect("compiles");
     let set = compiler.file_descriptor_set();
-    for file in set.file.iter().filter(|f| f.package() == PACKAGE) {
+    let files: Vec<_> = set
+        .file
+        .iter()
+        .filter(|f| package_version(f.package()).is_some())
+        .collect();
+    assert_eq!(files.len(), proto_files().len());
+    for file in files {
         let info = file.source_code_info.as_ref().expect("source info");
         let commented = |path: &[i32]| {
             info.location
@@ -154,20 +268,30 @@ fn every_declaration_is_commented() {
                 file.name()
             );
         }
-        // …and lists, one per line, each type whose data is defined in the file with its message.
-        for c in contracts() {
+        // …and lists, one per line, each type whose data is defined in the file with its message;
+        // an earlier type (still decoded, no longer produced) says so on its line.
+        let earlier: Vec<&str> = earlier_contracts().iter().map(|c| c.event_type).collect();
+        for c in all_contracts() {
             let msg = message(c.message);
             if msg.parent_file().name() == file.name() {
-                let listed = header.lines().any(|line| {
+                let line = header.lines().find(|line| {
                     line.split_whitespace().any(|w| w == c.event_type)
                         && line.contains(&format!("data = {}", msg.name()))
                 });
-                assert!(
-                    listed,
-                    "{}: the header comment lists `{}  data = {}  on  <subject>`",
-                    file.name(),
-                    c.event_type,
-                    msg.name()
+                let Some(line) = line else {
+                    panic!(
+                        "{}: the header comment lists `{}  data = {}  on  <subject>`",
+                        file.name(),
+                        c.event_type,
+                        msg.name()
+                    )
+                };
+                assert_eq!(
+                    line.contains("still decoded, no longer produced"),
+                    earlier.contains(&c.event_type),
+                    "{}: `{line}` says `still decoded, no longer produced` exactly for an \
+                     earlier type",
+                    file.name()
                 );
             }
         }
@@ -176,30 +300,77 @@ fn every_declaration_is_commented() {
 
 #[test]
 fn the_type_map_covers_every_event_type_of_the_rust_contract() {
-    let rust_types = [
-        CallInbound::TYPE,
-        CallRoute::TYPE,
-        CallStatus::TYPE,
-        CallDial::TYPE,
-        CallRejected::TYPE,
-        CompanySettings::TYPE,
-        NumberSettings::TYPE,
-        UserSettings::TYPE,
-        ContactSettings::TYPE,
-        SettingsRejected::TYPE,
-    ];
+    let produced: Vec<&str> = rust_types().iter().map(|(t, _)| *t).collect();
     let mapped: Vec<&str> = contracts().iter().map(|c| c.event_type).collect();
     assert_eq!(
         mapped.iter().copied().collect::<BTreeSet<_>>(),
-        rust_types.into_iter().collect::<BTreeSet<_>>(),
+        produced.iter().copied().collect::<BTreeSet<_>>(),
         "contracts() maps exactly the Rust event types"
     );
-    assert_eq!(mapped.len(), rust_types.len(), "no type is mapped twice");
+    assert_eq!(mapped.len(), produced.len(), "no type is mapped twice");
+
+    // The earlier types Rust still decodes are exactly those with a message in
+    // EARLIER_MESSAGES, and each is an earlier version of the same type name.
+    let rust_earlier: BTreeSet<&str> = rust_types()
+        .iter()
+        .flat_map(|(t, earlier)| {
+            for e in *earlier {
+                let (name, _) = e.rsplit_once('.').expect("versioned");
+                assert_eq!(Some(name), t.rsplit_once('.').map(|(n, _)| n), "{e} of {t}");
+                assert!(type_version(e) < type_version(t), "{e} is earlier than {t}");
+            }
+            earlier.iter().copied()
+        })
+        .collect();
+    let earlier: Vec<&str> = earlier_contracts().iter().map(|c| c.event_type).collect();
+    assert_eq!(
+        earlier.iter().copied().collect::<BTreeSet<_>>(),
+        rust_earlier,
+        "earlier_contracts() maps exactly the Rust EARLIER_TYPES"
+    );
+    assert_eq!(
+        earlier.len(),
+        rust_earlier.len(),
+        "no earlier type is mapped twice"
+    );
+    assert_eq!(
+        EARLIER_MESSAGES
+            .iter()
+            .map(|(t, _)| *t)
+            .collect::<BTreeSet<_>>(),
+        rust_earlier,
+        "EARLIER_MESSAGES lists only types Rust still decodes"
+    );
+    for c in support::contracts() {
+        assert_eq!(
+            contract_of(c.event_type).map(|l| l.message),
+            Some(c.message)
+        );
+    }
+    assert_eq!(
+        support::message_of::<CallInbound>(),
+        message_of::<CallInbound>()
+    );
+    for e in earlier_contracts() {
+        // An earlier type maps to its own message, not to the current type's.
+        let current = contracts()
+            .into_iter()
+            .find(|c| {
+                c.event_type.rsplit_once('.').map(|(n, _)| n)
+                    == e.event_type.rsplit_once('.').map(|(n, _)| n)
+            })
+            .expect("current version");
+        assert_ne!(
+            e.message, current.message,
+            "{} has its own message",
+            e.event_type
+        );
+    }
 
     // Every message is the data of exactly one type (or of exactly the types it is listed with
     // in SHARED_MESSAGES), or a part of one.
     let mut types_of: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for c in contracts() {
+    for c in all_contracts() {
         types_of.entry(c.message).or_default().insert(c.event_type);
     }
     for (msg, types) in &types_of {
@@ -217,23 +388,73 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
     for (shared, _) in SHARED_MESSAGES {
         assert!(messages.contains(shared), "{shared} is not in contracts()");
     }
-    for msg in pool()
-        .all_messages()
-        .filter(|m| m.package_name() == PACKAGE)
-    {
+    for msg in contract_messages() {
         assert!(
             messages.contains(msg.full_name()) || PART_MESSAGES.contains(&msg.full_name()),
             "{} is neither the data of an event type nor a known part: map it in contracts()",
             msg.full_name()
         );
     }
-    for c in contracts() {
+    for part in PART_MESSAGES {
+        message(part);
+    }
+    for c in all_contracts() {
         message(c.message);
-        // switchboard.<a>.<b>.v1 → <B>, e.g. settings.company → CompanySettings.
+        // switchboard.<a>.<b>.v<N>, its data in package switchboard.v<N>.
         let parts: Vec<&str> = c.event_type.split('.').collect();
         assert_eq!(parts.first(), Some(&"switchboard"), "{}", c.event_type);
-        assert_eq!(parts.last(), Some(&"v1"), "{}", c.event_type);
+        assert_eq!(parts.len(), 4, "{}", c.event_type);
+        assert_eq!(
+            package_version(package_of(c.message)),
+            Some(type_version(c.event_type)),
+            "{}: its data {} is in the package of its version",
+            c.event_type,
+            c.message
+        );
     }
+}
+
+/// v2's decision is v1's with `reasons` instead of `explanation`: every other field has the same
+/// name, number, type, cardinality and presence, and v1's `explanation` is reserved in v2.
+#[test]
+fn v2_call_route_is_v1_with_reasons_instead_of_explanation() {
+    let v1 = message("switchboard.v1.CallRoute");
+    let v2 = message(message_of::<CallRoute>());
+    assert_eq!(v2.full_name(), "switchboard.v2.CallRoute");
+    let shape = |f: &prost_reflect::FieldDescriptor| {
+        (
+            f.name().to_string(),
+            f.number(),
+            format!("{:?}", f.kind()),
+            f.is_list(),
+            f.supports_presence(),
+        )
+    };
+    let v1_fields: Vec<_> = v1
+        .fields()
+        .filter(|f| f.name() != "explanation")
+        .map(|f| shape(&f))
+        .collect();
+    let v2_fields: Vec<_> = v2
+        .fields()
+        .filter(|f| f.name() != "reasons")
+        .map(|f| shape(&f))
+        .collect();
+    assert_eq!(v1_fields, v2_fields);
+    let reasons = v2.get_field_by_name("reasons").expect("reasons");
+    assert!(reasons.is_list());
+    assert!(matches!(reasons.kind(), Kind::Message(m) if m.full_name() == "switchboard.v2.Reason"));
+    let explanation = v1.get_field_by_name("explanation").expect("explanation");
+    assert!(v2.get_field(explanation.number()).is_none());
+    let proto = v2.descriptor_proto();
+    assert!(proto.reserved_name.iter().any(|n| n == "explanation"));
+    assert!(
+        proto
+            .reserved_range
+            .iter()
+            .any(|r| r.start() <= 7 && 7 < r.end())
+    );
+    assert_eq!(explanation.number(), 7);
 }
 
 #[test]
@@ -327,6 +548,28 @@ fn enum_value_names_are_the_rust_wire_names() {
     })
     .collect();
     assert_eq!(names, wire);
+
+    // A phone problem in a reason: `{"problem": "<name>", …}`.
+    let problem = pool()
+        .get_enum_by_name("switchboard.v2.PhoneProblemKind")
+        .expect("PhoneProblemKind");
+    let names: Vec<String> = problem
+        .values()
+        .filter(|v| v.number() != 0)
+        .map(|v| v.name().to_string())
+        .collect();
+    let wire: Vec<String> = [
+        PhoneError::Withheld,
+        PhoneError::Unparseable("x".into()),
+        PhoneError::Invalid,
+    ]
+    .iter()
+    .map(|e| {
+        let json = serde_json::to_value(e).expect("JSON");
+        json["problem"].as_str().expect("problem").to_string()
+    })
+    .collect();
+    assert_eq!(names, wire);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,7 +579,7 @@ fn enum_value_names_are_the_rust_wire_names() {
 #[test]
 fn every_event_type_has_an_example() {
     let names: Vec<String> = examples().into_iter().map(|(n, _)| n).collect();
-    for c in contracts() {
+    for c in all_contracts() {
         let file = format!("{}.json", c.event_type);
         assert!(names.contains(&file), "proto/examples/{file} is missing");
     }
@@ -420,6 +663,128 @@ fn every_example_is_valid_proto_and_decodes_in_rust() {
     }
 }
 
+/// The route examples decode as the version they are: v2 with reasons and no prose; v1,
+/// through the earlier type, with its prose and no reasons. Both give `explain` its lines.
+#[test]
+fn route_examples_of_both_versions_decode_as_their_version() {
+    let mut seen = BTreeSet::new();
+    for (name, body) in examples() {
+        let raw = RawEnvelope::parse(&body).expect("envelope");
+        if !raw.event_type.starts_with("switchboard.call.route.") {
+            continue;
+        }
+        let env = Envelope::<CallRoute>::decode(&body, "call.route.acme")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            env.event_type, raw.event_type,
+            "{name}: decoded as its own type"
+        );
+        seen.insert(raw.event_type.clone());
+        let data = &env.data;
+        if raw.event_type == CallRoute::TYPE {
+            assert!(
+                !data.reasons.is_empty() && data.explanation.is_empty() && !data.is_v1(),
+                "{name}: v2 carries reasons, no prose"
+            );
+            assert!(
+                !data.reasons.contains(&Reason::Unrecognized),
+                "{name}: every code is known"
+            );
+            let lines = data.explanation_lines();
+            assert_eq!(
+                lines.len(),
+                data.reasons.len() + 1,
+                "{name}: a line per reason, then the outcome"
+            );
+            // Reasons hold full numbers; their English masks them.
+            for r in d_numbers(&raw.data) {
+                assert!(
+                    lines.iter().all(|l| !l.contains(&r)),
+                    "{name}: {r} unmasked in {lines:#?}"
+                );
+            }
+        } else {
+            assert!(
+                data.reasons.is_empty() && !data.explanation.is_empty() && data.is_v1(),
+                "{name}: v1 carries prose, no reasons"
+            );
+            assert_eq!(data.explanation_lines(), data.explanation, "{name}");
+            assert_eq!(
+                data.target.is_none(),
+                data.rule == Rule::NoRoute,
+                "{name}: v1 has a target exactly when its rule is not no_route"
+            );
+        }
+    }
+    let mut expected: BTreeSet<String> = CallRoute::EARLIER_TYPES
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    expected.insert(CallRoute::TYPE.to_string());
+    assert_eq!(seen, expected, "examples of every route version");
+}
+
+/// Every full number in a route's data (target, fallbacks, reasons).
+fn d_numbers(data: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut push = |v: &Value| {
+        if let Some(n) = v.as_str() {
+            out.push(n.to_string());
+        }
+    };
+    push(&data["target"]["number"]);
+    for t in data["fallbacks"].as_array().into_iter().flatten() {
+        push(&t["number"]);
+    }
+    for r in data["reasons"].as_array().into_iter().flatten() {
+        push(&r["number"]);
+    }
+    out
+}
+
+/// A v2 decision written as v1 would have been (its reasons rendered as `explanation`, and a
+/// closed company's final action as `no_route`) is a valid v1 decision that explains itself
+/// with the same lines: the only semantic difference between the versions is that rule.
+#[test]
+fn v2_examples_written_as_v1_are_valid_v1_with_the_same_explanation() {
+    let mut checked = 0;
+    for (name, body) in examples() {
+        let raw = RawEnvelope::parse(&body).expect("envelope");
+        if raw.event_type != CallRoute::TYPE {
+            continue;
+        }
+        let v2 = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
+        let v1 = as_v1(&v2.data);
+        let data = serde_json::to_value(&v1).expect("JSON");
+        validate("switchboard.v1.CallRoute", &data)
+            .unwrap_or_else(|e| panic!("{name} as v1: {e}\n{data}"));
+        let back = envelope("switchboard.call.route.v1", &v2.id, &v2.subject, data);
+        let back = Envelope::<CallRoute>::decode(&back, "call.route.acme").expect("v1 decodes");
+        assert_eq!(back.data, v1, "{name}");
+        assert_eq!(
+            back.data.explanation_lines(),
+            v2.data.explanation_lines(),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "three v2 examples");
+}
+
+/// `route` as a v1 producer recorded it.
+fn as_v1(route: &CallRoute) -> CallRoute {
+    CallRoute {
+        rule: if route.target.is_none() {
+            Rule::NoRoute
+        } else {
+            route.rule
+        },
+        reasons: Vec::new(),
+        explanation: route.explanation_lines(),
+        ..route.clone()
+    }
+}
+
 /// The phone numbers in the examples are real numbers: what must be E.164 is canonical E.164,
 /// what may be national parses in the default region, a withheld caller reads as withheld.
 #[test]
@@ -448,12 +813,22 @@ fn example_phone_numbers_are_valid() {
                     Err(e) => panic!("{name}: from: {e}"),
                 }
             }
-            CallRoute::TYPE => {
+            t if t == CallRoute::TYPE || CallRoute::EARLIER_TYPES.contains(&t) => {
                 if !d["target"].is_null() {
                     strict(&name, "target.number", &d["target"]["number"]);
                 }
                 for t in d["fallbacks"].as_array().into_iter().flatten() {
                     strict(&name, "fallbacks[].number", &t["number"]);
+                }
+                // Numbers in reasons are full E.164 too; what is not a number is masked.
+                for r in d["reasons"].as_array().into_iter().flatten() {
+                    if let Some(n) = r.get("number") {
+                        strict(&name, "reasons[].number", n);
+                    }
+                    if let Some(m) = r.get("masked") {
+                        let m = m.as_str().expect("masked is a string");
+                        assert!(m.contains('*'), "{name}: reasons[].masked {m:?} is masked");
+                    }
                 }
             }
             CallDial::TYPE => {
@@ -558,6 +933,31 @@ fn through_canonical_proto_json<T: EventData + Debug + PartialEq>(
         )
     });
     assert_eq!(back.data, env.data, "canonical proto3 JSON: {canonical}");
+}
+
+/// Wraps `data` as a producer of the earlier type `event_type` did (history that is still on
+/// the streams), checks its `data` is valid proto3 JSON of that type's own message, that Rust
+/// decodes it through the earlier type to the same data, and so does its canonical proto3 JSON.
+fn emit_earlier(event_type: &'static str, data: &CallRoute) {
+    let message = contract_of(event_type)
+        .unwrap_or_else(|| panic!("{event_type} is not an earlier type"))
+        .message;
+    let json = serde_json::to_value(data).expect("JSON");
+    let msg = validate(message, &json)
+        .unwrap_or_else(|e| panic!("{event_type} data is not a valid {message}: {e}\n{json}"));
+    let canonical = serde_json::to_value(&msg).expect("canonical proto3 JSON");
+    for data_json in [json, canonical] {
+        let body = envelope(
+            event_type,
+            &data.event_id(),
+            &data.ce_subject(),
+            data_json.clone(),
+        );
+        let env = Envelope::<CallRoute>::decode(&body, &data.nats_subject())
+            .unwrap_or_else(|e| panic!("Rust refuses {event_type}: {e}\n{data_json}"));
+        assert_eq!(env.event_type, event_type);
+        assert_eq!(&env.data, data, "{data_json}");
+    }
 }
 
 fn tenant(s: &str) -> TenantId {
@@ -712,6 +1112,242 @@ fn fixed_calls_dial() -> Vec<CallDial> {
     ]
 }
 
+/// `HoursAt` as the routing core records it.
+fn hours_at(zone: &str, date: &str, weekday: &str, time: &str, hours: &[(&str, &str)]) -> HoursAt {
+    HoursAt {
+        time_zone: zone.into(),
+        date: date.into(),
+        weekday: weekday.into(),
+        time: time.into(),
+        hours: hours
+            .iter()
+            .map(|(a, b)| [a.to_string(), b.to_string()])
+            .collect(),
+        overridden: false,
+    }
+}
+
+/// The position of `reason`'s variant in `Reason`: a new variant does not compile until it is
+/// given a place here, and [`every_reason`] then fails until it has an instance.
+fn variant_index(reason: &Reason) -> usize {
+    match reason {
+        Reason::SettingsMayBeStale { .. } => 0,
+        Reason::DialedNumberUnusable { .. } => 1,
+        Reason::NumberNotProvisioned { .. } => 2,
+        Reason::NumberReleased { .. } => 3,
+        Reason::NumberProvisioned { .. } => 4,
+        Reason::CompanyOpen { .. } => 5,
+        Reason::CompanyClosed { .. } => 6,
+        Reason::AfterHoursFinalAction => 7,
+        Reason::AfterHoursForwardOnly { .. } => 8,
+        Reason::NumberPrefersOwner { .. } => 9,
+        Reason::LeadNamed { .. } => 10,
+        Reason::NamedLeadDeleted { .. } => 11,
+        Reason::NamedLeadUnknown { .. } => 12,
+        Reason::CallerWithheld => 13,
+        Reason::CallerUnusable { .. } => 14,
+        Reason::CallerUnknown { .. } => 15,
+        Reason::CallerIsLead { .. } => 16,
+        Reason::CallerMatchesLeads { .. } => 17,
+        Reason::NoLead { .. } => 18,
+        Reason::LeadUnassigned { .. } => 19,
+        Reason::UserUnknown(_) => 20,
+        Reason::UserDeactivated(_) => 21,
+        Reason::UserUnavailable(_) => 22,
+        Reason::UserHasNoPhone(_) => 23,
+        Reason::UserOutsideWorkingHours(_) => 24,
+        Reason::UserEligible { .. } => 25,
+        Reason::Target => 26,
+        Reason::PhoneUnusable { .. } => 27,
+        Reason::DialedNumberSkipped(_) => 28,
+        Reason::AlreadyInChain { .. } => 29,
+        Reason::NoForwardingNumber { .. } => 30,
+        Reason::NoCompanyPhone => 31,
+        Reason::NoTargetLeft => 32,
+        Reason::Unrecognized => 33,
+    }
+}
+
+/// How many codes a producer can send: every variant but `Unrecognized`.
+const REASON_CODES: usize = 33;
+
+/// One reason of every code a producer sends, each with every parameter that applies to it
+/// set (so its JSON shows every field the code can carry).
+fn every_reason() -> Vec<Reason> {
+    let n = e164;
+    let chicago = || {
+        hours_at(
+            "America/Chicago",
+            "2025-03-14",
+            "fri",
+            "11:20",
+            &[("09:00", "17:00")],
+        )
+    };
+    let skipped = |rule: Rule, user: &str, lead: Option<&str>, next: Rule| UserSkipped {
+        rule,
+        user_id: id(user),
+        contact_id: lead.map(id),
+        next,
+        hours: None,
+    };
+    vec![
+        Reason::SettingsMayBeStale {
+            settings_seq: 1042,
+            required_seq: Some(1043),
+        },
+        Reason::DialedNumberUnusable {
+            masked: switchboard_contracts::phone::mask("sip:front-desk"),
+            error: E164::parse("sip:front-desk", Region::DEFAULT).expect_err("not a number"),
+        },
+        Reason::NumberNotProvisioned {
+            number: n("+16502530009"),
+        },
+        Reason::NumberReleased {
+            number: n("+16502530000"),
+        },
+        Reason::NumberProvisioned {
+            number: n("+16502530000"),
+        },
+        Reason::CompanyOpen { hours: chicago() },
+        Reason::CompanyClosed {
+            hours: HoursAt {
+                date: "2026-12-24".into(),
+                weekday: "thu".into(),
+                time: "13:05".into(),
+                hours: vec![["09:00".into(), "12:00".into()]],
+                overridden: true,
+                ..chicago()
+            },
+        },
+        Reason::AfterHoursFinalAction,
+        Reason::AfterHoursForwardOnly {
+            number: n("+13125550100"),
+        },
+        Reason::NumberPrefersOwner {
+            user_id: id("u-43"),
+        },
+        Reason::LeadNamed {
+            contact_id: id("c-1001"),
+        },
+        Reason::NamedLeadDeleted {
+            contact_id: id("c-1001"),
+        },
+        Reason::NamedLeadUnknown {
+            contact_id: id("c-1001"),
+        },
+        Reason::CallerWithheld,
+        Reason::CallerUnusable {
+            masked: switchboard_contracts::phone::mask("+1 200 555 0100"),
+            error: E164::parse("+1 200 555 0100", Region::DEFAULT).expect_err("invalid"),
+        },
+        Reason::CallerUnknown {
+            number: n("+14158675310"),
+        },
+        Reason::CallerIsLead {
+            number: n("+14158675310"),
+            contact_id: id("c-1001"),
+        },
+        Reason::CallerMatchesLeads {
+            number: n("+14158675310"),
+            contact_ids: vec![id("c-1002"), id("c-1001")],
+            chosen: id("c-1002"),
+            owner_reachable: true,
+        },
+        Reason::NoLead {
+            next: Rule::ForwardingNumber,
+        },
+        Reason::LeadUnassigned {
+            contact_id: id("c-1001"),
+            next: Rule::DirectLine,
+        },
+        Reason::UserUnknown(skipped(
+            Rule::AssignedUser,
+            "u-41",
+            Some("c-1001"),
+            Rule::DirectLine,
+        )),
+        Reason::UserDeactivated(skipped(
+            Rule::DirectLine,
+            "u-43",
+            None,
+            Rule::ForwardingNumber,
+        )),
+        Reason::UserUnavailable(skipped(
+            Rule::AssignedUser,
+            "u-42",
+            Some("c-1001"),
+            Rule::ForwardingNumber,
+        )),
+        Reason::UserHasNoPhone(skipped(
+            Rule::AssignedUser,
+            "u-bob",
+            Some("c-1002"),
+            Rule::ForwardingNumber,
+        )),
+        Reason::UserOutsideWorkingHours(UserSkipped {
+            hours: Some(hours_at(
+                "Europe/Berlin",
+                "2025-03-14",
+                "fri",
+                "17:20",
+                &[("08:00", "17:00")],
+            )),
+            ..skipped(Rule::AssignedUser, "u-42", Some("c-1001"), Rule::DirectLine)
+        }),
+        Reason::UserEligible {
+            rule: Rule::AssignedUser,
+            user_id: id("u-42"),
+            contact_id: Some(id("c-1001")),
+            hours: Some(hours_at(
+                "America/Chicago",
+                "2025-03-14",
+                "fri",
+                "11:20",
+                &[("08:00", "12:00"), ("13:00", "17:30")],
+            )),
+        },
+        Reason::Target,
+        Reason::PhoneUnusable {
+            rule: Rule::DirectLine,
+            user_id: Some(id("u-43")),
+            error: PhoneError::Invalid,
+        },
+        Reason::DialedNumberSkipped(Offer {
+            rule: Rule::ForwardingNumber,
+            user_id: None,
+            number: n("+16502530000"),
+        }),
+        Reason::AlreadyInChain {
+            rule: Rule::CompanyPhone,
+            user_id: None,
+            number: n("+14155550123"),
+            earlier_rule: Rule::ForwardingNumber,
+        },
+        Reason::NoForwardingNumber {
+            number: n("+16502530001"),
+        },
+        Reason::NoCompanyPhone,
+        Reason::NoTargetLeft,
+    ]
+}
+
+#[test]
+fn every_reason_has_one_instance_of_every_code() {
+    let indices: Vec<usize> = every_reason().iter().map(variant_index).collect();
+    assert_eq!(indices, (0..REASON_CODES).collect::<Vec<_>>());
+    assert_eq!(variant_index(&Reason::Unrecognized), REASON_CODES);
+}
+
+/// `reason`'s code and the fields it carries, from its serde JSON.
+fn code_and_fields(reason: &Reason) -> (String, Vec<String>) {
+    let json = serde_json::to_value(reason).expect("JSON");
+    let map = json.as_object().expect("a reason is an object");
+    let code = map["code"].as_str().expect("code").to_string();
+    let fields = map.keys().filter(|k| *k != "code").cloned().collect();
+    (code, fields)
+}
+
 fn fixed_calls_route() -> Vec<CallRoute> {
     let target = |number: &str, rule: Rule, user: Option<&str>| Target {
         number: e164(number),
@@ -729,17 +1365,34 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             target("+14155550100", Rule::CompanyPhone, None),
         ],
         final_action: FinalAction::default(),
-        explanation: vec!["caller matched contact c-1001".into(), "ring u-42".into()],
+        reasons: vec![
+            Reason::NumberProvisioned {
+                number: e164("+16502530000"),
+            },
+            Reason::CallerIsLead {
+                number: e164("+14158675310"),
+                contact_id: id("c-1001"),
+            },
+            Reason::UserEligible {
+                rule: Rule::AssignedUser,
+                user_id: id("u-42"),
+                contact_id: Some(id("c-1001")),
+                hours: None,
+            },
+            Reason::Target,
+        ],
+        explanation: vec![],
         settings_seq: 1042,
         decided_at: datetime!(2025-03-14 16:20:05.183 UTC),
     };
     vec![
         base.clone(),
+        // Every code in one decision (not one the rules would make: the proto does not care).
         CallRoute {
             rule: Rule::ForwardingNumber,
             target: Some(target("+14155550123", Rule::ForwardingNumber, None)),
             fallbacks: vec![],
-            explanation: vec![],
+            reasons: every_reason(),
             final_action: FinalAction {
                 kind: FinalActionKind::AnnounceHangup,
                 message: "Goodbye.".into(),
@@ -747,6 +1400,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             settings_seq: u64::MAX,
             ..base.clone()
         },
+        // No reasons: Rust omits the list.
         CallRoute {
             rule: Rule::CompanyPhone,
             target: Some(Target {
@@ -754,6 +1408,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
                 ..target("+442079460018", Rule::CompanyPhone, None)
             }),
             fallbacks: vec![],
+            reasons: vec![],
             settings_seq: 1,
             ..base.clone()
         },
@@ -775,10 +1430,26 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             fallbacks: vec![],
             ..base.clone()
         },
+        // v2: closed, and the after-hours action is the final action.
+        CallRoute {
+            rule: Rule::AfterHours,
+            target: None,
+            fallbacks: vec![],
+            reasons: vec![
+                Reason::CompanyClosed {
+                    hours: hours_at("America/Chicago", "2025-03-15", "sat", "10:00", &[]),
+                },
+                Reason::AfterHoursFinalAction,
+            ],
+            ..base.clone()
+        },
         CallRoute {
             rule: Rule::NoRoute,
             target: None,
             fallbacks: vec![],
+            reasons: vec![Reason::NumberReleased {
+                number: e164("+16502530000"),
+            }],
             final_action: FinalAction {
                 kind: FinalActionKind::AnnounceHangup,
                 message: "This number is no longer in service.".into(),
@@ -790,7 +1461,27 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             rule: Rule::NoRoute,
             target: None,
             fallbacks: vec![],
-            explanation: vec![String::new()],
+            reasons: vec![
+                Reason::SettingsMayBeStale {
+                    settings_seq: 0,
+                    required_seq: Some(0),
+                },
+                Reason::SettingsMayBeStale {
+                    settings_seq: u64::MAX,
+                    required_seq: None,
+                },
+                Reason::CallerUnusable {
+                    masked: String::new(),
+                    error: PhoneError::Unparseable(String::new()),
+                },
+                Reason::CallerMatchesLeads {
+                    number: e164("+14158675310"),
+                    contact_ids: vec![id("c-1"), id("c-2")],
+                    chosen: id("c-1"),
+                    owner_reachable: false,
+                },
+                Reason::NoTargetLeft,
+            ],
             final_action: FinalAction {
                 kind: FinalActionKind::Voicemail,
                 message: String::new(),
@@ -799,6 +1490,26 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             ..base
         },
     ]
+}
+
+/// Decisions as v1 producers recorded them: English prose, no reasons; `target` null exactly
+/// when `rule` is `no_route`.
+fn fixed_v1_calls_route() -> Vec<CallRoute> {
+    let v2 = fixed_calls_route();
+    let mut out: Vec<CallRoute> = v2
+        .iter()
+        .map(|r| CallRoute {
+            explanation: vec!["caller matched contact c-1001".into(), "ring u-42".into()],
+            ..as_v1(r)
+        })
+        .collect();
+    // Zero and empty values.
+    out.push(CallRoute {
+        explanation: vec![String::new()],
+        settings_seq: 0,
+        ..as_v1(&v2[v2.len() - 1])
+    });
+    out
 }
 
 /// A schedule with every part set: weekly hours, an override, a closed date, a time zone.
@@ -1005,12 +1716,20 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
     }
+    let mut codes = BTreeSet::new();
     for v in fixed_calls_route() {
         rules.insert(v.rule);
         rules.extend(v.target.iter().chain(&v.fallbacks).map(|t| t.rule));
         kinds.push(v.final_action.kind);
+        codes.extend(v.reasons.iter().map(variant_index));
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
+    }
+    assert_eq!(codes.len(), REASON_CODES, "every reason code is covered");
+    for event_type in CallRoute::EARLIER_TYPES {
+        for v in fixed_v1_calls_route() {
+            emit_earlier(event_type, &v);
+        }
     }
     let mut statuses = BTreeSet::new();
     for v in fixed_calls_status() {
@@ -1191,43 +1910,194 @@ mod strategies {
             })
     }
 
+    pub fn phone_error() -> impl Strategy<Value = PhoneError> {
+        prop_oneof![
+            Just(PhoneError::Withheld),
+            Just(PhoneError::Invalid),
+            text(40).prop_map(PhoneError::Unparseable),
+        ]
+    }
+
+    /// A schedule as seen at a call.
+    pub fn hours_at() -> impl Strategy<Value = HoursAt> {
+        (
+            time_zone(),
+            (2000i16..2100, 1i8..=12, 1i8..=28),
+            prop::sample::select(DAY_KEYS.to_vec()),
+            (0u16..24, 0u16..60),
+            day(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(time_zone, (y, m, d), weekday, (hh, mm), hours, overridden)| HoursAt {
+                    time_zone,
+                    date: format!("{y:04}-{m:02}-{d:02}"),
+                    weekday: weekday.to_string(),
+                    time: format!("{hh:02}:{mm:02}"),
+                    hours,
+                    overridden,
+                },
+            )
+    }
+
+    fn user_rule() -> impl Strategy<Value = Rule> {
+        prop::sample::select(vec![Rule::AssignedUser, Rule::DirectLine])
+    }
+
+    fn step_rule() -> impl Strategy<Value = Rule> {
+        prop::sample::select(
+            Rule::ALL
+                .into_iter()
+                .filter(|r| *r != Rule::NoRoute)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn user_skipped(with_hours: bool) -> impl Strategy<Value = UserSkipped> {
+        (
+            user_rule(),
+            entity_id(),
+            prop::option::of(entity_id()),
+            step_rule(),
+            hours_at(),
+        )
+            .prop_map(
+                move |(rule, user_id, contact_id, next, hours)| UserSkipped {
+                    rule,
+                    user_id,
+                    contact_id,
+                    next,
+                    hours: with_hours.then_some(hours),
+                },
+            )
+    }
+
+    /// A handful of representative reasons: 64-bit and optional parameters, a phone problem,
+    /// hours, several leads, a newtype variant with and without hours, an offer, a
+    /// parameterless code.
+    pub fn reason() -> impl Strategy<Value = Reason> {
+        prop_oneof![
+            (any::<u64>(), prop::option::of(any::<u64>())).prop_map(
+                |(settings_seq, required_seq)| Reason::SettingsMayBeStale {
+                    settings_seq,
+                    required_seq
+                }
+            ),
+            (text(30), phone_error()).prop_map(|(raw, error)| Reason::CallerUnusable {
+                masked: switchboard_contracts::phone::mask(&raw),
+                error
+            }),
+            hours_at().prop_map(|hours| Reason::CompanyClosed { hours }),
+            (
+                e164(),
+                prop::collection::vec(entity_id(), 2..5),
+                any::<bool>()
+            )
+                .prop_map(|(number, contact_ids, owner_reachable)| {
+                    Reason::CallerMatchesLeads {
+                        number,
+                        chosen: contact_ids[0].clone(),
+                        contact_ids,
+                        owner_reachable,
+                    }
+                }),
+            user_skipped(true).prop_map(Reason::UserOutsideWorkingHours),
+            user_skipped(false).prop_map(Reason::UserUnknown),
+            (
+                user_rule(),
+                entity_id(),
+                prop::option::of(entity_id()),
+                prop::option::of(hours_at())
+            )
+                .prop_map(|(rule, user_id, contact_id, hours)| Reason::UserEligible {
+                    rule,
+                    user_id,
+                    contact_id,
+                    hours
+                }),
+            Just(Reason::Target),
+            (
+                step_rule(),
+                prop::option::of(entity_id()),
+                e164(),
+                step_rule()
+            )
+                .prop_map(|(rule, user_id, number, earlier_rule)| {
+                    Reason::AlreadyInChain {
+                        rule,
+                        user_id,
+                        number,
+                        earlier_rule,
+                    }
+                }),
+            (entity_id(), step_rule())
+                .prop_map(|(contact_id, next)| Reason::LeadUnassigned { contact_id, next }),
+            Just(Reason::NoTargetLeft),
+        ]
+    }
+
+    /// A v2 decision: `target` null when `rule` is `no_route`, and possibly when it is
+    /// `after_hours`; reasons, no prose.
     pub fn call_route() -> impl Strategy<Value = CallRoute> {
         (
-            call_id(),
-            tenant(),
-            prop::sample::select(Rule::ALL.to_vec()),
-            target(),
-            prop::collection::vec(target(), 0..4),
+            (
+                call_id(),
+                tenant(),
+                prop::sample::select(Rule::ALL.to_vec()),
+            ),
+            (
+                target(),
+                any::<bool>(),
+                prop::collection::vec(target(), 0..4),
+            ),
             final_action(),
-            prop::collection::vec(text(60), 0..5),
+            prop::collection::vec(reason(), 0..8),
             prop_oneof![Just(0u64), any::<u64>()],
             time(),
         )
             .prop_map(
                 |(
-                    call_id,
-                    tenant_id,
-                    rule,
-                    target,
-                    fallbacks,
+                    (call_id, tenant_id, rule),
+                    (target, final_only, fallbacks),
                     final_action,
-                    explanation,
+                    reasons,
                     settings_seq,
                     decided_at,
                 )| {
+                    let target = match rule {
+                        Rule::NoRoute => None,
+                        Rule::AfterHours if final_only => None,
+                        _ => Some(target),
+                    };
                     CallRoute {
                         call_id,
                         tenant_id,
                         rule,
-                        target: (rule != Rule::NoRoute).then_some(target),
-                        fallbacks,
+                        fallbacks: if target.is_some() { fallbacks } else { vec![] },
+                        target,
                         final_action,
-                        explanation,
+                        reasons,
+                        explanation: Vec::new(),
                         settings_seq,
                         decided_at,
                     }
                 },
             )
+    }
+
+    /// A v1 decision: `target` null exactly when `rule` is `no_route`; prose, no reasons.
+    pub fn call_route_v1() -> impl Strategy<Value = CallRoute> {
+        (
+            call_route(),
+            target(),
+            prop::collection::vec(text(60), 0..5),
+        )
+            .prop_map(|(v2, target, explanation)| CallRoute {
+                target: (v2.rule != Rule::NoRoute).then(|| v2.target.clone().unwrap_or(target)),
+                reasons: Vec::new(),
+                explanation,
+                ..v2
+            })
     }
 
     pub fn version() -> impl Strategy<Value = u64> {
@@ -1508,6 +2378,13 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_v1_call_route_history_is_valid_v1_proto_and_still_decodes(v in strategies::call_route_v1()) {
+        for event_type in CallRoute::EARLIER_TYPES {
+            emit_earlier(event_type, &v);
+        }
+    }
+
+    #[test]
     fn arbitrary_company_settings_emitted_by_rust_are_valid_proto(v in strategies::company(), at in strategies::time()) {
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
@@ -1752,17 +2629,20 @@ fn canonical_proto3_json_of_calls_decodes_with_the_same_meaning() {
     assert_eq!(env.data.contact_id, None);
     assert_eq!(env.data.received_at, datetime!(2025-03-14 16:20:05.120 UTC));
 
-    // Route without target: `target`, `fallbacks` and `explanation` omitted.
-    let mut action = DynamicMessage::new(message("switchboard.v1.FinalAction"));
-    action.set_field_by_name("kind", PValue::EnumNumber(2));
-    action.set_field_by_name("message", s("Goodbye."));
+    // Route without target: `target`, `fallbacks` and `reasons` omitted.
+    let action = || {
+        let mut action = DynamicMessage::new(message("switchboard.v1.FinalAction"));
+        action.set_field_by_name("kind", PValue::EnumNumber(2));
+        action.set_field_by_name("message", s("Goodbye."));
+        PValue::Message(action)
+    };
     let data = canonical(
-        "switchboard.v1.CallRoute",
+        "switchboard.v2.CallRoute",
         &[
             ("call_id", s(call)),
             ("tenant_id", s("acme")),
             ("rule", PValue::EnumNumber(4)),
-            ("final_action", PValue::Message(action)),
+            ("final_action", action()),
             ("settings_seq", PValue::U64(12)),
             ("decided_at", ts(1_741_969_205, 0)),
         ],
@@ -1771,13 +2651,328 @@ fn canonical_proto3_json_of_calls_decodes_with_the_same_meaning() {
     assert_eq!(data["final_action"]["kind"], "announce_hangup");
     assert_eq!(data["settings_seq"], "12");
     assert!(data.get("target").is_none() && data.get("fallbacks").is_none());
-    let body = envelope(CallRoute::TYPE, &format!("acme:{call}:route"), call, data);
+    assert!(data.get("reasons").is_none());
+    let body = envelope(
+        CallRoute::TYPE,
+        &format!("acme:{call}:route"),
+        call,
+        data.clone(),
+    );
     let env = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
     assert_eq!(env.data.rule, Rule::NoRoute);
     assert_eq!(env.data.target, None);
-    assert!(env.data.fallbacks.is_empty() && env.data.explanation.is_empty());
+    assert!(env.data.fallbacks.is_empty() && env.data.reasons.is_empty());
+    assert!(env.data.explanation.is_empty());
     assert_eq!(env.data.settings_seq, 12);
     assert_eq!(env.data.final_action.kind, FinalActionKind::AnnounceHangup);
+
+    // The same as v1 (history): still decoded, as v1.
+    let v1 = canonical(
+        "switchboard.v1.CallRoute",
+        &[
+            ("call_id", s(call)),
+            ("tenant_id", s("acme")),
+            ("rule", PValue::EnumNumber(4)),
+            ("final_action", action()),
+            ("explanation", PValue::List(vec![s("No route.")])),
+            ("settings_seq", PValue::U64(12)),
+            ("decided_at", ts(1_741_969_205, 0)),
+        ],
+    );
+    let body = envelope(
+        "switchboard.call.route.v1",
+        &format!("acme:{call}:route"),
+        call,
+        v1,
+    );
+    let env_v1 = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("v1 decodes");
+    assert_eq!(env_v1.event_type, "switchboard.call.route.v1");
+    assert_eq!(env_v1.data.explanation, ["No route."]);
+    assert_eq!(
+        CallRoute {
+            explanation: vec![],
+            ..env_v1.data
+        },
+        env.data
+    );
+
+    // Reasons as generated code builds them: parameters a code does not use are unset, and
+    // those it uses are set even when zero (`optional`), so `owner_reachable: false` is sent.
+    let reason = |fields: &[(&str, PValue)]| {
+        let mut m = DynamicMessage::new(message("switchboard.v2.Reason"));
+        for (name, value) in fields {
+            m.try_set_field_by_name(name, value.clone())
+                .unwrap_or_else(|e| panic!("Reason.{name}: {e}"));
+        }
+        PValue::Message(m)
+    };
+    let interval = |a: &str, b: &str| {
+        let mut list = DynamicMessage::new(message("google.protobuf.ListValue"));
+        let value = |v: &str| {
+            let mut m = DynamicMessage::new(message("google.protobuf.Value"));
+            m.set_field_by_name("string_value", s(v));
+            PValue::Message(m)
+        };
+        list.set_field_by_name("values", PValue::List(vec![value(a), value(b)]));
+        PValue::Message(list)
+    };
+    let mut hours = DynamicMessage::new(message("switchboard.v2.HoursAt"));
+    hours.set_field_by_name("time_zone", s("Europe/Berlin"));
+    hours.set_field_by_name("date", s("2025-03-14"));
+    hours.set_field_by_name("weekday", s("fri"));
+    hours.set_field_by_name("time", s("17:20"));
+    hours.set_field_by_name("hours", PValue::List(vec![interval("08:00", "17:00")]));
+    let mut problem = DynamicMessage::new(message("switchboard.v2.PhoneProblem"));
+    problem.set_field_by_name("problem", PValue::EnumNumber(1));
+    let (assigned_user, direct_line, forwarding_number) = (1, 5, 2);
+    let data = canonical(
+        "switchboard.v2.CallRoute",
+        &[
+            ("call_id", s(call)),
+            ("tenant_id", s("acme")),
+            ("rule", PValue::EnumNumber(4)),
+            ("final_action", action()),
+            (
+                "reasons",
+                PValue::List(vec![
+                    reason(&[("code", s("caller_withheld"))]),
+                    reason(&[
+                        ("code", s("caller_unusable")),
+                        ("masked", s("")),
+                        ("error", PValue::Message(problem)),
+                    ]),
+                    reason(&[
+                        ("code", s("caller_matches_leads")),
+                        ("number", s("+14158675310")),
+                        ("contact_ids", PValue::List(vec![s("c-1"), s("c-2")])),
+                        ("chosen", s("c-1")),
+                        ("owner_reachable", PValue::Bool(false)),
+                    ]),
+                    reason(&[
+                        ("code", s("user_outside_working_hours")),
+                        ("rule", PValue::EnumNumber(assigned_user)),
+                        ("user_id", s("u-42")),
+                        ("contact_id", s("c-1")),
+                        ("next", PValue::EnumNumber(direct_line)),
+                        ("hours", PValue::Message(hours)),
+                    ]),
+                    reason(&[
+                        ("code", s("target")),
+                        ("rule", PValue::EnumNumber(forwarding_number)),
+                        ("number", s("+14155550123")),
+                    ]),
+                ]),
+            ),
+            ("decided_at", ts(1_741_969_205, 0)),
+        ],
+    );
+    assert_eq!(
+        data["reasons"],
+        json!([
+            {"code": "caller_withheld"},
+            {"code": "caller_unusable", "masked": "", "error": {"problem": "withheld"}},
+            {"code": "caller_matches_leads", "number": "+14158675310", "contact_ids": ["c-1", "c-2"],
+             "chosen": "c-1", "owner_reachable": false},
+            {"code": "user_outside_working_hours", "rule": "assigned_user", "user_id": "u-42",
+             "contact_id": "c-1", "next": "direct_line",
+             "hours": {"time_zone": "Europe/Berlin", "date": "2025-03-14", "weekday": "fri",
+                       "time": "17:20", "hours": [["08:00", "17:00"]]}},
+            {"code": "target", "rule": "forwarding_number", "number": "+14155550123"},
+        ]),
+        "the serde shape: the code and its parameters side by side"
+    );
+    let body = envelope(CallRoute::TYPE, &format!("acme:{call}:route"), call, data);
+    let env = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
+    assert_eq!(
+        env.data.reasons,
+        [
+            Reason::CallerWithheld,
+            Reason::CallerUnusable {
+                masked: String::new(),
+                error: PhoneError::Withheld,
+            },
+            Reason::CallerMatchesLeads {
+                number: e164("+14158675310"),
+                contact_ids: vec![id("c-1"), id("c-2")],
+                chosen: id("c-1"),
+                owner_reachable: false,
+            },
+            Reason::UserOutsideWorkingHours(UserSkipped {
+                rule: Rule::AssignedUser,
+                user_id: id("u-42"),
+                contact_id: Some(id("c-1")),
+                next: Rule::DirectLine,
+                hours: Some(hours_at(
+                    "Europe/Berlin",
+                    "2025-03-14",
+                    "fri",
+                    "17:20",
+                    &[("08:00", "17:00")]
+                )),
+            }),
+            Reason::Target,
+        ]
+    );
+}
+
+/// What the routing core does not know yet (a newer producer's code) decodes, as
+/// `Reason::Unrecognized`, and the rest of the decision with it; the code is valid proto
+/// (`code` is a string), and its unknown parameters are ignored like any unknown field.
+#[test]
+fn unknown_reason_codes_decode_as_unrecognized() {
+    let mut example = example_json("switchboard.call.route.v2.json");
+    let reasons = example["data"]["reasons"].as_array_mut().expect("reasons");
+    let known = reasons.len();
+    reasons.insert(1, json!({"code": "caller_is_vip", "contact_id": "c-1001"}));
+    reasons.push(json!({"code": "lead_scored", "score": 97, "model": {"name": "x"}}));
+    reasons.push(json!({"code": "Target", "rule": "company_phone", "number": "+14155550100"}));
+    // Valid proto, but for the unknown fields of the second (which producers must not send).
+    validate(
+        message_of::<CallRoute>(),
+        &json!({"reasons": [example["data"]["reasons"][1].clone()]}),
+    )
+    .expect("an unknown code with known fields is valid proto");
+    let body = serde_json::to_vec(&example).expect("JSON");
+    let env = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
+    let reasons = &env.data.reasons;
+    assert_eq!(reasons.len(), known + 3);
+    assert_eq!(reasons[1], Reason::Unrecognized);
+    assert_eq!(
+        &reasons[known + 1..],
+        [Reason::Unrecognized, Reason::Unrecognized]
+    );
+    let plain = Envelope::<CallRoute>::decode(
+        &serde_json::to_vec(&example_json("switchboard.call.route.v2.json")).expect("JSON"),
+        "call.route.acme",
+    )
+    .expect("decodes");
+    let mut known_only = reasons.clone();
+    known_only.retain(|r| *r != Reason::Unrecognized);
+    assert_eq!(
+        known_only, plain.data.reasons,
+        "the known reasons are intact"
+    );
+    let lines = env.data.explanation_lines();
+    assert_eq!(lines[1], Reason::Unrecognized.english(None));
+}
+
+/// Canonical proto3 JSON writes a reason's 64-bit parameters as decimal strings, which the
+/// contract says every consumer accepts.
+#[test]
+fn canonical_reason_seqs_as_decimal_strings_decode() {
+    let mut example = example_json("switchboard.call.route.v2.json");
+    example["data"]["reasons"]
+        .as_array_mut()
+        .expect("reasons")
+        .insert(0, json!({"code": "settings_may_be_stale", "settings_seq": "1042", "required_seq": "1043"}));
+    validate(message_of::<CallRoute>(), &example["data"]).expect("valid proto");
+    let body = serde_json::to_vec(&example).expect("JSON");
+    let env = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
+    assert_eq!(
+        env.data.reasons[0],
+        Reason::SettingsMayBeStale {
+            settings_seq: 1042,
+            required_seq: Some(1043)
+        }
+    );
+}
+
+/// Every code is documented with the fields it carries: in the comment of `Reason` in the
+/// proto (`<code>: <field>, <field>?. …` on one line), and in docs/events.md (a table row
+/// `| `<code>` | `<field>`, … | <its English, from `Reason::english`> |`).
+#[test]
+fn every_reason_code_is_documented_with_its_fields() {
+    let compiler = compile().expect("compiles");
+    let set = compiler.file_descriptor_set();
+    let file = set
+        .file
+        .iter()
+        .find(|f| f.name() == "switchboard/v2/calls.proto")
+        .expect("v2 calls.proto");
+    let index = file
+        .message_type
+        .iter()
+        .position(|m| m.name() == "Reason")
+        .expect("Reason");
+    let comment = file
+        .source_code_info
+        .as_ref()
+        .expect("source info")
+        .location
+        .iter()
+        .find(|l| l.path == [4, i32::try_from(index).expect("index")])
+        .map(|l| l.leading_comments().to_string())
+        .expect("Reason is commented");
+    let docs = std::fs::read_to_string(workspace_root().join("docs/events.md")).expect("docs");
+    // The codes table: from its header row to the first line that is not a table row.
+    let rows: Vec<&str> = docs
+        .lines()
+        .skip_while(|l| !l.starts_with("| code | parameters |"))
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(
+        !rows.is_empty(),
+        "docs/events.md has no table `| code | parameters | …`"
+    );
+
+    let mut documented = BTreeSet::new();
+    for line in comment.lines() {
+        if let Some((code, _)) = line.trim().split_once(": ")
+            && !code.contains(' ')
+            && code.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            documented.insert(code.to_string());
+        }
+    }
+    let mut codes = BTreeSet::new();
+    for reason in every_reason() {
+        let (code, fields) = code_and_fields(&reason);
+        let line = comment
+            .lines()
+            .find(|l| l.trim().starts_with(&format!("{code}: ")))
+            .unwrap_or_else(|| panic!("Reason's comment has no line `{code}: <fields>. …`"));
+        let listed: &str = line.split_once(". ").map_or(line, |(f, _)| f);
+        for field in &fields {
+            assert!(
+                listed
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|w| w == field),
+                "{code}: the proto comment does not list `{field}`: {line}"
+            );
+        }
+        let row = rows
+            .iter()
+            .find(|l| l.starts_with(&format!("| `{code}` |")))
+            .unwrap_or_else(|| panic!("docs/events.md has no row for `{code}`"));
+        for field in &fields {
+            assert!(
+                row.contains(&format!("`{field}`")),
+                "{code}: docs/events.md does not list `{field}`: {row}"
+            );
+        }
+        // A `target` reason names its leg: shown for the leg of `user_eligible`'s example.
+        let leg = Target {
+            number: E164::parse_strict("+13125550199").expect("valid"),
+            user_id: Some(EntityId::parse("id", "u-42").expect("valid")),
+            rule: Rule::AssignedUser,
+            ring_timeout_secs: Some(20),
+        };
+        let english = reason.english((reason == Reason::Target).then_some(&leg));
+        assert!(
+            row.replace("\\*", "*").contains(&english),
+            "{code}: docs/events.md does not show its English, {english:?}"
+        );
+        codes.insert(code);
+    }
+    assert_eq!(
+        documented, codes,
+        "the proto comment documents exactly the codes"
+    );
+    assert_eq!(
+        rows.len(),
+        codes.len() + 2,
+        "docs/events.md: a row per code, nothing else"
+    );
 }
 
 #[test]
@@ -1859,7 +3054,15 @@ fn with(mut data: Value, path: &str, value: Value) -> Value {
 #[test]
 fn proto_validation_rejects_invalid_data() {
     let inbound = example_json("switchboard.call.inbound.v1.json")["data"].clone();
-    let route = example_json("switchboard.call.route.v1.json")["data"].clone();
+    let route = example_json("switchboard.call.route.v2.json")["data"].clone();
+    let route_v1 = example_json("switchboard.call.route.v1.json")["data"].clone();
+    // `route` with `f` applied to its reason `i`.
+    let reason = |i: usize, f: &dyn Fn(&mut Value)| {
+        let mut d = route.clone();
+        f(&mut d["reasons"][i]);
+        d
+    };
+    assert_eq!(route["reasons"][1]["code"], "company_open");
     let number = example_json("switchboard.settings.number.v1.json")["data"].clone();
     let contact = example_json("switchboard.settings.contact.v1.json")["data"].clone();
     let rejected = example_json("switchboard.call.rejected.v1.json")["data"].clone();
@@ -1873,6 +3076,7 @@ fn proto_validation_rejects_invalid_data() {
     for (m, d) in [
         (calls_inbound, &inbound),
         (calls_route, &route),
+        ("switchboard.v1.CallRoute", &route_v1),
         (settings_number, &number),
         (settings_contact, &contact),
         (rejection, &rejected),
@@ -1958,6 +3162,91 @@ fn proto_validation_rejects_invalid_data() {
             "unknown field",
             calls_route,
             with(route.clone(), "priority", json!(1)),
+        ),
+        (
+            "v1 prose in v2",
+            calls_route,
+            with(route.clone(), "explanation", json!(["ring u-42"])),
+        ),
+        (
+            "v2 reasons in v1",
+            "switchboard.v1.CallRoute",
+            with(route_v1.clone(), "reasons", route["reasons"].clone()),
+        ),
+        (
+            "reasons not a list",
+            calls_route,
+            with(route.clone(), "reasons", json!({"code": "no_target_left"})),
+        ),
+        (
+            "reason as a string",
+            calls_route,
+            with(route.clone(), "reasons", json!(["no_target_left"])),
+        ),
+        (
+            "reason code not a string",
+            calls_route,
+            reason(0, &|r| r["code"] = json!(4)),
+        ),
+        (
+            "unknown reason parameter",
+            calls_route,
+            reason(0, &|r| r["why"] = json!("because")),
+        ),
+        (
+            "unknown reason rule",
+            calls_route,
+            reason(3, &|r| r["rule"] = json!("nobody")),
+        ),
+        (
+            "unspecified next",
+            calls_route,
+            reason(5, &|r| r["next"] = json!("rule_unspecified")),
+        ),
+        (
+            "reason number not a string",
+            calls_route,
+            reason(0, &|r| r["number"] = json!(16502530000u64)),
+        ),
+        (
+            "hours as text",
+            calls_route,
+            reason(1, &|r| r["hours"] = json!("Fri 09:00–17:00")),
+        ),
+        (
+            "hours' intervals not a list",
+            calls_route,
+            reason(1, &|r| r["hours"]["hours"] = json!("09:00-17:00")),
+        ),
+        (
+            "override is a string",
+            calls_route,
+            reason(1, &|r| r["hours"]["override"] = json!("yes")),
+        ),
+        (
+            "unknown phone problem",
+            calls_route,
+            reason(0, &|r| r["error"] = json!({"problem": "missing"})),
+        ),
+        (
+            "phone problem as a string",
+            calls_route,
+            reason(0, &|r| r["error"] = json!("invalid")),
+        ),
+        (
+            "owner_reachable is a string",
+            calls_route,
+            reason(2, &|r| r["owner_reachable"] = json!("yes")),
+        ),
+        (
+            "contact_ids not a list",
+            calls_route,
+            reason(2, &|r| r["contact_ids"] = json!("c-1001")),
+        ),
+        (
+            "negative settings_seq in a reason",
+            calls_route,
+            reason(0, &|r| r["settings_seq"] = json!(-1)),
         ),
         (
             "to is a number",
@@ -2077,10 +3366,10 @@ fn unknown_fields_are_refused_by_proto_validation_but_ignored_by_consumers() {
 /// or oneofs slipped in unnoticed).
 #[test]
 fn messages_use_only_the_kinds_the_contract_maps() {
-    for msg in pool()
-        .all_messages()
-        .filter(|m| m.package_name() == PACKAGE)
-    {
+    for msg in contract_messages() {
+        let version = package_version(msg.package_name()).expect("contract package");
+        // A package may use the parts of its own or an earlier version, never of a later one.
+        let usable = |package: &str| package_version(package).is_some_and(|v| v <= version);
         assert_eq!(
             msg.oneofs().filter(|o| !o.is_synthetic()).count(),
             0,
@@ -2090,10 +3379,11 @@ fn messages_use_only_the_kinds_the_contract_maps() {
         for field in msg.fields() {
             assert!(!field.is_map(), "{}", field.full_name());
             let ok = match field.kind() {
-                Kind::String | Kind::Bool | Kind::Uint32 | Kind::Uint64 | Kind::Enum(_) => true,
+                Kind::String | Kind::Bool | Kind::Uint32 | Kind::Uint64 => true,
+                Kind::Enum(e) => usable(e.package_name()),
                 // ListValue: a schedule's interval, `["09:00", "17:00"]` (a JSON array).
                 Kind::Message(m) => {
-                    m.package_name() == PACKAGE
+                    usable(m.package_name())
                         || m.full_name() == "google.protobuf.Timestamp"
                         || (m.full_name() == "google.protobuf.ListValue" && field.is_list())
                 }
@@ -2101,7 +3391,7 @@ fn messages_use_only_the_kinds_the_contract_maps() {
             };
             assert!(
                 ok,
-                "{}: kind {:?} is not part of the v1 JSON mapping",
+                "{}: kind {:?} is not part of the contract's JSON mapping",
                 field.full_name(),
                 field.kind()
             );

@@ -92,7 +92,7 @@ pub struct Decoded {
     pub ce_subject: String,
 }
 
-/// One event type of contract v1: its CloudEvents type, its proto message, its Rust decoder.
+/// One event type of the contract: its CloudEvents type, its proto message, its Rust decoder.
 pub struct Contract {
     /// CloudEvents `type` (the Rust `EventData::TYPE`).
     pub event_type: &'static str,
@@ -116,7 +116,7 @@ fn contract<T: EventData + Debug>(message: &'static str) -> Contract {
 pub fn contracts() -> [Contract; 10] {
     [
         contract::<CallInbound>("switchboard.v1.CallInbound"),
-        contract::<CallRoute>("switchboard.v1.CallRoute"),
+        contract::<CallRoute>("switchboard.v2.CallRoute"),
         contract::<CallStatus>("switchboard.v1.CallStatus"),
         contract::<CallDial>("switchboard.v1.CallDial"),
         contract::<CallRejected>("switchboard.v1.Rejection"),

@@ -319,7 +319,7 @@ async fn the_routing_policy_fields_survive_the_store() {
                 };
                 let d = decide_in(&loaded, &c).unwrap();
                 assert_eq!(d, decide_in(&in_memory, &c).unwrap());
-                assert_eq!(d.rule, rule, "{at}: {:?}", d.explanation);
+                assert_eq!(d.rule, rule, "{at}: {:?}", d.explanation());
                 let timeouts: Vec<_> = d
                     .target
                     .iter()

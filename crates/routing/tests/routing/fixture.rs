@@ -293,5 +293,5 @@ pub fn chain(d: &Decision) -> Vec<(String, &'static str)> {
 }
 
 pub fn explains(d: &Decision, needle: &str) -> bool {
-    d.explanation.iter().any(|line| line.contains(needle))
+    d.explanation().iter().any(|line| line.contains(needle))
 }

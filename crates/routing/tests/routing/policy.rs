@@ -4,7 +4,7 @@
 
 use crate::fixture::*;
 use switchboard_contracts::{
-    AfterHours, AfterHoursKind, FinalAction, FinalActionKind, Prefer, Rule,
+    AfterHours, AfterHoursKind, FinalAction, FinalActionKind, Prefer, Reason, Rule,
 };
 use time::macros::datetime;
 
@@ -66,7 +66,7 @@ fn a_released_or_unprovisioned_number_is_no_route_whatever_the_hours() {
         call.to = "+16502530001".into();
         let d = f.decide(&call);
         assert_eq!(d.rule, Rule::NoRoute);
-        assert!(explains(&d, "is not provisioned"), "{:?}", d.explanation);
+        assert!(explains(&d, "is not provisioned"), "{:?}", d.explanation());
         assert!(!explains(&d, "The company is"), "hours are not even read");
 
         f.number_with(|n| n.released = true);
@@ -98,7 +98,7 @@ fn closed_with_a_forward_rings_only_the_forward() {
             "The company is closed: Mon 09:00–17:00 America/Chicago, the call came at 18:05 local."
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     assert!(!explains(&d, "Lead c1"), "the lead is not even looked up");
 }
@@ -120,12 +120,27 @@ fn closed_with_the_final_action_rings_nobody() {
     ] {
         let mut f = closed_with(after_hours.clone());
         let d = f.decide(&call_at(CALLER, MON_1805_CHICAGO));
-        assert_eq!(d.rule, Rule::NoRoute, "{after_hours:?}");
+        // Issue 15: "The company is closed (business hours) → the after-hours action (rule
+        // `after_hours`)", also when that action is the final action alone.
+        assert_eq!(d.rule, Rule::AfterHours, "{after_hours:?}");
         assert_eq!(d.target, None);
+        assert!(
+            matches!(
+                d.reasons.as_slice(),
+                [
+                    Reason::NumberProvisioned { .. },
+                    Reason::CompanyClosed { hours },
+                    Reason::AfterHoursFinalAction
+                ] if !hours.is_open() && hours.time == "18:05" && hours.weekday == "mon"
+                    && hours.time_zone == "America/Chicago"
+            ),
+            "{:#?}",
+            d.reasons
+        );
         assert!(
             explains(&d, "After hours nothing rings"),
             "{:?}",
-            d.explanation
+            d.explanation()
         );
 
         // The company's final action is what plays.
@@ -146,9 +161,16 @@ fn closed_with_the_final_action_rings_nobody() {
 fn an_after_hours_forward_to_the_dialed_number_is_skipped_as_a_loop() {
     let f = closed_with(forward(DIALED));
     let d = f.decide(&call_at(CALLER, MON_1805_CHICAGO));
-    assert_eq!(d.rule, Rule::NoRoute);
+    // Closed: the after-hours rule decided, and only the final action is left.
+    assert_eq!(d.rule, Rule::AfterHours);
     assert_eq!(d.target, None);
-    assert!(explains(&d, "after-hours forward"), "{:?}", d.explanation);
+    assert!(
+        d.reasons.iter().any(|r| matches!(r,
+            Reason::DialedNumberSkipped(o) if o.rule == Rule::AfterHours && o.number.as_str() == DIALED)),
+        "{:#?}",
+        d.reasons
+    );
+    assert!(explains(&d, "after-hours forward"), "{:?}", d.explanation());
     assert!(explains(&d, "forwarding loop"));
     assert!(explains(&d, "No route"));
 }
@@ -249,7 +271,7 @@ fn missing_days_are_closed_and_overrides_replace_the_week() {
     assert!(
         explains(&d, "Sat closed all day America/Chicago"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     // Thursday 2026-12-24: a short day, 13:00 is closed although the week says open.
     let d = decide_at(datetime!(2026-12-24 19:00 UTC));
@@ -260,7 +282,7 @@ fn missing_days_are_closed_and_overrides_replace_the_week() {
             "2026-12-24 (override) 09:00–12:00 America/Chicago, the call came at 13:00 local"
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     assert_eq!(
         decide_at(datetime!(2026-12-24 16:00 UTC)).rule,
@@ -272,7 +294,7 @@ fn missing_days_are_closed_and_overrides_replace_the_week() {
     assert!(
         explains(&d, "2026-12-25 (override) closed all day"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     // Sunday 2026-12-27, 10:30: open by override only.
     assert_eq!(
@@ -324,7 +346,7 @@ fn a_schedule_without_a_zone_uses_the_companys_then_utc() {
         assert!(
             explains(&d, &format!("09:00–17:00 {shown}, the call came at")),
             "{:?}",
-            d.explanation
+            d.explanation()
         );
     }
 }
@@ -374,7 +396,7 @@ fn a_direct_line_rings_its_owner() {
     assert!(
         explains(&d, "the direct line comes next"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -421,7 +443,7 @@ fn prefer_number_owner_swaps_the_first_two() {
     assert!(
         explains(&d, "This number prefers its owner"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 
     // The owner skipped: the lead's user is next, and says so.
@@ -434,7 +456,7 @@ fn prefer_number_owner_swaps_the_first_two() {
             "who is unavailable (do not disturb); the lead's assigned user comes next."
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -473,7 +495,7 @@ fn an_unavailable_user_is_skipped() {
             "Lead c1 is assigned to user u1, who is unavailable (do not disturb); the direct line comes next."
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 
     f.user_with("u2", Some(OWNER_PHONE), |u| u.available = false);
@@ -485,7 +507,7 @@ fn an_unavailable_user_is_skipped() {
             "The dialed number is the direct line of user u2, who is unavailable (do not disturb); the forwarding number comes next."
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -514,7 +536,7 @@ fn a_user_outside_working_hours_is_skipped_and_explained() {
             "u-42, who is outside working hours: Mon 09:00–17:00 America/Chicago, the call came at 18:05 local"
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     // Inside: rung, and the hours are shown.
     let d = f.decide(&call_at(CALLER, MON_1005_CHICAGO));
@@ -525,7 +547,7 @@ fn a_user_outside_working_hours_is_skipped_and_explained() {
             "who is active, inside working hours: Mon 09:00–17:00 America/Chicago, the call came at 10:05 local."
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 
     // The number's owner, the same way.
@@ -541,7 +563,7 @@ fn a_user_outside_working_hours_is_skipped_and_explained() {
             "direct line of user u2, who is outside working hours: Tue 09:00–17:00 Europe/Berlin, the call came at 01:05 local"
         ),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -577,7 +599,7 @@ fn working_hours_matter_only_with_ring_only_in_working_hours() {
     assert!(
         explains(&d, "Mon closed all day America/Chicago"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -625,7 +647,7 @@ fn a_direct_line_whose_owner_cannot_take_the_call_is_skipped() {
         set_up(&mut f);
         let d = f.decide(&call_at(CALLER, MON_1005_CHICAGO));
         assert_eq!(d.rule, Rule::ForwardingNumber, "{what}");
-        assert!(explains(&d, why), "{what}: {:?}", d.explanation);
+        assert!(explains(&d, why), "{what}: {:?}", d.explanation());
     }
 }
 
@@ -644,9 +666,9 @@ fn among_several_leads_one_whose_user_is_in_working_hours_wins() {
         .contact("c1", &[CALLER], None)
         .contact("b", &[CALLER], Some("u3"));
     let d = f.decide(&call_at(CALLER, MON_1005_CHICAGO));
-    assert!(explains(&d, "chose a"), "{:?}", d.explanation);
+    assert!(explains(&d, "chose a"), "{:?}", d.explanation());
     let d = f.decide(&call_at(CALLER, MON_1805_CHICAGO));
-    assert!(explains(&d, "chose b"), "{:?}", d.explanation);
+    assert!(explains(&d, "chose b"), "{:?}", d.explanation());
     assert_eq!(d.target.as_ref().unwrap().user_id, Some(id("u3")));
 }
 

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use switchboard_contracts::schedule::{Schedule, timestamp};
 use switchboard_contracts::{
     AfterHours, AfterHoursKind, CallInbound, CompanySettings, ContactSettings, E164, EventData,
-    NumberSettings, Prefer, Region, Rule, SettingsChange, UserSettings,
+    NumberSettings, Prefer, Reason, Region, Rule, SettingsChange, UserSettings,
 };
 use switchboard_routing::{SettingsView, TenantState, decide};
 use time::OffsetDateTime;
@@ -243,13 +243,14 @@ proptest! {
         let d = decide(&call, &state_of(&events));
         match &d.target {
             None => {
-                prop_assert_eq!(d.rule, Rule::NoRoute);
+                // Nothing rings: no route, or a closed company playing its final action.
+                prop_assert!(matches!(d.rule, Rule::NoRoute | Rule::AfterHours), "{:?}", d.rule);
                 prop_assert!(d.fallbacks.is_empty());
             }
             Some(t) => prop_assert_eq!(d.rule, t.rule),
         }
         prop_assert!(!d.final_action.message.is_empty());
-        prop_assert!(!d.explanation.is_empty());
+        prop_assert!(!d.explanation().is_empty());
         // Distinct targets, in rule order, each with its ring timeout.
         let chain: Vec<_> = d.target.iter().chain(&d.fallbacks).collect();
         for (i, a) in chain.iter().enumerate() {
@@ -274,12 +275,14 @@ proptest! {
             .is_some_and(|h| !h.at(timestamp(call.received_at), company.time_zone).is_open());
         let d = decide(&call, &state);
         if closed {
-            prop_assert!(d.fallbacks.is_empty(), "{:?}", d.explanation);
+            prop_assert!(d.fallbacks.is_empty(), "{:?}", d.explanation());
             for t in d.target.iter() {
                 prop_assert_eq!(t.rule, Rule::AfterHours);
                 prop_assert_eq!(t.user_id.as_ref(), None);
             }
-            prop_assert!(matches!(d.rule, Rule::AfterHours | Rule::NoRoute));
+            // After hours rules, unless the dialed number was not live (step 0 comes first).
+            let live = d.reasons.iter().any(|r| matches!(r, Reason::NumberProvisioned { .. }));
+            prop_assert_eq!(d.rule == Rule::AfterHours, live, "{:#?}", d.reasons);
         } else {
             prop_assert_ne!(d.rule, Rule::AfterHours);
         }

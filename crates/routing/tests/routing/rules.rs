@@ -263,14 +263,14 @@ fn several_matching_leads_are_chosen_deterministically() {
     assert!(
         explains(&d, "matches 3 leads (m, z, a); chose m"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 
     // Nobody reachable: the smallest contact id, and the forwarding number.
     f.user("u1", Some(USER_PHONE), false);
     let d = f.decide(&call_from(CALLER));
     assert_eq!(d.rule, Rule::ForwardingNumber);
-    assert!(explains(&d, "chose a"), "{:?}", d.explanation);
+    assert!(explains(&d, "chose a"), "{:?}", d.explanation());
 }
 
 /// Contract v1: numbers are "normalized to E.164 … region from tenant settings, default US".
@@ -290,7 +290,7 @@ fn national_format_numbers_are_normalized_in_the_tenant_region() {
     assert_eq!(gb.decide(&call_from("+442079460018")).rule, Rule::NoRoute);
     gb.company_full(None, Some("GB"), None);
     let d = gb.decide(&call_from("+442079460018"));
-    assert_eq!(d.rule, Rule::AssignedUser, "{:?}", d.explanation);
+    assert_eq!(d.rule, Rule::AssignedUser, "{:?}", d.explanation());
 }
 
 /// Contact.v1 `deleted`: deleted contacts are never matched.
@@ -329,9 +329,9 @@ fn explanations_mask_phone_numbers() {
     let d = f.decide(&call_from(CALLER));
     for number in [DIALED, CALLER, USER_PHONE, FORWARDING, COMPANY] {
         assert!(
-            !d.explanation.iter().any(|l| l.contains(number)),
+            !d.explanation().iter().any(|l| l.contains(number)),
             "{number} in {:?}",
-            d.explanation
+            d.explanation()
         );
     }
 }

@@ -34,18 +34,17 @@ fn open_at(f: &Fixture, at: OffsetDateTime) -> bool {
     match d.rule {
         Rule::AssignedUser => true,
         Rule::AfterHours => false,
-        other => panic!("{other:?}: {:?}", d.explanation),
+        other => panic!("{other:?}: {:?}", d.explanation()),
     }
 }
 
 /// The local time the explanation reports for a call at `at`.
 fn local_time(f: &Fixture, at: OffsetDateTime) -> String {
-    let d = f.decide(&call_at(CALLER, at));
-    let line = d
-        .explanation
+    let lines = f.decide(&call_at(CALLER, at)).explanation();
+    let line = lines
         .iter()
         .find(|l| l.starts_with("The company is"))
-        .unwrap_or_else(|| panic!("{:?}", d.explanation));
+        .unwrap_or_else(|| panic!("{lines:?}"));
     let (_, rest) = line.split_once("the call came at ").unwrap();
     rest.trim_end_matches(" local.").to_string()
 }
@@ -127,7 +126,7 @@ fn auckland_is_a_day_ahead() {
     assert!(
         explains(&d, "Sat 10:00–12:00 Pacific/Auckland"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     // Friday 10:00 in Auckland is Thursday 22:00 UTC.
     assert!(open_at(&f, datetime!(2026-06-04 22:00 UTC)));
@@ -141,7 +140,7 @@ fn auckland_is_a_day_ahead() {
     assert!(
         explains(&d, "2026-06-13 (override) closed all day Pacific/Auckland"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
 }
 
@@ -211,7 +210,7 @@ fn the_29th_of_february() {
     assert!(
         explains(&d, "2028-02-29 (override) closed all day America/New_York"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     assert!(open_at(&f, datetime!(2028-03-01 17:00 UTC)));
     // Without the override, 29 February 2028 is an ordinary Tuesday.
@@ -224,7 +223,7 @@ fn the_29th_of_february() {
     assert!(
         explains(&d, "Tue 09:00–17:00 America/New_York"),
         "{:?}",
-        d.explanation
+        d.explanation()
     );
     // 29 February 2028 late evening in Auckland is still the 29th there, and 1 March is a
     // Wednesday.

@@ -2,7 +2,9 @@
 
 use crate::fake_twilio::FakeTwilio;
 use crate::support::*;
-use switchboard_contracts::{DialCallStatus, DialEventKind, FinalAction, FinalActionKind};
+use switchboard_contracts::{
+    CallRoute, DialCallStatus, DialEventKind, FinalAction, FinalActionKind, Rule,
+};
 use switchboard_testkit::eventually;
 
 #[tokio::test]
@@ -185,6 +187,42 @@ async fn no_route_runs_the_final_action_at_once() {
     assert_eq!(
         nats.dial_kinds("CAvm").await,
         vec![(0, ChainExhausted), (0, FinalActionTaken)]
+    );
+    dialer.stop().await;
+}
+
+/// Issue 15: "The dialer acts on both while both may be in flight": a v1 decision (prose) and
+/// v2 decisions (reasons; a closed company's final action as `after_hours` with no target).
+#[tokio::test]
+async fn v1_and_v2_decisions_in_flight_together_are_both_acted_on() {
+    let nats = Nats::start().await;
+    let twilio = FakeTwilio::start().await;
+    let dialer = Dialer::start(args(&nats.url(), &twilio.base));
+    nats.publish_v1(full_chain("CAv1", FinalAction::default()))
+        .await;
+    nats.publish(full_chain("CAv2", FinalAction::default()))
+        .await;
+    let closed = CallRoute {
+        rule: Rule::AfterHours,
+        ..no_route("CAclosed", FinalActionKind::AnnounceHangup, "We are closed")
+    };
+    nats.publish(closed).await;
+
+    for call in ["CAv1", "CAv2"] {
+        let started = nats.wait_dial(call, 0, DialEventKind::StepStarted).await;
+        assert_eq!(
+            started.target.unwrap().number.as_str(),
+            USER_PHONE,
+            "{call}"
+        );
+    }
+    let closed = nats
+        .wait_dial("CAclosed", 0, DialEventKind::FinalActionTaken)
+        .await;
+    assert_eq!(closed.reason.as_deref(), Some("announce_hangup"));
+    assert_eq!(
+        twilio.fake.for_call("CAclosed")[0].says,
+        vec!["We are closed".to_string()]
     );
     dialer.stop().await;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use switchboard_bus::{CALLS, Published, Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_contracts::{
     CallDial, CallRoute, CallStatus, DialCallStatus, DialEventKind, E164, EntityId, Envelope,
-    EventData, FinalAction, FinalActionKind, Rule, Target, TenantId,
+    EventData, FinalAction, FinalActionKind, Reason, Rule, Target, TenantId,
 };
 use switchboard_dialer::{Carrier, Config, DialerError};
 use switchboard_testkit::{NatsServer, eventually};
@@ -57,7 +57,8 @@ pub fn full_chain(call_id: &str, final_action: FinalAction) -> CallRoute {
             target(COMPANY, Rule::CompanyPhone),
         ],
         final_action,
-        explanation: vec!["test".into()],
+        reasons: vec![Reason::NoCompanyPhone],
+        explanation: Vec::new(),
         settings_seq: 1,
         decided_at: OffsetDateTime::now_utc(),
     }
@@ -129,6 +130,19 @@ impl Nats {
 
     pub async fn publish<T: EventData>(&self, data: T) -> Published {
         let event = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
+        self.publisher
+            .publish(&event, &TraceContext::default())
+            .await
+            .unwrap()
+    }
+
+    /// Publishes `route` as a router before v2 did (type `switchboard.call.route.v1`, prose
+    /// instead of reasons): such decisions may still be in flight during an upgrade.
+    pub async fn publish_v1(&self, mut route: CallRoute) -> Published {
+        route.explanation = route.explanation_lines();
+        route.reasons = Vec::new();
+        let mut event = Envelope::new(route, SOURCE, OffsetDateTime::now_utc());
+        event.event_type = "switchboard.call.route.v1".into();
         self.publisher
             .publish(&event, &TraceContext::default())
             .await

@@ -45,6 +45,7 @@ fn decision(call: &str, final_action: FinalAction) -> CallRoute {
         }),
         fallbacks: vec![],
         final_action,
+        reasons: Vec::new(),
         explanation: vec![],
         settings_seq: 1,
         decided_at: OffsetDateTime::now_utc(),

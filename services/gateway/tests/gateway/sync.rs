@@ -180,6 +180,7 @@ async fn sync_mode_never_hangs_up_in_silence_on_a_blank_announcement() {
             kind: FinalActionKind::AnnounceHangup,
             message: "  ".into(),
         },
+        reasons: Vec::new(),
         explanation: vec!["test".into()],
         settings_seq: 1,
         decided_at: OffsetDateTime::now_utc(),

@@ -114,7 +114,7 @@ async fn every_decision_sees_the_change_acknowledged_before_its_call() {
             rung(&route),
             expected,
             "iteration {i}: decided without the change acknowledged at SETTINGS {seq}: {:#?}",
-            route.explanation
+            route.explanation_lines()
         );
         assert!(
             route.settings_seq >= seq,

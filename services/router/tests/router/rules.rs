@@ -3,13 +3,25 @@
 //! PostgreSQL.
 
 use crate::support::*;
-use switchboard_contracts::{FinalAction, FinalActionKind, Rule, Target};
+use switchboard_contracts::schedule::Schedule;
+use switchboard_contracts::{
+    AfterHours, AfterHoursKind, FinalAction, FinalActionKind, NumberSettings, Prefer, Rule, Target,
+    UserSettings,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
 
 const ACME: &str = "acme";
 /// Tenants whose settings hold nothing to ring / a final action of their own / nothing at all.
 const BARE: &str = "bare";
 const CLOSING: &str = "closing";
 const UNKNOWN_TENANT: &str = "nobody-home";
+/// Routing policy v2 (issue 15): business hours in America/Chicago with an after-hours forward,
+/// a direct line with each `prefer`, an unavailable user, a user ringing only in working hours,
+/// ring timeouts from the number and from the company.
+const OFFICE: &str = "office";
+/// Business hours whose after-hours action is the final action.
+const OFFICE_CLOSED: &str = "office-closed";
 
 const DIALED: &str = "+16502530000";
 const DIALED_NO_FORWARDING: &str = "+16502530001";
@@ -22,6 +34,25 @@ const COMPANY: &str = "+16172531234";
 const ALICE_PHONE: &str = "+12064561234";
 const CAROL_PHONE: &str = "+12064561235";
 
+const OFFICE_MAIN: &str = "+16502531000";
+const OFFICE_DANA: &str = "+16502531001";
+const OFFICE_DANA_OWNER_FIRST: &str = "+16502531002";
+const AFTER_HOURS_DESK: &str = "+13127650000";
+const DANA_PHONE: &str = "+12064562001";
+const ERIN_PHONE: &str = "+12064562002";
+const FAY_PHONE: &str = "+12064562003";
+const ERIN_CALLER: &str = "+14158676002";
+const FAY_CALLER: &str = "+14158676003";
+
+/// Monday 2026-12-07 10:05 in Chicago (CST, UTC−6): open, Dana inside her hours.
+const MON_1005: OffsetDateTime = datetime!(2026-12-07 16:05 UTC);
+/// Monday 13:05 in Chicago: open, Dana (09:00–12:00) outside hers.
+const MON_1305: OffsetDateTime = datetime!(2026-12-07 19:05 UTC);
+/// Monday 18:05 in Chicago: closed.
+const MON_1805: OffsetDateTime = datetime!(2026-12-08 00:05 UTC);
+/// Thursday 2026-12-24 13:00 in Chicago: a weekday, but the override closes at 12:00.
+const XMAS_EVE_1300: OffsetDateTime = datetime!(2026-12-24 19:00 UTC);
+
 const ALICE_CALLER: &str = "+14158675310";
 const BOB_CALLER: &str = "+14158675311";
 const CAROL_CALLER: &str = "+14158675312";
@@ -30,7 +61,16 @@ const NOBODY_CALLER: &str = "+14158675314";
 const STRANGER: &str = "+14158675319";
 
 /// Every full number of the scenario: none may appear in an explanation (they are masked).
-const NUMBERS: [&str; 16] = [
+const NUMBERS: [&str; 25] = [
+    OFFICE_MAIN,
+    OFFICE_DANA,
+    OFFICE_DANA_OWNER_FIRST,
+    AFTER_HOURS_DESK,
+    DANA_PHONE,
+    ERIN_PHONE,
+    FAY_PHONE,
+    ERIN_CALLER,
+    FAY_CALLER,
     DIALED,
     DIALED_NO_FORWARDING,
     DIALED_RELEASED,
@@ -94,6 +134,79 @@ async fn provision(nats: &Nats) -> u64 {
     nats.settings(company(CLOSING, None, Some(closed()))).await;
     nats.settings(number(CLOSING, DIALED, None)).await;
     nats.settings(number(CLOSING, DIALED_NO_FORWARDING, Some(FORWARDING)))
+        .await;
+
+    provision_office(nats).await
+}
+
+fn schedule(json: serde_json::Value) -> Option<Schedule> {
+    Some(serde_json::from_value(json).unwrap())
+}
+
+/// The two policy-v2 tenants; the last SETTINGS sequence.
+async fn provision_office(nats: &Nats) -> u64 {
+    let weekdays = |hours: serde_json::Value| {
+        serde_json::json!({
+            "mon": hours, "tue": hours, "wed": hours, "thu": hours, "fri": hours
+        })
+    };
+    let business_hours = schedule(serde_json::json!({
+        "weekly": weekdays(serde_json::json!([["09:00", "17:00"]])),
+        "overrides": [{"date": "2026-12-24", "hours": [["09:00", "12:00"]]}]
+    }));
+    for (t, after_hours) in [
+        (
+            OFFICE,
+            Some(AfterHours {
+                kind: AfterHoursKind::Forward,
+                number: Some(AFTER_HOURS_DESK.into()),
+            }),
+        ),
+        (OFFICE_CLOSED, None),
+    ] {
+        let mut c = company(t, Some(COMPANY), Some(closed()));
+        c.time_zone = Some("America/Chicago".into());
+        c.business_hours = business_hours.clone();
+        c.after_hours = after_hours;
+        c.ring_timeout_secs = Some(18);
+        nats.settings(c).await;
+    }
+    nats.settings(number(OFFICE_CLOSED, OFFICE_MAIN, Some(FORWARDING)))
+        .await;
+    nats.settings(NumberSettings {
+        ring_timeout_secs: Some(15),
+        ..number(OFFICE, OFFICE_MAIN, Some(FORWARDING))
+    })
+    .await;
+    nats.settings(NumberSettings {
+        user_id: Some(id("u-dana")),
+        ..number(OFFICE, OFFICE_DANA, None)
+    })
+    .await;
+    nats.settings(NumberSettings {
+        user_id: Some(id("u-dana")),
+        prefer: Prefer::NumberOwner,
+        ..number(OFFICE, OFFICE_DANA_OWNER_FIRST, None)
+    })
+    .await;
+    nats.settings(UserSettings {
+        working_hours: schedule(serde_json::json!({
+            "weekly": weekdays(serde_json::json!([["09:00", "12:00"]]))
+        })),
+        ring_only_in_working_hours: true,
+        ..user(OFFICE, "u-dana", Some(DANA_PHONE), true)
+    })
+    .await;
+    nats.settings(UserSettings {
+        available: false,
+        ..user(OFFICE, "u-erin", Some(ERIN_PHONE), true)
+    })
+    .await;
+    nats.settings(user(OFFICE, "u-fay", Some(FAY_PHONE), true))
+        .await;
+    nats.settings(contact(OFFICE, "c-erin", &[ERIN_CALLER], Some("u-erin")))
+        .await;
+    nats.settings(contact(OFFICE, "c-fay", &[FAY_CALLER], Some("u-fay")))
         .await
 }
 
@@ -110,6 +223,10 @@ struct Case {
     final_action: FinalAction,
     /// A phrase the explanation must contain.
     explains: &'static str,
+    /// When the call came (`received_at`); now if `None`.
+    at: Option<OffsetDateTime>,
+    /// A reason code the decision must carry.
+    code: Option<&'static str>,
 }
 
 fn cases() -> Vec<Case> {
@@ -127,8 +244,123 @@ fn cases() -> Vec<Case> {
         chain,
         final_action: default(),
         explains,
+        at: None,
+        code: None,
+    };
+    // Policy v2: `at` and the reason code that proves the case; legs ring for the number's
+    // `ring_timeout_secs` (15 on OFFICE_MAIN), else the company's (18).
+    let leg = |number, rule, user, secs| Target {
+        ring_timeout_secs: Some(secs),
+        ..target(number, rule, user)
+    };
+    let dana = |secs| leg(DANA_PHONE, Rule::DirectLine, Some("u-dana"), secs);
+    let fay = |secs| leg(FAY_PHONE, Rule::AssignedUser, Some("u-fay"), secs);
+    let office_company = |secs| leg(COMPANY, Rule::CompanyPhone, None, secs);
+    let office_fwd = |secs| leg(FORWARDING, Rule::ForwardingNumber, None, secs);
+    let policy = |why, tenant, to, from, at, rule, chain, code, explains| Case {
+        at: Some(at),
+        code: Some(code),
+        final_action: closed(),
+        ..case(why, tenant, to, from, rule, chain, explains)
     };
     vec![
+        policy(
+            "Issue 15: \"the dialed number is an eligible user's direct line → that user's \
+             phone (rule `direct_line`)\"; legs ring for the company's `ring_timeout_secs`.",
+            OFFICE,
+            OFFICE_DANA,
+            STRANGER,
+            MON_1005,
+            Rule::DirectLine,
+            vec![dana(18), office_company(18)],
+            "target",
+            "The dialed number is the direct line of user u-dana, who is active, inside working \
+             hours: Mon 09:00–12:00 America/Chicago, the call came at 10:05 local.",
+        ),
+        policy(
+            "Issue 15: `prefer` defaults to \"contact_owner\": the lead's owner comes before \
+             the number's owner.",
+            OFFICE,
+            OFFICE_DANA,
+            FAY_CALLER,
+            MON_1005,
+            Rule::AssignedUser,
+            vec![fay(18), dana(18), office_company(18)],
+            "user_eligible",
+            "Lead c-fay is assigned to user u-fay, who is active.",
+        ),
+        policy(
+            "Issue 15: \"With `prefer: \"number_owner\"` the first two swap places.\"",
+            OFFICE,
+            OFFICE_DANA_OWNER_FIRST,
+            FAY_CALLER,
+            MON_1005,
+            Rule::DirectLine,
+            vec![dana(18), fay(18), office_company(18)],
+            "number_prefers_owner",
+            "This number prefers its owner",
+        ),
+        policy(
+            "Issue 15: \"`available` … false is do-not-disturb: skip this user\"; the \
+             number's `ring_timeout_secs` sets every leg.",
+            OFFICE,
+            OFFICE_MAIN,
+            ERIN_CALLER,
+            MON_1005,
+            Rule::ForwardingNumber,
+            vec![office_fwd(15), office_company(15)],
+            "user_unavailable",
+            "who is unavailable (do not disturb)",
+        ),
+        policy(
+            "Issue 15: \"if `ring_only_in_working_hours` — the call falls inside their working \
+             hours\": outside them the direct line is skipped.",
+            OFFICE,
+            OFFICE_DANA,
+            STRANGER,
+            MON_1305,
+            Rule::CompanyPhone,
+            vec![office_company(18)],
+            "user_outside_working_hours",
+            "who is outside working hours: Mon 09:00–12:00 America/Chicago, the call came at \
+             13:05 local",
+        ),
+        policy(
+            "Issue 15: \"The company is closed (business hours) → the after-hours action … with \
+             `forward`, that number is the target and has no fallbacks\".",
+            OFFICE,
+            OFFICE_MAIN,
+            FAY_CALLER,
+            MON_1805,
+            Rule::AfterHours,
+            vec![leg(AFTER_HOURS_DESK, Rule::AfterHours, None, 15)],
+            "company_closed",
+            "The company is closed: Mon 09:00–17:00 America/Chicago, the call came at 18:05 \
+             local.",
+        ),
+        policy(
+            "Issue 15: \"an override replaces that date's weekly hours\": closed at 13:00 on \
+             a weekday whose override ends at 12:00.",
+            OFFICE,
+            OFFICE_MAIN,
+            FAY_CALLER,
+            XMAS_EVE_1300,
+            Rule::AfterHours,
+            vec![leg(AFTER_HOURS_DESK, Rule::AfterHours, None, 15)],
+            "after_hours_forward_only",
+            "2026-12-24 (override) 09:00–12:00 America/Chicago",
+        ),
+        policy(
+            "Issue 15: \"with `final_action`, there is no target. Nothing else rings.\"",
+            OFFICE_CLOSED,
+            OFFICE_MAIN,
+            FAY_CALLER,
+            MON_1805,
+            Rule::AfterHours,
+            vec![],
+            "after_hours_final_action",
+            "After hours nothing rings",
+        ),
         case(
             "Spec: \"If a phone number is assigned to a user, the inbound call will route to \
              that user if the lead is assigned to a user.\" Fallbacks follow in rule order.",
@@ -317,27 +549,46 @@ async fn every_rule_end_to_end(db: Db) {
     for (i, case) in cases.iter().enumerate() {
         let mut inbound = call(case.tenant, &format!("rule-{i}"), case.to, case.from);
         inbound.contact_id = case.contact_id.map(id);
+        if let Some(at) = case.at {
+            inbound.received_at = at;
+        }
         nats.call(inbound).await;
     }
     for (i, case) in cases.iter().enumerate() {
         let route = nats.route(case.tenant, &format!("rule-{i}")).await;
         let why = case.why;
         let mut chain = route.target.iter().chain(&route.fallbacks).cloned();
-        assert_eq!(route.rule, case.rule, "{why}\n{:#?}", route.explanation);
+        assert_eq!(
+            route.rule,
+            case.rule,
+            "{why}\n{:#?}",
+            route.explanation_lines()
+        );
         assert_eq!(route.target.as_ref(), case.chain.first(), "{why}");
         assert_eq!(chain.by_ref().collect::<Vec<_>>(), case.chain, "{why}");
         assert_eq!(route.final_action, case.final_action, "{why}");
         assert_eq!(route.tenant_id, tenant(case.tenant), "{why}");
         assert!(
             route
-                .explanation
+                .explanation_lines()
                 .iter()
                 .any(|line| line.contains(case.explains)),
             "{why}: no {:?} in {:#?}",
             case.explains,
-            route.explanation
+            route.explanation_lines()
         );
-        let explanation = route.explanation.join("\n");
+        if let Some(code) = case.code {
+            let codes: Vec<String> = route
+                .reasons
+                .iter()
+                .map(|r| serde_json::to_value(r).unwrap()["code"].to_string())
+                .collect();
+            assert!(
+                codes.contains(&format!("{code:?}")),
+                "{why}: no reason {code} in {codes:?}"
+            );
+        }
+        let explanation = route.explanation_lines().join("\n");
         for number in NUMBERS {
             let digits = number.trim_start_matches('+');
             assert!(

@@ -49,7 +49,12 @@ async fn tenants_with_identical_numbers_and_ids_never_see_each_other() {
         beta.fallbacks,
         vec![target("+13127654399", Rule::ForwardingNumber, None)]
     );
-    assert_eq!(gamma.rule, Rule::NoRoute, "{:#?}", gamma.explanation);
+    assert_eq!(
+        gamma.rule,
+        Rule::NoRoute,
+        "{:#?}",
+        gamma.explanation_lines()
+    );
 
     // Beta deactivates its u1: alpha's u1 still rings.
     nats.settings(user("beta", "u1", Some("+12064561299"), false))

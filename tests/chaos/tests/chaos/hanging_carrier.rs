@@ -177,6 +177,7 @@ async fn a_hanging_carrier_is_timed_out_recorded_as_unknown_never_asked_again_an
             target: Some(target(chain[0])),
             fallbacks: chain[1..].iter().map(|n| target(n)).collect(),
             final_action: FinalAction::default(),
+            reasons: Vec::new(),
             explanation: vec!["chaos: a hanging carrier".into()],
             settings_seq: 1,
             decided_at: now,

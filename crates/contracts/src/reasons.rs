@@ -1,0 +1,622 @@
+//! Why a call rings where it does, as data: the `reasons` of a `switchboard.call.route.v2`
+//! decision. Each reason is a stable `code` with its parameters
+//! (`{"code": "user_outside_working_hours", "rule": "assigned_user", "user_id": "u-42", …}`),
+//! in the order the routing core met them; [`render`] turns them into English for `explain`,
+//! the CLI and the API, and any CRM can render them in its own words.
+//!
+//! Numbers in reasons are full E.164, like `target` and `fallbacks` of the same event (they are
+//! data, not prose); every rendering masks them. The English [`render`] gives is word for word
+//! the prose that `switchboard.call.route.v1` decisions carried, so a v1 decision replayed by
+//! today's code is compared line by line with what it recorded.
+
+use crate::schedule::IntervalText;
+use crate::{E164, EntityId, FinalAction, FinalActionKind, PhoneError, Rule, Target};
+use serde::{Deserialize, Serialize};
+use std::fmt::{self, Write as _};
+
+/// One step of a decision's reasoning. Unknown codes (from a newer producer) decode as
+/// [`Reason::Unrecognized`] rather than failing the decision: consumers stay tolerant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum Reason {
+    /// The router decided on the call's last delivery without knowing its settings were fresh
+    /// (it could not read SETTINGS' last sequence, or its projection had not reached it).
+    /// Always first when present; not part of the rules' reasoning, so replay leaves it out.
+    SettingsMayBeStale {
+        /// The sequence the decision was made at.
+        #[serde(deserialize_with = "crate::events::u64_lenient")]
+        settings_seq: u64,
+        /// The SETTINGS sequence that was not applied yet; absent when it could not be read.
+        #[serde(
+            default,
+            deserialize_with = "crate::events::u64_lenient_opt",
+            skip_serializing_if = "Option::is_none"
+        )]
+        required_seq: Option<u64>,
+    },
+    /// The dialed number (`to`) does not parse as a phone number: no route.
+    DialedNumberUnusable {
+        /// The dialed text, masked (it is not a number, so there is nothing to keep whole).
+        masked: String,
+        /// What is wrong with it.
+        error: PhoneError,
+    },
+    /// The dialed number is not one of the tenant's numbers: no route.
+    NumberNotProvisioned {
+        /// The dialed number.
+        number: E164,
+    },
+    /// The dialed number was released by the tenant: no route.
+    NumberReleased {
+        /// The dialed number.
+        number: E164,
+    },
+    /// The dialed number is one of the tenant's live numbers.
+    NumberProvisioned {
+        /// The dialed number.
+        number: E164,
+    },
+    /// Business hours are set and the company is open at the call.
+    CompanyOpen {
+        /// The business hours at the call.
+        hours: HoursAt,
+    },
+    /// Business hours are set and the company is closed at the call: the after-hours action.
+    CompanyClosed {
+        /// The business hours at the call.
+        hours: HoursAt,
+    },
+    /// Closed, and `after_hours` is the final action: nothing rings.
+    AfterHoursFinalAction,
+    /// Closed, and the after-hours forward is the only target (no fallbacks).
+    AfterHoursForwardOnly {
+        /// The forward.
+        number: E164,
+    },
+    /// The number prefers its owner (`prefer: "number_owner"`): the direct line comes before
+    /// the lead's assigned user.
+    NumberPrefersOwner {
+        /// The number's owner.
+        user_id: EntityId,
+    },
+    /// The producer named the lead (`contact_id` of `call.inbound`).
+    LeadNamed {
+        /// The lead.
+        contact_id: EntityId,
+    },
+    /// The lead the producer named is deleted; the caller is looked up instead.
+    NamedLeadDeleted {
+        /// The lead.
+        contact_id: EntityId,
+    },
+    /// The lead the producer named is unknown; the caller is looked up instead.
+    NamedLeadUnknown {
+        /// The lead.
+        contact_id: EntityId,
+    },
+    /// The caller withheld their number: no lead.
+    CallerWithheld,
+    /// The caller number does not parse: no lead.
+    CallerUnusable {
+        /// The caller text, masked.
+        masked: String,
+        /// What is wrong with it.
+        error: PhoneError,
+    },
+    /// The caller is not a known lead.
+    CallerUnknown {
+        /// The caller.
+        number: E164,
+    },
+    /// The caller is exactly one lead.
+    CallerIsLead {
+        /// The caller.
+        number: E164,
+        /// The lead.
+        contact_id: EntityId,
+    },
+    /// The caller matches several leads; one was chosen.
+    CallerMatchesLeads {
+        /// The caller.
+        number: E164,
+        /// Every matching lead, the chosen one first.
+        #[serde(default)]
+        contact_ids: Vec<EntityId>,
+        /// The lead chosen.
+        chosen: EntityId,
+        /// Whether it was chosen because its assigned user can take the call (else: no lead's
+        /// user can, and the smallest contact id won).
+        owner_reachable: bool,
+    },
+    /// There is no lead, so no assigned user.
+    NoLead {
+        /// The step that comes next.
+        next: Rule,
+    },
+    /// The lead is not assigned to a user.
+    LeadUnassigned {
+        /// The lead.
+        contact_id: EntityId,
+        /// The step that comes next.
+        next: Rule,
+    },
+    /// The user of a step (the lead's assigned user, or the number's owner) is unknown.
+    UserUnknown(UserSkipped),
+    /// The user of a step is deactivated.
+    UserDeactivated(UserSkipped),
+    /// The user of a step is unavailable (do not disturb).
+    UserUnavailable(UserSkipped),
+    /// The user of a step has no phone number.
+    UserHasNoPhone(UserSkipped),
+    /// The user of a step rings only in working hours, and the call is outside them.
+    UserOutsideWorkingHours(UserSkipped),
+    /// The user of a step can take the call.
+    UserEligible {
+        /// `assigned_user` or `direct_line`.
+        rule: Rule,
+        /// The user.
+        user_id: EntityId,
+        /// The lead, for `assigned_user`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        contact_id: Option<EntityId>,
+        /// The user's working hours at the call, when they decided (`ring_only_in_working_hours`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hours: Option<HoursAt>,
+    },
+    /// A step's number became the next leg of the chain. Positional: the n-th `target` reason
+    /// is the n-th leg (`target`, then `fallbacks` in order), which holds its number, rule, user
+    /// and ring timeout; the reason says only where in the reasoning it was added.
+    Target,
+    /// A step's number is not a usable phone number; skipped.
+    PhoneUnusable {
+        /// The step.
+        rule: Rule,
+        /// The user whose phone it is, for user steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<EntityId>,
+        /// What is wrong with it.
+        error: PhoneError,
+    },
+    /// A step's number is the dialed number itself; skipped to avoid a forwarding loop.
+    DialedNumberSkipped(Offer),
+    /// A step's number is already in the chain; not repeated.
+    AlreadyInChain {
+        /// The step.
+        rule: Rule,
+        /// The user whose phone it is, for user steps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<EntityId>,
+        /// The number.
+        number: E164,
+        /// The rule that put it in the chain first.
+        earlier_rule: Rule,
+    },
+    /// The dialed number has no forwarding number.
+    NoForwardingNumber {
+        /// The dialed number.
+        number: E164,
+    },
+    /// The company has no company phone.
+    NoCompanyPhone,
+    /// Every step was skipped: nothing rings.
+    NoTargetLeft,
+    /// A code this version does not know (from a newer producer).
+    #[serde(other)]
+    Unrecognized,
+}
+
+/// A user step that was skipped, and what comes next.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserSkipped {
+    /// `assigned_user` or `direct_line`.
+    pub rule: Rule,
+    /// The user.
+    pub user_id: EntityId,
+    /// The lead, for `assigned_user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<EntityId>,
+    /// The step that comes next.
+    pub next: Rule,
+    /// The user's working hours at the call, for `user_outside_working_hours`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<HoursAt>,
+}
+
+/// A step's number, offered to the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Offer {
+    /// The step.
+    pub rule: Rule,
+    /// The user whose phone it is, for user steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<EntityId>,
+    /// The number.
+    pub number: E164,
+}
+
+/// A schedule (business or working hours) seen at the call: its local date and time, and that
+/// date's hours.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct HoursAt {
+    /// The IANA zone the schedule was read in.
+    pub time_zone: String,
+    /// The call's local date, `YYYY-MM-DD`.
+    pub date: String,
+    /// The local date's day, `mon` … `sun`.
+    pub weekday: String,
+    /// The call's local time, `HH:MM`.
+    pub time: String,
+    /// The date's intervals, half-open (`[["09:00","17:00"]]`); empty: closed all day.
+    #[serde(default)]
+    pub hours: Vec<IntervalText>,
+    /// Whether the hours come from an override of the date rather than the weekly hours.
+    #[serde(rename = "override", default, skip_serializing_if = "is_false")]
+    pub overridden: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+impl HoursAt {
+    /// Whether the call falls inside the hours (as `HH:MM` strings compare like times).
+    pub fn is_open(&self) -> bool {
+        self.hours
+            .iter()
+            .any(|[start, end]| start.as_str() <= self.time.as_str() && self.time < *end)
+    }
+}
+
+/// `Mon 09:00–17:00 America/Chicago` (or `2026-12-24 (override) 09:00–12:00 …`, `Sun closed
+/// all day …`).
+impl fmt::Display for HoursAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.overridden {
+            write!(f, "{} (override)", self.date)?;
+        } else {
+            f.write_str(crate::schedule::day_name(&self.weekday))?;
+        }
+        if self.hours.is_empty() {
+            f.write_str(" closed all day")?;
+        }
+        for (i, [start, end]) in self.hours.iter().enumerate() {
+            write!(f, "{}{start}–{end}", if i == 0 { " " } else { ", " })?;
+        }
+        write!(f, " {}", self.time_zone)
+    }
+}
+
+/// What a step is called in English: `forwarding number`, `phone of user u-42`, …
+struct StepName<'a>(Rule, Option<&'a EntityId>);
+
+impl fmt::Display for StepName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.1) {
+            (_, Some(user)) => write!(f, "phone of user {user}"),
+            (Rule::AfterHours, None) => f.write_str("after-hours forward"),
+            (Rule::ForwardingNumber, None) => f.write_str("forwarding number"),
+            (Rule::CompanyPhone, None) => f.write_str("company phone"),
+            (rule, None) => write!(f, "{} number", rule.as_str()),
+        }
+    }
+}
+
+/// `the forwarding number comes next`, …
+struct Next(Rule);
+
+impl fmt::Display for Next {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Rule::DirectLine => "the direct line comes next",
+            Rule::AssignedUser => "the lead's assigned user comes next",
+            Rule::CompanyPhone => "the company phone comes next",
+            _ => "the forwarding number comes next",
+        })
+    }
+}
+
+/// `Lead c-1 is assigned to user u-42` or `The dialed number is the direct line of user u-42`.
+struct UserStep<'a>(Rule, &'a EntityId, Option<&'a EntityId>);
+
+impl fmt::Display for UserStep<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.0, self.2) {
+            (Rule::AssignedUser, Some(lead)) => {
+                write!(f, "Lead {lead} is assigned to user {}", self.1)
+            }
+            _ => write!(f, "The dialed number is the direct line of user {}", self.1),
+        }
+    }
+}
+
+impl Reason {
+    /// This reason in English, one sentence; numbers masked. `leg` is the chain's leg this
+    /// reason added, for a [`Reason::Target`] (see [`render`]).
+    pub fn write_english(&self, leg: Option<&Target>, out: &mut impl fmt::Write) -> fmt::Result {
+        let skipped = |out: &mut dyn fmt::Write, s: &UserSkipped, who: &dyn fmt::Display| {
+            write!(
+                out,
+                "{}, {who}; {}.",
+                UserStep(s.rule, &s.user_id, s.contact_id.as_ref()),
+                Next(s.next)
+            )
+        };
+        match self {
+            Reason::SettingsMayBeStale {
+                settings_seq,
+                required_seq,
+            } => {
+                write!(
+                    out,
+                    "Settings may be stale: decided at SETTINGS sequence {settings_seq} on the last delivery; "
+                )?;
+                match required_seq {
+                    Some(required) => write!(out, "sequence {required} was not applied."),
+                    None => out.write_str("the stream's last sequence could not be read."),
+                }
+            }
+            Reason::DialedNumberUnusable { masked, error } => write!(
+                out,
+                "The dialed number {masked} is not a usable phone number ({error})."
+            ),
+            Reason::NumberNotProvisioned { number } => write!(
+                out,
+                "The dialed number {number} is not provisioned for this tenant."
+            ),
+            Reason::NumberReleased { number } => write!(
+                out,
+                "The dialed number {number} has been released by this tenant."
+            ),
+            Reason::NumberProvisioned { number } => {
+                write!(out, "The dialed number {number} belongs to this tenant.")
+            }
+            Reason::CompanyOpen { hours } | Reason::CompanyClosed { hours } => write!(
+                out,
+                "The company is {}: {hours}, the call came at {} local.",
+                if matches!(self, Reason::CompanyOpen { .. }) {
+                    "open"
+                } else {
+                    "closed"
+                },
+                hours.time
+            ),
+            Reason::AfterHoursFinalAction => {
+                out.write_str("After hours nothing rings (after_hours: final action).")
+            }
+            Reason::AfterHoursForwardOnly { number } => write!(
+                out,
+                "After hours only the forward {number} rings, with no fallbacks."
+            ),
+            Reason::NumberPrefersOwner { user_id } => write!(
+                out,
+                "This number prefers its owner: user {user_id}'s direct line comes before the lead's assigned user."
+            ),
+            Reason::LeadNamed { contact_id } => {
+                write!(out, "Lead {contact_id} was named by the producer.")
+            }
+            Reason::NamedLeadDeleted { contact_id } => write!(
+                out,
+                "Lead {contact_id} named by the producer is deleted; looking the caller up instead."
+            ),
+            Reason::NamedLeadUnknown { contact_id } => write!(
+                out,
+                "Lead {contact_id} named by the producer is unknown; looking the caller up instead."
+            ),
+            Reason::CallerWithheld => {
+                out.write_str("The caller withheld their number, so no lead can be found.")
+            }
+            Reason::CallerUnusable { masked, error } => write!(
+                out,
+                "The caller number {masked} is not usable ({error}), so no lead can be found."
+            ),
+            Reason::CallerUnknown { number } => {
+                write!(out, "The caller {number} is not a known lead.")
+            }
+            Reason::CallerIsLead { number, contact_id } => {
+                write!(out, "The caller {number} is lead {contact_id}.")
+            }
+            Reason::CallerMatchesLeads {
+                number,
+                contact_ids,
+                chosen,
+                owner_reachable,
+            } => {
+                write!(
+                    out,
+                    "The caller {number} matches {} leads (",
+                    contact_ids.len()
+                )?;
+                for (i, id) in contact_ids.iter().enumerate() {
+                    write!(out, "{}{id}", if i == 0 { "" } else { ", " })?;
+                }
+                write!(
+                    out,
+                    "); chose {chosen}: {}.",
+                    if *owner_reachable {
+                        "the first (by contact id) assigned to an active user with a phone"
+                    } else {
+                        "none is assigned to an active user with a phone; the smallest contact id"
+                    }
+                )
+            }
+            Reason::NoLead { next } => write!(
+                out,
+                "Without a lead there is no assigned user; {}.",
+                Next(*next)
+            ),
+            Reason::LeadUnassigned { contact_id, next } => write!(
+                out,
+                "Lead {contact_id} is not assigned to a user; {}.",
+                Next(*next)
+            ),
+            Reason::UserUnknown(s) => skipped(out, s, &"who is unknown"),
+            Reason::UserDeactivated(s) => skipped(out, s, &"who is deactivated"),
+            Reason::UserUnavailable(s) => skipped(out, s, &"who is unavailable (do not disturb)"),
+            Reason::UserHasNoPhone(s) => skipped(out, s, &"who has no phone number"),
+            Reason::UserOutsideWorkingHours(s) => match &s.hours {
+                Some(hours) => skipped(
+                    out,
+                    s,
+                    &format_args!(
+                        "who is outside working hours: {hours}, the call came at {} local",
+                        hours.time
+                    ),
+                ),
+                None => skipped(out, s, &"who is outside working hours"),
+            },
+            Reason::UserEligible {
+                rule,
+                user_id,
+                contact_id,
+                hours,
+            } => {
+                write!(
+                    out,
+                    "{}, who is active",
+                    UserStep(*rule, user_id, contact_id.as_ref())
+                )?;
+                if let Some(hours) = hours {
+                    write!(
+                        out,
+                        ", inside working hours: {hours}, the call came at {} local",
+                        hours.time
+                    )?;
+                }
+                out.write_str(".")
+            }
+            Reason::Target => match leg {
+                Some(t) => write!(
+                    out,
+                    "The {} {} is a target ({}).",
+                    StepName(t.rule, t.user_id.as_ref()),
+                    t.number,
+                    t.rule.as_str()
+                ),
+                None => out.write_str("A number was added to the chain."),
+            },
+            Reason::PhoneUnusable {
+                rule,
+                user_id,
+                error,
+            } => write!(
+                out,
+                "The {} is not a usable phone number ({error}); skipped.",
+                StepName(*rule, user_id.as_ref())
+            ),
+            Reason::DialedNumberSkipped(o) => write!(
+                out,
+                "The {} {} is the dialed number itself; skipped to avoid a forwarding loop.",
+                StepName(o.rule, o.user_id.as_ref()),
+                o.number
+            ),
+            Reason::AlreadyInChain {
+                rule,
+                user_id,
+                number,
+                earlier_rule,
+            } => write!(
+                out,
+                "The {} {number} is already in the chain ({}); not repeated.",
+                StepName(*rule, user_id.as_ref()),
+                earlier_rule.as_str()
+            ),
+            Reason::NoForwardingNumber { number } => write!(
+                out,
+                "The dialed number {number} has no forwarding number; the company phone comes next."
+            ),
+            Reason::NoCompanyPhone => out.write_str("The company has no company phone set up."),
+            Reason::NoTargetLeft => out.write_str("No number is left to ring."),
+            Reason::Unrecognized => {
+                out.write_str("(A reason this version of Switchboard does not know.)")
+            }
+        }
+    }
+
+    /// This reason in English, `leg` as for [`Reason::write_english`].
+    pub fn english(&self, leg: Option<&Target>) -> String {
+        let mut line = String::with_capacity(128);
+        let _ = self.write_english(leg, &mut line);
+        line
+    }
+
+    /// Whether this is the router's staleness note rather than a step of the rules.
+    pub fn is_staleness_note(&self) -> bool {
+        matches!(self, Reason::SettingsMayBeStale { .. })
+    }
+}
+
+/// The reasons the rules gave, without the router's staleness note (what replay compares).
+pub fn rules_reasons(reasons: &[Reason]) -> &[Reason] {
+    match reasons.split_first() {
+        Some((first, rest)) if first.is_staleness_note() => rest,
+        _ => reasons,
+    }
+}
+
+/// What the caller hears when nobody answers, in English.
+pub fn final_action_words(action: &FinalAction) -> &'static str {
+    match action.kind {
+        FinalActionKind::Voicemail => "the caller hears the greeting and can leave a voicemail",
+        FinalActionKind::AnnounceHangup => "the caller hears the announcement, then the call ends",
+    }
+}
+
+/// The decision's last line: what rings, in order, then the final action.
+pub fn outcome_english(
+    target: Option<&Target>,
+    fallbacks: &[Target],
+    final_action: &FinalAction,
+) -> String {
+    let mut line = String::with_capacity(256);
+    match target {
+        None => {
+            let _ = write!(line, "No route: {}.", final_action_words(final_action));
+        }
+        Some(target) => {
+            let _ = write!(line, "Ring {} ({})", target.number, target.rule.as_str());
+            for t in fallbacks {
+                let _ = write!(line, ", then {} ({})", t.number, t.rule.as_str());
+            }
+            let _ = write!(
+                line,
+                "; if no one answers, {}.",
+                final_action_words(final_action)
+            );
+        }
+    }
+    line
+}
+
+/// A decision's reasons in English, one line each, then the outcome line: word for word the
+/// `explanation` a v1 decision carried for the same reasoning.
+pub fn render(
+    reasons: &[Reason],
+    target: Option<&Target>,
+    fallbacks: &[Target],
+    final_action: &FinalAction,
+) -> Vec<String> {
+    let mut legs = target.into_iter().chain(fallbacks);
+    let mut lines: Vec<String> = reasons
+        .iter()
+        .map(|r| match r {
+            Reason::Target => r.english(legs.next()),
+            _ => r.english(None),
+        })
+        .collect();
+    lines.push(outcome_english(target, fallbacks, final_action));
+    lines
+}
+
+impl Reason {
+    /// The reason as JSON for people-facing output (explain, logs): the same shape as on the
+    /// wire, with every phone number masked as in the English rendering.
+    pub fn masked_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(serde_json::Value::String(number)) =
+            value.as_object_mut().and_then(|f| f.get_mut("number"))
+        {
+            *number = crate::phone::mask(number);
+        }
+        value
+    }
+}
