@@ -230,6 +230,7 @@ Place a call and see where it rings (in another terminal):
 Or through the gateway's JSON API, as a CRM producer would (Twilio webhooks go to
 http://$gateway_http/v1/tenants/acme/twilio/voice, signed with the demo token):
   curl -s -X POST http://$gateway_http/v1/tenants/acme/calls -H 'Content-Type: application/json' \\
+    -H 'Authorization: Bearer sbk_demo-acme-not-a-secret-0000000000000000000000' \\
     -d '{"call_id":"demo-1","to":"+16502530000","from":"(415) 867-5310"}'
 
 Ctrl-C stops everything.

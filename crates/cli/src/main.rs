@@ -8,6 +8,8 @@
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use clap::{Parser, Subcommand};
+
+mod keys;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -67,6 +69,12 @@ enum Command {
     },
     /// Publish a test `call.inbound` and (with --wait) print its decision.
     Call(CallArgs),
+    /// API keys of the gateway's JSON API, kept hashed in the tenants' secrets file (no NATS
+    /// needed).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// A call's whole life from the streams: inbound event, decision and explanation, the
     /// settings in force (with their SETTINGS sequences), each dial step and outcome.
     #[command(after_help = EXIT_CODES)]
@@ -143,6 +151,46 @@ struct Output {
 }
 
 #[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key for TENANT and print it once (stdout). With --tenants-file, add its
+    /// SHA-256 to that file (the gateway reloads it within seconds, no restart); without, print
+    /// the entry to add (stderr). The key itself is stored nowhere.
+    Create {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id, to name it when rotating (default: `k-<UTC date>-<time>`).
+        #[arg(long)]
+        id: Option<String>,
+        /// The tenants' secrets file to add it to (the gateway's --tenants-file).
+        #[arg(long, env = "SWITCHBOARD_TENANTS_FILE")]
+        tenants_file: Option<PathBuf>,
+    },
+    /// Revoke API key ID of TENANT: remove it from the tenants' secrets file (refused by the
+    /// gateway within seconds).
+    Revoke {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id.
+        #[arg(long)]
+        id: String,
+        /// The tenants' secrets file.
+        #[arg(long, env = "SWITCHBOARD_TENANTS_FILE")]
+        tenants_file: PathBuf,
+    },
+    /// List the API key ids of every tenant (never a key or a hash).
+    List {
+        /// The tenants' secrets file.
+        #[arg(long, env = "SWITCHBOARD_TENANTS_FILE")]
+        tenants_file: PathBuf,
+        /// JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SettingsCommand {
     /// Publish the settings in FILE: a JSON array of `{"type": …, "data": {…}}` objects.
     Apply {
@@ -196,6 +244,27 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
+    // Keys live in a file, not on NATS.
+    if let Command::Keys { command } = &cli.command {
+        match command {
+            KeysCommand::Create {
+                tenant,
+                id,
+                tenants_file,
+            } => {
+                TenantId::new(tenant.as_str())?;
+                let key = keys::create(tenant, id.clone(), tenants_file.as_deref())?;
+                println!("{key}");
+            }
+            KeysCommand::Revoke {
+                tenant,
+                id,
+                tenants_file,
+            } => keys::revoke(tenant, id, tenants_file)?,
+            KeysCommand::List { tenants_file, json } => keys::list(tenants_file, *json)?,
+        }
+        return Ok(exit::OK);
+    }
     let client = cli.nats.connect("switchboard-cli").await?;
     let js = jetstream::new(client.clone());
     let publisher = Publisher::new(js.clone());
@@ -208,6 +277,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             exit::OK
         }
         Command::Call(args) => call(&js, &publisher, args).await?,
+        // Answered above, without NATS.
+        Command::Keys { .. } => exit::OK,
         Command::Explain {
             call_id,
             tenant,

@@ -1,9 +1,16 @@
-//! The tenants a deployment serves and their carrier secrets, from a JSON secrets file and/or
-//! an environment variable — one format for the gateway (webhook signatures) and the dialer
-//! (the carrier's REST API). Tokens live in `SecretString`: `Debug` prints `[REDACTED]`,
-//! nothing here ever formats one.
+//! The tenants a deployment serves and their secrets, from a JSON secrets file and/or an
+//! environment variable — one format for the gateway (webhook signatures, API keys) and the
+//! dialer (the carrier's REST API). Tokens live in `SecretString`: `Debug` prints `[REDACTED]`,
+//! nothing here ever formats one. API keys are stored as their SHA-256 only ([`api_keys`]).
+//! [`LiveTenants`] reloads the secrets on change or on SIGHUP, without a restart.
 //!
 //! Must not: log, print or serialize a secret.
+
+pub mod api_keys;
+mod live;
+
+pub use api_keys::{ApiKey, Denied};
+pub use live::{Check, LiveTenants};
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -24,6 +31,8 @@ pub struct TenantSecrets {
     /// switch plays the call's final action; `None` is the gateway's default. Within
     /// [`NO_INSTRUCTION_TIMEOUT_SECS`].
     pub no_instruction_timeout_secs: Option<u32>,
+    /// The tenant's API keys (hashes only): several, so that a key can be rotated.
+    pub api_keys: Vec<ApiKey>,
 }
 
 /// The limits of a tenant's `no_instruction_timeout_secs`: long enough for a chain's step to
@@ -49,11 +58,18 @@ pub enum TenantsError {
         /// Why (line and column, the offending key; never a value).
         reason: String,
     },
+    /// The service cannot work with these tenants (its [`Check`] refused them).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The tenants this deployment serves.
 #[derive(Debug, Clone, Default)]
-pub struct Tenants(HashMap<TenantId, TenantSecrets>);
+pub struct Tenants {
+    by_id: HashMap<TenantId, TenantSecrets>,
+    /// Every API key's SHA-256 → its tenant and key id.
+    keys: HashMap<[u8; 32], (TenantId, String)>,
+}
 
 impl Tenants {
     /// Loads `file` then `json` (whose tenants override the file's).
@@ -73,12 +89,26 @@ impl Tenants {
     }
 
     fn merge(&mut self, other: Tenants) {
-        self.0.extend(other.0);
+        self.by_id.extend(other.by_id);
+        self.keys = api_keys::index(&self.by_id);
     }
 
     /// The secrets of `tenant`, when this gateway serves it.
     pub fn get(&self, tenant: &TenantId) -> Option<&TenantSecrets> {
-        self.0.get(tenant)
+        self.by_id.get(tenant)
+    }
+
+    /// Whether the `Authorization` header value `authorization` holds an API key of `tenant`:
+    /// the key's id, or why not — no key ([`Denied::Missing`]), a key of no tenant
+    /// ([`Denied::Unknown`]), or another tenant's ([`Denied::OtherTenant`]). The key is hashed
+    /// and the hash looked up; it is never compared byte by byte, so the time taken does not
+    /// depend on how much of a key was right.
+    pub fn authorize(
+        &self,
+        tenant: &TenantId,
+        authorization: Option<&str>,
+    ) -> Result<&str, Denied> {
+        api_keys::authorize(&self.keys, tenant, authorization)
     }
 
     /// The tenants whose secrets cannot authenticate a carrier REST request (no account SID,
@@ -86,7 +116,7 @@ impl Tenants {
     /// start with any, so a missing credential is found at start-up, never at call time.
     pub fn lacking_rest_credentials(&self) -> Vec<TenantId> {
         let mut lacking: Vec<TenantId> = self
-            .0
+            .by_id
             .iter()
             .filter(|(_, s)| {
                 s.twilio_account_sid
@@ -102,12 +132,17 @@ impl Tenants {
 
     /// How many tenants.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.by_id.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.by_id.is_empty()
+    }
+
+    /// How many API keys, over all tenants.
+    pub fn api_key_count(&self) -> usize {
+        self.keys.len()
     }
 }
 
@@ -120,6 +155,8 @@ struct RawSecrets {
     twilio_account_sid: Option<String>,
     #[serde(default)]
     no_instruction_timeout_secs: Option<u32>,
+    #[serde(default)]
+    api_keys: Vec<api_keys::RawApiKey>,
 }
 
 fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
@@ -141,7 +178,7 @@ fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
         let tenant = TenantId::new(id.as_str()).map_err(|e| invalid(e.to_string()))?;
         let raw: RawSecrets = serde_json::from_value(value).map_err(|_| {
             invalid(format!(
-                "tenant {id:?}: expected {{\"twilio_auth_token\": string, \"twilio_account_sid\": string (optional), \"no_instruction_timeout_secs\": integer (optional)}}"
+                "tenant {id:?}: expected {{\"twilio_auth_token\": string, \"twilio_account_sid\": string (optional), \"no_instruction_timeout_secs\": integer (optional), \"api_keys\": [{{\"id\": string, \"sha256\": 64 hex digits}}] (optional)}}"
             ))
         })?;
         if raw.twilio_auth_token.is_empty() {
@@ -156,14 +193,21 @@ fn parse(text: &str, origin: &str) -> Result<Tenants, TenantsError> {
                 NO_INSTRUCTION_TIMEOUT_SECS.end()
             )));
         }
+        let api_keys =
+            api_keys::parse(&raw.api_keys).map_err(|e| invalid(format!("tenant {id:?}: {e}")))?;
         let secrets = TenantSecrets {
             twilio_auth_token: SecretString::from(raw.twilio_auth_token),
             twilio_account_sid: raw.twilio_account_sid.filter(|a| !a.is_empty()),
             no_instruction_timeout_secs: raw.no_instruction_timeout_secs,
+            api_keys,
         };
         out.insert(tenant, secrets);
     }
-    Ok(Tenants(out))
+    let keys = api_keys::index(&out);
+    if keys.len() != out.values().map(|s| s.api_keys.len()).sum::<usize>() {
+        return Err(invalid("the same API key is listed twice".into()));
+    }
+    Ok(Tenants { by_id: out, keys })
 }
 
 #[cfg(test)]

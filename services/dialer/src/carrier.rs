@@ -4,7 +4,7 @@
 //! jitter are the caller's, through [`with_retries`].
 
 use crate::metrics::Metrics;
-use crate::tenants::Tenants;
+use crate::tenants::LiveTenants;
 use async_nats::jetstream::{self, AckKind, context::PublishErrorKind};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -231,13 +231,18 @@ pub(crate) async fn retry(
 /// each tenant's credentials.
 pub struct Twilio {
     client: rest::Client,
-    tenants: Tenants,
+    /// The tenants' credentials as they are now (reloaded on change and on SIGHUP).
+    tenants: Arc<LiveTenants>,
 }
 
 impl Twilio {
     /// A client of `api_base` (no trailing slash needed) for `tenants`; each request times out
     /// after `timeout`.
-    pub fn new(api_base: &str, tenants: Tenants, timeout: Duration) -> Result<Twilio, String> {
+    pub fn new(
+        api_base: &str,
+        tenants: Arc<LiveTenants>,
+        timeout: Duration,
+    ) -> Result<Twilio, String> {
         let user_agent = concat!("switchboard-dialer/", env!("CARGO_PKG_VERSION"));
         Ok(Twilio {
             client: rest::Client::new(api_base, timeout, user_agent)?,
@@ -246,7 +251,8 @@ impl Twilio {
     }
 
     async fn attempt(&self, request: &Request) -> Result<Accepted, CarrierError> {
-        let secrets = self.tenants.get(&request.tenant).ok_or_else(|| {
+        let tenants = self.tenants.get();
+        let secrets = tenants.get(&request.tenant).ok_or_else(|| {
             CarrierError::Refused(format!(
                 "no Twilio credentials for tenant {}",
                 request.tenant

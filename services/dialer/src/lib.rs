@@ -22,7 +22,7 @@ pub mod twiml;
 pub use carrier::{Carrier, Sandbox, SandboxEntry, SandboxOptions, SandboxRecord, Twilio};
 pub use config::{CarrierKind, Config};
 pub use dialer::SOURCE;
-pub use tenants::{TenantSecrets, Tenants, TenantsError};
+pub use tenants::{LiveTenants, TenantSecrets, Tenants, TenantsError};
 
 use carrier::RetryPolicy;
 use dialer::{Dialer, Kind};
@@ -89,10 +89,21 @@ pub async fn run_with(
             ));
         }
     };
-    let tenants = Tenants::load(config.tenants_file.as_deref(), config.tenants_json.as_ref())?;
-    if config.carrier == CarrierKind::Twilio && carrier.is_none() {
-        check_credentials(&tenants)?;
-    }
+    // A Twilio dialer checks every tenant's credentials at start-up and on every reload (a
+    // reload that would leave a tenant without them is refused, keeping the ones in force).
+    let twilio = config.carrier == CarrierKind::Twilio && carrier.is_none();
+    let tenants = LiveTenants::load(
+        config.tenants_file.clone(),
+        config.tenants_json.clone(),
+        twilio.then_some(credentials_check as tenants::Check),
+    )
+    .map_err(|e| match e {
+        TenantsError::Refused(reason) => DialerError::Config(reason),
+        other => DialerError::Tenants(other),
+    })?;
+    let _tenants_watch = AbortOnDrop(tokio::spawn(
+        tenants.clone().watch(|_| {}, std::future::pending()),
+    ));
     let outcomes =
         Sandbox::parse_outcomes(&config.sandbox_outcomes).map_err(DialerError::Config)?;
 
@@ -201,21 +212,30 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Refuses to start a Twilio dialer that could not act for some tenant: every tenant needs an
-/// account SID and a token, and there must be at least one tenant.
-fn check_credentials(tenants: &Tenants) -> Result<(), DialerError> {
+/// Refuses tenants a Twilio dialer could not act for: every tenant needs an account SID and a
+/// token, and there must be at least one tenant.
+fn credentials_check(tenants: &Tenants) -> Result<(), String> {
     if tenants.is_empty() {
-        return Err(DialerError::Config(
+        return Err(
             "--carrier twilio needs the tenants' credentials (--tenants-file or SWITCHBOARD_TENANTS_JSON); none are configured".into(),
-        ));
+        );
     }
     let lacking = tenants.lacking_rest_credentials();
     if !lacking.is_empty() {
         let names: Vec<&str> = lacking.iter().map(|t| t.as_str()).collect();
-        return Err(DialerError::Config(format!(
+        return Err(format!(
             "tenant(s) {} lack twilio_account_sid or twilio_auth_token: the dialer could not act on their calls",
             names.join(", ")
-        )));
+        ));
     }
     Ok(())
+}
+
+/// Stops a task when the dialer stops, however `run` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

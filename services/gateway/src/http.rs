@@ -7,7 +7,7 @@
 use crate::config::AnswerMode;
 use crate::metrics::Metrics;
 use crate::signature;
-use crate::tenants::{TenantSecrets, Tenants};
+use crate::tenants::{Denied, LiveTenants, TenantSecrets};
 use crate::twiml;
 use crate::waiters::Waiters;
 use axum::Router;
@@ -54,7 +54,8 @@ pub(crate) struct App {
     pub publisher: Publisher,
     pub client: async_nats::Client,
     pub js: async_nats::jetstream::Context,
-    pub tenants: Tenants,
+    /// The tenants' secrets as they are now (reloaded on change and on SIGHUP).
+    pub tenants: Arc<LiveTenants>,
     pub public_base: String,
     pub answer_mode: AnswerMode,
     pub sync_deadline: Duration,
@@ -155,6 +156,12 @@ impl Failure {
             response.headers_mut().insert(ERROR_HEADER, value);
         }
         response.extensions_mut().insert(Refused(self.code));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -169,22 +176,63 @@ impl Failure {
 // Shared steps
 // ---------------------------------------------------------------------------------------------
 
-/// The tenant of the path: well-formed (400) and served by this gateway (404).
+/// The tenant of the path: well-formed (400) and served by this gateway (404), with its
+/// secrets as they are now (reloaded on change).
 fn tenant(
     app: &App,
     path: Result<Path<String>, PathRejection>,
-) -> Result<(TenantId, &TenantSecrets), Failure> {
+) -> Result<(TenantId, TenantSecrets), Failure> {
+    let tenant = tenant_id(path)?;
+    let secrets = served(app, &tenant)?;
+    Ok((tenant, secrets))
+}
+
+/// The tenant of the path, well-formed (400).
+fn tenant_id(path: Result<Path<String>, PathRejection>) -> Result<TenantId, Failure> {
     let Path(raw) =
         path.map_err(|e| Failure::new(StatusCode::BAD_REQUEST, "invalid_tenant", e.body_text()))?;
-    let tenant = TenantId::new(raw).map_err(|e| Failure::bad_request(&e))?;
-    let secrets = app.tenants.get(&tenant).ok_or_else(|| {
+    TenantId::new(raw).map_err(|e| Failure::bad_request(&e))
+}
+
+/// The secrets of a tenant this gateway serves (404 otherwise).
+fn served(app: &App, tenant: &TenantId) -> Result<TenantSecrets, Failure> {
+    app.tenants.get().get(tenant).cloned().ok_or_else(|| {
         Failure::new(
             StatusCode::NOT_FOUND,
             "unknown_tenant",
             format!("tenant {tenant} is not served by this gateway"),
         )
-    })?;
-    Ok((tenant, secrets))
+    })
+}
+
+/// The tenant of a path of the JSON API, whose request must carry one of the tenant's API
+/// keys (`Authorization: Bearer …`): 401 without a valid key, 403 with another tenant's —
+/// checked before whether the tenant is served, so that an unauthenticated caller learns
+/// nothing about which tenants exist. The key is never logged.
+fn authorized_tenant(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+) -> Result<TenantId, Failure> {
+    let tenant = tenant_id(path)?;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match app.tenants.get().authorize(&tenant, authorization) {
+        Ok(key_id) => {
+            tracing::debug!(%tenant, key_id, "API key accepted");
+        }
+        Err(denied) => {
+            let (status, code) = match denied {
+                Denied::OtherTenant => (StatusCode::FORBIDDEN, "forbidden"),
+                Denied::Missing | Denied::Unknown => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            };
+            tracing::warn!(%tenant, reason = %denied, "refused an API request");
+            return Err(Failure::new(status, code, denied.to_string()));
+        }
+    }
+    served(app, &tenant)?;
+    Ok(tenant)
 }
 
 /// The body, if its content type is `expected` (415) and it is not larger than allowed (413).
@@ -356,6 +404,7 @@ impl App {
     fn waiting(&self, tenant: &TenantId) -> String {
         let secs = self
             .tenants
+            .get()
             .get(tenant)
             .and_then(|s| s.no_instruction_timeout_secs)
             .unwrap_or(self.no_instruction_timeout_secs);
@@ -823,7 +872,7 @@ async fn call(
     headers: &HeaderMap,
     raw: Body,
 ) -> Result<Response, Failure> {
-    let (tenant, _) = tenant(app, path)?;
+    let tenant = authorized_tenant(app, path, headers)?;
     let bytes = body(app, headers, raw, JSON).await?;
     let request: CallRequest = serde_json::from_slice(&bytes).map_err(|e| {
         Failure::bad_request(&ContractError::Malformed(format!(

@@ -17,7 +17,7 @@ mod waiters;
 
 pub use config::{AnswerMode, Config};
 pub use http::{ERROR_HEADER, SOURCE};
-pub use tenants::{TenantSecrets, Tenants, TenantsError};
+pub use tenants::{LiveTenants, TenantSecrets, Tenants, TenantsError};
 
 use axum::Router;
 use metrics::Metrics;
@@ -104,8 +104,12 @@ pub async fn run_with_listener(
             config.default_region
         ))
     })?;
-    let tenants = Tenants::load(config.tenants_file.as_deref(), config.tenants_json.as_ref())?;
-    if tenants.is_empty() {
+    let tenants = LiveTenants::load(
+        config.tenants_file.clone(),
+        config.tenants_json.clone(),
+        None,
+    )?;
+    if tenants.get().is_empty() {
         tracing::warn!("no tenants configured: every tenant request will get 404");
     }
 
@@ -185,9 +189,15 @@ pub async fn run_with_listener(
     tracing::info!(
         %addr,
         mode = ?config.answer_mode,
-        tenants = app.tenants.len(),
+        tenants = app.tenants.get().len(),
         "gateway listening"
     );
+    // Keys and credentials change without a restart: on SIGHUP, or when the file changes.
+    let watched = app.clone();
+    let _tenants_watch = AbortOnDrop(tokio::spawn(app.tenants.clone().watch(
+        move |ok| watched.metrics.tenants_reloaded(ok),
+        std::future::pending(),
+    )));
     let _ = api.set(http::router(app));
 
     shutdown.await;
@@ -200,12 +210,21 @@ pub async fn run_with_listener(
     served
 }
 
+/// Stops a task when the gateway stops, however `run_with_listener` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The gateway's state once connected: the API's state, and the sync-mode follower of
 /// decisions.
 async fn build(
     config: &Config,
     client: async_nats::Client,
-    tenants: Tenants,
+    tenants: Arc<LiveTenants>,
     public_base: String,
     region: Region,
 ) -> Result<(Arc<http::App>, Option<tokio::task::JoinHandle<()>>), GatewayError> {

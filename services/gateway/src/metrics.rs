@@ -53,6 +53,7 @@ pub struct Metrics {
     rejections: Family<RejectionLabels, Counter>,
     sync_answers: Family<OutcomeLabel, Counter>,
     dead_man: Family<OutcomeLabel, Counter>,
+    tenants_reloads: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -95,6 +96,12 @@ impl Metrics {
             "Dead-man's switch requests (a caller's wait ran out with no dialer instruction), by outcome: took_end (the gateway played the final action), waited (a dialer was still at the carrier), already_over, unrecorded (the progress store was unreachable; the default final action was played)",
             dead_man.clone(),
         );
+        let tenants_reloads = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "tenants_reloads",
+            "Reloads of the tenants' secrets (on a file change or SIGHUP), by outcome: ok, or failed (the previous secrets stay in force; the log says why)",
+            tenants_reloads.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -103,6 +110,7 @@ impl Metrics {
             rejections,
             sync_answers,
             dead_man,
+            tenants_reloads,
         }
     }
 
@@ -142,6 +150,13 @@ impl Metrics {
 
     pub(crate) fn dead_man(&self, outcome: &'static str) {
         self.dead_man.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub(crate) fn tenants_reloaded(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.tenants_reloads
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     /// The `/metrics` answer: content type and OpenMetrics text.

@@ -65,11 +65,12 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
     };
     let cases = [
         (
+            // A tenant no key can be for: acme's key is another tenant's.
             "/v1/tenants/nobody/calls",
             ok.clone(),
-            404,
-            "unknown_tenant",
-            "nobody",
+            403,
+            "forbidden",
+            "does not belong to this tenant",
         ),
         (
             "/v1/tenants/a.b/calls",
@@ -150,11 +151,15 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
         assert_eq!(err["code"], *code, "{path} {body}: {err}");
         assert!(err["reason"].as_str().unwrap().contains(mentions), "{err}");
     }
+    let auth = format!("Bearer {ACME_KEY}");
     let not_json = request(
         gw.addr,
         "POST",
         "/v1/tenants/acme/calls",
-        &[("Content-Type", "application/json")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &auth),
+        ],
         b"{",
     )
     .await;
@@ -164,7 +169,7 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
         gw.addr,
         "POST",
         "/v1/tenants/acme/calls",
-        &[("Content-Type", FORM)],
+        &[("Content-Type", FORM), ("Authorization", &auth)],
         b"call_id=1",
     )
     .await;
@@ -174,7 +179,7 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
         gw.addr,
         "POST",
         "/v1/tenants/acme/calls",
-        &[],
+        &[("Authorization", &auth)],
         ok.to_string().as_bytes(),
     )
     .await;

@@ -301,6 +301,11 @@ async fn the_openapi_document_matches_the_running_gateway() {
     c.check(
         "post",
         CALLS,
+        &post_json_as(a, "/v1/tenants/acme/calls", None, &call).await,
+    );
+    c.check(
+        "post",
+        CALLS,
         &request_announcing(a, "/v1/tenants/acme/calls", "application/json", 1 << 20).await,
     );
     c.check(
@@ -310,7 +315,10 @@ async fn the_openapi_document_matches_the_running_gateway() {
             a,
             "POST",
             "/v1/tenants/acme/calls",
-            &[("Content-Type", FORM)],
+            &[
+                ("Content-Type", FORM),
+                ("Authorization", &format!("Bearer {ACME_KEY}")),
+            ],
             b"a=1",
         )
         .await,
@@ -384,7 +392,7 @@ async fn the_openapi_document_matches_the_running_gateway() {
     }
     assert_eq!(
         statuses(CALLS),
-        BTreeSet::from([202, 400, 404, 413, 415, 503])
+        BTreeSet::from([202, 400, 401, 403, 413, 415, 503])
     );
     c.assert_covered();
     gw.stop().await.unwrap();

@@ -25,6 +25,32 @@ pub const PUBLIC: &str = "https://switchboard.example.com";
 pub const ACME_TOKEN: &str = "acme-fake-auth-token";
 pub const ACME_ACCOUNT: &str = "AC00000000000000000000000000acme";
 pub const BETA_TOKEN: &str = "beta-fake-auth-token";
+/// API keys of the JSON API (the secrets file holds their SHA-256 only).
+pub const ACME_KEY: &str = "sbk_acme0000000000000000000000000000000000000000";
+pub const BETA_KEY: &str = "sbk_beta0000000000000000000000000000000000000000";
+
+/// A tenant's `api_keys` entry for `key`.
+pub fn key_entry(id: &str, key: &str) -> serde_json::Value {
+    switchboard_tenants::api_keys::stored(id, key)
+        .unwrap()
+        .to_json()
+}
+
+/// The tenants file of [`Gateway::start`], with `acme`'s keys `acme_keys` (id, key).
+pub fn tenants_json(acme_keys: &[(&str, &str)]) -> serde_json::Value {
+    serde_json::json!({
+        "acme": {
+            "twilio_auth_token": ACME_TOKEN,
+            "twilio_account_sid": ACME_ACCOUNT,
+            "api_keys": acme_keys.iter().map(|(id, key)| key_entry(id, key)).collect::<Vec<_>>(),
+        },
+        "beta": {
+            "twilio_auth_token": BETA_TOKEN,
+            "no_instruction_timeout_secs": 20,
+            "api_keys": [key_entry("b1", BETA_KEY)],
+        },
+    })
+}
 pub const FORM: &str = "application/x-www-form-urlencoded";
 
 // ---------------------------------------------------------------------------------------------
@@ -205,8 +231,9 @@ pub async fn request_announcing(
     content_type: &str,
     content_length: usize,
 ) -> Resp {
+    // (The JSON API's paths need a key; webhooks ignore it.)
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ACME_KEY}\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n"
     );
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -236,15 +263,28 @@ pub async fn twilio(addr: SocketAddr, path: &str, token: &str, params: &[(&str, 
     .await
 }
 
+/// POSTs JSON with the API key of the path's tenant (`beta`'s on its paths, else `acme`'s).
 pub async fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) -> Resp {
-    request(
-        addr,
-        "POST",
-        path,
-        &[("Content-Type", "application/json")],
-        body.to_string().as_bytes(),
-    )
-    .await
+    let key = if path.starts_with("/v1/tenants/beta/") {
+        BETA_KEY
+    } else {
+        ACME_KEY
+    };
+    post_json_as(addr, path, Some(&format!("Bearer {key}")), body).await
+}
+
+/// POSTs JSON with `authorization` as the `Authorization` header (none if `None`).
+pub async fn post_json_as(
+    addr: SocketAddr,
+    path: &str,
+    authorization: Option<&str>,
+    body: &serde_json::Value,
+) -> Resp {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(value) = authorization {
+        headers.push(("Authorization", value));
+    }
+    request(addr, "POST", path, &headers, body.to_string().as_bytes()).await
 }
 
 pub fn voice_path(tenant: &str) -> String {
@@ -364,6 +404,8 @@ impl Nats {
 /// The gateway running in this process, on a port of its own.
 pub struct Gateway {
     pub addr: SocketAddr,
+    /// The tenants file it reads (rewrite it to add, rotate or revoke keys).
+    pub tenants_file: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), GatewayError>>>,
     _dir: TempDir,
@@ -381,15 +423,7 @@ impl Gateway {
     pub async fn spawn(nats_url: &str, extra: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let tenants = dir.path().join("tenants.json");
-        std::fs::write(
-            &tenants,
-            serde_json::json!({
-                "acme": {"twilio_auth_token": ACME_TOKEN, "twilio_account_sid": ACME_ACCOUNT},
-                "beta": {"twilio_auth_token": BETA_TOKEN, "no_instruction_timeout_secs": 20},
-            })
-            .to_string(),
-        )
-        .unwrap();
+        std::fs::write(&tenants, tenants_json(&[("a1", ACME_KEY)]).to_string()).unwrap();
         let tenants = tenants.display().to_string();
         let mut args = vec![
             "switchboard-gateway",
@@ -416,6 +450,7 @@ impl Gateway {
             addr,
             stop: Some(stop),
             task: Some(task),
+            tenants_file: dir.path().join("tenants.json"),
             _dir: dir,
         }
     }

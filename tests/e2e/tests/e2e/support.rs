@@ -16,6 +16,9 @@ use tokio::task::JoinHandle;
 /// Deadline for anything that should happen promptly.
 pub const WAIT: Duration = Duration::from_secs(30);
 pub const TENANT: &str = "acme";
+/// The tenant's API key for the gateway's JSON API (its SHA-256 is in the tenants' secrets).
+pub const API_KEY: &str = "sbk_e2e-0000000000000000000000000000000000000000";
+const API_KEY_SHA256: &str = "e661b1c008356b1b6b82556748abc6736edf24ec6f4745e3648fdc008af9ed29";
 /// The dialed number: forwards to [`FORWARDING`].
 pub const NUMBER: &str = "+16502530000";
 pub const FORWARDING: &str = "+13127654321";
@@ -95,7 +98,11 @@ impl Stack {
 
         let dir = tempfile::tempdir().unwrap();
         let tenants = serde_json::json!({
-            TENANT: {"twilio_auth_token": "e2e-fake-token", "twilio_account_sid": "AC00000000000000000000000000e2e0"}
+            TENANT: {
+                "twilio_auth_token": "e2e-fake-token",
+                "twilio_account_sid": "AC00000000000000000000000000e2e0",
+                "api_keys": [{"id": "e2e", "sha256": API_KEY_SHA256}],
+            }
         })
         .to_string();
         let mut stops = Vec::new();
@@ -215,6 +222,7 @@ impl Stack {
             .http
             .post(format!("http://{}/v1/tenants/{TENANT}/calls", self.gateway))
             .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {API_KEY}"))
             .body(
                 serde_json::json!({"call_id": call_id, "to": NUMBER, "from": CALLER}).to_string(),
             );
