@@ -286,16 +286,29 @@ async fn two_dialers_killed_at_random_instants_end_every_call_once_and_ring_nobo
         last_kill - started
     );
     assert!(worst <= BOUND, "a chain waited {worst:?} after a status");
-    assert!(
-        finals
-            >= by_call
-                .values()
-                .filter(|evs| evs
+    // By id, the other way round: every final action recorded as done was accepted by the
+    // carrier for that call. One recorded with its outcome unknown (a dialer died while it was
+    // asked, or before) may or may not have reached the carrier: the gateway's dead-man's
+    // switch covers the caller then, and it is counted, not required.
+    let mut finals_unknown = 0;
+    for (call, evs) in &by_call {
+        for e in evs
+            .iter()
+            .filter(|e| e.kind == DialEventKind::FinalActionTaken)
+        {
+            if e.outcome_unknown {
+                finals_unknown += 1;
+                continue;
+            }
+            assert!(
+                ledger
                     .iter()
-                    .any(|e| e.kind == DialEventKind::FinalActionTaken))
-                .count(),
-        "every final action recorded was asked of the carrier"
-    );
+                    .any(|r| r.accepted && r.number == "final" && r.call_sid == *call),
+                "{call}: a final action recorded as done was never accepted by the carrier: {evs:#?}"
+            );
+        }
+    }
+    eprintln!("chaos: final actions recorded with their outcome unknown: {finals_unknown}");
 }
 
 static CARRIER_STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
