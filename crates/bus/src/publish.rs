@@ -94,6 +94,45 @@ impl Publisher {
         Ok(PendingAck { subject, future })
     }
 
+    /// Publishes `event` only if the last message on its subject is still the one at stream
+    /// sequence `last_subject_seq` (0: the subject holds none): optimistic concurrency for a
+    /// producer that read the current state before writing. `Ok(None)` when another write came
+    /// first.
+    pub async fn publish_if_last<T: EventData>(
+        &self,
+        event: &Envelope<T>,
+        trace: &TraceContext,
+        last_subject_seq: u64,
+    ) -> Result<Option<Published>, BusError> {
+        let subject = event.data.nats_subject();
+        let body = event
+            .to_json()
+            .map_err(|e| BusError::conflict(format!("encode event {}", event.id), e))?;
+        let message = PublishMessage::build()
+            .payload(body.into())
+            .headers(event_headers(&event.id, trace))
+            .expected_last_subject_sequence(last_subject_seq);
+        let future = self
+            .js
+            .send_publish(subject.clone(), message)
+            .await
+            .map_err(|e| BusError::unavailable(format!("publish to {subject}"), e))?;
+        match future.await {
+            Ok(ack) => Ok(Some(Published {
+                stream: ack.stream,
+                sequence: ack.sequence,
+                duplicate: ack.duplicate,
+            })),
+            Err(e)
+                if e.kind()
+                    == async_nats::jetstream::context::PublishErrorKind::WrongLastSequence =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(BusError::unavailable(format!("publish to {subject}"), e)),
+        }
+    }
+
     /// Sends `event` and waits until JetStream has stored it.
     pub async fn publish<T: EventData>(
         &self,

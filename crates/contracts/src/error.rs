@@ -74,6 +74,14 @@ pub enum ContractError {
     /// `version` must be at least 1.
     #[error("`version` must be at least 1")]
     Version,
+    /// A field this type does not have (strict input only: see `crate::strict`).
+    #[error("unknown field `{field}`; the fields are {}", allowed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
+    UnknownField {
+        /// The field sent.
+        field: String,
+        /// The fields the type has.
+        allowed: &'static [&'static str],
+    },
 }
 
 impl ContractError {
@@ -92,6 +100,7 @@ impl ContractError {
             Self::TooLong { .. } => "too_long",
             Self::SubjectMismatch { .. } => "subject_mismatch",
             Self::Version => "invalid_version",
+            Self::UnknownField { .. } => "unknown_field",
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod phone;
 pub mod reasons;
 pub mod schedule;
+pub mod strict;
 pub mod subjects;
 
 pub use envelope::{Envelope, EventData, RawEnvelope};

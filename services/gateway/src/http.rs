@@ -75,6 +75,8 @@ pub(crate) struct App {
 
 type Shared = Arc<App>;
 
+mod settings;
+
 /// The routes.
 pub(crate) fn router(app: Shared) -> Router {
     Router::new()
@@ -82,6 +84,10 @@ pub(crate) fn router(app: Shared) -> Router {
         .route(urls::DIAL_STATUS_ROUTE, post(twilio_dial_status))
         .route(urls::NO_INSTRUCTION_ROUTE, post(twilio_no_instruction))
         .route("/v1/tenants/{tenant}/calls", post(create_call))
+        .route(
+            settings::ROUTE,
+            axum::routing::put(settings::put_setting).get(settings::get_setting),
+        )
         .route("/v1/assets/ringback.wav", get(ringback_wav))
         .route(urls::HANGUP_ROUTE, get(hangup).post(hangup))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -214,7 +220,11 @@ fn authorized_tenant(
     path: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
 ) -> Result<TenantId, Failure> {
-    let tenant = tenant_id(path)?;
+    authorized(app, tenant_id(path)?, headers)
+}
+
+/// [`authorized_tenant`] of an already well-formed tenant id.
+fn authorized(app: &App, tenant: TenantId, headers: &HeaderMap) -> Result<TenantId, Failure> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -980,6 +990,7 @@ fn route_label(path: &str) -> &'static str {
             "twilio_no_instruction"
         }
         p if p.starts_with("/v1/tenants/") && p.ends_with("/calls") => "calls",
+        p if p.starts_with("/v1/tenants/") && p.contains("/settings/") => "settings",
         _ => "other",
     }
 }

@@ -12,6 +12,7 @@ mod dial_status;
 mod health;
 mod nats_down;
 mod openapi;
+mod settings;
 mod startup;
 mod support;
 mod sync;

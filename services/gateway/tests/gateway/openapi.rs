@@ -155,6 +155,20 @@ async fn the_openapi_document_matches_the_running_gateway() {
     const VOICE: &str = "/v1/tenants/{tenant}/twilio/voice";
     const STATUS: &str = "/v1/tenants/{tenant}/twilio/dial-status";
     const CALLS: &str = "/v1/tenants/{tenant}/calls";
+    const SETTINGS: &str = "/v1/tenants/{tenant}/settings/{kind}/{id}";
+    let addr = gw.addr;
+    let keyed = move |method: &'static str,
+                      path: &'static str,
+                      key: &'static str,
+                      body: Option<serde_json::Value>| async move {
+        let auth = format!("Bearer {key}");
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        request(addr, method, path, &headers, body.as_bytes()).await
+    };
     let voice = voice_params("CA0500", "+16502530000", "+14158675310");
     let status = [
         ("AccountSid", ACME_ACCOUNT),
@@ -346,6 +360,110 @@ async fn the_openapi_document_matches_the_running_gateway() {
         .await,
     );
 
+    // Settings over HTTP.
+    let user = "/v1/tenants/acme/settings/user/u-9";
+    let v1 = json!({"version": 1, "active": true});
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed("PUT", user, ACME_KEY, Some(v1.clone())).await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed("PUT", user, ACME_KEY, Some(v1)).await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed(
+            "PUT",
+            user,
+            ACME_KEY,
+            Some(json!({"version": 1, "active": false})),
+        )
+        .await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed(
+            "PUT",
+            user,
+            ACME_KEY,
+            Some(json!({"version": 2, "actve": false})),
+        )
+        .await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed("PUT", user, BETA_KEY, Some(json!({}))).await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &request(
+            a,
+            "PUT",
+            user,
+            &[("Content-Type", "application/json")],
+            b"{}",
+        )
+        .await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed(
+            "PUT",
+            "/v1/tenants/acme/settings/team/t",
+            ACME_KEY,
+            Some(json!({})),
+        )
+        .await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed(
+            "PUT",
+            user,
+            ACME_KEY,
+            Some(json!({"version": 3, "phone": "1".repeat(200_000)})),
+        )
+        .await,
+    );
+    c.check(
+        "put",
+        SETTINGS,
+        &request(
+            a,
+            "PUT",
+            user,
+            &[
+                ("Content-Type", FORM),
+                ("Authorization", &format!("Bearer {ACME_KEY}")),
+            ],
+            b"a=1",
+        )
+        .await,
+    );
+    c.check("get", SETTINGS, &keyed("GET", user, ACME_KEY, None).await);
+    c.check(
+        "get",
+        SETTINGS,
+        &keyed(
+            "GET",
+            "/v1/tenants/acme/settings/user/nobody",
+            ACME_KEY,
+            None,
+        )
+        .await,
+    );
+    c.check("get", SETTINGS, &keyed("GET", user, BETA_KEY, None).await);
+    c.check("get", SETTINGS, &get(a, user).await);
+
     // Undocumented paths and methods are not served.
     assert_eq!(get(a, "/v1/tenants/acme/calls").await.status, 405);
     assert_eq!(get(a, "/v1/nothing").await.status, 404);
@@ -376,6 +494,23 @@ async fn the_openapi_document_matches_the_running_gateway() {
         .await,
     );
 
+    // (NATS is down: the settings store cannot be read.)
+    c.check(
+        "put",
+        SETTINGS,
+        &keyed(
+            "PUT",
+            "/v1/tenants/acme/settings/user/u-8",
+            ACME_KEY,
+            Some(json!({"version": 1, "active": true})),
+        )
+        .await,
+    );
+    c.check(
+        "get",
+        SETTINGS,
+        &keyed("GET", "/v1/tenants/acme/settings/user/u-8", ACME_KEY, None).await,
+    );
     let statuses = |path: &str| -> BTreeSet<u16> {
         c.seen
             .iter()
@@ -393,6 +528,10 @@ async fn the_openapi_document_matches_the_running_gateway() {
     assert_eq!(
         statuses(CALLS),
         BTreeSet::from([202, 400, 401, 403, 413, 415, 503])
+    );
+    assert_eq!(
+        statuses(SETTINGS),
+        BTreeSet::from([200, 201, 400, 401, 403, 404, 409, 413, 415, 503])
     );
     c.assert_covered();
     gw.stop().await.unwrap();

@@ -319,6 +319,15 @@ impl Stored {
     }
 }
 
+/// The stream that holds `filter`'s subjects.
+fn stream_of(filter: &str) -> &'static str {
+    if filter.starts_with("settings.") {
+        switchboard_bus::SETTINGS
+    } else {
+        CALLS
+    }
+}
+
 /// A real nats-server with CALLS and SETTINGS provisioned, and a test client on it.
 pub struct Nats {
     pub server: NatsServer,
@@ -339,9 +348,9 @@ impl Nats {
         self.server.url()
     }
 
-    /// Every CALLS message on `filter`, in stream order.
+    /// Every message on `filter` (of SETTINGS for `settings.…`, else of CALLS), in stream order.
     pub async fn read(&self, filter: &str) -> Vec<Stored> {
-        let stream = self.js.get_stream(CALLS).await.unwrap();
+        let stream = self.js.get_stream(stream_of(filter)).await.unwrap();
         let consumer = stream
             .create_consumer(consumer::pull::Config {
                 filter_subject: filter.to_string(),
@@ -385,9 +394,9 @@ impl Nats {
         out
     }
 
-    /// How many messages CALLS holds on `filter`.
+    /// How many messages are stored on `filter` (SETTINGS for `settings.…`, else CALLS).
     pub async fn count(&self, filter: &str) -> usize {
-        let stream = self.js.get_stream(CALLS).await.unwrap();
+        let stream = self.js.get_stream(stream_of(filter)).await.unwrap();
         let mut subjects = stream.info_with_subjects(filter).await.unwrap();
         let mut total = 0;
         while let Some(entry) = subjects.next().await {
