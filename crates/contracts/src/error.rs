@@ -74,6 +74,17 @@ pub enum ContractError {
     /// `version` must be at least 1.
     #[error("`version` must be at least 1")]
     Version,
+    /// A settings event whose version is not newer than the entity's applied one: it changes
+    /// nothing, and is recorded as refused rather than dropped in silence.
+    #[error(
+        "version {version} is not newer than the version {current} already applied; a change needs a higher version"
+    )]
+    StaleVersion {
+        /// The event's version.
+        version: u64,
+        /// The version in force.
+        current: u64,
+    },
     /// A field this type does not have (strict input only: see `crate::strict`).
     #[error("unknown field `{field}`; the fields are {}", allowed.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", "))]
     UnknownField {
@@ -101,6 +112,7 @@ impl ContractError {
             Self::SubjectMismatch { .. } => "subject_mismatch",
             Self::Version => "invalid_version",
             Self::UnknownField { .. } => "unknown_field",
+            Self::StaleVersion { .. } => "stale_version",
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use switchboard_bus::{Publisher, SETTINGS, TraceContext};
 use switchboard_contracts::{ContractError, Envelope, Rejection, SettingsRejected};
+use switchboard_routing::Applied;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,6 +77,8 @@ struct Progress {
 /// current.
 pub struct Follower {
     projection: Arc<RwLock<Projection>>,
+    /// Settings events found stale (filed as `stale_version` rejections) since start.
+    stale: Arc<std::sync::atomic::AtomicU64>,
     progress: watch::Receiver<Progress>,
     ready_at: u64,
     stop: watch::Sender<bool>,
@@ -106,16 +109,19 @@ impl Follower {
             fatal: None,
         });
         let (stop, stop_rx) = watch::channel(false);
+        let stale = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = Task {
             js,
             store,
             publisher,
             projection: Arc::clone(&projection),
             progress: progress_tx,
+            stale: Arc::clone(&stale),
         };
         let task = tokio::spawn(task.run(stop_rx));
         Ok(Follower {
             projection,
+            stale,
             progress,
             ready_at,
             stop,
@@ -126,6 +132,12 @@ impl Follower {
     /// The shared projection for deciding: read-lock it, briefly.
     pub fn projection(&self) -> Arc<RwLock<Projection>> {
         Arc::clone(&self.projection)
+    }
+
+    /// How many settings events this follower found stale (a version not newer than the one
+    /// applied) and filed as `stale_version` rejections, since it started.
+    pub fn stale_events(&self) -> u64 {
+        self.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The sequence the in-memory projection has applied.
@@ -207,6 +219,7 @@ struct Task {
     publisher: Publisher,
     projection: Arc<RwLock<Projection>>,
     progress: watch::Sender<Progress>,
+    stale: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Task {
@@ -298,18 +311,31 @@ impl Task {
         .await?;
         // Short write-lock scopes: readers between two chunks see a consistent prefix.
         let mut applied = self.applied();
-        for chunk in records.chunks(LOCK_CHUNK) {
+        let mut stale = Vec::new();
+        for (c, chunk) in records.chunks(LOCK_CHUNK).enumerate() {
             let mut projection = self.projection.write().map_err(|_| {
                 Halt::Fatal(ProjectionError::Corrupt(
                     "the in-memory projection's lock is poisoned".into(),
                 ))
             })?;
-            for record in chunk {
-                projection.apply(record);
+            for (i, record) in chunk.iter().enumerate() {
+                if let Some(Applied::Stale { current }) = projection.apply(record)
+                    && let Some(change) = &record.change
+                {
+                    stale.push((c * LOCK_CHUNK + i, change.version(), current));
+                }
             }
             applied = projection.applied_seq();
         }
         self.progress.send_modify(|p| p.applied = applied);
+        // A stale version changed nothing: say so where producers and auditors look, instead
+        // of dropping it in silence.
+        for (i, version, current) in stale {
+            self.stale
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let err = ContractError::StaleVersion { version, current };
+            self.reject(&batch[i], &err, stop).await?;
+        }
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use switchboard_contracts::{SettingsChange, TenantId};
-use switchboard_routing::TenantState;
+use switchboard_routing::{Applied, TenantState};
 
 /// One SETTINGS stream message as the projection sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,27 +34,31 @@ impl Projection {
     }
 
     /// Applies `record` if it is newer than [`applied_seq`](Self::applied_seq) (routing the
-    /// change to its tenant's state, created on first use) and advances the sequence.
-    pub fn apply(&mut self, record: &Record) {
+    /// change to its tenant's state, created on first use) and advances the sequence; what the
+    /// version guard made of its change, if it had one and was not applied before.
+    pub fn apply(&mut self, record: &Record) -> Option<Applied> {
         if record.seq <= self.applied_seq {
-            return;
+            return None;
         }
-        if let Some(change) = &record.change {
-            self.apply_change(change);
-        }
+        let applied = record.change.as_ref().and_then(|c| self.apply_change(c));
         self.applied_seq = record.seq;
+        applied
     }
 
     /// Applies a change under the version guard, without touching the sequence (hydration).
-    pub(crate) fn apply_change(&mut self, change: &SettingsChange) {
+    pub(crate) fn apply_change(&mut self, change: &SettingsChange) -> Option<Applied> {
         let tenant = change.tenant_id();
         let state = self
             .tenants
             .entry(tenant.clone())
             .or_insert_with(|| TenantState::new(tenant.clone()));
         // The state is looked up by the change's own tenant, so WrongTenant cannot happen.
-        if let Err(e) = state.apply(change) {
-            tracing::error!(error = %e, "settings change routed to the wrong tenant");
+        match state.apply(change) {
+            Ok(applied) => Some(applied),
+            Err(e) => {
+                tracing::error!(error = %e, "settings change routed to the wrong tenant");
+                None
+            }
         }
     }
 

@@ -79,7 +79,7 @@ impl Store {
                 .await
                 .map_err(ProjectionError::db("load the projection"))?;
             for row in rows {
-                projection.apply_change(&kind.decode(&row)?);
+                let _ = projection.apply_change(&kind.decode(&row)?);
             }
         }
         projection.set_applied_seq(position);

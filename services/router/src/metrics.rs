@@ -34,6 +34,7 @@ pub(crate) struct Metrics {
     pending: Gauge,
     ack_pending: Gauge,
     projection_lag: Gauge,
+    settings_stale: Counter,
 }
 
 impl Metrics {
@@ -84,6 +85,12 @@ impl Metrics {
             "SETTINGS last sequence minus the sequence this instance's projection applied (sampled)",
             projection_lag.clone(),
         );
+        let settings_stale = Counter::default();
+        registry.register(
+            "settings_stale",
+            "Settings events whose version was not newer than the one applied: they changed nothing, and each is filed as a settings.rejected with code stale_version (sampled)",
+            settings_stale.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -93,6 +100,7 @@ impl Metrics {
             pending,
             ack_pending,
             projection_lag,
+            settings_stale,
         }
     }
 
@@ -126,7 +134,11 @@ impl Metrics {
         follower: Arc<Follower>,
     ) -> JoinHandle<()> {
         tokio::spawn(async move {
+            let mut stale_seen = 0;
             loop {
+                let stale = follower.stale_events();
+                self.settings_stale.inc_by(stale.saturating_sub(stale_seen));
+                stale_seen = stale;
                 match consumer.info().await {
                     Ok(info) => {
                         self.pending

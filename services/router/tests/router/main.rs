@@ -14,6 +14,7 @@ mod nats_restart;
 mod process;
 mod rejections;
 mod rules;
+mod stale;
 mod startup;
 mod support;
 mod tenants;

@@ -248,9 +248,14 @@ impl Nats {
             .unwrap()
     }
 
-    /// Every CALLS message on `filter`, in stream order.
+    /// Every message on `filter` (of SETTINGS for `settings.…`, else of CALLS), in stream order.
     pub async fn read(&self, filter: &str) -> Vec<Stored> {
-        let stream = self.js.get_stream(CALLS).await.unwrap();
+        let name = if filter.starts_with("settings.") {
+            switchboard_bus::SETTINGS
+        } else {
+            CALLS
+        };
+        let stream = self.js.get_stream(name).await.unwrap();
         let consumer = stream
             .create_consumer(consumer::pull::Config {
                 filter_subject: filter.to_string(),
@@ -622,6 +627,21 @@ impl Drop for Binary {
 // ---------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------
+
+/// The whole answer (head and body) of `GET path` on `addr` (HTTP/1.0), or `None`.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    })
+    .await
+    .unwrap()
+}
 
 /// The status code of `GET path` on `addr` (HTTP/1.0), or `None` when nothing answers.
 pub async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
