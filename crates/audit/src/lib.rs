@@ -25,7 +25,7 @@ pub mod what_if;
 
 pub use error::AuditError;
 pub use explain::{CallLife, explain};
-pub use lint::{Finding, LintReport, lint};
+pub use lint::{Finding, LintReport, lint, lint_with};
 pub use proposal::parse_settings_file;
 pub use read::{NoProgress, Progress, Selection};
 pub use replay::{Difference, ReplayReport, Replayer, replay, replay_with};

@@ -9,7 +9,8 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::{
-    AfterHoursKind, CallInbound, E164, EntityId, Envelope, Region, Schedule, TenantId,
+    AfterHoursKind, CallInbound, E164, EntityId, Envelope, Region, Schedule, SettingsChange,
+    TenantId,
 };
 use switchboard_projections::Record;
 use time::OffsetDateTime;
@@ -219,7 +220,7 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
         let Some(owner) = &n.user_id else { continue };
         let entity = format!("number/{}", n.number);
         let fix = format!(
-            "set user_id of {} to a user who takes calls (Settings > Phone Numbers > Edit), or \
+            "set user_id of {} to a user who takes calls (`user_id` of switchboard.settings.number.v1: PUT /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`), or \
              clear it",
             n.number
         );
@@ -252,7 +253,9 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                      never ring an owner",
                     n.number
                 ),
-                format!("set the User Phone in Settings > My Staff > Team Management, or {fix}"),
+                format!(
+                    "set the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), or {fix}"
+                ),
             ),
             Some(_) => {}
         }
@@ -290,7 +293,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 masked_raw(company_raw.unwrap_or_default()),
                 region_name(s)
             ),
-            "correct the phone in Settings > Business Info > Company Data".into(),
+            "correct `company_phone` (switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main or `switchboard settings apply`)".into(),
         ),
         Read::Valid(n) if own.contains(n) => add(
             "company_phone_loop",
@@ -325,7 +328,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                         n.number,
                         region_name(s)
                     ),
-                    "correct it in Settings > Phone Numbers > Edit (E.164, e.g. +14155550100)"
+                    "correct `forwarding_number` (switchboard.settings.number.v1, E.164 such as +14155550100: PUT /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`)"
                         .into(),
                 );
                 false
@@ -348,8 +351,9 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                             ""
                         }
                     ),
-                    "set a forwarding number outside this tenant's numbers in Settings > Phone \
-                     Numbers > Edit"
+                    "set `forwarding_number` to a number outside this tenant's numbers \
+                     (switchboard.settings.number.v1: PUT /v1/tenants/<tenant>/settings/number/<digits> \
+                     or `switchboard settings apply`)"
                         .into(),
                 );
                 f != &n.number
@@ -366,8 +370,10 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                      the caller only gets the final action",
                     n.number
                 ),
-                "set a forwarding number (Settings > Phone Numbers > Edit) or a company phone \
-                 (Settings > Business Info > Company Data)"
+                "set `forwarding_number` (switchboard.settings.number.v1: PUT \
+                 /v1/tenants/<tenant>/settings/number/<digits>) or `company_phone` \
+                 (switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main), \
+                 or publish either with `switchboard settings apply`"
                     .into(),
             );
         }
@@ -428,7 +434,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                          phone: their calls go to the forwarding number instead"
                     ),
                     format!(
-                        "set the User Phone in Settings > My Staff > Team Management, {reassign}"
+                        "set the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), {reassign}"
                     ),
                 ),
                 Read::Bad => add(
@@ -440,7 +446,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                         masked_raw(user.data.phone.as_deref().unwrap_or_default())
                     ),
                     format!(
-                        "correct the User Phone in Settings > My Staff > Team Management, \
+                        "correct the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), \
                          {reassign}"
                     ),
                 ),
@@ -510,6 +516,17 @@ pub async fn lint(
     selection: &Selection,
     progress: &dyn Progress,
 ) -> Result<LintReport, AuditError> {
+    lint_with(js, selection, &[], progress).await
+}
+
+/// [`lint`] of the settings as they would be with `proposal` applied on top (in order, under
+/// the version guard) — `switchboard settings apply --dry-run`. Nothing is published.
+pub async fn lint_with(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    proposal: &[SettingsChange],
+    progress: &dyn Progress,
+) -> Result<LintReport, AuditError> {
     let mut log = SettingsLog::new();
     scan(
         js,
@@ -526,6 +543,17 @@ pub async fn lint(
         },
     )
     .await?;
+    // Proposed changes sit after everything stored (sequence 0: not stored anywhere).
+    let now = OffsetDateTime::now_utc();
+    for change in proposal {
+        if selection
+            .tenant
+            .as_ref()
+            .is_none_or(|t| t == change.tenant_id())
+        {
+            log.apply(0, now, change);
+        }
+    }
     let mut findings = lint_settings(&log);
     let warnings = lint_warnings(&log);
 

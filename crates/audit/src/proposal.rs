@@ -7,15 +7,19 @@ use switchboard_contracts::{
     CompanySettings, ContactSettings, EventData, NumberSettings, SettingsChange, UserSettings,
 };
 
+/// One item: exactly `type` and `data` (a typo such as `"date"` is refused by name).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Item {
     #[serde(rename = "type")]
     event_type: String,
     data: serde_json::Value,
 }
 
+/// Strictly (people type these files): an unknown field is refused by name with the fields
+/// allowed, a wrong type names its field.
 fn typed<T: EventData>(index: usize, data: serde_json::Value) -> Result<T, AuditError> {
-    let value: T = serde_json::from_value(data).map_err(|e| {
+    let value: T = switchboard_contracts::strict::from_value(data).map_err(|e| {
         AuditError::BadInput(format!("item {index}: invalid data for {}: {e}", T::TYPE))
     })?;
     value

@@ -18,22 +18,25 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// NATS connection settings, as CLI flags with environment fallbacks.
+/// NATS connection settings, as CLI flags with environment fallbacks. Global: a command line
+/// with subcommands (`switchboard lint --nats-url …`) takes them after the subcommand too.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated.
     #[arg(
         long = "nats-url",
+        global = true,
         env = "NATS_URL",
         default_value = "nats://127.0.0.1:4222"
     )]
     pub url: String,
     /// User name for user/password authentication.
-    #[arg(long = "nats-user", env = "SWITCHBOARD_NATS_USER")]
+    #[arg(long = "nats-user", global = true, env = "SWITCHBOARD_NATS_USER")]
     pub user: Option<String>,
     /// Password for user/password authentication.
     #[arg(
         long = "nats-password",
+        global = true,
         env = "SWITCHBOARD_NATS_PASSWORD",
         hide_env_values = true
     )]
@@ -41,19 +44,21 @@ pub struct NatsArgs {
     /// Token authentication.
     #[arg(
         long = "nats-token",
+        global = true,
         env = "SWITCHBOARD_NATS_TOKEN",
         hide_env_values = true
     )]
     pub token: Option<SecretString>,
     /// A `.creds` file (JWT + NKey seed), as issued by the NATS account operator.
-    #[arg(long = "nats-creds", env = "SWITCHBOARD_NATS_CREDS")]
+    #[arg(long = "nats-creds", global = true, env = "SWITCHBOARD_NATS_CREDS")]
     pub creds: Option<PathBuf>,
     /// CA certificate (PEM) to verify the server.
-    #[arg(long = "nats-tls-ca", env = "SWITCHBOARD_NATS_TLS_CA")]
+    #[arg(long = "nats-tls-ca", global = true, env = "SWITCHBOARD_NATS_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
     /// Client certificate (PEM) for mutual TLS; needs `--nats-tls-key`.
     #[arg(
         long = "nats-tls-cert",
+        global = true,
         env = "SWITCHBOARD_NATS_TLS_CERT",
         requires = "tls_key"
     )]
@@ -61,12 +66,17 @@ pub struct NatsArgs {
     /// Client key (PEM) for mutual TLS.
     #[arg(
         long = "nats-tls-key",
+        global = true,
         env = "SWITCHBOARD_NATS_TLS_KEY",
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
     /// Refuse to connect without TLS.
-    #[arg(long = "nats-tls-required", env = "SWITCHBOARD_NATS_TLS_REQUIRED")]
+    #[arg(
+        long = "nats-tls-required",
+        global = true,
+        env = "SWITCHBOARD_NATS_TLS_REQUIRED"
+    )]
     pub tls_required: bool,
     /// Services: how long start-up keeps retrying to connect to NATS and to provision the
     /// streams before the process exits with an error, in seconds; 0 = retry forever (alive,
@@ -74,6 +84,7 @@ pub struct NatsArgs {
     /// exponentially up to 5 s. The `switchboard` CLI never retries: it makes one attempt.
     #[arg(
         long = "nats-connect-timeout-secs",
+        global = true,
         env = "SWITCHBOARD_NATS_CONNECT_TIMEOUT_SECS",
         value_name = "SECS",
         default_value_t = 0

@@ -192,10 +192,16 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
-    /// Publish the settings in FILE: a JSON array of `{"type": …, "data": {…}}` objects.
+    /// Publish the settings in FILE: a JSON array of `{"type": …, "data": {…}}` objects, read
+    /// strictly (an unknown field is refused by name). A version not newer than the stored one
+    /// is refused as stale, and then nothing is published.
     Apply {
         /// The file.
         file: PathBuf,
+        /// Publish nothing: check the file, show how past calls would ring with it (what-if,
+        /// the last 7 days) and lint the settings as they would be.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         streams: StreamArgs,
     },
@@ -270,10 +276,18 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
     let publisher = Publisher::new(js.clone());
     let code = match cli.command {
         Command::Settings {
-            command: SettingsCommand::Apply { file, streams },
+            command:
+                SettingsCommand::Apply {
+                    file,
+                    dry_run: true,
+                    ..
+                },
+        } => dry_run(&js, &file).await?,
+        Command::Settings {
+            command: SettingsCommand::Apply { file, streams, .. },
         } => {
             ensure_streams(&js, &streams.options()).await?;
-            apply_settings(&publisher, &file).await?;
+            apply_settings(&js, &publisher, &file).await?;
             exit::OK
         }
         Command::Call(args) => call(&js, &publisher, args).await?,
@@ -380,7 +394,8 @@ async fn publish<T: EventData>(publisher: &Publisher, data: T) -> anyhow::Result
     } else {
         ""
     };
-    println!(
+    // On stderr: stdout is the command's answer (one JSON document with --json).
+    eprintln!(
         "published {} {} at {} #{}{note}",
         T::TYPE,
         envelope.data.ce_subject(),
@@ -404,9 +419,53 @@ fn read_settings_file(file: &Path) -> anyhow::Result<Vec<SettingsChange>> {
         .with_context(|| format!("failed to read the settings in {}", file.display()))
 }
 
-async fn apply_settings(publisher: &Publisher, file: &Path) -> anyhow::Result<()> {
-    // Every item is checked before the first is published: a bad file publishes nothing.
-    for change in read_settings_file(file)? {
+async fn apply_settings(
+    js: &jetstream::Context,
+    publisher: &Publisher,
+    file: &Path,
+) -> anyhow::Result<()> {
+    // Every item is checked before the first is published: a bad file publishes nothing. A
+    // version that is not newer than the stored one is stale: refused as such (the router
+    // would file it as settings.rejected), unless it is exactly what is stored (a re-run).
+    let changes = read_settings_file(file)?;
+    let stream = js.get_stream_no_info(switchboard_bus::SETTINGS).await?;
+    let mut fresh = Vec::with_capacity(changes.len());
+    let mut stale = Vec::new();
+    for (i, change) in changes.into_iter().enumerate() {
+        let subject = change_subject(&change);
+        let stored = match stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) => SettingsChange::decode(&m.payload, &subject)
+                .ok()
+                .map(|c| (m.sequence, c)),
+            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+                None
+            }
+            Err(e) => anyhow::bail!("cannot read the stored settings of {subject}: {e}"),
+        };
+        match stored {
+            Some((seq, current)) if current.version() >= change.version() => {
+                if current == change {
+                    eprintln!(
+                        "unchanged {subject}: version {} is stored at SETTINGS #{seq}",
+                        change.version()
+                    );
+                } else {
+                    stale.push(format!(
+                        "item {}: {subject}: stale: version {} is not newer than the stored version {} (SETTINGS #{seq}); use version {} or higher",
+                        i + 1,
+                        change.version(),
+                        current.version(),
+                        current.version() + 1
+                    ));
+                }
+            }
+            _ => fresh.push(change),
+        }
+    }
+    if !stale.is_empty() {
+        anyhow::bail!("nothing published:\n  {}", stale.join("\n  "));
+    }
+    for change in fresh {
         match change {
             SettingsChange::Company(c) => publish(publisher, c).await?,
             SettingsChange::Number(n) => publish(publisher, n).await?,
@@ -415,6 +474,47 @@ async fn apply_settings(publisher: &Publisher, file: &Path) -> anyhow::Result<()
         };
     }
     Ok(())
+}
+
+/// `settings apply --dry-run`: the file checked, what-if over the last 7 days, and lint of
+/// the settings with the file applied; exits 4 when lint finds problems. Publishes nothing.
+async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
+    let proposal = read_settings_file(file)?;
+    eprintln!(
+        "{}: {} settings event(s), all valid; nothing is published (--dry-run)",
+        file.display(),
+        proposal.len()
+    );
+    let now = OffsetDateTime::now_utc();
+    let selection = Selection {
+        since: Some(now - time::Duration::days(7)),
+        ..Selection::default()
+    };
+    let bar = Bar::new();
+    let what_if = switchboard_audit::what_if(js, &proposal, &selection, 5, &bar).await;
+    bar.clear();
+    print!("{}", what_if?.to_text());
+    let bar = Bar::new();
+    let lint = switchboard_audit::lint_with(js, &Selection::default(), &proposal, &bar).await;
+    bar.clear();
+    let lint = lint?;
+    println!();
+    print!("{}", lint.to_text());
+    Ok(if lint.findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FOUND
+    })
+}
+
+/// The SETTINGS subject of a change.
+fn change_subject(change: &SettingsChange) -> String {
+    match change {
+        SettingsChange::Company(c) => c.nats_subject(),
+        SettingsChange::Number(n) => n.nats_subject(),
+        SettingsChange::User(u) => u.nats_subject(),
+        SettingsChange::Contact(c) => c.nats_subject(),
+    }
 }
 
 /// Prints `report` as pretty JSON or as text.

@@ -884,10 +884,15 @@ async fn call(
 ) -> Result<Response, Failure> {
     let tenant = authorized_tenant(app, path, headers)?;
     let bytes = body(app, headers, raw, JSON).await?;
-    let request: CallRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        Failure::bad_request(&ContractError::Malformed(format!(
-            "the body is not a call.inbound data object: {e}"
-        )))
+    // Strictly: a JSON object (serde's derive would also take an array, field by field), no
+    // unknown field (named, with the fields allowed), a wrong type named.
+    let request: CallRequest = switchboard_contracts::strict::from_slice(&bytes).map_err(|e| {
+        Failure::bad_request(&match e {
+            ContractError::Malformed(reason) => ContractError::Malformed(format!(
+                "the body is not a call.inbound data object: {reason}"
+            )),
+            other => other,
+        })
     })?;
     if let Some(named) = &request.tenant_id
         && named != tenant.as_str()

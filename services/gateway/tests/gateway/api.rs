@@ -132,7 +132,7 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
             "/v1/tenants/acme/calls",
             with("nickname", json!("x")),
             400,
-            "malformed",
+            "unknown_field",
             "nickname",
         ),
         (
@@ -152,6 +152,29 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
         assert!(err["reason"].as_str().unwrap().contains(mentions), "{err}");
     }
     let auth = format!("Bearer {ACME_KEY}");
+    // A JSON array is not a call (serde's derive would read one field by field).
+    let array = post_json(
+        gw.addr,
+        "/v1/tenants/acme/calls",
+        &json!(["crm-9", "acme", "+16502530000", "+14158675310"]),
+    )
+    .await;
+    assert_eq!(array.status, 400, "{}", array.text());
+    assert_eq!(array.json()["code"], "malformed");
+    assert!(array.text().contains("found an array"), "{}", array.text());
+    let typo = post_json(
+        gw.addr,
+        "/v1/tenants/acme/calls",
+        &json!({"call_id": "crm-10", "to": "+16502530000", "fromm": "x"}),
+    )
+    .await;
+    assert_eq!(typo.status, 400, "{}", typo.text());
+    assert_eq!(typo.json()["code"], "unknown_field");
+    assert!(
+        typo.text().contains("`fromm`") && typo.text().contains("`from`"),
+        "{}",
+        typo.text()
+    );
     let not_json = request(
         gw.addr,
         "POST",
