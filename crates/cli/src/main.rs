@@ -686,13 +686,10 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     }
     println!("call        {}", route.call_id);
     println!("rule        {}", route.rule.as_str());
+    // Numbers masked (E164's Display), as in every other command; `--json` is the data.
     let leg = |t: &switchboard_contracts::Target| match t.ring_timeout_secs {
-        Some(secs) => format!(
-            "{} ({}, rings {secs} s)",
-            t.number.as_str(),
-            t.rule.as_str()
-        ),
-        None => format!("{} ({})", t.number.as_str(), t.rule.as_str()),
+        Some(secs) => format!("{} ({}, rings {secs} s)", t.number, t.rule.as_str()),
+        None => format!("{} ({})", t.number, t.rule.as_str()),
     };
     match &route.target {
         Some(t) => println!("target      {}", leg(t)),
@@ -701,10 +698,11 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     for t in &route.fallbacks {
         println!("then        {}", leg(t));
     }
-    println!(
-        "finally     {:?}: {}",
-        route.final_action.kind, route.final_action.message
-    );
+    let kind = match route.final_action.kind {
+        switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
+        switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
+    };
+    println!("finally     {kind}: {}", route.final_action.message);
     println!("settings    SETTINGS #{}", route.settings_seq);
     println!("why");
     for (i, line) in route.explanation_lines().iter().enumerate() {
