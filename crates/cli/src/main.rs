@@ -43,7 +43,8 @@ const EXIT_CODES: &str = "Exit codes:
   1  failure (NATS unreachable, bad input); the message says why
   2  usage error (unknown flag, missing argument)
   3  call --wait: no decision arrived in time
-  4  replay found differences, or lint found problems (each is listed)
+  4  replay found differences, lint found problems, or settings apply --dry-run found
+     problems or stale versions (each is listed)
   5  explain: no event of that call is stored";
 
 #[derive(Debug, Parser)]
@@ -63,14 +64,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Settings events.
+    #[command(after_help = EXIT_CODES)]
     Settings {
         #[command(subcommand)]
         command: SettingsCommand,
     },
     /// Publish a test `call.inbound` and (with --wait) print its decision.
+    #[command(after_help = EXIT_CODES)]
     Call(CallArgs),
     /// API keys of the gateway's JSON API, kept hashed in the tenants' secrets file (no NATS
     /// needed).
+    #[command(after_help = EXIT_CODES)]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -424,10 +428,29 @@ async fn apply_settings(
     publisher: &Publisher,
     file: &Path,
 ) -> anyhow::Result<()> {
-    // Every item is checked before the first is published: a bad file publishes nothing. A
-    // version that is not newer than the stored one is stale: refused as such (the router
-    // would file it as settings.rejected), unless it is exactly what is stored (a re-run).
-    let changes = read_settings_file(file)?;
+    // Every item is checked before the first is published: a bad file publishes nothing.
+    let (fresh, stale) = against_stored(js, read_settings_file(file)?).await?;
+    if !stale.is_empty() {
+        anyhow::bail!("nothing published:\n  {}", stale.join("\n  "));
+    }
+    for change in fresh {
+        match change {
+            SettingsChange::Company(c) => publish(publisher, c).await?,
+            SettingsChange::Number(n) => publish(publisher, n).await?,
+            SettingsChange::User(u) => publish(publisher, u).await?,
+            SettingsChange::Contact(c) => publish(publisher, c).await?,
+        };
+    }
+    Ok(())
+}
+
+/// Splits `changes` against what SETTINGS stores: the ones to publish, and why each stale one
+/// is stale. A version that is not newer than the stored one is stale (the router would file
+/// it as settings.rejected), unless it is exactly what is stored (a re-run: "unchanged").
+async fn against_stored(
+    js: &jetstream::Context,
+    changes: Vec<SettingsChange>,
+) -> anyhow::Result<(Vec<SettingsChange>, Vec<String>)> {
     let stream = js.get_stream_no_info(switchboard_bus::SETTINGS).await?;
     let mut fresh = Vec::with_capacity(changes.len());
     let mut stale = Vec::new();
@@ -462,29 +485,26 @@ async fn apply_settings(
             _ => fresh.push(change),
         }
     }
-    if !stale.is_empty() {
-        anyhow::bail!("nothing published:\n  {}", stale.join("\n  "));
-    }
-    for change in fresh {
-        match change {
-            SettingsChange::Company(c) => publish(publisher, c).await?,
-            SettingsChange::Number(n) => publish(publisher, n).await?,
-            SettingsChange::User(u) => publish(publisher, u).await?,
-            SettingsChange::Contact(c) => publish(publisher, c).await?,
-        };
-    }
-    Ok(())
+    Ok((fresh, stale))
 }
 
 /// `settings apply --dry-run`: the file checked, what-if over the last 7 days, and lint of
 /// the settings with the file applied; exits 4 when lint finds problems. Publishes nothing.
 async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
     let proposal = read_settings_file(file)?;
+    let (_, stale) = against_stored(js, proposal.clone()).await?;
     eprintln!(
         "{}: {} settings event(s), all valid; nothing is published (--dry-run)",
         file.display(),
         proposal.len()
     );
+    if !stale.is_empty() {
+        eprintln!(
+            "{} would be refused as stale (settings apply publishes nothing then):\n  {}",
+            stale.len(),
+            stale.join("\n  ")
+        );
+    }
     let now = OffsetDateTime::now_utc();
     let selection = Selection {
         since: Some(now - time::Duration::days(7)),
@@ -500,7 +520,7 @@ async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
     let lint = lint?;
     println!();
     print!("{}", lint.to_text());
-    Ok(if lint.findings.is_empty() {
+    Ok(if lint.findings.is_empty() && stale.is_empty() {
         exit::OK
     } else {
         exit::FOUND
