@@ -97,7 +97,26 @@ fn kind(value: &serde_json::Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{NumberSettings, UserSettings};
+    use crate::{CompanySettings, ContactSettings, NumberSettings, UserSettings};
+
+    /// Every settings type's field list is read from its derive (an empty list would refuse
+    /// every field as unknown).
+    #[test]
+    fn every_settings_type_lists_its_fields() {
+        for (kind, fields) in [
+            ("company", fields::<CompanySettings>()),
+            ("number", fields::<NumberSettings>()),
+            ("user", fields::<UserSettings>()),
+            ("contact", fields::<ContactSettings>()),
+        ] {
+            assert!(
+                fields.contains(&"tenant_id") && fields.contains(&"version"),
+                "{kind}: {fields:?}"
+            );
+        }
+        assert!(fields::<CompanySettings>().contains(&"business_hours"));
+        assert!(fields::<ContactSettings>().contains(&"assigned_user_id"));
+    }
 
     #[test]
     fn unknown_fields_and_wrong_types_are_named() {
