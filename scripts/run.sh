@@ -204,8 +204,14 @@ start dialer "$log" env SWITCHBOARD_HTTP_ADDR="$dialer_http" SWITCHBOARD_CARRIER
   SWITCHBOARD_PUBLIC_BASE_URL="http://$gateway_http" "$bin/switchboard-dialer"
 await 30 dialer "${pids[-1]}" "$log" ready "$dialer_http"
 
-"$bin/switchboard" settings apply deploy/demo/acme.json >/dev/null
-"$bin/switchboard" settings apply deploy/demo/globex.json >/dev/null
+# (Quiet: its "published …" lines go to stderr; shown only if it fails.)
+for demo in deploy/demo/acme.json deploy/demo/globex.json; do
+  if ! "$bin/switchboard" settings apply "$demo" >"$run_dir/settings.log" 2>&1; then
+    cat "$run_dir/settings.log" >&2
+    echo "make run: loading $demo failed" >&2
+    exit 1
+  fi
+done
 
 if $keep; then
   state="kept from the previous run (SWITCHBOARD_RUN_KEEP=1)"

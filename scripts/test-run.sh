@@ -112,7 +112,10 @@ run_once() {
   # Job control for this one command: make gets its own process group (as a terminal's
   # foreground job does) and does not inherit an ignored SIGINT.
   set -m
-  make --no-print-directory run RUN_DIR="$run_dir" >"$out" 2>&1 </dev/null &
+  # SIGINT back to its default first: a caller that started this script in the background
+  # (`cmd &` without job control, nohup) passes SIGINT on ignored, and a signal ignored on
+  # entry can never be trapped by run.sh, so Ctrl-C would be tested against nothing.
+  env --default-signal=INT make --no-print-directory run RUN_DIR="$run_dir" >"$out" 2>&1 </dev/null &
   pid=$!
   set +m
   started+=("$pid $(ps -o command= -p "$pid" 2>/dev/null)")
