@@ -119,6 +119,7 @@ cleanup() {
   ((${#pids[@]})) && stop "${pids[0]}"
   wait 2>/dev/null || true
   rm -f "$pid_file"
+  [[ -n "${context:-}" && "$(cat "$context" 2>/dev/null)" == "${NATS_URL:-}" ]] && rm -f "$context"
   if $stopping; then echo "stopped."; fi
 }
 stopping=false
@@ -182,6 +183,10 @@ nats_ready() { grep -q "Server is ready" "$1" && listening "127.0.0.1:$port"; }
 
 export NATS_URL="nats://127.0.0.1:$port"
 export RUST_LOG="${RUST_LOG:-info}"
+# The CLI's context: `switchboard` run from this checkout without --nats-url or NATS_URL reads
+# .run/nats-url and talks to this run's nats-server, never to whatever listens on 4222.
+# Written once the services are up, removed when the run stops.
+context="$run_dir/nats-url"
 
 log="$run_dir/nats-server.log"
 start nats-server "$log" \
@@ -203,6 +208,8 @@ log="$run_dir/dialer.log"
 start dialer "$log" env SWITCHBOARD_HTTP_ADDR="$dialer_http" SWITCHBOARD_CARRIER=sandbox \
   SWITCHBOARD_PUBLIC_BASE_URL="http://$gateway_http" "$bin/switchboard-dialer"
 await 30 dialer "${pids[-1]}" "$log" ready "$dialer_http"
+
+echo "$NATS_URL" >"$context"
 
 # (Quiet: its "published …" lines go to stderr; shown only if it fails.)
 for demo in deploy/demo/acme.json deploy/demo/globex.json; do

@@ -47,6 +47,9 @@ const EXIT_CODES: &str = "Exit codes:
      problems or stale versions (each is listed)
   5  explain: no event of that call is stored";
 
+/// Where `make run` records its nats-server's URL while it runs (scripts/run.sh).
+const MAKE_RUN_CONTEXT: &str = ".run/nats-url";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "switchboard",
@@ -242,7 +245,27 @@ struct CallArgs {
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Neither --nats-url nor NATS_URL: the NATS of `make run` in this checkout, if it runs,
+    // rather than whatever listens on the default port.
+    if matches.subcommand_name() != Some("keys")
+        && matches!(
+            matches.value_source("url"),
+            None | Some(clap::parser::ValueSource::DefaultValue)
+        )
+        && let Ok(url) = std::fs::read_to_string(MAKE_RUN_CONTEXT)
+        && !url.trim().is_empty()
+    {
+        cli.nats.url = url.trim().to_string();
+        eprintln!(
+            "switchboard: using make run's NATS at {} (from {MAKE_RUN_CONTEXT}; --nats-url or NATS_URL overrides)",
+            cli.nats.url
+        );
+    }
     let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
