@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 use switchboard_bus::{CALLS, SETTINGS};
-use switchboard_contracts::reasons::{render, rules_reasons};
+use switchboard_contracts::reasons::{render, rules_reasons, v1_rule};
 use switchboard_contracts::{
     CallInbound, CallRoute, Envelope, FinalAction, FinalActionKind, Reason, Rule, Target, TenantId,
 };
@@ -52,15 +52,6 @@ pub fn rules_explanation(explanation: &[String]) -> &[String] {
     match explanation.split_first() {
         Some((first, rest)) if first.starts_with(STALE_PREFIX) => rest,
         _ => explanation,
-    }
-}
-
-/// The rule as a v1 decision would have recorded it: v1 had no target-less `after_hours`
-/// (a closed company playing its final action was `no_route`).
-fn v1_rule(rule: Rule, target: Option<&Target>) -> Rule {
-    match (rule, target) {
-        (Rule::AfterHours, None) => Rule::NoRoute,
-        _ => rule,
     }
 }
 

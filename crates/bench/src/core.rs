@@ -40,10 +40,11 @@ fn wire_size(state: &TenantState, calls: &[CallInbound]) -> WireSize {
     let (mut v2, mut v1) = (0usize, 0usize);
     for c in calls {
         let route = decide(c, state).into_route(c, 1, OffsetDateTime::UNIX_EPOCH);
-        let mut prose = route.clone();
-        prose.explanation = prose.explanation_lines();
-        prose.reasons = Vec::new();
-        let mut old = Envelope::new(prose, "/switchboard/router", OffsetDateTime::UNIX_EPOCH);
+        let mut old = Envelope::new(
+            route.to_v1(),
+            "/switchboard/router",
+            OffsetDateTime::UNIX_EPOCH,
+        );
         old.event_type = "switchboard.call.route.v1".into();
         let new = Envelope::new(route, "/switchboard/router", OffsetDateTime::UNIX_EPOCH);
         v2 += new.to_json().expect("encodes").len();

@@ -22,5 +22,7 @@ pub use consumers::{
 };
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher};
-pub use streams::{CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, stream_configs};
+pub use streams::{
+    CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, last_on_subject, stream_configs,
+};
 pub use trace::{NatsHeaders, NatsHeadersMut, TraceContext};

@@ -153,3 +153,25 @@ impl StreamArgs {
         }
     }
 }
+
+/// The last message stored on `subject` in `stream` (one direct read, no scan): its sequence
+/// and payload, or `None` when the subject holds none. What a read-then-write producer checks
+/// (the current version of a settings entity) before publishing.
+pub async fn last_on_subject(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+) -> Result<Option<(u64, bytes::Bytes)>, BusError> {
+    let read = format!("read the last message on {subject}");
+    let stream = js
+        .get_stream_no_info(stream)
+        .await
+        .map_err(|e| BusError::unavailable(read.clone(), e))?;
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => Ok(Some((message.sequence, message.payload))),
+        Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
+            Ok(None)
+        }
+        Err(e) => Err(BusError::unavailable(read, e)),
+    }
+}

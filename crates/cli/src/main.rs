@@ -474,20 +474,17 @@ async fn against_stored(
     js: &jetstream::Context,
     changes: Vec<SettingsChange>,
 ) -> anyhow::Result<(Vec<SettingsChange>, Vec<String>)> {
-    let stream = js.get_stream_no_info(switchboard_bus::SETTINGS).await?;
     let mut fresh = Vec::with_capacity(changes.len());
     let mut stale = Vec::new();
     for (i, change) in changes.into_iter().enumerate() {
-        let subject = change_subject(&change);
-        let stored = match stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(m) => SettingsChange::decode(&m.payload, &subject)
-                .ok()
-                .map(|c| (m.sequence, c)),
-            Err(e) if e.kind() == jetstream::stream::LastRawMessageErrorKind::NoMessageFound => {
-                None
-            }
-            Err(e) => anyhow::bail!("cannot read the stored settings of {subject}: {e}"),
-        };
+        let subject = change.nats_subject();
+        let stored = switchboard_bus::last_on_subject(js, switchboard_bus::SETTINGS, &subject)
+            .await?
+            .and_then(|(seq, payload)| {
+                SettingsChange::decode(&payload, &subject)
+                    .ok()
+                    .map(|c| (seq, c))
+            });
         match stored {
             Some((seq, current)) if current.version() >= change.version() => {
                 if current == change {
@@ -548,16 +545,6 @@ async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
     } else {
         exit::FOUND
     })
-}
-
-/// The SETTINGS subject of a change.
-fn change_subject(change: &SettingsChange) -> String {
-    match change {
-        SettingsChange::Company(c) => c.nats_subject(),
-        SettingsChange::Number(n) => n.nats_subject(),
-        SettingsChange::User(u) => u.nats_subject(),
-        SettingsChange::Contact(c) => c.nats_subject(),
-    }
 }
 
 /// Prints `report` as pretty JSON or as text.

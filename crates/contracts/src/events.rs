@@ -330,6 +330,18 @@ impl CallRoute {
         self.reasons.is_empty() && !self.explanation.is_empty()
     }
 
+    /// The same decision as a v1 producer wrote it (history, and the size comparison of the
+    /// bench): the reasons as English prose, and the rule as v1 had it
+    /// ([`crate::reasons::v1_rule`]).
+    pub fn to_v1(&self) -> CallRoute {
+        CallRoute {
+            rule: crate::reasons::v1_rule(self.rule, self.target.as_ref()),
+            explanation: self.explanation_lines(),
+            reasons: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// Why, in English, one line per step: v2's reasons rendered, or v1's prose as recorded.
     pub fn explanation_lines(&self) -> Vec<String> {
         if self.is_v1() {
@@ -1025,6 +1037,12 @@ impl SettingsChange {
             Self::User(s) => s.version,
             Self::Contact(s) => s.version,
         }
+    }
+
+    /// The SETTINGS subject of the change's entity.
+    pub fn nats_subject(&self) -> String {
+        let (kind, id) = self.key();
+        subjects::settings(self.tenant_id(), kind, &id)
     }
 
     /// `(entity kind, entity id)`: the key the version guard is kept per.

@@ -553,6 +553,15 @@ pub fn rules_reasons(reasons: &[Reason]) -> &[Reason] {
     }
 }
 
+/// The rule as a v1 decision recorded it: v1 had no target-less `after_hours` (a closed
+/// company playing its final action was `no_route`).
+pub fn v1_rule(rule: Rule, target: Option<&Target>) -> Rule {
+    match (rule, target) {
+        (Rule::AfterHours, None) => Rule::NoRoute,
+        _ => rule,
+    }
+}
+
 /// What the caller hears when nobody answers, in English.
 pub fn final_action_words(action: &FinalAction) -> &'static str {
     match action.kind {

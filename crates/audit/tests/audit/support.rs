@@ -8,8 +8,8 @@ use switchboard_audit::read::{Flow, NoProgress, Start, scan};
 use switchboard_bus::{CALLS, Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_contracts::{
     CallDial, CallInbound, CallRoute, CallStatus, CompanySettings, ContactSettings, DialCallStatus,
-    DialEventKind, E164, EntityId, Envelope, EventData, NumberSettings, Rule, SettingsChange,
-    TenantId, UserSettings,
+    DialEventKind, E164, EntityId, Envelope, EventData, NumberSettings, SettingsChange, TenantId,
+    UserSettings,
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{TenantState, decide};
@@ -168,13 +168,8 @@ pub fn inbound(t: &str, call_id: &str, to: &str, from: &str) -> CallInbound {
 }
 
 /// `route` as a v1 router recorded it (see [`Streams::publish_v1`]).
-pub fn v1(mut route: CallRoute) -> CallRoute {
-    route.explanation = route.explanation_lines();
-    route.reasons = Vec::new();
-    if route.rule == Rule::AfterHours && route.target.is_none() {
-        route.rule = Rule::NoRoute;
-    }
-    route
+pub fn v1(route: CallRoute) -> CallRoute {
+    route.to_v1()
 }
 
 /// A server with both streams, a JetStream context and a publisher.

@@ -138,10 +138,8 @@ impl Nats {
 
     /// Publishes `route` as a router before v2 did (type `switchboard.call.route.v1`, prose
     /// instead of reasons): such decisions may still be in flight during an upgrade.
-    pub async fn publish_v1(&self, mut route: CallRoute) -> Published {
-        route.explanation = route.explanation_lines();
-        route.reasons = Vec::new();
-        let mut event = Envelope::new(route, SOURCE, OffsetDateTime::now_utc());
+    pub async fn publish_v1(&self, route: CallRoute) -> Published {
+        let mut event = Envelope::new(route.to_v1(), SOURCE, OffsetDateTime::now_utc());
         event.event_type = "switchboard.call.route.v1".into();
         self.publisher
             .publish(&event, &TraceContext::default())

@@ -159,24 +159,13 @@ async fn stored<T: Kind>(app: &App, subject: &str) -> Result<Option<(u64, Option
             "the settings store cannot be read now; retry later",
         )
     };
-    let stream = app
-        .js
-        .get_stream_no_info(switchboard_bus::SETTINGS)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    match stream.get_last_raw_message_by_subject(subject).await {
-        Ok(message) => {
-            let data = Envelope::<T>::decode(&message.payload, subject)
+    match switchboard_bus::last_on_subject(&app.js, switchboard_bus::SETTINGS, subject).await {
+        Ok(last) => Ok(last.map(|(seq, payload)| {
+            let data = Envelope::<T>::decode(&payload, subject)
                 .ok()
                 .map(|e| e.data);
-            Ok(Some((message.sequence, data)))
-        }
-        Err(e)
-            if e.kind()
-                == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound =>
-        {
-            Ok(None)
-        }
+            (seq, data)
+        })),
         Err(e) => Err(unavailable(&e)),
     }
 }
