@@ -3,7 +3,8 @@
 //! SETTINGS sequence it was stored at), whether the current code still decides the same, and
 //! every dial step and outcome.
 
-use crate::read::{Flow, Progress, Start, scan};
+use crate::index::{Lookup, call_events};
+use crate::read::{Flow, Progress, Start, Stored, scan};
 use crate::replay::{FieldDiff, compare};
 use crate::settings::{SettingsLog, TenantSettings, summary};
 use crate::table;
@@ -11,10 +12,10 @@ use crate::{AuditError, settings::Versioned};
 use serde::Serialize;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use switchboard_bus::{CALLS, SETTINGS};
+use switchboard_bus::SETTINGS;
 use switchboard_contracts::{
     CallDial, CallInbound, CallRejected, CallRoute, CallStatus, E164, EntityId, Envelope,
-    FinalAction, Region, SettingsChange, TenantId, phone::mask,
+    FinalAction, Region, SettingsChange, Target, TenantId, phone::mask,
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{
@@ -47,10 +48,43 @@ pub struct InboundView {
     pub at: Stamp,
     /// The dialed number (masked).
     pub to: String,
-    /// The caller (masked).
+    /// The caller (masked; empty when withheld).
     pub from: String,
     /// The lead the producer named, if any.
     pub contact_id: Option<String>,
+}
+
+/// One leg of a decision's chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetView {
+    /// The number rung (masked).
+    pub number: String,
+    /// The rule that chose it.
+    pub rule: String,
+    /// The user whose phone it is, for a user's rule.
+    pub user_id: Option<String>,
+    /// Seconds it rings before the next leg, when the decision says.
+    pub ring_timeout_secs: Option<u32>,
+}
+
+impl TargetView {
+    fn of(target: &Target) -> TargetView {
+        TargetView {
+            number: target.number.masked(),
+            rule: target.rule.as_str().into(),
+            user_id: target.user_id.as_ref().map(ToString::to_string),
+            ring_timeout_secs: target.ring_timeout_secs,
+        }
+    }
+}
+
+/// What happens when no leg answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FinalActionView {
+    /// `voicemail` or `announce_hangup`.
+    pub kind: String,
+    /// What the caller hears.
+    pub message: String,
 }
 
 /// The recorded decision.
@@ -61,10 +95,10 @@ pub struct DecisionView {
     pub at: Stamp,
     /// The rule.
     pub rule: String,
-    /// The chain: target then fallbacks (numbers masked).
-    pub chain: Vec<String>,
+    /// The chain: the target then the fallbacks, in the order they ring.
+    pub chain: Vec<TargetView>,
     /// The final action.
-    pub final_action: String,
+    pub final_action: FinalActionView,
     /// The SETTINGS sequence it was decided at.
     pub settings_seq: u64,
     /// The explanation, step by step, in English (v2's reasons rendered; v1's prose).
@@ -79,12 +113,27 @@ pub struct SettingView {
     /// Where its latest event is stored in SETTINGS.
     #[serde(flatten)]
     pub at: Stamp,
-    /// `company/main`, `number/…`, `user/…`, `contact/…`.
+    /// `company`, `number`, `user` or `contact`.
+    pub kind: String,
+    /// Its id within the kind (`main`, the number masked, the user or contact id).
+    pub id: String,
+    /// `kind/id`, as the text shows it.
     pub entity: String,
     /// Its version.
     pub version: u64,
-    /// What it says (numbers masked).
+    /// Its settings as stored, numbers masked.
+    pub data: serde_json::Value,
+    /// What it says, in one line (numbers masked).
     pub summary: String,
+}
+
+/// Whether the current routing code decides the same from the settings in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReplayView {
+    /// `true` when nothing differs.
+    pub agrees: bool,
+    /// What differs, field by field.
+    pub differences: Vec<FieldDiff>,
 }
 
 /// A dial step or outcome.
@@ -97,10 +146,54 @@ pub struct StepView {
     pub source: String,
     /// The chain step.
     pub step: u32,
-    /// What happened.
+    /// What happened (`step_started`, `no_answer`, `answered`, …).
     pub what: String,
-    /// Details: target (masked), reason.
-    pub detail: String,
+    /// The leg, for a dialer step that names one.
+    pub target: Option<TargetView>,
+    /// Why, for a dialer step that says (numbers masked).
+    pub reason: Option<String>,
+    /// Seconds the leg was connected, for a carrier status that says.
+    pub connected_secs: Option<u32>,
+    /// The carrier's outcome is unknown (the dialer died while asking); never asked again.
+    pub outcome_unknown: bool,
+}
+
+impl StepView {
+    /// The details as one line for people.
+    pub fn detail(&self) -> String {
+        let mut detail = Vec::new();
+        if let Some(secs) = self.connected_secs {
+            detail.push(format!("connected {secs} s"));
+        }
+        if let Some(t) = &self.target {
+            detail.push(format!("{} ({})", t.number, t.rule));
+        }
+        if let Some(r) = &self.reason {
+            detail.push(r.clone());
+        }
+        if self.outcome_unknown {
+            detail.push("outcome unknown".into());
+        }
+        detail.join("; ")
+    }
+}
+
+/// A rejection of an event of the call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectionView {
+    /// Where the rejection is stored in CALLS.
+    #[serde(flatten)]
+    pub at: Stamp,
+    /// The refused event's stream and sequence.
+    pub stream: String,
+    /// Its sequence there.
+    pub stream_seq: u64,
+    /// The subject it arrived on.
+    pub original_subject: String,
+    /// The stable code.
+    pub code: String,
+    /// Why, for people (numbers masked).
+    pub reason: String,
 }
 
 /// The call's whole life.
@@ -117,12 +210,15 @@ pub struct CallLife {
     pub decisions: Vec<DecisionView>,
     /// The settings the decision read, as of its `settings_seq`.
     pub settings: Vec<SettingView>,
-    /// Whether the current code decides the same from those settings; the differences if not.
-    pub replay: Option<Vec<FieldDiff>>,
+    /// Whether the current code decides the same from those settings (absent without both an
+    /// inbound event and a decision).
+    pub replay: Option<ReplayView>,
     /// Dial steps and outcomes, in stream order.
     pub steps: Vec<StepView>,
     /// Rejections of events of this call.
-    pub rejections: Vec<String>,
+    pub rejections: Vec<RejectionView>,
+    /// How the call's events were found.
+    pub lookup: Lookup,
 }
 
 #[derive(Default)]
@@ -130,11 +226,76 @@ struct Found {
     inbound: Vec<(u64, OffsetDateTime, CallInbound)>,
     routes: Vec<(u64, OffsetDateTime, CallRoute)>,
     steps: Vec<StepView>,
-    rejections: Vec<String>,
+    rejections: Vec<RejectionView>,
 }
 
-/// Finds `call_id` in CALLS (only `tenant`'s subjects when given) and tells its life; `None`
-/// when no event of the call is stored.
+impl Found {
+    /// Notes one stored event of the call.
+    fn note(&mut self, m: &Stored) {
+        let (seq, time) = (m.seq, m.time);
+        match m.token(1) {
+            Some("inbound") => {
+                if let Ok(e) = Envelope::<CallInbound>::decode(&m.payload, &m.subject) {
+                    self.inbound.push((seq, time, e.data));
+                }
+            }
+            Some("route") => {
+                if let Ok(e) = Envelope::<CallRoute>::decode(&m.payload, &m.subject) {
+                    self.routes.push((seq, time, e.data));
+                }
+            }
+            Some("status") => {
+                if let Ok(e) = Envelope::<CallStatus>::decode(&m.payload, &m.subject) {
+                    let s = e.data;
+                    self.steps.push(StepView {
+                        at: stamp(seq, time),
+                        source: "status".into(),
+                        step: s.step,
+                        what: s.dial_call_status.as_str().into(),
+                        target: None,
+                        reason: None,
+                        connected_secs: s.dial_call_duration,
+                        outcome_unknown: false,
+                    });
+                }
+            }
+            Some("dial") => {
+                if let Ok(e) = Envelope::<CallDial>::decode(&m.payload, &m.subject) {
+                    let d = e.data;
+                    self.steps.push(StepView {
+                        at: stamp(seq, time),
+                        source: "dial".into(),
+                        step: d.step,
+                        what: d.kind.as_str().into(),
+                        target: d.target.as_ref().map(TargetView::of),
+                        reason: d.reason.as_deref().map(masked_text),
+                        connected_secs: None,
+                        outcome_unknown: d.outcome_unknown,
+                    });
+                }
+            }
+            Some("rejected") => {
+                if let Ok(e) = Envelope::<CallRejected>::decode(&m.payload, &m.subject) {
+                    let r = e.data.0;
+                    self.rejections.push(RejectionView {
+                        at: stamp(seq, time),
+                        stream: r.stream,
+                        stream_seq: r.stream_seq,
+                        original_subject: r.original_subject,
+                        code: r.code,
+                        reason: masked_text(&r.reason),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Finds `call_id` (only among `tenant`'s events when given) and tells its life; `None` when
+/// no event of the call is stored. The call's events are found through the call index
+/// ([`crate::index`]); the settings in force are read from the tenant's SETTINGS up to the
+/// decision's `settings_seq`.
 pub async fn explain(
     js: &async_nats::jetstream::Context,
     call_id: &str,
@@ -150,115 +311,14 @@ pub async fn explain(
             switchboard_contracts::MAX_CALL_ID_LEN
         )));
     }
-    let filter = match tenant {
-        Some(t) => format!("call.*.{t}"),
-        None => "call.>".to_string(),
-    };
-    let finder = memchr::memmem::Finder::new(call_id.as_bytes());
+    let (events, lookup) = call_events(js, call_id, tenant, progress).await?;
     let mut found: std::collections::BTreeMap<TenantId, Found> = Default::default();
-    scan(
-        js,
-        CALLS,
-        &[filter],
-        Start::First,
-        progress,
-        "searching CALLS",
-        |m| {
-            if finder.find(&m.payload).is_none() {
-                return Ok(Flow::Continue);
-            }
-            let Some(tenant) = m.token(2).and_then(|t| TenantId::new(t).ok()) else {
-                return Ok(Flow::Continue);
-            };
-            let (seq, time) = (m.seq, m.time);
-            match m.token(1) {
-                Some("inbound") => {
-                    if let Ok(e) = Envelope::<CallInbound>::decode(&m.payload, &m.subject)
-                        && e.data.call_id == call_id
-                    {
-                        found
-                            .entry(tenant)
-                            .or_default()
-                            .inbound
-                            .push((seq, time, e.data));
-                    }
-                }
-                Some("route") => {
-                    if let Ok(e) = Envelope::<CallRoute>::decode(&m.payload, &m.subject)
-                        && e.data.call_id == call_id
-                    {
-                        found
-                            .entry(tenant)
-                            .or_default()
-                            .routes
-                            .push((seq, time, e.data));
-                    }
-                }
-                Some("status") => {
-                    if let Ok(e) = Envelope::<CallStatus>::decode(&m.payload, &m.subject)
-                        && e.data.call_id == call_id
-                    {
-                        let s = e.data;
-                        let mut detail = Vec::new();
-                        if let Some(d) = s.dial_call_duration {
-                            detail.push(format!("connected {d} s"));
-                        }
-                        found.entry(tenant).or_default().steps.push(StepView {
-                            at: stamp(seq, time),
-                            source: "status".into(),
-                            step: s.step,
-                            what: s.dial_call_status.as_str().into(),
-                            detail: detail.join(", "),
-                        });
-                    }
-                }
-                Some("dial") => {
-                    if let Ok(e) = Envelope::<CallDial>::decode(&m.payload, &m.subject)
-                        && e.data.call_id == call_id
-                    {
-                        let d = e.data;
-                        let mut detail = Vec::new();
-                        if let Some(t) = &d.target {
-                            detail.push(format!("{} ({})", t.number, t.rule.as_str()));
-                        }
-                        if let Some(r) = &d.reason {
-                            detail.push(masked_text(r));
-                        }
-                        found.entry(tenant).or_default().steps.push(StepView {
-                            at: stamp(seq, time),
-                            source: "dial".into(),
-                            step: d.step,
-                            what: d.kind.as_str().into(),
-                            detail: detail.join("; "),
-                        });
-                    }
-                }
-                Some("rejected") => {
-                    if let Ok(e) = Envelope::<CallRejected>::decode(&m.payload, &m.subject) {
-                        let r = e.data.0;
-                        let names_call =
-                            serde_json::from_str::<serde_json::Value>(&r.original_payload)
-                                .ok()
-                                .and_then(|v| {
-                                    v.pointer("/data/call_id")
-                                        .and_then(|c| c.as_str())
-                                        .map(|c| c == call_id)
-                                })
-                                .unwrap_or(false);
-                        if names_call {
-                            found.entry(tenant).or_default().rejections.push(format!(
-                                "CALLS #{seq}: {} #{} on {} rejected ({})",
-                                r.stream, r.stream_seq, r.original_subject, r.code
-                            ));
-                        }
-                    }
-                }
-                _ => {}
-            }
-            Ok(Flow::Continue)
-        },
-    )
-    .await?;
+    for m in &events {
+        let Some(tenant) = m.token(2).and_then(|t| TenantId::new(t).ok()) else {
+            continue;
+        };
+        found.entry(tenant).or_default().note(m);
+    }
 
     if found.len() > 1 {
         let tenants: Vec<&str> = found.keys().map(TenantId::as_str).collect();
@@ -294,16 +354,16 @@ pub async fn explain(
                     .target
                     .iter()
                     .chain(&r.fallbacks)
-                    .map(|t| format!("{} ({})", t.number, t.rule.as_str()))
+                    .map(TargetView::of)
                     .collect(),
-                final_action: format!(
-                    "{}: {}",
-                    match r.final_action.kind {
+                final_action: FinalActionView {
+                    kind: match r.final_action.kind {
                         switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
                         switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
-                    },
-                    r.final_action.message
-                ),
+                    }
+                    .into(),
+                    message: r.final_action.message.clone(),
+                },
                 settings_seq: r.settings_seq,
                 explanation: r.explanation_lines(),
                 reasons: r.reasons.iter().map(|r| r.masked_json()).collect(),
@@ -313,6 +373,7 @@ pub async fn explain(
         replay: None,
         steps: found.steps,
         rejections: found.rejections,
+        lookup,
     };
 
     // The settings in force at the (first) decision, and the decision made again from them.
@@ -352,7 +413,11 @@ pub async fn explain(
         if let Some(settings) = log.tenant(&tenant) {
             life.settings = reads.settings(settings);
         }
-        life.replay = Some(compare(route, &decision));
+        let differences = compare(route, &decision);
+        life.replay = Some(ReplayView {
+            agrees: differences.is_empty(),
+            differences,
+        });
     }
     Ok(Some(life))
 }
@@ -382,11 +447,15 @@ impl<'a, V: SettingsView> Reads<'a, V> {
     fn settings(&self, settings: &TenantSettings) -> Vec<SettingView> {
         let mut views = Vec::new();
         let mut push = |v: &Versioned<SettingsChange>, entity: String| {
+            let (kind, id) = entity.split_once('/').unwrap_or((&entity, ""));
             views.push(SettingView {
                 at: stamp(v.seq, v.time),
-                entity,
+                kind: kind.to_string(),
+                id: id.to_string(),
                 version: v.data.version(),
+                data: masked_json(data_json(&v.data)),
                 summary: summary(&v.data),
+                entity,
             });
         };
         let wrap = |seq, time, data| Versioned { seq, time, data };
@@ -466,6 +535,44 @@ impl<V: SettingsView> SettingsView for Reads<'_, V> {
     }
 }
 
+/// The settings data of `change`, as JSON.
+fn data_json(change: &SettingsChange) -> serde_json::Value {
+    let value = match change {
+        SettingsChange::Company(c) => serde_json::to_value(c),
+        SettingsChange::Number(n) => serde_json::to_value(n),
+        SettingsChange::User(u) => serde_json::to_value(u),
+        SettingsChange::Contact(c) => serde_json::to_value(c),
+    };
+    // Settings types serialize to JSON objects; nothing to show if one could not.
+    value.unwrap_or(serde_json::Value::Null)
+}
+
+/// `value` with every string that looks like a phone number masked (settings as stored).
+fn masked_json(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            let digits = s.chars().filter(char::is_ascii_digit).count();
+            let phone_like = s
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+            Value::String(if digits >= 7 && phone_like {
+                mask(&s)
+            } else {
+                s
+            })
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(masked_json).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, masked_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Masks every run of digits long enough to be a phone number in free text (carrier errors
 /// may quote the number).
 pub(crate) fn masked_text(text: &str) -> String {
@@ -526,9 +633,12 @@ impl CallLife {
             ));
             for (i, t) in d.chain.iter().enumerate() {
                 let label = if i == 0 { "ring" } else { "then" };
-                out.push_str(&format!("    {label} {t}\n"));
+                out.push_str(&format!("    {label} {} ({})\n", t.number, t.rule));
             }
-            out.push_str(&format!("    finally {}\n", d.final_action));
+            out.push_str(&format!(
+                "    finally {}: {}\n",
+                d.final_action.kind, d.final_action.message
+            ));
             out.push_str("  why\n");
             for (i, line) in d.explanation.iter().enumerate() {
                 out.push_str(&format!("    {}. {line}\n", i + 1));
@@ -557,12 +667,13 @@ impl CallLife {
             }
         }
         match &self.replay {
-            Some(diffs) if diffs.is_empty() => out.push_str(
+            Some(replay) if replay.agrees => out.push_str(
                 "\nreplay: the current routing code decides the same from these settings\n",
             ),
-            Some(diffs) => {
+            Some(replay) => {
                 out.push_str("\nreplay: the current routing code decides differently\n");
-                let rows = diffs
+                let rows = replay
+                    .differences
                     .iter()
                     .map(|d| vec![d.field.clone(), d.recorded.clone(), d.replayed.clone()]);
                 out.push_str(&table::render(&["field", "recorded", "now"], rows));
@@ -580,7 +691,7 @@ impl CallLife {
                     s.source.clone(),
                     s.step.to_string(),
                     s.what.clone(),
-                    s.detail.clone(),
+                    s.detail(),
                 ]
             });
             out.push_str(&table::render(
@@ -591,7 +702,10 @@ impl CallLife {
         if !self.rejections.is_empty() {
             out.push_str("\nrejections\n");
             for r in &self.rejections {
-                out.push_str(&format!("  {r}\n"));
+                out.push_str(&format!(
+                    "  CALLS #{}: {} #{} on {} rejected ({}): {}\n",
+                    r.at.seq, r.stream, r.stream_seq, r.original_subject, r.code, r.reason
+                ));
             }
         }
         out

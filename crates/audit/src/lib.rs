@@ -15,6 +15,7 @@
 
 mod error;
 pub mod explain;
+pub mod index;
 pub mod lint;
 pub mod proposal;
 pub mod read;

@@ -100,6 +100,25 @@ pub fn dialer_statuses() -> PullConsumerSpec {
     )
 }
 
+/// The gateway's consumer of every call event: writes the call index (`CALL_INDEX`). From the
+/// first message, so a stream that predates the index is indexed when a gateway first starts.
+/// Redelivered without limit: an entry must never be given up (an event without a call id is
+/// acknowledged with no entry). An entry written twice past the de-duplication window is
+/// harmless: a lookup reads each CALLS sequence once.
+pub fn call_indexer() -> PullConsumerSpec {
+    PullConsumerSpec {
+        name: "call-index",
+        stream: CALLS,
+        filter_subject: subjects::ALL_CALLS,
+        description: "Switchboard gateway: indexes every call event by call id (CALL_INDEX)",
+        ack_wait: Duration::from_secs(30),
+        max_deliver: -1,
+        backoff: Vec::new(),
+        max_ack_pending: 20_000,
+        nak_delays: vec![Duration::from_secs(1)],
+    }
+}
+
 impl PullConsumerSpec {
     /// The same consumer with another `ack_wait` (and no backoff list): tests and operators
     /// trading the recovery bound against tolerance of stalls.

@@ -18,11 +18,12 @@ mod trace;
 
 pub use connect::{NatsArgs, StartupRetry, close};
 pub use consumers::{
-    DIALER_ACK_WAIT, PullConsumerSpec, dialer_routes, dialer_statuses, router_inbound,
+    DIALER_ACK_WAIT, PullConsumerSpec, call_indexer, dialer_routes, dialer_statuses, router_inbound,
 };
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher};
 pub use streams::{
-    CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, last_on_subject, stream_configs,
+    CALL_INDEX, CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, last_on_subject,
+    stream_configs,
 };
 pub use trace::{NatsHeaders, NatsHeadersMut, TraceContext};

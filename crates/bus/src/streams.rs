@@ -11,6 +11,9 @@ use switchboard_contracts::subjects;
 pub const CALLS: &str = "CALLS";
 /// Name of the stream of settings events.
 pub const SETTINGS: &str = "SETTINGS";
+/// Name of the call index: for each call id, the CALLS sequences of its events (kept by the
+/// gateway's indexer; see `switchboard_audit::index`).
+pub const CALL_INDEX: &str = "CALL_INDEX";
 
 /// What operators may tune about the streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +37,9 @@ impl Default for StreamOptions {
     }
 }
 
-/// The configuration of both streams for `options`.
-pub fn stream_configs(options: &StreamOptions) -> [stream::Config; 2] {
+/// The configuration of the streams for `options`: the two audit logs and the call index,
+/// which lives as long as the calls it points into.
+pub fn stream_configs(options: &StreamOptions) -> [stream::Config; 3] {
     let base = |name: &str, subject: &str, description: &str| stream::Config {
         name: name.to_string(),
         description: Some(description.to_string()),
@@ -61,10 +65,15 @@ pub fn stream_configs(options: &StreamOptions) -> [stream::Config; 2] {
             subjects::SETTINGS_PREFIX,
             "Switchboard settings changes: company, numbers, users, contacts (audit log)",
         ),
+        base(
+            CALL_INDEX,
+            subjects::CALL_INDEX_PREFIX,
+            "Switchboard call index: the CALLS sequences of each call id's events (derived from CALLS)",
+        ),
     ]
 }
 
-/// Creates both streams, or brings existing ones to `options`. Safe to call from every
+/// Creates the streams, or brings existing ones to `options`. Safe to call from every
 /// instance at every start.
 pub async fn ensure_streams(
     js: &jetstream::Context,

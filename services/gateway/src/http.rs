@@ -65,7 +65,7 @@ pub(crate) struct App {
     pub max_body_bytes: usize,
     pub region: Region,
     pub waiters: Waiters,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub ringback_wav: Bytes,
     /// Dial progress, shared with the dialer: the dead-man's switch takes a call's end here.
     pub progress: switchboard_chain::ProgressStore,
@@ -75,6 +75,7 @@ pub(crate) struct App {
 
 type Shared = Arc<App>;
 
+mod call_lookup;
 mod settings;
 
 /// The routes.
@@ -84,6 +85,7 @@ pub(crate) fn router(app: Shared) -> Router {
         .route(urls::DIAL_STATUS_ROUTE, post(twilio_dial_status))
         .route(urls::NO_INSTRUCTION_ROUTE, post(twilio_no_instruction))
         .route("/v1/tenants/{tenant}/calls", post(create_call))
+        .route(call_lookup::ROUTE, get(call_lookup::get_call))
         .route(
             settings::ROUTE,
             axum::routing::put(settings::put_setting).get(settings::get_setting),
@@ -995,6 +997,7 @@ fn route_label(path: &str) -> &'static str {
             "twilio_no_instruction"
         }
         p if p.starts_with("/v1/tenants/") && p.ends_with("/calls") => "calls",
+        p if p.starts_with("/v1/tenants/") && p.contains("/calls/") => "call_lookup",
         p if p.starts_with("/v1/tenants/") && p.contains("/settings/") => "settings",
         _ => "other",
     }

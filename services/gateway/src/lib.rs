@@ -5,6 +5,7 @@
 //! Must not: answer 2xx for an event JetStream has not acknowledged, accept a webhook whose
 //! signature does not verify, log a tenant's secrets, or decide routes (that is the router).
 
+pub mod call_index;
 mod config;
 mod health;
 mod http;
@@ -198,10 +199,26 @@ pub async fn run_with_listener(
         move |ok| watched.metrics.tenants_reloaded(ok),
         std::future::pending(),
     )));
+    let (stop_indexing, indexing_stopped) = tokio::sync::watch::channel(false);
+    let indexer = config.call_index.then(|| {
+        tokio::spawn(call_index::run(
+            app.js.clone(),
+            indexing_stopped,
+            app.metrics.clone(),
+        ))
+    });
     let _ = api.set(http::router(app));
 
     shutdown.await;
     let served = stop(server).await;
+    let _ = stop_indexing.send(true);
+    if let Some(indexer) = indexer {
+        match indexer.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "the call indexer could not start"),
+            Err(e) => tracing::warn!(error = %e, "the call indexer failed"),
+        }
+    }
     if let Some(follower) = follower {
         follower.abort();
     }
@@ -264,7 +281,7 @@ async fn build(
         max_body_bytes: config.max_body_bytes,
         region,
         waiters,
-        metrics: Metrics::new(),
+        metrics: Arc::new(Metrics::new()),
         ringback_wav: ringback::wav(),
         progress,
         no_instruction_timeout_secs: config.no_instruction_timeout_secs,

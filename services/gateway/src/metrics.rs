@@ -54,6 +54,7 @@ pub struct Metrics {
     sync_answers: Family<OutcomeLabel, Counter>,
     dead_man: Family<OutcomeLabel, Counter>,
     tenants_reloads: Family<OutcomeLabel, Counter>,
+    call_index: Family<OutcomeLabel, Counter>,
 }
 
 impl Metrics {
@@ -102,8 +103,15 @@ impl Metrics {
             "Reloads of the tenants' secrets (on a file change or SIGHUP), by outcome: ok, or failed (the previous secrets stay in force; the log says why)",
             tenants_reloads.clone(),
         );
+        let call_index = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "call_index_events",
+            "CALLS events seen by the call indexer, by outcome: indexed, no_call (names no call; nothing to index), failed (the entry could not be written; the event is retried)",
+            call_index.clone(),
+        );
         Metrics {
             registry,
+            call_index,
             requests,
             publish,
             signature_failures,
@@ -162,6 +170,21 @@ impl Metrics {
     /// The `/metrics` answer: content type and OpenMetrics text.
     pub fn render(&self) -> ([(&'static str, &'static str); 1], String) {
         switchboard_telemetry::metrics::render(&self.registry)
+    }
+}
+
+impl crate::call_index::IndexEvents for Metrics {
+    fn indexed(&self, named_a_call: bool) {
+        let outcome = if named_a_call { "indexed" } else { "no_call" };
+        self.call_index
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    fn failed(&self) {
+        self.call_index
+            .get_or_create(&OutcomeLabel { outcome: "failed" })
+            .inc();
     }
 }
 

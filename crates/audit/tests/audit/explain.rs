@@ -55,11 +55,16 @@ async fn explain_tells_a_calls_whole_life_with_the_settings_in_force_and_dial_st
     assert_eq!(decision.at.seq, route_seq);
     assert_eq!(decision.rule, "forwarding_number");
     assert_eq!(decision.settings_seq, *seqs.last().unwrap());
+    let chain: Vec<(&str, &str)> = decision
+        .chain
+        .iter()
+        .map(|t| (t.number.as_str(), t.rule.as_str()))
+        .collect();
     assert_eq!(
-        decision.chain,
+        chain,
         vec![
-            "+13*******21 (forwarding_number)",
-            "+16*******34 (company_phone)"
+            ("+13*******21", "forwarding_number"),
+            ("+16*******34", "company_phone")
         ]
     );
     assert_eq!(decision.explanation, route.explanation_lines());
@@ -89,7 +94,11 @@ async fn explain_tells_a_calls_whole_life_with_the_settings_in_force_and_dial_st
         "{:?}",
         life.settings[3]
     );
-    assert_eq!(life.replay, Some(vec![]));
+    assert_eq!(life.settings[3].kind, "user");
+    assert_eq!(life.settings[3].id, "u-bob");
+    assert_eq!(life.settings[3].data["user_id"], "u-bob");
+    let replay = life.replay.as_ref().expect("replayed");
+    assert!(replay.agrees && replay.differences.is_empty(), "{replay:?}");
     let steps: Vec<(u64, &str, &str, u32)> = life
         .steps
         .iter()

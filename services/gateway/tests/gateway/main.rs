@@ -7,6 +7,7 @@
 
 mod api;
 mod auth;
+mod calls;
 mod dead_man;
 mod dial_status;
 mod health;

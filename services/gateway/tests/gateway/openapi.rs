@@ -28,31 +28,75 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    if let Err(e) = conforms(doc, schema, value, at) {
+        panic!("{e}");
+    }
+}
+
+/// Whether `value` is what `schema` declares: types (one or a list, `null` included),
+/// required fields, properties, array items, `enum` and `oneOf`.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(doc, schema);
-    match schema["type"].as_str() {
-        Some("object") => {
-            assert!(value.is_object(), "{at}: expected an object, got {value}");
+    if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
+        let fits = options
+            .iter()
+            .filter(|o| conforms(doc, o, value, at).is_ok())
+            .count();
+        return (fits == 1)
+            .then_some(())
+            .ok_or_else(|| format!("{at}: {value} fits {fits} of the oneOf schemas"));
+    }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(value)
+    {
+        return Err(format!("{at}: {value} is not among {allowed:?}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        other => {
+            return Err(format!(
+                "{at}: schema type {other} not covered by this test"
+            ));
+        }
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_u64() || n.is_i64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let fits = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !fits {
+        return Err(format!("{at}: expected {types:?}, got {value}"));
+    }
+    match value {
+        Value::Object(fields) => {
             for req in schema["required"].as_array().into_iter().flatten() {
-                let key = req.as_str().unwrap();
-                assert!(
-                    value.get(key).is_some(),
-                    "{at}: required `{key}` missing in {value}"
-                );
+                let key = req.as_str().unwrap_or_default();
+                if !fields.contains_key(key) {
+                    return Err(format!("{at}: required `{key}` missing in {value}"));
+                }
             }
             for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
-                if let Some(v) = value.get(key) {
-                    check_schema(doc, prop, v, &format!("{at}.{key}"));
+                if let Some(v) = fields.get(key) {
+                    conforms(doc, prop, v, &format!("{at}.{key}"))?;
                 }
             }
         }
-        Some("string") => assert!(value.is_string(), "{at}: expected a string, got {value}"),
-        Some("boolean") => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
-        Some("integer") => assert!(
-            value.is_u64() || value.is_i64(),
-            "{at}: expected an integer, got {value}"
-        ),
-        other => panic!("{at}: schema type {other:?} not covered by this test"),
+        Value::Array(items) => {
+            if let Some(item) = schema.get("items") {
+                for (i, v) in items.iter().enumerate() {
+                    conforms(doc, item, v, &format!("{at}[{i}]"))?;
+                }
+            }
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 struct Checker {
@@ -464,6 +508,25 @@ async fn the_openapi_document_matches_the_running_gateway() {
     c.check("get", SETTINGS, &keyed("GET", user, BETA_KEY, None).await);
     c.check("get", SETTINGS, &get(a, user).await);
 
+    // A call looked up: found (crm-0500 was stored before its 202), unknown, malformed, another
+    // tenant's key, no key.
+    const CALL: &str = "/v1/tenants/{tenant}/calls/{call_id}";
+    let found = keyed("GET", "/v1/tenants/acme/calls/crm-0500", ACME_KEY, None).await;
+    assert_eq!(found.json()["inbound"].as_array().map(Vec::len), Some(1));
+    c.check("get", CALL, &found);
+    for (path, key) in [
+        ("/v1/tenants/acme/calls/crm-none", ACME_KEY),
+        ("/v1/tenants/acme/calls/crm%200500", ACME_KEY),
+        ("/v1/tenants/acme/calls/crm-0500", BETA_KEY),
+    ] {
+        c.check("get", CALL, &keyed("GET", path, key, None).await);
+    }
+    c.check(
+        "get",
+        CALL,
+        &get(a, "/v1/tenants/acme/calls/crm-0500").await,
+    );
+
     // Undocumented paths and methods are not served.
     assert_eq!(get(a, "/v1/tenants/acme/calls").await.status, 405);
     assert_eq!(get(a, "/v1/nothing").await.status, 404);
@@ -511,6 +574,11 @@ async fn the_openapi_document_matches_the_running_gateway() {
         SETTINGS,
         &keyed("GET", "/v1/tenants/acme/settings/user/u-8", ACME_KEY, None).await,
     );
+    c.check(
+        "get",
+        CALL,
+        &keyed("GET", "/v1/tenants/acme/calls/crm-0500", ACME_KEY, None).await,
+    );
     let statuses = |path: &str| -> BTreeSet<u16> {
         c.seen
             .iter()
@@ -532,6 +600,10 @@ async fn the_openapi_document_matches_the_running_gateway() {
     assert_eq!(
         statuses(SETTINGS),
         BTreeSet::from([200, 201, 400, 401, 403, 404, 409, 413, 415, 503])
+    );
+    assert_eq!(
+        statuses(CALL),
+        BTreeSet::from([200, 400, 401, 403, 404, 503])
     );
     c.assert_covered();
     gw.stop().await.unwrap();

@@ -15,7 +15,7 @@ const FORWARDING: &str = "+13127654321";
 const CALLER: &str = "+14158675310";
 
 /// The real router, in this process.
-struct Router {
+pub(crate) struct Router {
     http: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), switchboard_router::RouterError>>,
@@ -23,7 +23,7 @@ struct Router {
 }
 
 impl Router {
-    async fn start(nats_url: &str) -> Router {
+    pub(crate) async fn start(nats_url: &str) -> Router {
         let dir = tempfile::tempdir().unwrap();
         let db = format!(
             "sqlite://{}?mode=rwc",
@@ -65,7 +65,7 @@ impl Router {
         router
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
