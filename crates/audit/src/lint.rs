@@ -26,7 +26,8 @@ pub struct Finding {
     /// `lead_user_deactivated`, `lead_user_unknown`, `released_number_receiving_calls`,
     /// `business_hours_never_open`, `working_hours_never_open`, `direct_line_owner_unknown`,
     /// `direct_line_owner_deactivated`, `direct_line_owner_without_phone`,
-    /// `after_hours_forward_loop`; as warnings, `ring_timeout_outside_15_20`.
+    /// `after_hours_forward_loop`; as warnings, `ring_timeout_outside_15_20` and
+    /// `number_unknown_to_metadata`.
     pub code: String,
     /// The entity at fault (`number/1650…`, `user/u-1`, `company/main`), numbers masked.
     pub entity: String,
@@ -51,15 +52,17 @@ pub struct LintReport {
 /// How a phone number from settings reads in the tenant's region.
 enum Read {
     Missing,
+    /// Not a possible number: never dialed.
     Bad,
-    Valid(E164),
+    /// A possible number ([`E164::parse`]): dialed, whether the metadata knows it or not.
+    Usable(E164),
 }
 
 fn read(raw: Option<&str>, region: Region) -> Read {
     match raw {
         None => Read::Missing,
         Some(raw) => match E164::parse(raw, region) {
-            Ok(n) => Read::Valid(n),
+            Ok(n) => Read::Usable(n),
             Err(switchboard_contracts::PhoneError::Withheld) => Read::Missing,
             Err(_) => Read::Bad,
         },
@@ -80,10 +83,12 @@ pub fn lint_settings(log: &SettingsLog) -> Vec<Finding> {
     findings
 }
 
-/// The advice lint gives beyond problems (pure): ring timeouts outside 15–20 s.
+/// The advice lint gives beyond problems (pure): ring timeouts outside 15–20 s, and numbers
+/// the phone-number metadata does not know.
 pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
     let mut warnings = Vec::new();
     for (tenant, s) in &log.tenants {
+        lint_unknown_numbers(tenant, s, &mut warnings);
         let mut check = |entity: String, secs: Option<u32>, whose: &str| {
             let Some(secs) = secs.filter(|secs| !RECOMMENDED_RING_TIMEOUT.contains(secs)) else {
                 return;
@@ -122,6 +127,122 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
     }
     warnings.sort();
     warnings
+}
+
+/// The code of [`lint_unknown_numbers`]' warnings.
+const UNKNOWN_TO_METADATA: &str = "number_unknown_to_metadata";
+
+/// Settings numbers that are possible (so accepted, routed and dialed) but in no range the
+/// phone-number metadata knows: a typo is likelier than an area code newer than the metadata,
+/// so each is worth a look — a warning, never a refusal. Every number settings hold: the
+/// company phone and after-hours forward, the tenant's numbers (not released) and their
+/// forwarding numbers, active users' phones, and contacts' phones (not deleted; one warning
+/// for all of a tenant's contacts).
+fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Vec<Finding>) {
+    let region = s.region();
+    let unknown = |raw: Option<&str>| match read(raw, region) {
+        Read::Usable(n) if !n.is_known_valid() => Some(n),
+        _ => None,
+    };
+    let mut warn = |entity: String, what: String, fix: String| {
+        warnings.push(Finding {
+            tenant_id: tenant.clone(),
+            code: UNKNOWN_TO_METADATA.into(),
+            entity,
+            problem: format!(
+                "{what} in no range the phone-number metadata (libphonenumber's) knows, though \
+                 its length is possible: Switchboard accepts and dials it, but a typo is likelier \
+                 than an area code newer than the metadata"
+            ),
+            fix: format!("check the number; if it is right, nothing needs doing, otherwise {fix}"),
+        });
+    };
+    if let Some(company) = s.company.as_ref().map(|c| &c.data) {
+        let put = "(switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main \
+                   or `switchboard settings apply`)";
+        if let Some(n) = unknown(company.company_phone.as_deref()) {
+            warn(
+                "company/main".into(),
+                format!("the company phone {n} is"),
+                format!("correct `company_phone` {put}"),
+            );
+        }
+        let forward = company
+            .after_hours
+            .as_ref()
+            .filter(|a| a.kind == AfterHoursKind::Forward)
+            .and_then(|a| a.number.as_deref());
+        if let Some(n) = unknown(forward) {
+            warn(
+                "company/main".into(),
+                format!("the after-hours forward {n} is"),
+                format!("correct `after_hours.number` {put}"),
+            );
+        }
+    }
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        let entity = format!("number/{}", n.number);
+        let put = "(switchboard.settings.number.v1: PUT \
+                   /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`)";
+        if !n.number.is_known_valid() {
+            warn(
+                entity.clone(),
+                format!("this tenant's number {} is", n.number),
+                format!(
+                    "release it (`released: true` {put}) and publish the right number as a new \
+                     switchboard.settings.number.v1"
+                ),
+            );
+        }
+        if let Some(f) = unknown(n.forwarding_number.as_deref()) {
+            warn(
+                entity,
+                format!("the forwarding number {f} of {} is", n.number),
+                format!("correct `forwarding_number` {put}"),
+            );
+        }
+    }
+    for user in s.users.values().map(|u| &u.data).filter(|u| u.active) {
+        if let Some(n) = unknown(user.phone.as_deref()) {
+            warn(
+                format!("user/{}", user.user_id),
+                format!("the phone {n} of user {} is", user.user_id),
+                "correct the user's `phone` (switchboard.settings.user.v1: PUT \
+                 /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`)"
+                    .into(),
+            );
+        }
+    }
+    let contacts: Vec<&EntityId> = s
+        .contacts
+        .values()
+        .map(|c| &c.data)
+        .filter(|c| !c.deleted)
+        .filter(|c| c.phones.iter().any(|p| unknown(Some(p)).is_some()))
+        .map(|c| &c.contact_id)
+        .collect();
+    if let Some(first) = contacts.first() {
+        let mut quoted: Vec<String> = contacts
+            .iter()
+            .take(QUOTED_LEADS)
+            .map(ToString::to_string)
+            .collect();
+        if contacts.len() > QUOTED_LEADS {
+            quoted.push(format!("and {} more", contacts.len() - QUOTED_LEADS));
+        }
+        let what = match contacts.len() {
+            1 => format!("a phone of contact {first} is"),
+            n => format!("a phone of each of {n} contacts ({}) is", quoted.join(", ")),
+        };
+        warn(
+            "contacts".into(),
+            what,
+            "correct the contact's `phones` (switchboard.settings.contact.v1: PUT \
+             /v1/tenants/<tenant>/settings/contact/<contact_id> or `switchboard settings apply`)"
+                .into(),
+        );
+    }
 }
 
 /// The ring timeouts advised: long enough to answer, short enough that a phone's own
@@ -245,11 +366,11 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                 ),
                 format!("reactivate the user in Team Management, or {fix}"),
             ),
-            Some(user) if !matches!(read(user.phone.as_deref(), region), Read::Valid(_)) => add(
+            Some(user) if !matches!(read(user.phone.as_deref(), region), Read::Usable(_)) => add(
                 "direct_line_owner_without_phone",
                 entity,
                 format!(
-                    "{} is the direct line of user {owner}, who has no valid phone: its calls \
+                    "{} is the direct line of user {owner}, who has no usable phone: its calls \
                      never ring an owner",
                     n.number
                 ),
@@ -289,13 +410,14 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
             "bad_company_phone",
             "company/main".into(),
             format!(
-                "the company phone {} is not a valid number in region {}; it is never dialed",
+                "the company phone {} is not a possible number in region {} (it does not parse, or has \
+                 the wrong number of digits); it is never dialed",
                 masked_raw(company_raw.unwrap_or_default()),
                 region_name(s)
             ),
             "correct `company_phone` (switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main or `switchboard settings apply`)".into(),
         ),
-        Read::Valid(n) if own.contains(n) => add(
+        Read::Usable(n) if own.contains(n) => add(
             "company_phone_loop",
             "company/main".into(),
             format!(
@@ -309,7 +431,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
         _ => {}
     }
     // A loop is a bad target, reported as such; it still rings unless it is the dialed number.
-    let company_rings = |dialed: &E164| matches!(&company, Read::Valid(c) if c != dialed);
+    let company_rings = |dialed: &E164| matches!(&company, Read::Usable(c) if c != dialed);
 
     for number in s.numbers.values().filter(|n| !n.data.released) {
         let n = &number.data;
@@ -322,8 +444,9 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                     "bad_forwarding_number",
                     entity.clone(),
                     format!(
-                        "the forwarding number {} of {} is not a valid number in region {}; it \
-                         is never dialed",
+                        "the forwarding number {} of {} is not a possible number in region {} \
+                         (it does not parse, or has the wrong number of digits); it is never \
+                         dialed",
                         masked_raw(n.forwarding_number.as_deref().unwrap_or_default()),
                         n.number,
                         region_name(s)
@@ -333,7 +456,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 );
                 false
             }
-            Read::Valid(f) if own.contains(f) => {
+            Read::Usable(f) if own.contains(f) => {
                 let whose = if f == &n.number {
                     "the number itself".to_string()
                 } else {
@@ -358,7 +481,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 );
                 f != &n.number
             }
-            Read::Valid(_) => true,
+            Read::Usable(_) => true,
         };
         if !forwarding_ok && !company_rings(&n.number) {
             add(
@@ -425,7 +548,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 format!("reactivate the user in Team Management, {reassign}"),
             ),
             Some(user) => match read(user.data.phone.as_deref(), region) {
-                Read::Valid(_) => {}
+                Read::Usable(_) => {}
                 Read::Missing => add(
                     "lead_user_without_phone",
                     entity,
@@ -442,7 +565,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                     entity,
                     format!(
                         "{count} {plural} ({quoted}) assigned to user {user_id}, whose phone {} \
-                         is not a valid number: their calls go to the forwarding number instead",
+                         is not a possible number: their calls go to the forwarding number instead",
                         masked_raw(user.data.phone.as_deref().unwrap_or_default())
                     ),
                     format!(

@@ -219,7 +219,9 @@ struct CallArgs {
     /// Tenant.
     #[arg(long)]
     tenant: String,
-    /// The dialed number.
+    /// The dialed number, read exactly as the gateway reads Twilio's `To` and the API's `to`:
+    /// any format, a national number in `--default-region`; refused (exit 1, nothing
+    /// published) only when it is not a possible number. Published in E.164.
     #[arg(long)]
     to: String,
     /// The caller (empty or `anonymous` for a withheld number).
@@ -233,6 +235,10 @@ struct CallArgs {
     call_id: Option<String>,
     /// When the call came in (`received_at`, RFC 3339, e.g. `2026-12-07T18:05:00-06:00`):
     /// business and working hours are checked at this instant. Default: now.
+    /// ISO 3166-1 region a `--to` without a country code is read in: the gateway's setting of
+    /// the same name.
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION", default_value = "US", value_parser = region)]
+    default_region: switchboard_contracts::Region,
     #[arg(long, value_parser = rfc3339)]
     at: Option<OffsetDateTime>,
     /// Wait this many seconds for the decision and print it.
@@ -650,21 +656,8 @@ async fn call(
     publisher: &Publisher,
     args: CallArgs,
 ) -> anyhow::Result<i32> {
-    let tenant = TenantId::new(args.tenant)?;
-    let call_id = args
-        .call_id
-        .unwrap_or_else(|| format!("CLI{}", OffsetDateTime::now_utc().unix_timestamp_nanos()));
-    let call = CallInbound {
-        call_id: call_id.clone(),
-        tenant_id: tenant.clone(),
-        to: args.to,
-        from: args.from,
-        received_at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
-        contact_id: args
-            .contact_id
-            .map(|c| EntityId::parse("contact_id", c))
-            .transpose()?,
-    };
+    let call = inbound_call(&args)?;
+    let (tenant, call_id) = (call.tenant_id.clone(), call.call_id.clone());
     // Listen before publishing, so the decision cannot slip by.
     let decisions = match args.wait {
         Some(_) => Some(
@@ -739,4 +732,96 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
         println!("  {}. {line}", i + 1);
     }
     Ok(())
+}
+/// The `call.inbound` `switchboard call` publishes. The dialed number is read with the
+/// gateway's function ([`switchboard_contracts::E164::accept`], as for Twilio's `To` and the
+/// API's `to`): a number the gateway would refuse is refused here, and one it accepts
+/// (possible, known to the phone-number metadata or not) is published in E.164 as it would be.
+fn inbound_call(args: &CallArgs) -> anyhow::Result<CallInbound> {
+    let to = switchboard_contracts::E164::accept("to", &args.to, args.default_region)?;
+    let call = CallInbound {
+        call_id: args
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("CLI{}", OffsetDateTime::now_utc().unix_timestamp_nanos())),
+        tenant_id: TenantId::new(args.tenant.clone())?,
+        to: to.as_str().to_string(),
+        from: args.from.clone(),
+        received_at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
+        contact_id: args
+            .contact_id
+            .clone()
+            .map(|c| EntityId::parse("contact_id", c))
+            .transpose()?,
+    };
+    Ok(call)
+}
+
+/// Reads an ISO 3166-1 alpha-2 region (`--default-region`).
+fn region(code: &str) -> Result<switchboard_contracts::Region, String> {
+    switchboard_contracts::Region::parse(code)
+        .ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 region such as US or GB"))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_args(extra: &[&str]) -> CallArgs {
+        let mut argv = vec!["switchboard", "call", "--tenant", "acme"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Call(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Issue 16: "`switchboard call --to` validates exactly as the gateway does": the same
+    /// numbers accepted (a possible number the metadata does not know included), the same
+    /// refused with the same error, national numbers read in the gateway's default region.
+    #[test]
+    fn call_reads_the_dialed_number_as_the_gateway_does() {
+        let us = switchboard_contracts::Region::DEFAULT;
+        for to in [
+            "+16502530000",
+            "(650) 253-0000",
+            "+1 555 010 0199",
+            "+1 200 555 0100",
+            "+1 650 253 000",
+            "not a number",
+            "anonymous",
+        ] {
+            let gateway = switchboard_contracts::E164::accept("to", to, us);
+            let cli = inbound_call(&call_args(&["--to", to]));
+            match (gateway, cli) {
+                (Ok(number), Ok(call)) => assert_eq!(call.to, number.as_str(), "{to}"),
+                (Err(refused), Err(e)) => assert_eq!(e.to_string(), refused.to_string(), "{to}"),
+                (gateway, cli) => panic!("{to}: gateway {gateway:?}, cli {cli:?}"),
+            }
+        }
+        let call = inbound_call(&call_args(&["--to", "+1 555 010 0199"])).unwrap();
+        assert_eq!(call.to, "+15550100199");
+        let err = inbound_call(&call_args(&["--to", "+1 650 253 000"])).unwrap_err();
+        assert!(
+            err.to_string().contains("invalid phone number in `to`"),
+            "{err}"
+        );
+        // A national number in another region, as a gateway configured for it reads it.
+        let gb = call_args(&["--to", "020 7946 0018", "--default-region", "gb"]);
+        assert_eq!(inbound_call(&gb).unwrap().to, "+442079460018");
+        assert!(
+            Cli::try_parse_from([
+                "switchboard",
+                "call",
+                "--tenant",
+                "a",
+                "--to",
+                "1",
+                "--default-region",
+                "XX"
+            ])
+            .is_err()
+        );
+    }
 }

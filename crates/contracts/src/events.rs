@@ -908,19 +908,13 @@ settings_event!(
     }
 );
 
-/// `after_hours`: a forward names a valid number, a final action none.
+/// `after_hours`: a forward names a possible number ([`E164::parse`]), a final action none.
 fn check_after_hours(after: &AfterHours, region: Region) -> Result<(), ContractError> {
     match (after.kind, &after.number) {
         (AfterHoursKind::Forward, None) => Err(ContractError::Missing("after_hours.number")),
         (AfterHoursKind::Forward, Some(number)) => {
             check_text("after_hours.number", number)?;
-            E164::parse(number, region)
-                .map(drop)
-                .map_err(|e| ContractError::InvalidPhone {
-                    field: "after_hours.number",
-                    masked: crate::phone::mask(number),
-                    reason: e.to_string(),
-                })
+            E164::accept("after_hours.number", number, region).map(drop)
         }
         (AfterHoursKind::FinalAction, None) => Ok(()),
         (AfterHoursKind::FinalAction, Some(_)) => Err(ContractError::InvalidSetting {

@@ -1,7 +1,15 @@
 //! Phone numbers: normalization to E.164 (with the `phonenumber` crate and the tenant's default
 //! region for national-format input) and masking for logs and traces.
+//!
+//! **Possible, not necessarily known.** A number is accepted when it parses and its length is
+//! one the country code's numbers can have ([`E164::parse`]): the phone-number metadata lags
+//! the numbering plans (new area codes appear every year), so a call is never refused because
+//! the metadata does not know its number. Whether the metadata calls a number valid (an
+//! assigned range) is [`E164::is_known_valid`], which `switchboard lint` reports on.
 
+use crate::ContractError;
 use compact_str::CompactString;
+use phonenumber::metadata::DATABASE;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -18,8 +26,11 @@ pub enum PhoneError {
     /// The string does not parse as a phone number.
     #[error("not a phone number: {0}")]
     Unparseable(String),
-    /// It parses, but no such number can exist (wrong length for its country, unassigned range).
-    #[error("not a valid number for its country")]
+    /// It parses, but no such number can exist: its length is not one its country code's
+    /// numbers have (too short, too long, a local number without its area code). On the wire
+    /// `invalid` (the name predates the leniency: a number the metadata merely does not know
+    /// is accepted, see [`E164::parse`]).
+    #[error("not a possible number: wrong number of digits for its country code")]
     Invalid,
 }
 
@@ -61,7 +72,16 @@ const WITHHELD: [&str; 5] = [
 pub struct E164(CompactString);
 
 impl E164 {
-    /// Normalizes `raw` to E.164, reading national numbers in `region`.
+    /// Normalizes `raw` to E.164, reading national numbers in `region`: the one reading of a
+    /// number wherever numbers are accepted (carriers' webhooks, the API, settings, events,
+    /// `switchboard call`).
+    ///
+    /// Accepted: a number that parses and is *possible*, i.e. its national significant number
+    /// has one of the lengths the metadata lists for its country code (libphonenumber's
+    /// `isPossibleNumber`: the lengths of every number type of the code's main country;
+    /// lengths that are only dialable locally, without the area code, do not count), and it
+    /// has at most 15 digits in all (E.164's limit). Whether the metadata knows the number's
+    /// range plays no part here: see [`E164::is_known_valid`].
     pub fn parse(raw: &str, region: Region) -> Result<E164, PhoneError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
@@ -72,12 +92,37 @@ impl E164 {
         let region = (!trimmed.starts_with('+')).then_some(region.0);
         let parsed = phonenumber::parse(region, trimmed)
             .map_err(|e| PhoneError::Unparseable(e.to_string()))?;
-        if !phonenumber::is_valid(&parsed) {
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        let code = parsed.code().value();
+        // `+`, the country code, then the national significant number (leading zeros kept); at
+        // most 15 digits in all (E.164's limit, which some countries' metadata lengths exceed).
+        let national = e164.len().saturating_sub(1 + code.to_string().len());
+        if e164.len() > 16 || !possible_length(code, national) {
             return Err(PhoneError::Invalid);
         }
-        Ok(E164(CompactString::from(
-            parsed.format().mode(phonenumber::Mode::E164).to_string(),
-        )))
+        Ok(E164(CompactString::from(e164)))
+    }
+
+    /// [`E164::parse`] for a field of a request, a webhook or an event: the error names the
+    /// field and masks the value (`invalid_phone`). The gateway's webhooks and API and
+    /// `switchboard call` read the dialed number with it, so they accept exactly the same.
+    pub fn accept(field: &'static str, raw: &str, region: Region) -> Result<E164, ContractError> {
+        E164::parse(raw, region).map_err(|e| ContractError::InvalidPhone {
+            field,
+            masked: mask(raw),
+            reason: match e {
+                PhoneError::Withheld => "withheld or empty".to_string(),
+                other => other.to_string(),
+            },
+        })
+    }
+
+    /// Whether the phone-number metadata knows this number: its range is assigned as the
+    /// `phonenumber` crate's metadata (libphonenumber's) says. A number it does not know is
+    /// still accepted and dialed (the metadata lags new area codes); `switchboard lint` warns
+    /// about such numbers in settings, where a typo is the likelier cause.
+    pub fn is_known_valid(&self) -> bool {
+        phonenumber::parse(None, self.0.as_str()).is_ok_and(|n| phonenumber::is_valid(&n))
     }
 
     /// A lookup key for `raw` without the cost of full parsing when `raw` is already in
@@ -129,6 +174,42 @@ impl E164 {
     pub fn masked(&self) -> String {
         mask(&self.0)
     }
+}
+
+/// Whether a national significant number of `len` digits is possible for country `code`: one
+/// of the lengths of the number types (fixed line, mobile, toll free, …) of the code's main
+/// country, as libphonenumber's `isPossibleNumber` reads them; local-only lengths excluded.
+/// A code the metadata does not know has no possible number.
+fn possible_length(code: u16, len: usize) -> bool {
+    let Ok(len) = u16::try_from(len) else {
+        return false;
+    };
+    let Some(countries) = DATABASE.by_code(&code) else {
+        return false;
+    };
+    let Some(main) = countries
+        .iter()
+        .find(|m| m.is_main_country_for_code())
+        .or(countries.first())
+    else {
+        return false;
+    };
+    let d = main.descriptors();
+    [
+        d.fixed_line(),
+        d.mobile(),
+        d.toll_free(),
+        d.premium_rate(),
+        d.shared_cost(),
+        d.personal_number(),
+        d.voip(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|kind| kind.possible_length().contains(&len))
 }
 
 impl fmt::Display for E164 {
@@ -211,7 +292,78 @@ mod tests {
             E164::parse("not a number", us),
             Err(PhoneError::Unparseable(_))
         ));
-        assert_eq!(E164::parse("+1 200 555 0100", us), Err(PhoneError::Invalid));
+        assert_eq!(E164::parse("+1 200 555 010", us), Err(PhoneError::Invalid));
+    }
+
+    /// Issue 16: a number the metadata does not know (an unassigned or brand-new area code) is
+    /// accepted when it is possible, and is_known_valid tells it apart.
+    #[test]
+    fn possible_numbers_the_metadata_does_not_know_are_accepted() {
+        let us = Region::DEFAULT;
+        // Area codes 555 (never assigned), 200 (N00, unassigned) and 411 (N11, a service
+        // code): the metadata calls each invalid, yet each has a NANP number's ten digits.
+        for (raw, canonical) in [
+            ("+1 555 010 0199", "+15550100199"),
+            ("+1 200 555 0100", "+12005550100"),
+            ("(411) 555-0100", "+14115550100"),
+        ] {
+            let metadata = phonenumber::parse(Some(phonenumber::country::Id::US), raw).unwrap();
+            assert!(!phonenumber::is_valid(&metadata), "{raw}: the premise");
+            let number = E164::parse(raw, us).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(number.as_str(), canonical);
+            assert!(!number.is_known_valid(), "{raw}");
+            assert_eq!(E164::parse_strict(canonical), Ok(number.clone()));
+            assert_eq!(E164::lookup_key(raw, us), Ok(number));
+        }
+        // Elsewhere too: UK numbers starting 04 are not assigned.
+        let gb = E164::parse("+44 4000 000000", us).unwrap();
+        assert_eq!(gb.as_str(), "+444000000000");
+        assert!(!gb.is_known_valid());
+        // Numbers the metadata knows stay known.
+        for known in ["+14158675310", "+442079460018", "+393123456789"] {
+            assert!(
+                E164::parse_strict(known).unwrap().is_known_valid(),
+                "{known}"
+            );
+        }
+    }
+
+    /// Impossible numbers (a length no number of the country code has) are still refused,
+    /// with an error that says why.
+    #[test]
+    fn impossible_numbers_are_refused_with_a_clear_error() {
+        let us = Region::DEFAULT;
+        for raw in [
+            "+1 415 867 531",   // nine digits after +1
+            "+1 415 867 53100", // eleven
+            "867-5310",         // a local number without its area code
+            "+44 12",
+            "+49 1234 5678 9012 3456",
+            "+49 1234 5678 9012 34", // a length of German numbers, but 16 digits with the +49
+        ] {
+            assert_eq!(E164::parse(raw, us), Err(PhoneError::Invalid), "{raw}");
+        }
+        assert_eq!(
+            PhoneError::Invalid.to_string(),
+            "not a possible number: wrong number of digits for its country code"
+        );
+        assert!(matches!(
+            E164::parse("+999 1234 5678", us),
+            Err(PhoneError::Unparseable(_))
+        ));
+        let err = E164::accept("to", "+1 415 867 531", us).unwrap_err();
+        assert_eq!(err.code(), "invalid_phone");
+        assert_eq!(
+            err.to_string(),
+            "invalid phone number in `to` (+1 *********31): not a possible number: wrong number \
+             of digits for its country code"
+        );
+        let err = E164::accept("to", " ", us).unwrap_err();
+        assert!(err.to_string().ends_with(": withheld or empty"), "{err}");
+        assert_eq!(
+            E164::accept("to", "+1 555 010 0199", us).unwrap().as_str(),
+            "+15550100199"
+        );
     }
 
     #[test]

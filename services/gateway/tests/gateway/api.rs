@@ -51,6 +51,35 @@ async fn the_api_accepts_a_call_with_202_and_is_idempotent() {
     gw.stop().await.unwrap();
 }
 
+/// Issue 16: "never refuse a call because the phone-number library's metadata does not know
+/// a number": a dialed number of possible length in a range the metadata does not know (area
+/// codes 555 and 411) is accepted and stored in E.164, like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_accepts_a_possible_number_the_metadata_does_not_know() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(&nats.url(), &[]).await;
+    for (call_id, to, stored) in [
+        ("crm-555", "+1 555 010 0199", "+15550100199"),
+        ("crm-411", "(411) 555-0100", "+14115550100"),
+    ] {
+        let number = switchboard_contracts::E164::parse_strict(stored).unwrap();
+        assert!(!number.is_known_valid(), "{stored}: the premise");
+        let call = json!({"call_id": call_id, "to": to, "from": "+1 555 010 0101"});
+        let resp = post_json(gw.addr, "/v1/tenants/acme/calls", &call).await;
+        assert_eq!(resp.status, 202, "{to}: {}", resp.text());
+        let data = nats
+            .read("call.inbound.acme")
+            .await
+            .into_iter()
+            .map(|m| m.json()["data"].clone())
+            .find(|d| d["call_id"] == call_id)
+            .unwrap_or_else(|| panic!("{call_id} not stored"));
+        assert_eq!(data["to"], stored);
+        assert_eq!(data["from"], "+1 555 010 0101");
+    }
+    gw.stop().await.unwrap();
+}
+
 /// Bad input gets a 4xx with a JSON `{code, reason}` naming what is wrong; nothing is
 /// published.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +128,14 @@ async fn the_api_refuses_bad_input_with_json_reasons() {
             400,
             "invalid_phone",
             "to",
+        ),
+        (
+            // Possible numbers only: nine digits after +1 is none.
+            "/v1/tenants/acme/calls",
+            with("to", json!("+1 650 253 000")),
+            400,
+            "invalid_phone",
+            "wrong number of digits",
         ),
         (
             "/v1/tenants/acme/calls",
