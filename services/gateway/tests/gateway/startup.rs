@@ -3,29 +3,10 @@
 
 use crate::support::*;
 use async_nats::jetstream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_testkit::{NatsServer, eventually};
-
-/// A loopback port nothing listens on (bound, then released: a tiny race is accepted).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed (and reaped) when the test ends, passed or not.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Given no NATS on the gateway's URL yet, when the gateway starts, then `/healthz` answers 200
 /// and `/readyz` 503 "connecting to NATS" (and a webhook 503 with `Retry-After`); once a
