@@ -733,6 +733,7 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
 /// The `call.inbound` `switchboard call` publishes. The dialed number is read with the
 /// gateway's function ([`switchboard_contracts::E164::accept`], as for Twilio's `To` and the
 /// API's `to`): a number the gateway would refuse is refused here, and one it accepts
@@ -762,7 +763,6 @@ fn region(code: &str) -> Result<switchboard_contracts::Region, String> {
     switchboard_contracts::Region::parse(code)
         .ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 region such as US or GB"))
 }
-
 
 #[cfg(test)]
 mod tests {

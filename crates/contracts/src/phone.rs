@@ -6,6 +6,11 @@
 //! the numbering plans (new area codes appear every year), so a call is never refused because
 //! the metadata does not know its number. Whether the metadata calls a number valid (an
 //! assigned range) is [`E164::is_known_valid`], which `switchboard lint` reports on.
+//!
+//! **Masking.** [`mask`] (and `E164`'s `Display` and `Debug`) is the fixed masked form that
+//! data and people-facing output use (decision reasons, errors, the CLI). Logs and span
+//! attributes use [`logged`] / [`E164::logged`], whose form the operator chooses once per
+//! process ([`set_log_form`]: masked by default, or the last four digits for support staff).
 
 use crate::ContractError;
 use compact_str::CompactString;
@@ -13,6 +18,7 @@ use phonenumber::metadata::DATABASE;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// Why a string is not a usable phone number.
 ///
@@ -170,9 +176,15 @@ impl E164 {
         self.0.trim_start_matches('+')
     }
 
-    /// The number with its middle hidden, for logs and span attributes.
+    /// The number with its middle hidden ([`mask`]): for data and people-facing output. Logs
+    /// and span attributes use [`E164::logged`].
     pub fn masked(&self) -> String {
         mask(&self.0)
+    }
+
+    /// The number as logs and span attributes show it: in the process's [`LogForm`].
+    pub fn logged(&self) -> Logged<'_> {
+        logged(&self.0)
     }
 }
 
@@ -227,7 +239,9 @@ impl fmt::Debug for E164 {
 }
 
 /// Masks any string that may hold a phone number: keeps the first three and last two
-/// characters of what is long enough to identify a person, stars the rest.
+/// characters of what is long enough to identify a person, stars the rest
+/// (`+14*******10`). The fixed form: data (decision reasons, errors) and people-facing output
+/// never depend on the process's [`LogForm`].
 pub fn mask(raw: &str) -> String {
     let mut masked = String::with_capacity(raw.len());
     // Writing to a String cannot fail.
@@ -246,6 +260,106 @@ fn write_masked(out: &mut impl fmt::Write, raw: &str) -> fmt::Result {
         return Ok(());
     }
     let (head, tail) = (3, 2);
+    for (i, c) in raw.chars().enumerate() {
+        out.write_char(if i < head || i >= len - tail { c } else { '*' })?;
+    }
+    Ok(())
+}
+
+/// How phone numbers appear in logs and span attributes: the operator's choice, one per
+/// process (`SWITCHBOARD_LOG_NUMBERS`, read by every service at start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogForm {
+    /// [`mask`]'s form, `+14*******10`: the default.
+    #[default]
+    Masked,
+    /// The country code's first digit and the last four digits, `+1******5310`: for support
+    /// staff who match a number to a CRM record. Strings too short to hide four characters
+    /// this way (under 10) keep the masked form.
+    LastFour,
+}
+
+impl LogForm {
+    /// Every form, in the order help texts list them.
+    pub const ALL: [LogForm; 2] = [LogForm::Masked, LogForm::LastFour];
+
+    /// The name operators write: `masked` or `last-four`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogForm::Masked => "masked",
+            LogForm::LastFour => "last-four",
+        }
+    }
+
+    /// The form named `name` exactly (no other spelling: a typo must not pass unnoticed).
+    pub fn parse(name: &str) -> Option<LogForm> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+impl fmt::Display for LogForm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+static LOG_FORM: OnceLock<LogForm> = OnceLock::new();
+
+/// Sets the process's [`LogForm`], once, at start. `false` (and no change) when another form
+/// was set before: the first one stays.
+pub fn set_log_form(form: LogForm) -> bool {
+    *LOG_FORM.get_or_init(|| form) == form
+}
+
+/// The process's [`LogForm`]: [`LogForm::Masked`] unless [`set_log_form`] said otherwise.
+pub fn log_form() -> LogForm {
+    LOG_FORM.get().copied().unwrap_or_default()
+}
+
+/// `raw` (anything that may hold a phone number) as logs and span attributes show it: in the
+/// process's [`LogForm`]. `Display` and `Debug` alike, so `%` and `?` fields both work.
+pub fn logged(raw: &str) -> Logged<'_> {
+    Logged {
+        raw,
+        form: log_form(),
+    }
+}
+
+/// [`logged`] in a given form.
+pub fn logged_as(raw: &str, form: LogForm) -> Logged<'_> {
+    Logged { raw, form }
+}
+
+/// A number as logs show it (see [`logged`]); writes without allocating.
+#[derive(Clone, Copy)]
+pub struct Logged<'a> {
+    raw: &'a str,
+    form: LogForm,
+}
+
+impl fmt::Display for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.form {
+            LogForm::Masked => write_masked(f, self.raw),
+            LogForm::LastFour => write_last_four(f, self.raw),
+        }
+    }
+}
+
+impl fmt::Debug for Logged<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// [`LogForm::LastFour`]: the first two characters (`+` and the country code's first digit)
+/// and the last four, the rest starred; the masked form when fewer than four would be hidden.
+fn write_last_four(out: &mut impl fmt::Write, raw: &str) -> fmt::Result {
+    let len = raw.chars().count();
+    if len < 10 {
+        return write_masked(out, raw);
+    }
+    let (head, tail) = (2, 4);
     for (i, c) in raw.chars().enumerate() {
         out.write_char(if i < head || i >= len - tail { c } else { '*' })?;
     }
@@ -396,5 +510,34 @@ mod tests {
         assert!(!format!("{n:?}").contains("8675"));
         assert_eq!(n.digits(), "14158675310");
         assert_eq!(mask("12345"), "*****");
+    }
+
+    #[test]
+    fn logs_show_numbers_masked_by_default_or_with_their_last_four_digits() {
+        let n = E164::parse_strict("+14158675310").unwrap();
+        // The default, unless the process set another form (no test here does).
+        assert_eq!(log_form(), LogForm::Masked);
+        assert_eq!(n.logged().to_string(), "+14*******10");
+        assert_eq!(format!("{:?}", n.logged()), "+14*******10");
+        assert_eq!(logged("+14158675310").to_string(), n.to_string());
+
+        let four = |raw| logged_as(raw, LogForm::LastFour).to_string();
+        assert_eq!(four("+14158675310"), "+1******5310");
+        assert_eq!(
+            format!("{:?}", logged_as("+442079460018", LogForm::LastFour)),
+            "+4*******0018"
+        );
+        // Too short to hide four characters besides: the masked form.
+        assert_eq!(four("+1555010"), mask("+1555010"));
+        assert_eq!(four("123"), "***");
+        // The data form never changes.
+        assert_eq!(n.masked(), "+14*******10");
+
+        assert_eq!(LogForm::parse("masked"), Some(LogForm::Masked));
+        assert_eq!(LogForm::parse("last-four"), Some(LogForm::LastFour));
+        for typo in ["Masked", "last_four", "lastfour", ""] {
+            assert_eq!(LogForm::parse(typo), None, "{typo}");
+        }
+        assert_eq!(LogForm::default(), LogForm::Masked);
     }
 }

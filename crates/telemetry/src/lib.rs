@@ -13,9 +13,14 @@
 //!   `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` / `TIMEOUT`). The [`Guard`] flushes on shutdown.
 //! - **Metrics**: each service owns a `prometheus_client` registry; [`metrics`] renders it.
 //!
+//! - **Phone numbers** reach logs and span attributes only through
+//!   `switchboard_contracts::phone::logged` / `E164::logged`, in the form the operator chose
+//!   with `SWITCHBOARD_LOG_NUMBERS` ([`init`] reads it): `masked` (`+14*******10`, the default)
+//!   or `last-four` (`+1******5310`, for support staff matching a number to a CRM record).
+//!   Anything else that prints an `E164` (`Display`, `Debug`) is masked whatever the setting.
+//!
 //! Must not: log event payloads or secrets (exporter headers are never logged, endpoints are
-//! logged without user info or query). Phone numbers reach logs and span attributes only
-//! masked (`switchboard_contracts::E164`'s `Display` and `Debug` mask).
+//! logged without user info or query), or a phone number in any other form than the above.
 
 pub mod metrics;
 pub mod trace;
@@ -26,6 +31,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use std::io::IsTerminal;
 use std::time::Duration;
+use switchboard_contracts::phone::LogForm;
 use tracing_subscriber::filter::{Directive, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -107,10 +113,47 @@ impl TraceExport {
     }
 }
 
+/// The environment variable that chooses how phone numbers appear in logs and traces.
+pub const LOG_NUMBERS_ENV: &str = "SWITCHBOARD_LOG_NUMBERS";
+
+/// A telemetry setting the operator got wrong: the service does not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TelemetryError {
+    /// `SWITCHBOARD_LOG_NUMBERS` names no form.
+    LogNumbers(String),
+}
+
+impl std::fmt::Display for TelemetryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LogNumbers(value) => write!(
+                f,
+                "{LOG_NUMBERS_ENV}={value:?} is not a phone-number form for logs and traces; \
+                 use masked (the default) or last-four"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TelemetryError {}
+
+/// The form `SWITCHBOARD_LOG_NUMBERS` names: unset or empty is the default (masked); anything
+/// but `masked` and `last-four`, exactly, is an error (a typo must not pass unnoticed).
+pub fn log_numbers(value: Option<&str>) -> Result<LogForm, TelemetryError> {
+    match value {
+        None | Some("") => Ok(LogForm::default()),
+        Some(name) => LogForm::parse(name).ok_or_else(|| TelemetryError::LogNumbers(name.into())),
+    }
+}
+
 /// Installs logs and, when the `OTEL_*` environment asks for it, trace export for `service`
-/// (the default `service.name`; `OTEL_SERVICE_NAME` overrides it).
-pub fn init(service: &'static str) -> Guard {
-    init_with(service, TraceExport::from_env())
+/// (the default `service.name`; `OTEL_SERVICE_NAME` overrides it), and sets the process's form
+/// of phone numbers in logs and traces from `SWITCHBOARD_LOG_NUMBERS`. Every service calls it
+/// first thing; an unknown form is an error (the service does not start).
+pub fn init(service: &'static str) -> Result<Guard, TelemetryError> {
+    let form = log_numbers(std::env::var(LOG_NUMBERS_ENV).ok().as_deref())?;
+    switchboard_contracts::phone::set_log_form(form);
+    Ok(init_with(service, TraceExport::from_env()))
 }
 
 /// [`init`] with an explicit trace configuration (`None`: off), for tests, which cannot set
@@ -167,14 +210,21 @@ pub fn init_with(service: &'static str, traces: Option<TraceExport>) -> Guard {
         }
         return Guard { provider: None };
     }
+    let numbers = switchboard_contracts::phone::log_form().as_str();
     match &provider {
         Some(_) => tracing::info!(
             service,
             version = env!("CARGO_PKG_VERSION"),
             traces = %trace_destination(),
+            numbers,
             "starting"
         ),
-        None => tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "starting"),
+        None => tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            numbers,
+            "starting"
+        ),
     }
     Guard { provider }
 }
@@ -303,5 +353,20 @@ mod tests {
             "https://otel.example:4318/v1/traces"
         );
         assert_eq!(redact_url("http://c:4318"), "http://c:4318");
+    }
+
+    #[test]
+    fn the_phone_number_form_is_read_strictly() {
+        assert_eq!(log_numbers(None), Ok(LogForm::Masked));
+        assert_eq!(log_numbers(Some("")), Ok(LogForm::Masked));
+        assert_eq!(log_numbers(Some("masked")), Ok(LogForm::Masked));
+        assert_eq!(log_numbers(Some("last-four")), Ok(LogForm::LastFour));
+        let err = log_numbers(Some("last4")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "SWITCHBOARD_LOG_NUMBERS=\"last4\" is not a phone-number form for logs and traces; \
+             use masked (the default) or last-four"
+        );
+        assert!(log_numbers(Some("Last-Four")).is_err());
     }
 }

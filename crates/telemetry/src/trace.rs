@@ -18,7 +18,9 @@
 //! low cardinality; the tenant is `switchboard.tenant`), `messaging.message.id` = the event
 //! id (`Nats-Msg-Id`), `messaging.consumer.group.name` = the durable consumer, and
 //! `switchboard.service` = the service that made the span (spans of several services share
-//! one exporter when tests run them in one process). No span carries a phone number.
+//! one exporter when tests run them in one process). No span carries a phone number; one that
+//! ever does records it as `switchboard_contracts::phone::logged` shows it (the operator's
+//! `SWITCHBOARD_LOG_NUMBERS` form), like the logs.
 //!
 //! Cost when traces are off: every span here is on the target [`TARGET`], which the log
 //! filter always disables and only the trace exporter's layer enables, so the macros return
@@ -246,7 +248,7 @@ pub fn internal(service: &'static str, name: &'static str) -> Span {
 }
 
 /// Records `attribute` = `value` on an enabled `span` (an attribute not declared at creation;
-/// `value` must not be a phone number unless masked).
+/// a phone number only as `switchboard_contracts::phone::logged(number).to_string()`).
 pub fn attribute(span: &Span, attribute: &'static str, value: impl Into<opentelemetry::Value>) {
     if !span.is_disabled() {
         span.set_attribute(attribute, value);

@@ -534,10 +534,11 @@ impl Sandbox {
         otel::context_of(&tracing::Span::current()).inject(&mut headers);
         let subject = format!("sandbox.carrier.{}.{}", action.as_str(), request.tenant);
         self.store(subject, headers, body).await?;
-        // The TwiML holds the full number: log what was done with the number masked.
+        // The TwiML holds the full number: log what was done with the number in the operator's
+        // form (SWITCHBOARD_LOG_NUMBERS).
         let done = match &request.action {
             Action::Dial { number, .. } => {
-                format!("dial {}", switchboard_contracts::phone::mask(number))
+                format!("dial {}", switchboard_contracts::phone::logged(number))
             }
             Action::Final { .. } => "final action".to_string(),
         };

@@ -247,8 +247,19 @@ impl Dialer {
             Some(&self.metrics),
         )
         .await;
+        // The number rung, in the operator's form (SWITCHBOARD_LOG_NUMBERS): what support staff
+        // match to a CRM record.
+        let number = match &request.action {
+            Action::Dial { number, .. } => Some(switchboard_contracts::phone::logged(number)),
+            Action::Final { .. } => None,
+        };
         match &result {
-            Ok(_) => tracing::info!(call_id = %request.call_id, step, "carrier accepted the step"),
+            Ok(_) => tracing::info!(
+                call_id = %request.call_id,
+                step,
+                number = number.map(tracing::field::display),
+                "carrier accepted the step"
+            ),
             Err(failure) => {
                 tracing::warn!(call_id = %request.call_id, step, reason = %failure, outcome_unknown = failure.outcome_unknown, "carrier did not run the step")
             }

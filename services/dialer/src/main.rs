@@ -11,7 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    let _telemetry = switchboard_telemetry::init("switchboard-dialer");
+    // Also sets how phone numbers appear in logs and traces (SWITCHBOARD_LOG_NUMBERS).
+    let _telemetry = switchboard_telemetry::init("switchboard-dialer")?;
     run(config, shutdown_signal()).await?;
     Ok(())
 }

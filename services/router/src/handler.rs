@@ -158,8 +158,9 @@ impl Router {
             call_id = %call.call_id,
             tenant = %call.tenant_id,
             rule = route.rule.as_str(),
-            // Masked by E164's Debug. Not `target`: JSON logs already use that key.
-            first = ?route.target.as_ref().map(|t| &t.number),
+            // In the operator's form (SWITCHBOARD_LOG_NUMBERS). Not `target`: JSON logs already
+            // use that key.
+            first = route.target.as_ref().map(|t| tracing::field::display(t.number.logged())),
             settings_seq = route.settings_seq,
             "decided"
         );

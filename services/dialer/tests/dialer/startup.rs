@@ -219,6 +219,11 @@ struct Binary {
 
 impl Binary {
     fn spawn(nats_url: &str, api_base: &str) -> Binary {
+        Self::spawn_with(nats_url, api_base, &[])
+    }
+
+    /// [`Binary::spawn`] with more environment variables.
+    fn spawn_with(nats_url: &str, api_base: &str, env: &[(&str, &str)]) -> Binary {
         let http = free_addr();
         let dir = tempfile::tempdir().unwrap();
         let tenants = dir.path().join("tenants.json");
@@ -230,6 +235,7 @@ impl Binary {
             .arg("--tenants-file")
             .arg(&tenants)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -303,10 +309,75 @@ async fn the_binary_waits_for_nats_then_dials_through_the_carrier() {
         .collect();
     assert_eq!(numbers, vec![vec![USER_PHONE.to_string()]]);
     nats.wait_settled().await;
+    // The number rung is logged masked by default (SWITCHBOARD_LOG_NUMBERS unset).
+    eventually(WAIT, "the step in the log", || async {
+        dialer
+            .log()
+            .contains("carrier accepted the step")
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", dialer.log()));
+    let log = dialer.log();
+    assert!(log.contains("+14*******10"), "{log}");
+    assert!(!log.contains("8675310"), "{log}");
 
     dialer.terminate();
     let status = dialer.wait_exit(WAIT).await;
     assert!(status.success(), "exit status {status}\n{}", dialer.log());
+}
+
+/// Issue 16: "let an operator choose the last-four form (`+1******1234`) for support staff".
+/// Given the dialer binary started with `SWITCHBOARD_LOG_NUMBERS=last-four`, when it rings a
+/// decision's first target, then its log shows that number's last four digits (and never the
+/// whole number); a typo in the value stops it at start, naming the allowed values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_can_log_numbers_with_their_last_four_digits() {
+    let twilio = FakeTwilio::start().await;
+    let nats = Nats::start().await;
+    let mut dialer = Binary::spawn_with(
+        &nats.url(),
+        &twilio.base,
+        &[("SWITCHBOARD_LOG_NUMBERS", "last-four")],
+    );
+    wait_status(dialer.http, "/readyz", 200).await;
+    let call = "CAlastfour";
+    nats.publish(full_chain(call, FinalAction::default())).await;
+    nats.wait_dial(call, 0, DialEventKind::StepStarted).await;
+    // USER_PHONE is +14158675310.
+    eventually(WAIT, "the step in the log", || async {
+        dialer
+            .log()
+            .contains("carrier accepted the step")
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", dialer.log()));
+    let log = dialer.log();
+    assert!(log.contains("+1******5310"), "{log}");
+    assert!(log.contains("\"numbers\":\"last-four\""), "{log}");
+    assert!(
+        !log.contains("+14*******10") && !log.contains("4158675310"),
+        "{log}"
+    );
+    dialer.terminate();
+    let status = dialer.wait_exit(WAIT).await;
+    assert!(status.success(), "exit status {status}\n{}", dialer.log());
+
+    let mut typo = Binary::spawn_with(
+        &nats.url(),
+        &twilio.base,
+        &[("SWITCHBOARD_LOG_NUMBERS", "last4")],
+    );
+    let status = typo.wait_exit(WAIT).await;
+    assert!(!status.success(), "{}", typo.log());
+    let log = typo.log();
+    assert!(
+        log.contains("SWITCHBOARD_LOG_NUMBERS=\"last4\"")
+            && log.contains("masked")
+            && log.contains("last-four"),
+        "{log}"
+    );
 }
 
 /// Given the dialer process waiting for NATS (it logs each failed attempt with the reason),
