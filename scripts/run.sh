@@ -211,9 +211,11 @@ await 30 dialer "${pids[-1]}" "$log" ready "$dialer_http"
 
 echo "$NATS_URL" >"$context"
 
-# (Quiet: its "published …" lines go to stderr; shown only if it fails.)
+# (Quiet: its "published …" lines go to stderr; shown only if it fails.) Each file holds one
+# tenant, named as the file: new in a fresh run, so confirmed with --new-tenant.
 for demo in deploy/demo/acme.json deploy/demo/globex.json; do
-  if ! "$bin/switchboard" settings apply "$demo" >"$run_dir/settings.log" 2>&1; then
+  tenant="$(basename "$demo" .json)"
+  if ! "$bin/switchboard" settings apply --new-tenant "$tenant" "$demo" >"$run_dir/settings.log" 2>&1; then
     cat "$run_dir/settings.log" >&2
     echo "make run: loading $demo failed" >&2
     exit 1

@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, consumer};
 use clap::{Parser, Subcommand};
 
 mod keys;
+mod new_tenants;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,8 @@ mod exit {
     pub const FOUND: i32 = 4;
     /// `explain`: no event of that call is stored.
     pub const NOT_FOUND: i32 = 5;
+    /// `settings apply`: the file names a tenant SETTINGS holds no event of, not confirmed.
+    pub const NEW_TENANT: i32 = 6;
 }
 
 const EXIT_CODES: &str = "Exit codes:
@@ -45,7 +48,9 @@ const EXIT_CODES: &str = "Exit codes:
   3  call --wait: no decision arrived in time
   4  replay found differences, lint found problems, or settings apply --dry-run found
      problems or stale versions (each is listed)
-  5  explain: no event of that call is stored";
+  5  explain: no event of that call is stored
+  6  settings apply: the file names a tenant SETTINGS holds no event of (new, or a typo?)
+     and it was not confirmed (--new-tenant TENANT, or y at the prompt); nothing published";
 
 /// Where `make run` records its nats-server's URL while it runs (scripts/run.sh).
 const MAKE_RUN_CONTEXT: &str = ".run/nats-url";
@@ -201,7 +206,9 @@ enum KeysCommand {
 enum SettingsCommand {
     /// Publish the settings in FILE: a JSON array of `{"type": …, "data": {…}}` objects, read
     /// strictly (an unknown field is refused by name). A version not newer than the stored one
-    /// is refused as stale, and then nothing is published.
+    /// is refused as stale, and then nothing is published. A tenant of which SETTINGS holds no
+    /// event yet (a new one, or a typo such as `acmee`) is published only once confirmed:
+    /// --new-tenant TENANT, or `y` when asked (on a terminal); otherwise nothing is (exit 6).
     Apply {
         /// The file.
         file: PathBuf,
@@ -209,6 +216,10 @@ enum SettingsCommand {
         /// the last 7 days) and lint the settings as they would be.
         #[arg(long)]
         dry_run: bool,
+        /// TENANT is meant to be new: publish its settings although SETTINGS holds no event of
+        /// it yet (repeat for several tenants; harmless once the tenant exists).
+        #[arg(long = "new-tenant", value_name = "TENANT", value_parser = tenant_id)]
+        new_tenants: Vec<TenantId>,
         #[command(flatten)]
         streams: StreamArgs,
     },
@@ -313,15 +324,21 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
                 SettingsCommand::Apply {
                     file,
                     dry_run: true,
+                    new_tenants,
                     ..
                 },
-        } => dry_run(&js, &file).await?,
+        } => dry_run(&js, &file, &new_tenants).await?,
         Command::Settings {
-            command: SettingsCommand::Apply { file, streams, .. },
+            command:
+                SettingsCommand::Apply {
+                    file,
+                    streams,
+                    new_tenants,
+                    ..
+                },
         } => {
             ensure_streams(&js, &streams.options()).await?;
-            apply_settings(&js, &publisher, &file).await?;
-            exit::OK
+            apply_settings(&js, &publisher, &file, &new_tenants).await?
         }
         Command::Call(args) => call(&js, &publisher, args).await?,
         // Answered above, without NATS.
@@ -456,11 +473,36 @@ async fn apply_settings(
     js: &jetstream::Context,
     publisher: &Publisher,
     file: &Path,
-) -> anyhow::Result<()> {
+    confirmed: &[TenantId],
+) -> anyhow::Result<i32> {
     // Every item is checked before the first is published: a bad file publishes nothing.
     let (fresh, stale) = against_stored(js, read_settings_file(file)?).await?;
     if !stale.is_empty() {
         anyhow::bail!("nothing published:\n  {}", stale.join("\n  "));
+    }
+    let new = new_tenants::unknown(js, &fresh).await?;
+    let unconfirmed = new_tenants::unconfirmed(&new, confirmed);
+    if !unconfirmed.is_empty() {
+        use std::io::IsTerminal as _;
+        // Asked only of a person at a terminal; a script gets the refusal and exit 6.
+        let confirmed_now = std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal()
+            && new_tenants::ask(
+                &unconfirmed,
+                &mut std::io::stdin().lock(),
+                &mut std::io::stderr(),
+            )?;
+        if !confirmed_now {
+            eprintln!(
+                "switchboard: nothing published: {}; if that is meant, run again with {}",
+                new_tenants::warning(&unconfirmed),
+                new_tenants::flags(&unconfirmed)
+            );
+            return Ok(exit::NEW_TENANT);
+        }
+    }
+    if !new.is_empty() {
+        eprintln!("new tenant(s): {}", new_tenants::names(&new));
     }
     for change in fresh {
         match change {
@@ -470,7 +512,7 @@ async fn apply_settings(
             SettingsChange::Contact(c) => publish(publisher, c).await?,
         };
     }
-    Ok(())
+    Ok(exit::OK)
 }
 
 /// Splits `changes` against what SETTINGS stores: the ones to publish, and why each stale one
@@ -516,9 +558,16 @@ async fn against_stored(
 
 /// `settings apply --dry-run`: the file checked, what-if over the last 7 days, and lint of
 /// the settings with the file applied; exits 4 when lint finds problems. Publishes nothing.
-async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
+/// New tenants are reported (as `settings apply` would ask about them), not counted as
+/// problems.
+async fn dry_run(
+    js: &jetstream::Context,
+    file: &Path,
+    confirmed: &[TenantId],
+) -> anyhow::Result<i32> {
     let proposal = read_settings_file(file)?;
-    let (_, stale) = against_stored(js, proposal.clone()).await?;
+    let (fresh, stale) = against_stored(js, proposal.clone()).await?;
+    let new = new_tenants::unknown(js, &fresh).await?;
     eprintln!(
         "{}: {} settings event(s), all valid; nothing is published (--dry-run)",
         file.display(),
@@ -529,6 +578,19 @@ async fn dry_run(js: &jetstream::Context, file: &Path) -> anyhow::Result<i32> {
             "{} would be refused as stale (settings apply publishes nothing then):\n  {}",
             stale.len(),
             stale.join("\n  ")
+        );
+    }
+    let unconfirmed = new_tenants::unconfirmed(&new, confirmed);
+    if !unconfirmed.is_empty() {
+        eprintln!(
+            "warning: {}; settings apply publishes them only with {} (or y at its prompt)",
+            new_tenants::warning(&unconfirmed),
+            new_tenants::flags(&unconfirmed)
+        );
+    } else if !new.is_empty() {
+        eprintln!(
+            "new tenant(s), confirmed with --new-tenant: {}",
+            new_tenants::names(&new)
         );
     }
     let now = OffsetDateTime::now_utc();
@@ -644,6 +706,11 @@ impl Progress for Bar {
     }
 }
 
+/// Reads a tenant id (`--new-tenant`).
+fn tenant_id(text: &str) -> Result<TenantId, String> {
+    TenantId::new(text).map_err(|e| e.to_string())
+}
+
 /// Reads an RFC 3339 instant (`--at`).
 fn rfc3339(text: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
@@ -733,7 +800,6 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
 /// The `call.inbound` `switchboard call` publishes. The dialed number is read with the
 /// gateway's function ([`switchboard_contracts::E164::accept`], as for Twilio's `To` and the
 /// API's `to`): a number the gateway would refuse is refused here, and one it accepts
@@ -763,6 +829,7 @@ fn region(code: &str) -> Result<switchboard_contracts::Region, String> {
     switchboard_contracts::Region::parse(code)
         .ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 region such as US or GB"))
 }
+
 
 #[cfg(test)]
 mod tests {
