@@ -235,6 +235,10 @@ struct CallArgs {
     /// published) only when it is not a possible number. Published in E.164.
     #[arg(long)]
     to: String,
+    /// ISO 3166-1 region a `--to` without a country code is read in: the gateway's setting of
+    /// the same name.
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION", default_value = "US", value_parser = region)]
+    default_region: switchboard_contracts::Region,
     /// The caller (empty or `anonymous` for a withheld number).
     #[arg(long, default_value = "")]
     from: String,
@@ -246,10 +250,6 @@ struct CallArgs {
     call_id: Option<String>,
     /// When the call came in (`received_at`, RFC 3339, e.g. `2026-12-07T18:05:00-06:00`):
     /// business and working hours are checked at this instant. Default: now.
-    /// ISO 3166-1 region a `--to` without a country code is read in: the gateway's setting of
-    /// the same name.
-    #[arg(long, env = "SWITCHBOARD_DEFAULT_REGION", default_value = "US", value_parser = region)]
-    default_region: switchboard_contracts::Region,
     #[arg(long, value_parser = rfc3339)]
     at: Option<OffsetDateTime>,
     /// Wait this many seconds for the decision and print it.
@@ -769,6 +769,36 @@ async fn call(
     }
 }
 
+/// The `call.inbound` `switchboard call` publishes. The dialed number is read with the
+/// gateway's function ([`switchboard_contracts::E164::accept`], as for Twilio's `To` and the
+/// API's `to`): a number the gateway would refuse is refused here, and one it accepts
+/// (possible, known to the phone-number metadata or not) is published in E.164 as it would be.
+fn inbound_call(args: &CallArgs) -> anyhow::Result<CallInbound> {
+    let to = switchboard_contracts::E164::accept("to", &args.to, args.default_region)?;
+    let call = CallInbound {
+        call_id: args
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("CLI{}", OffsetDateTime::now_utc().unix_timestamp_nanos())),
+        tenant_id: TenantId::new(args.tenant.clone())?,
+        to: to.as_str().to_string(),
+        from: args.from.clone(),
+        received_at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
+        contact_id: args
+            .contact_id
+            .clone()
+            .map(|c| EntityId::parse("contact_id", c))
+            .transpose()?,
+    };
+    Ok(call)
+}
+
+/// Reads an ISO 3166-1 alpha-2 region (`--default-region`).
+fn region(code: &str) -> Result<switchboard_contracts::Region, String> {
+    switchboard_contracts::Region::parse(code)
+        .ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 region such as US or GB"))
+}
+
 fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(route)?);
@@ -800,36 +830,6 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
-/// The `call.inbound` `switchboard call` publishes. The dialed number is read with the
-/// gateway's function ([`switchboard_contracts::E164::accept`], as for Twilio's `To` and the
-/// API's `to`): a number the gateway would refuse is refused here, and one it accepts
-/// (possible, known to the phone-number metadata or not) is published in E.164 as it would be.
-fn inbound_call(args: &CallArgs) -> anyhow::Result<CallInbound> {
-    let to = switchboard_contracts::E164::accept("to", &args.to, args.default_region)?;
-    let call = CallInbound {
-        call_id: args
-            .call_id
-            .clone()
-            .unwrap_or_else(|| format!("CLI{}", OffsetDateTime::now_utc().unix_timestamp_nanos())),
-        tenant_id: TenantId::new(args.tenant.clone())?,
-        to: to.as_str().to_string(),
-        from: args.from.clone(),
-        received_at: args.at.unwrap_or_else(OffsetDateTime::now_utc),
-        contact_id: args
-            .contact_id
-            .clone()
-            .map(|c| EntityId::parse("contact_id", c))
-            .transpose()?,
-    };
-    Ok(call)
-}
-
-/// Reads an ISO 3166-1 alpha-2 region (`--default-region`).
-fn region(code: &str) -> Result<switchboard_contracts::Region, String> {
-    switchboard_contracts::Region::parse(code)
-        .ok_or_else(|| format!("{code:?} is not an ISO 3166-1 alpha-2 region such as US or GB"))
-}
-
 
 #[cfg(test)]
 mod tests {
