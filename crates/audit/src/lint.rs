@@ -72,6 +72,19 @@ fn read(raw: Option<&str>, region: Region) -> Read {
 /// Most lead ids quoted in one finding.
 const QUOTED_LEADS: usize = 5;
 
+/// How a fix is published: the settings API or a settings file, each carrying all of the
+/// entity's settings (an event is its full state, never a patch) with a newer `version`.
+/// `id` is the entity's id or, for a number (masked in texts), `<digits>`.
+fn via(tenant: &TenantId, kind: &str, id: &str) -> String {
+    format!(
+        "(`PUT /v1/tenants/{tenant}/settings/{kind}/{id}` or `switchboard settings apply FILE`, \
+         with all of the {kind}'s settings and a newer `version`)"
+    )
+}
+
+/// The id of a number in a fix: its digits, which a fix never shows.
+const DIGITS: &str = "<digits>";
+
 /// Checks every tenant's settings (pure).
 pub fn lint_settings(log: &SettingsLog) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -89,7 +102,7 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
     let mut warnings = Vec::new();
     for (tenant, s) in &log.tenants {
         lint_unknown_numbers(tenant, s, &mut warnings);
-        let mut check = |entity: String, secs: Option<u32>, whose: &str| {
+        let mut check = |entity: String, secs: Option<u32>, whose: &str, fix: String| {
             let Some(secs) = secs.filter(|secs| !RECOMMENDED_RING_TIMEOUT.contains(secs)) else {
                 return;
             };
@@ -106,7 +119,7 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
                 code: "ring_timeout_outside_15_20".into(),
                 entity,
                 problem: format!("{whose} ring timeout is {secs} s, outside 15–20 s: {why}"),
-                fix: "set ring_timeout_secs between 15 and 20 (or leave it unset for 20)".into(),
+                fix,
             });
         };
         if let Some(company) = &s.company {
@@ -114,6 +127,11 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
                 "company/main".into(),
                 company.data.ring_timeout_secs,
                 "the company's",
+                format!(
+                    "set `company.ring_timeout_secs` between 15 and 20, or leave it out for 20 s \
+                     {}",
+                    via(tenant, "company", "main")
+                ),
             );
         }
         for number in s.numbers.values().filter(|n| !n.data.released) {
@@ -122,6 +140,11 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
                 format!("number/{}", n.number),
                 n.ring_timeout_secs,
                 &format!("{}'s", n.number),
+                format!(
+                    "set `number.ring_timeout_secs` between 15 and 20, or leave it out to use \
+                     the company's ring timeout {}",
+                    via(tenant, "number", DIGITS)
+                ),
             );
         }
     }
@@ -158,13 +181,12 @@ fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Ve
         });
     };
     if let Some(company) = s.company.as_ref().map(|c| &c.data) {
-        let put = "(switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main \
-                   or `switchboard settings apply`)";
+        let put = via(tenant, "company", "main");
         if let Some(n) = unknown(company.company_phone.as_deref()) {
             warn(
                 "company/main".into(),
                 format!("the company phone {n} is"),
-                format!("correct `company_phone` {put}"),
+                format!("correct `company.company_phone` {put}"),
             );
         }
         let forward = company
@@ -176,22 +198,21 @@ fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Ve
             warn(
                 "company/main".into(),
                 format!("the after-hours forward {n} is"),
-                format!("correct `after_hours.number` {put}"),
+                format!("correct `company.after_hours.number` {put}"),
             );
         }
     }
     for number in s.numbers.values().filter(|n| !n.data.released) {
         let n = &number.data;
         let entity = format!("number/{}", n.number);
-        let put = "(switchboard.settings.number.v1: PUT \
-                   /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`)";
+        let put = via(tenant, "number", DIGITS);
         if !n.number.is_known_valid() {
             warn(
                 entity.clone(),
                 format!("this tenant's number {} is", n.number),
                 format!(
-                    "release it (`released: true` {put}) and publish the right number as a new \
-                     switchboard.settings.number.v1"
+                    "set `number.released` to true {put}, then publish the right number the \
+                     same way (as `number.number`, its digits in the path)"
                 ),
             );
         }
@@ -199,7 +220,7 @@ fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Ve
             warn(
                 entity,
                 format!("the forwarding number {f} of {} is", n.number),
-                format!("correct `forwarding_number` {put}"),
+                format!("correct `number.forwarding_number` {put}"),
             );
         }
     }
@@ -208,9 +229,10 @@ fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Ve
             warn(
                 format!("user/{}", user.user_id),
                 format!("the phone {n} of user {} is", user.user_id),
-                "correct the user's `phone` (switchboard.settings.user.v1: PUT \
-                 /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`)"
-                    .into(),
+                format!(
+                    "correct `user.phone` {}",
+                    via(tenant, "user", user.user_id.as_str())
+                ),
             );
         }
     }
@@ -231,17 +253,23 @@ fn lint_unknown_numbers(tenant: &TenantId, s: &TenantSettings, warnings: &mut Ve
         if contacts.len() > QUOTED_LEADS {
             quoted.push(format!("and {} more", contacts.len() - QUOTED_LEADS));
         }
-        let what = match contacts.len() {
-            1 => format!("a phone of contact {first} is"),
-            n => format!("a phone of each of {n} contacts ({}) is", quoted.join(", ")),
+        let (what, fix) = match contacts.len() {
+            1 => (
+                format!("a phone of contact {first} is"),
+                format!(
+                    "correct `contact.phones` {}",
+                    via(tenant, "contact", first.as_str())
+                ),
+            ),
+            n => (
+                format!("a phone of each of {n} contacts ({}) is", quoted.join(", ")),
+                format!(
+                    "correct `contact.phones` of each {}",
+                    via(tenant, "contact", "<contact_id>")
+                ),
+            ),
         };
-        warn(
-            "contacts".into(),
-            what,
-            "correct the contact's `phones` (switchboard.settings.contact.v1: PUT \
-             /v1/tenants/<tenant>/settings/contact/<contact_id> or `switchboard settings apply`)"
-                .into(),
-        );
+        warn("contacts".into(), what, fix);
     }
 }
 
@@ -286,9 +314,12 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                     None => "the final action".into(),
                 }
             ),
-            "set the opening hours in business_hours (\"weekly\": {\"mon\": [[\"09:00\", \
-             \"17:00\"]], …}), or remove business_hours to be always open"
-                .into(),
+            format!(
+                "set opening hours in `company.business_hours` ({{\"weekly\": {{\"mon\": \
+                 [[\"09:00\", \"17:00\"]], …}}}}), or leave `company.business_hours` out to be \
+                 always open {}",
+                via(tenant, "company", "main")
+            ),
         );
     }
     if let Some(raw) = after_hours_forward
@@ -313,9 +344,12 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                     ""
                 }
             ),
-            "forward after hours to a number outside Switchboard (an answering service or a \
-             mobile), or play the final action ({\"kind\": \"final_action\"})"
-                .into(),
+            format!(
+                "set `company.after_hours.number` to a number outside this tenant's numbers (an \
+                 answering service or a mobile), or `company.after_hours` to \
+                 {{\"kind\": \"final_action\"}} {}",
+                via(tenant, "company", "main")
+            ),
         );
     }
     for user in s.users.values().map(|u| &u.data) {
@@ -332,7 +366,11 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                      calls and calls to their direct lines always skip them",
                     user.user_id
                 ),
-                "set the user's working hours, or turn off ring_only_in_working_hours".into(),
+                format!(
+                    "set opening hours in `user.working_hours`, or \
+                     `user.ring_only_in_working_hours` to false {}",
+                    via(tenant, "user", user.user_id.as_str())
+                ),
             );
         }
     }
@@ -341,10 +379,11 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
         let Some(owner) = &n.user_id else { continue };
         let entity = format!("number/{}", n.number);
         let fix = format!(
-            "set user_id of {} to a user who takes calls (`user_id` of switchboard.settings.number.v1: PUT /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`), or \
-             clear it",
-            n.number
+            "set `number.user_id` of {} to an active user with a phone, or leave it out {}",
+            n.number,
+            via(tenant, "number", DIGITS)
         );
+        let owner_via = via(tenant, "user", owner.as_str());
         match s.users.get(owner).map(|u| &u.data) {
             None => add(
                 "direct_line_owner_unknown",
@@ -354,7 +393,10 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                      ring an owner",
                     n.number
                 ),
-                format!("create the user in Team Management, or {fix}"),
+                format!(
+                    "publish user {owner} with `user.active` true and a `user.phone` \
+                     {owner_via}, or {fix}"
+                ),
             ),
             Some(user) if !user.active => add(
                 "direct_line_owner_deactivated",
@@ -364,7 +406,7 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                      ring an owner",
                     n.number
                 ),
-                format!("reactivate the user in Team Management, or {fix}"),
+                format!("set `user.active` of {owner} to true {owner_via}, or {fix}"),
             ),
             Some(user) if !matches!(read(user.phone.as_deref(), region), Read::Usable(_)) => add(
                 "direct_line_owner_without_phone",
@@ -374,9 +416,7 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
                      never ring an owner",
                     n.number
                 ),
-                format!(
-                    "set the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), or {fix}"
-                ),
+                format!("set a possible number as `user.phone` of {owner} {owner_via}, or {fix}"),
             ),
             Some(_) => {}
         }
@@ -415,7 +455,12 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 masked_raw(company_raw.unwrap_or_default()),
                 region_name(s)
             ),
-            "correct `company_phone` (switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main or `switchboard settings apply`)".into(),
+            format!(
+                "correct `company.company_phone` to a possible number, E.164 such as \
+                 +14155550100 or national in region {} {}",
+                region_name(s),
+                via(tenant, "company", "main")
+            ),
         ),
         Read::Usable(n) if own.contains(n) => add(
             "company_phone_loop",
@@ -424,9 +469,11 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                 "the company phone {n} is one of this tenant's own numbers: a call forwarded \
                  there comes straight back"
             ),
-            "set the company phone to a number outside Switchboard (an office line or a \
-             mobile)"
-                .into(),
+            format!(
+                "set `company.company_phone` to a number outside this tenant's numbers (an \
+                 office line or a mobile) {}",
+                via(tenant, "company", "main")
+            ),
         ),
         _ => {}
     }
@@ -451,8 +498,12 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                         n.number,
                         region_name(s)
                     ),
-                    "correct `forwarding_number` (switchboard.settings.number.v1, E.164 such as +14155550100: PUT /v1/tenants/<tenant>/settings/number/<digits> or `switchboard settings apply`)"
-                        .into(),
+                    format!(
+                        "correct `number.forwarding_number` to a possible number, E.164 such as \
+                         +14155550100 or national in region {} {}",
+                        region_name(s),
+                        via(tenant, "number", DIGITS)
+                    ),
                 );
                 false
             }
@@ -474,10 +525,11 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                             ""
                         }
                     ),
-                    "set `forwarding_number` to a number outside this tenant's numbers \
-                     (switchboard.settings.number.v1: PUT /v1/tenants/<tenant>/settings/number/<digits> \
-                     or `switchboard settings apply`)"
-                        .into(),
+                    format!(
+                        "set `number.forwarding_number` to a number outside this tenant's \
+                         numbers (an office line or a mobile) {}",
+                        via(tenant, "number", DIGITS)
+                    ),
                 );
                 f != &n.number
             }
@@ -493,11 +545,11 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                      the caller only gets the final action",
                     n.number
                 ),
-                "set `forwarding_number` (switchboard.settings.number.v1: PUT \
-                 /v1/tenants/<tenant>/settings/number/<digits>) or `company_phone` \
-                 (switchboard.settings.company.v1: PUT /v1/tenants/<tenant>/settings/company/main), \
-                 or publish either with `switchboard settings apply`"
-                    .into(),
+                format!(
+                    "set `number.forwarding_number` {}, or `company.company_phone` {}",
+                    via(tenant, "number", DIGITS),
+                    via(tenant, "company", "main")
+                ),
             );
         }
     }
@@ -527,7 +579,17 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
         let count = leads.len();
         let plural = if count == 1 { "lead" } else { "leads" };
         let entity = format!("user/{user_id}");
-        let reassign = format!("or reassign the {plural} ({quoted}) to a user who has one");
+        let contact = if count == 1 {
+            leads[0].as_str()
+        } else {
+            "<contact_id>"
+        };
+        let reassign = format!(
+            "or set `contact.assigned_user_id` of the {plural} ({quoted}) to an active user with a \
+             phone {}",
+            via(tenant, "contact", contact)
+        );
+        let user_via = via(tenant, "user", user_id.as_str());
         match s.users.get(user_id) {
             None => add(
                 "lead_user_unknown",
@@ -536,7 +598,10 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                     "{count} {plural} ({quoted}) assigned to user {user_id}, who is unknown: \
                      their calls go to the forwarding number instead"
                 ),
-                format!("create the user in Team Management, {reassign}"),
+                format!(
+                    "publish user {user_id} with `user.active` true and a `user.phone` \
+                     {user_via}, {reassign}"
+                ),
             ),
             Some(user) if !user.data.active => add(
                 "lead_user_deactivated",
@@ -545,7 +610,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                     "{count} {plural} ({quoted}) assigned to user {user_id}, who is \
                      deactivated: their calls go to the forwarding number instead"
                 ),
-                format!("reactivate the user in Team Management, {reassign}"),
+                format!("set `user.active` of {user_id} to true {user_via}, {reassign}"),
             ),
             Some(user) => match read(user.data.phone.as_deref(), region) {
                 Read::Usable(_) => {}
@@ -556,9 +621,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                         "{count} {plural} ({quoted}) assigned to user {user_id}, who has no \
                          phone: their calls go to the forwarding number instead"
                     ),
-                    format!(
-                        "set the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), {reassign}"
-                    ),
+                    format!("set `user.phone` of {user_id} {user_via}, {reassign}"),
                 ),
                 Read::Bad => add(
                     "lead_user_without_phone",
@@ -569,7 +632,7 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                         masked_raw(user.data.phone.as_deref().unwrap_or_default())
                     ),
                     format!(
-                        "correct the user's `phone` (switchboard.settings.user.v1: PUT /v1/tenants/<tenant>/settings/user/<user_id> or `switchboard settings apply`), \
+                        "correct `user.phone` of {user_id} to a possible number {user_via}, \
                          {reassign}"
                     ),
                 ),
@@ -616,6 +679,13 @@ pub fn released_receiving(
                 .and_then(|t| t.format(&Rfc3339).ok())
                 .unwrap_or_default();
             let last = last.format(&Rfc3339).unwrap_or_default();
+            let fix = format!(
+                "release the number at the carrier too (or point its voice URL away from \
+                 Switchboard) so its calls stop; or, if it is still in use, set \
+                 `number.released` to false and `number.forwarding_number` to where it should \
+                 ring {}",
+                via(&tenant, "number", DIGITS)
+            );
             Finding {
                 tenant_id: tenant,
                 code: "released_number_receiving_calls".into(),
@@ -624,9 +694,7 @@ pub fn released_receiving(
                     "{number} was released at {released} but {count} call(s) reached it since \
                      (the last at {last}); they get no route, only the final action"
                 ),
-                fix: "stop the number at the carrier (release it there too, or point its \
-                      webhook elsewhere), or un-release it and set where it should ring"
-                    .into(),
+                fix,
             }
         })
         .collect()

@@ -72,7 +72,11 @@ async fn lint_finds_each_way_a_call_can_end_badly_and_says_how_to_fix_it() {
         bob.problem
     );
     assert!(
-        bob.fix.contains("`phone`") && bob.fix.contains("settings/user/"),
+        bob.fix.contains("`user.phone`")
+            && bob
+                .fix
+                .contains("`PUT /v1/tenants/acme/settings/user/u-bob`")
+            && bob.fix.contains("`contact.assigned_user_id`"),
         "{}",
         bob.fix
     );
@@ -193,28 +197,28 @@ async fn numbers_unknown_to_the_metadata_are_routed_and_only_warned_about() {
     for (needle, field, path) in [
         (
             "the company phone",
-            "`company_phone`",
+            "`company.company_phone`",
             "settings/company/main",
         ),
         (
             "the after-hours forward",
-            "`after_hours.number`",
+            "`company.after_hours.number`",
             "settings/company/main",
         ),
         (
             "the forwarding number",
-            "`forwarding_number`",
+            "`number.forwarding_number`",
             "settings/number/<digits>",
         ),
-        ("of user u-alice", "`phone`", "settings/user/<user_id>"),
+        ("of user u-alice", "`user.phone`", "settings/user/u-alice"),
         (
             "contacts (c-1, c-3)",
-            "`phones`",
+            "`contact.phones`",
             "settings/contact/<contact_id>",
         ),
         (
             "this tenant's number",
-            "`released: true`",
+            "`number.released`",
             "settings/number/<digits>",
         ),
     ] {
@@ -261,4 +265,291 @@ async fn numbers_unknown_to_the_metadata_are_routed_and_only_warned_about() {
         "{}",
         report.findings[0].problem
     );
+}
+
+/// Every code lint can report, problems and warnings (the list in [`switchboard_audit::Finding`]).
+const ALL_CODES: [&str; 17] = [
+    "after_hours_forward_loop",
+    "bad_company_phone",
+    "bad_forwarding_number",
+    "business_hours_never_open",
+    "company_phone_loop",
+    "direct_line_owner_deactivated",
+    "direct_line_owner_unknown",
+    "direct_line_owner_without_phone",
+    "forwarding_loop",
+    "lead_user_deactivated",
+    "lead_user_unknown",
+    "lead_user_without_phone",
+    "no_target",
+    "number_unknown_to_metadata",
+    "released_number_receiving_calls",
+    "ring_timeout_outside_15_20",
+    "working_hours_never_open",
+];
+
+/// Words of other products' screens (a CRM's menus, the contract's old doc comments) that a
+/// lint text must not send anyone to.
+const FOREIGN_UI: [&str; 11] = [
+    "Team Management",
+    "Settings >",
+    " > ",
+    "Lead owner",
+    "Business Info",
+    "Company Data",
+    "Phone Numbers",
+    "User Phone",
+    "menu",
+    "CRM",
+    "Close",
+];
+
+/// The settings fields of each entity kind, as the contract serializes them: every field set,
+/// so that none is skipped (and the compiler insists on every field of each struct).
+fn contract_fields() -> std::collections::BTreeMap<&'static str, Vec<String>> {
+    use switchboard_contracts::{
+        AfterHours, AfterHoursKind, CompanySettings, ContactSettings, FinalAction, NumberSettings,
+        Prefer, UserSettings,
+    };
+    let schedule: switchboard_contracts::schedule::Schedule = serde_json::from_str(
+        r#"{"time_zone": "UTC", "weekly": {"mon": [["09:00", "17:00"]]},
+            "overrides": [{"date": "2026-12-25", "hours": []}]}"#,
+    )
+    .unwrap();
+    let keys = |value: serde_json::Value| -> Vec<String> {
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let after_hours = AfterHours {
+        kind: AfterHoursKind::Forward,
+        number: Some(FORWARD.into()),
+    };
+    let company = CompanySettings {
+        tenant_id: tenant("acme"),
+        version: 1,
+        company_phone: Some(COMPANY.into()),
+        default_region: Some("US".into()),
+        final_action: Some(FinalAction::default()),
+        time_zone: Some("UTC".into()),
+        business_hours: Some(schedule.clone()),
+        after_hours: Some(after_hours.clone()),
+        ring_timeout_secs: Some(20),
+    };
+    let number = NumberSettings {
+        tenant_id: tenant("acme"),
+        version: 1,
+        number: self::number(N1),
+        forwarding_number: Some(FORWARD.into()),
+        released: true,
+        user_id: Some(id("u-1")),
+        prefer: Prefer::NumberOwner,
+        ring_timeout_secs: Some(20),
+    };
+    let user = UserSettings {
+        tenant_id: tenant("acme"),
+        version: 1,
+        user_id: id("u-1"),
+        phone: Some(ALICE.into()),
+        active: true,
+        available: false,
+        working_hours: Some(schedule),
+        ring_only_in_working_hours: true,
+    };
+    let contact = ContactSettings {
+        tenant_id: tenant("acme"),
+        version: 1,
+        contact_id: id("c-1"),
+        phones: vec![CALLERS[0].into()],
+        assigned_user_id: Some(id("u-1")),
+        deleted: true,
+    };
+    let mut company_fields = keys(serde_json::to_value(company).unwrap());
+    // `after_hours` is an object: its fields are named as paths below it.
+    for field in keys(serde_json::to_value(after_hours).unwrap()) {
+        company_fields.push(format!("after_hours.{field}"));
+    }
+    [
+        ("company", company_fields),
+        ("number", keys(serde_json::to_value(number).unwrap())),
+        ("user", keys(serde_json::to_value(user).unwrap())),
+        ("contact", keys(serde_json::to_value(contact).unwrap())),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Issue 16: "`lint` fix texts speak of Switchboard's own settings (the field and the command
+/// or API call that fixes it), not another CRM's menus." Settings that produce every code lint
+/// has, problems and warnings; each fix names the settings field to change as `kind.field` (a
+/// field the contract has), the `PUT` of that entity's settings and `switchboard settings
+/// apply`, and no text names another product's screens or shows a number.
+#[test]
+fn every_fix_names_the_settings_field_and_how_to_publish_it() {
+    use std::collections::BTreeSet;
+    use switchboard_audit::SettingsLog;
+    use switchboard_audit::lint::{lint_settings, lint_warnings, released_receiving};
+    use switchboard_contracts::{
+        AfterHours, AfterHoursKind, CompanySettings, NumberSettings, SettingsChange, UserSettings,
+    };
+    use time::OffsetDateTime;
+
+    let never: switchboard_contracts::schedule::Schedule =
+        serde_json::from_str(r#"{"weekly": {}}"#).unwrap();
+    let released_number = "+16502530003";
+    let bad = "+1 650 253";
+    let with_company = |c: SettingsChange, f: fn(&mut CompanySettings)| match c {
+        SettingsChange::Company(mut c) => {
+            f(&mut c);
+            SettingsChange::Company(c)
+        }
+        _ => unreachable!(),
+    };
+    let with_number = |c: SettingsChange, owner: &str, secs: Option<u32>| match c {
+        SettingsChange::Number(n) => SettingsChange::Number(NumberSettings {
+            user_id: Some(id(owner)),
+            ring_timeout_secs: secs,
+            ..n
+        }),
+        _ => unreachable!(),
+    };
+    let changes = vec![
+        // acme: a company phone that is not possible, hours never open, after hours forwarding
+        // to its own N1, ringing 30 s
+        with_company(company("acme", 1, Some(bad)), |c| {
+            c.business_hours = Some(serde_json::from_str(r#"{"weekly": {}}"#).unwrap());
+            c.after_hours = Some(AfterHours {
+                kind: AfterHoursKind::Forward,
+                number: Some(N1.into()),
+            });
+            c.ring_timeout_secs = Some(30);
+        }),
+        // N1 with no forwarding number (no target), the direct line of an unknown user;
+        // N2 forwarding to a number that is not possible, the line of a deactivated user;
+        // N3 forwarding to N2 (a loop), the line of a user without a phone, ringing 10 s;
+        // a released number, called since
+        with_number(num("acme", 1, N1, None, false), "u-ghost", None),
+        with_number(
+            num("acme", 1, N2, Some("+1 200 555 010"), false),
+            "u-carol",
+            None,
+        ),
+        with_number(num("acme", 1, N3, Some(N2), false), "u-dan", Some(10)),
+        num("acme", 1, released_number, Some(FORWARD), true),
+        user("acme", 1, "u-carol", Some(BOB), false),
+        user("acme", 1, "u-dan", None, true),
+        user("acme", 1, "u-erin", Some(bad), true),
+        SettingsChange::User(UserSettings {
+            working_hours: Some(never),
+            ring_only_in_working_hours: true,
+            ..match user("acme", 1, "u-eve", Some(ALICE), true) {
+                SettingsChange::User(u) => u,
+                _ => unreachable!(),
+            }
+        }),
+        // a phone in no range the metadata knows
+        user("acme", 1, "u-fay", Some("(411) 555-0100"), true),
+        // leads of an unknown, a deactivated, a phoneless and a bad-phoned user
+        contact("acme", 1, "c-1", CALLERS[0], Some("u-ghost")),
+        contact("acme", 1, "c-2", CALLERS[1], Some("u-carol")),
+        contact("acme", 1, "c-3", "+14152000003", Some("u-dan")),
+        contact("acme", 1, "c-4", "+14152000004", Some("u-dan")),
+        contact("acme", 1, "c-5", "+14152000005", Some("u-erin")),
+        // globex: the company phone is one of its own numbers
+        company("globex", 1, Some(N1)),
+        num("globex", 1, N1, Some(FORWARD), false),
+    ];
+    let mut log = SettingsLog::new();
+    let released_at = OffsetDateTime::UNIX_EPOCH;
+    for (i, change) in changes.iter().enumerate() {
+        log.apply(i as u64 + 1, released_at, change);
+    }
+    let later = released_at + time::Duration::hours(1);
+    let mut findings = lint_settings(&log);
+    findings.extend(released_receiving(
+        &log,
+        [(later, inbound("acme", "CA-1", released_number, CALLERS[3]))],
+    ));
+    let warnings = lint_warnings(&log);
+    let all: Vec<_> = findings.iter().chain(&warnings).collect();
+
+    // Every code is produced
+    let codes: BTreeSet<&str> = all.iter().map(|f| f.code.as_str()).collect();
+    assert_eq!(
+        codes,
+        ALL_CODES.into_iter().collect::<BTreeSet<_>>(),
+        "{all:#?}"
+    );
+
+    let fields = contract_fields();
+    for f in &all {
+        // The fix names at least one settings field as `kind.field`, each one the contract has
+        let paths: Vec<(&str, &str)> = f
+            .fix
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter_map(|quoted| quoted.split_once('.'))
+            .filter(|(kind, _)| fields.contains_key(kind))
+            .collect();
+        assert!(
+            !paths.is_empty(),
+            "{}: no settings field in {:?}",
+            f.code,
+            f.fix
+        );
+        for (kind, field) in &paths {
+            let field = field.split_once(' ').map_or(*field, |(f, _)| f);
+            assert!(
+                fields[kind].iter().any(|known| known == field),
+                "{}: `{kind}.{field}` is not a field of the contract ({:?}): {:?}",
+                f.code,
+                fields[kind],
+                f.fix
+            );
+            // and how to publish that entity's settings: its PUT, or a settings file
+            let put = format!("`PUT /v1/tenants/{}/settings/{kind}/", f.tenant_id);
+            assert!(
+                f.fix.contains(&put) && f.fix.contains("`switchboard settings apply FILE`"),
+                "{}: no {put}… or `switchboard settings apply FILE` in {:?}",
+                f.code,
+                f.fix
+            );
+        }
+        // the entity at fault is the one whose settings are PUT
+        let entity_path = match f.entity.split_once('/') {
+            Some(("number", _)) => "settings/number/<digits>`".to_string(),
+            Some((kind, id)) => format!("settings/{kind}/{id}`"),
+            None => "settings/contact/".to_string(),
+        };
+        assert!(
+            f.fix.contains(&entity_path),
+            "{}: {entity_path} not in {:?}",
+            f.code,
+            f.fix
+        );
+        // and nothing sends anyone to another product's screens
+        for phrase in FOREIGN_UI {
+            assert!(
+                !f.fix.contains(phrase) && !f.problem.contains(phrase),
+                "{}: {phrase:?} in {f:#?}",
+                f.code
+            );
+        }
+        // and numbers stay masked
+        for raw in [
+            N1,
+            N2,
+            N3,
+            released_number,
+            BOB,
+            ALICE,
+            "4115550100",
+            "2005550100",
+        ] {
+            let digits = raw.trim_start_matches("+1");
+            assert!(
+                !f.fix.contains(digits) && !f.problem.contains(digits),
+                "{raw} unmasked: {f:#?}"
+            );
+        }
+    }
 }
