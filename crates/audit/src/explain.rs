@@ -3,7 +3,7 @@
 //! SETTINGS sequence it was stored at), whether the current code still decides the same, and
 //! every dial step and outcome.
 
-use crate::index::{Lookup, call_events};
+use crate::index::{Lookup, call_events, contacts_with_phone_key, entity_history};
 use crate::read::{Flow, Progress, Start, Stored, scan};
 use crate::replay::{FieldDiff, compare};
 use crate::settings::{SettingsLog, TenantSettings, summary};
@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use switchboard_bus::SETTINGS;
 use switchboard_contracts::{
     CallDial, CallInbound, CallRejected, CallRoute, CallStatus, E164, EntityId, Envelope,
-    FinalAction, Region, SettingsChange, Target, TenantId, phone::mask,
+    FinalAction, Region, SettingsChange, Target, TenantId, events::entity, phone::mask, subjects,
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{
@@ -380,31 +380,13 @@ pub async fn explain(
     if let (Some((_, _, route)), Some((_, _, call))) = (found.routes.first(), found.inbound.first())
     {
         let upto = route.settings_seq;
-        let mut log = SettingsLog::new();
-        let mut projection = Projection::new();
-        if upto > 0 {
-            let filters = [format!("settings.{tenant}.>")];
-            scan(
-                js,
-                SETTINGS,
-                &filters,
-                Start::First,
-                progress,
-                "reading SETTINGS",
-                |m| {
-                    if m.seq > upto {
-                        return Ok(Flow::Stop);
-                    }
-                    let record = Record::decode(m.seq, &m.subject, &m.payload);
-                    if let Some(change) = &record.change {
-                        log.apply(m.seq, m.time, change);
-                    }
-                    projection.apply(&record);
-                    Ok(Flow::Continue)
-                },
-            )
-            .await?;
-        }
+        let (log, projection) = match settings_by_index(js, &tenant, upto, call).await? {
+            Some(read) => read,
+            None => {
+                life.lookup.settings_scanned = true;
+                settings_by_scan(js, &tenant, upto, progress).await?
+            }
+        };
         // Decided again through a view that notes what the routing core looks up: the
         // settings shown are exactly those the decision read, whatever the rules read.
         let empty = TenantState::new(tenant.clone());
@@ -422,6 +404,94 @@ pub async fn explain(
     Ok(Some(life))
 }
 
+/// The settings and projection of `tenant` as of SETTINGS `upto`, each built from every event
+/// of the tenant up to there (a scan of the tenant's SETTINGS history): what explain falls back
+/// to when the contact-phone index does not exist.
+async fn settings_by_scan(
+    js: &async_nats::jetstream::Context,
+    tenant: &TenantId,
+    upto: u64,
+    progress: &dyn Progress,
+) -> Result<(SettingsLog, Projection), AuditError> {
+    let mut log = SettingsLog::new();
+    let mut projection = Projection::new();
+    if upto == 0 {
+        return Ok((log, projection));
+    }
+    let filters = [format!("settings.{tenant}.>")];
+    scan(
+        js,
+        SETTINGS,
+        &filters,
+        Start::First,
+        progress,
+        "reading SETTINGS",
+        |m| {
+            if m.seq > upto {
+                return Ok(Flow::Stop);
+            }
+            let record = Record::decode(m.seq, &m.subject, &m.payload);
+            if let Some(change) = &record.change {
+                log.apply(m.seq, m.time, change);
+            }
+            projection.apply(&record);
+            Ok(Flow::Continue)
+        },
+    )
+    .await?;
+    Ok((log, projection))
+}
+
+/// The same as [`settings_by_scan`], for what a decision about `call` reads only: the routing
+/// core is run on what has been read so far, every entity it looks up that is not read yet
+/// (and every contact that may have the caller's number, from the contact-phone index) is read
+/// with its history up to `upto`, until it looks up nothing new. Each entity's state depends
+/// on its own events alone, applied in SETTINGS order, so the decision sees what it would see
+/// with every event applied. `None` when there is no contact-phone index.
+async fn settings_by_index(
+    js: &async_nats::jetstream::Context,
+    tenant: &TenantId,
+    upto: u64,
+    call: &CallInbound,
+) -> Result<Option<(SettingsLog, Projection)>, AuditError> {
+    let mut events: std::collections::BTreeMap<u64, Stored> = Default::default();
+    let mut read_subjects: BTreeSet<String> = BTreeSet::new();
+    let mut read_keys: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let mut log = SettingsLog::new();
+        let mut projection = Projection::new();
+        for m in events.values() {
+            let record = Record::decode(m.seq, &m.subject, &m.payload);
+            if let Some(change) = &record.change {
+                log.apply(m.seq, m.time, change);
+            }
+            projection.apply(&record);
+        }
+        let empty = TenantState::new(tenant.clone());
+        let reads = Reads::new(projection.tenant(tenant).unwrap_or(&empty));
+        let _ = switchboard_routing::decide(call, &reads);
+        let (subjects, keys) = reads.wanted(tenant);
+        let mut new: BTreeSet<String> = subjects.difference(&read_subjects).cloned().collect();
+        let new_keys: Vec<String> = keys.difference(&read_keys).cloned().collect();
+        for key in new_keys {
+            match contacts_with_phone_key(js, tenant, &key, upto).await? {
+                Some(contacts) => new.extend(contacts.difference(&read_subjects).cloned()),
+                None => return Ok(None),
+            }
+            read_keys.insert(key);
+        }
+        if new.is_empty() {
+            return Ok(Some((log, projection)));
+        }
+        for subject in new {
+            for m in entity_history(js, &subject, upto).await? {
+                events.insert(m.seq, m);
+            }
+            read_subjects.insert(subject);
+        }
+    }
+}
+
 /// A settings view that notes every entity looked up through it: what a decision read.
 struct Reads<'a, V> {
     view: &'a V,
@@ -429,6 +499,7 @@ struct Reads<'a, V> {
     numbers: RefCell<BTreeSet<E164>>,
     contacts: RefCell<BTreeSet<EntityId>>,
     users: RefCell<BTreeSet<EntityId>>,
+    phones: RefCell<BTreeSet<E164>>,
 }
 
 impl<'a, V: SettingsView> Reads<'a, V> {
@@ -439,7 +510,37 @@ impl<'a, V: SettingsView> Reads<'a, V> {
             numbers: RefCell::default(),
             contacts: RefCell::default(),
             users: RefCell::default(),
+            phones: RefCell::default(),
         }
+    }
+
+    /// The SETTINGS subjects of the entities looked up, and the contact-phone index keys of
+    /// the numbers whose contacts were asked for.
+    fn wanted(&self, tenant: &TenantId) -> (BTreeSet<String>, BTreeSet<String>) {
+        let mut subjects = BTreeSet::new();
+        if self.company.get() {
+            subjects.insert(subjects::settings(
+                tenant,
+                entity::COMPANY,
+                entity::COMPANY_ID,
+            ));
+        }
+        for n in self.numbers.borrow().iter() {
+            subjects.insert(subjects::settings(tenant, entity::NUMBER, n.digits()));
+        }
+        for id in self.users.borrow().iter() {
+            subjects.insert(subjects::settings(tenant, entity::USER, id.as_str()));
+        }
+        for id in self.contacts.borrow().iter() {
+            subjects.insert(subjects::settings(tenant, entity::CONTACT, id.as_str()));
+        }
+        let keys = self
+            .phones
+            .borrow()
+            .iter()
+            .map(subjects::phone_index_key)
+            .collect();
+        (subjects, keys)
     }
 
     /// The entities read, as stored in `settings`: the company, the numbers, the contacts
@@ -529,8 +630,10 @@ impl<V: SettingsView> SettingsView for Reads<'_, V> {
         self.view.contact(contact_id)
     }
 
-    /// Not noted: the contacts found are looked up one by one, and noted then.
+    /// The number is noted (its contacts are found through the contact-phone index); the
+    /// contacts found are looked up one by one, and noted then.
     fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
+        self.phones.borrow_mut().insert(phone.clone());
         self.view.contacts_with_phone(phone)
     }
 }

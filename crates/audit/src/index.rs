@@ -1,5 +1,5 @@
 //! Finding every stored event of one call without scanning CALLS: the call index
-//! (`CALL_INDEX`, `callindex.<call>` → CALLS sequence, written by the gateway's indexer) up to
+//! (`INDEX`, `index.call.<call>` → CALLS sequence, written by the gateway's indexer) up to
 //! the indexer's acknowledged floor, then a scan of only what lies past that floor. The index
 //! being behind (or a gateway that never ran it) makes a lookup slower, never incomplete.
 
@@ -7,8 +7,10 @@ use crate::AuditError;
 use crate::read::{Flow, Progress, Start, Stored, scan};
 use async_nats::jetstream::{self, context::ConsumerInfoErrorKind, stream::DirectGetErrorKind};
 use futures::{StreamExt, TryStreamExt};
-use switchboard_bus::{CALL_INDEX, CALLS, call_indexer};
-use switchboard_contracts::{TenantId, subjects};
+use std::collections::BTreeSet;
+use switchboard_bus::{CALLS, INDEX, SETTINGS, call_indexer, contact_phone_indexer};
+use switchboard_contracts::events::entity;
+use switchboard_contracts::{SettingsChange, TenantId, subjects};
 
 /// CALLS events read at once when the index names several.
 const PARALLEL_GETS: usize = 16;
@@ -21,6 +23,9 @@ pub struct Lookup {
     /// The CALLS sequence from which events were scanned because the index did not cover them
     /// yet (`None`: the index covered everything; `Some(1)` with no index at all).
     pub scanned_from: Option<u64>,
+    /// Whether the tenant's SETTINGS history up to the decision was scanned to find the
+    /// settings in force (no contact-phone index), rather than read entity by entity.
+    pub settings_scanned: bool,
 }
 
 /// Every stored CALLS event of `call_id` (of `tenant` only, when given), in stream order.
@@ -46,6 +51,7 @@ pub async fn call_events(
             Some(Covered::To(floor)) => Some(floor + 1),
             None => Some(1),
         },
+        settings_scanned: false,
     };
     if let Some(from) = lookup.scanned_from {
         let filter = match tenant {
@@ -113,9 +119,9 @@ async fn indexed(
         Covered::To(info.ack_floor.stream_sequence)
     };
     let index = js
-        .get_stream_no_info(CALL_INDEX)
+        .get_stream_no_info(INDEX)
         .await
-        .map_err(AuditError::nats("open the CALL_INDEX stream"))?;
+        .map_err(AuditError::nats("open the INDEX stream"))?;
     let subject = subjects::call_index(call_id);
     let mut seqs = Vec::new();
     let mut next = 1;
@@ -169,4 +175,138 @@ async fn read_calls(js: &jetstream::Context, seqs: &[u64]) -> Result<Vec<Stored>
         .try_filter_map(|m| async move { Ok(m) })
         .try_collect()
         .await
+}
+
+/// Every event stored on SETTINGS `subject` (one entity's history) up to sequence `upto`, by
+/// direct gets (JetStream keeps a per-subject index, so this reads only that history).
+pub async fn entity_history(
+    js: &jetstream::Context,
+    subject: &str,
+    upto: u64,
+) -> Result<Vec<Stored>, AuditError> {
+    let settings = js
+        .get_stream_no_info(SETTINGS)
+        .await
+        .map_err(AuditError::nats("open the SETTINGS stream"))?;
+    let mut history = Vec::new();
+    let mut next = 1;
+    while next <= upto {
+        match settings
+            .direct_get_next_for_subject(subject, Some(next))
+            .await
+        {
+            Ok(m) if m.sequence <= upto => {
+                next = m.sequence + 1;
+                history.push(Stored {
+                    seq: m.sequence,
+                    time: m.time,
+                    subject: m.subject,
+                    payload: m.payload,
+                });
+            }
+            Ok(_) => break,
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+            Err(e) => {
+                return Err(AuditError::nats(format!("read the history of {subject}"))(
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(history)
+}
+
+/// The SETTINGS subjects of `tenant`'s contacts whose settings listed a phone with `key`
+/// ([`subjects::phone_index_key`]) at any sequence up to `upto`: a superset of the contacts
+/// that have that number as of `upto`. `None` when there is no contact-phone index (no
+/// indexer ever ran); what the index does not cover yet is scanned.
+pub async fn contacts_with_phone_key(
+    js: &jetstream::Context,
+    tenant: &TenantId,
+    key: &str,
+    upto: u64,
+) -> Result<Option<BTreeSet<String>>, AuditError> {
+    let settings = js
+        .get_stream_no_info(SETTINGS)
+        .await
+        .map_err(AuditError::nats("open the SETTINGS stream"))?;
+    let info = match settings.consumer_info(contact_phone_indexer().name).await {
+        Ok(info) => info,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(AuditError::nats(
+                "read the contact-phone indexer's position",
+            )(e));
+        }
+    };
+    let covered_to = if info.num_pending == 0 && info.num_ack_pending == 0 {
+        u64::MAX
+    } else {
+        info.ack_floor.stream_sequence
+    };
+    let index = js
+        .get_stream_no_info(INDEX)
+        .await
+        .map_err(AuditError::nats("open the INDEX stream"))?;
+    let subject = subjects::phone_index(tenant, key);
+    let mut seqs = BTreeSet::new();
+    let mut next = 1;
+    loop {
+        match index
+            .direct_get_next_for_subject(&subject, Some(next))
+            .await
+        {
+            Ok(entry) => {
+                next = entry.sequence + 1;
+                if let Some(seq) = std::str::from_utf8(&entry.payload)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .filter(|seq| *seq <= upto)
+                {
+                    seqs.insert(seq);
+                }
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+            Err(e) => return Err(AuditError::nats("read the contact-phone index")(e)),
+        }
+    }
+    let mut contacts = BTreeSet::new();
+    for seq in seqs {
+        match settings.direct_get(seq).await {
+            Ok(m) => {
+                contacts.insert(m.subject.to_string());
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {}
+            Err(e) => return Err(AuditError::nats(format!("read SETTINGS #{seq}"))(e)),
+        }
+    }
+    if covered_to < upto {
+        // Past the index: the tenant's contact events up to `upto`, read for their phones.
+        let filter = subjects::settings(tenant, entity::CONTACT, "*");
+        let key = key.to_string();
+        scan(
+            js,
+            SETTINGS,
+            &[filter],
+            Start::Seq(covered_to + 1),
+            &crate::NoProgress,
+            "reading contacts past the contact-phone index",
+            |m| {
+                if m.seq > upto {
+                    return Ok(Flow::Stop);
+                }
+                if let Ok(SettingsChange::Contact(c)) =
+                    SettingsChange::decode(&m.payload, &m.subject)
+                    && c.phones
+                        .iter()
+                        .any(|p| subjects::phone_index_keys(p).contains(&key))
+                {
+                    contacts.insert(m.subject.to_string());
+                }
+                Ok(Flow::Continue)
+            },
+        )
+        .await?;
+    }
+    Ok(Some(contacts))
 }

@@ -288,7 +288,7 @@ async fn closed_loop(addr: SocketAddr, public: &str, n: u64, tag: &str) -> anyho
     .await?
 }
 
-async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
+pub(crate) async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = tokio::task::spawn_blocking(move || {
@@ -306,12 +306,12 @@ async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
 }
 
 /// A blocking keep-alive HTTP/1.1 connection: just enough client for the benchmark.
-struct Connection {
+pub(crate) struct Connection {
     reader: std::io::BufReader<std::net::TcpStream>,
 }
 
 impl Connection {
-    fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
+    pub(crate) fn open(addr: SocketAddr) -> anyhow::Result<Connection> {
         let stream = std::net::TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         Ok(Connection {
@@ -320,7 +320,7 @@ impl Connection {
     }
 
     /// Sends one request and reads its answer; returns the status.
-    fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
+    pub(crate) fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
         self.reader.get_mut().write_all(request)?;
         read_response(&mut self.reader)
     }

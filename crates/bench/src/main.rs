@@ -14,6 +14,7 @@ mod fixtures;
 mod gateway;
 mod host;
 mod latency;
+mod lookup;
 mod memory;
 mod openloop;
 mod projection;
@@ -81,6 +82,8 @@ enum Section {
     Webhook,
     Latency,
     Replay,
+    /// On the replay benchmark's stream (so it runs that too).
+    Lookup,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -139,13 +142,18 @@ fn main() -> anyhow::Result<()> {
         ))?);
     }
 
-    if run(Section::Replay) {
+    if run(Section::Replay) || run(Section::Lookup) {
         println!(
-            "== replay: {} recorded calls, {} settings events",
+            "== replay: {} recorded calls, {} settings events; then looking calls up by id",
             args.replay_calls, args.replay_settings
         );
-        report.replay =
-            Some(runtime.block_on(replay::run(args.replay_calls, args.replay_settings))?);
+        let (replay, lookup) = runtime.block_on(replay::run(
+            args.replay_calls,
+            args.replay_settings,
+            run(Section::Lookup),
+        ))?;
+        report.replay = Some(replay);
+        report.lookup = lookup;
     }
 
     if args.only.is_empty() {

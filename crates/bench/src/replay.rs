@@ -101,7 +101,12 @@ async fn publish_all(
     Ok(())
 }
 
-pub async fn run(calls: u64, settings: u64) -> anyhow::Result<ReplayResult> {
+/// The replay benchmark; then, when `lookup`, the lookup benchmark on the same stream.
+pub async fn run(
+    calls: u64,
+    settings: u64,
+    lookup: bool,
+) -> anyhow::Result<(ReplayResult, Option<crate::lookup::LookupResult>)> {
     let server = switchboard_testkit::NatsServer::start()?;
     let js = async_nats::jetstream::new(server.client().await?);
     ensure_streams(&js, &StreamOptions::default()).await?;
@@ -199,13 +204,19 @@ pub async fn run(calls: u64, settings: u64) -> anyhow::Result<ReplayResult> {
         "  replayed {calls} calls over {} settings events in {seconds:.1} s: {rate:.0} calls/s",
         report.settings_events
     );
-    Ok(ReplayResult {
+    let replayed = ReplayResult {
         calls,
         settings_events: settings,
         replay_seconds: seconds,
         calls_per_second: rate,
         differences: report.differences.len(),
-    })
+    };
+    let looked_up = if lookup {
+        Some(crate::lookup::run(&server.url(), &js, calls).await?)
+    } else {
+        None
+    };
+    Ok((replayed, looked_up))
 }
 
 /// When each stage of the replay began, to print where the time goes.

@@ -4,6 +4,7 @@ use crate::core::CoreResult;
 use crate::e2e::E2eResult;
 use crate::gateway::GatewayResult;
 use crate::latency::LatencyResult;
+use crate::lookup::LookupResult;
 use crate::memory::MemoryResult;
 use crate::projection::ProjectionResult;
 use crate::replay::ReplayResult;
@@ -23,6 +24,7 @@ pub struct Report {
     pub latency: Option<LatencyResult>,
     pub core: Option<CoreResult>,
     pub replay: Option<ReplayResult>,
+    pub lookup: Option<LookupResult>,
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {
@@ -188,6 +190,23 @@ impl Report {
                 r.calls, r.settings_events, r.calls_per_second
             );
         }
+        if let Some(l) = &self.lookup {
+            let _ = writeln!(
+                t,
+                "| a call in one lookup, ms p50 / p99 / max: `explain` ({} random calls of {}) | {:.1} / {:.1} / {:.1} | < 50 |",
+                l.lookups, l.calls, l.explain_p50_ms, l.explain_p99_ms, l.explain_max_ms
+            );
+            let _ = writeln!(
+                t,
+                "| a call in one lookup, ms p50 / p99 / max: `GET /v1/tenants/{{tenant}}/calls/{{call_id}}` | {:.1} / {:.1} / {:.1} | < 50 |",
+                l.get_p50_ms, l.get_p99_ms, l.get_max_ms
+            );
+            let _ = writeln!(
+                t,
+                "| call index, CALLS messages indexed/s by a gateway starting on {} stored messages | {:.0} | — |",
+                l.indexed_messages, l.index_messages_per_second
+            );
+        }
         if let Some(c) = &self.core {
             let _ = writeln!(
                 t,
@@ -311,6 +330,17 @@ const METHOD: &str = "## Method
   `settings_seq`. Timed from the first read of CALLS to the last comparison: reading and
   decoding both streams, rebuilding the settings in one pass, deciding every call again and
   comparing; the run fails unless there is no difference.
+- **A call in one lookup.** On the replay benchmark's `nats-server` once replay has run (so
+  CALLS holds its recorded calls, two messages each, and SETTINGS its settings events), a
+  gateway is started (in-process) and its call indexer indexes CALLS from the first message,
+  as on a stream that predates the index; the rate is the stored messages over the time from
+  the gateway's start to the indexer's acknowledged floor reaching the last of them. Then
+  300 calls drawn at random (a fixed generator) are looked up one after another with
+  `switchboard_audit::explain` (what `switchboard explain --json` runs: index entries and
+  events by direct get, the settings in force read from SETTINGS up to the decision, the
+  decision made again), each checked (one inbound, one decision, replay agrees, nothing
+  scanned past the index); then 300 others with `GET /v1/tenants/{tenant}/calls/{call_id}` on
+  one keep-alive connection, timed from the request to the whole answer.
 - **Index memory.** Growth of the process's resident set while applying one tenant's users
   and contacts (one phone each) to the in-memory projection; the decision rate is
   `switchboard_routing::decide` in a loop on one thread over that index.

@@ -100,7 +100,7 @@ pub fn dialer_statuses() -> PullConsumerSpec {
     )
 }
 
-/// The gateway's consumer of every call event: writes the call index (`CALL_INDEX`). From the
+/// The gateway's consumer of every call event: writes the call index (`INDEX`). From the
 /// first message, so a stream that predates the index is indexed when a gateway first starts.
 /// Redelivered without limit: an entry must never be given up (an event without a call id is
 /// acknowledged with no entry). An entry written twice past the de-duplication window is
@@ -110,12 +110,24 @@ pub fn call_indexer() -> PullConsumerSpec {
         name: "call-index",
         stream: CALLS,
         filter_subject: subjects::ALL_CALLS,
-        description: "Switchboard gateway: indexes every call event by call id (CALL_INDEX)",
+        description: "Switchboard gateway: indexes every call event by call id (INDEX)",
         ack_wait: Duration::from_secs(30),
         max_deliver: -1,
         backoff: Vec::new(),
         max_ack_pending: 20_000,
         nak_delays: vec![Duration::from_secs(1)],
+    }
+}
+
+/// The gateway's consumer of every contact settings event: writes the contact-phone index
+/// (`INDEX`), as [`call_indexer`] writes the call index.
+pub fn contact_phone_indexer() -> PullConsumerSpec {
+    PullConsumerSpec {
+        name: "contact-phone-index",
+        stream: crate::SETTINGS,
+        filter_subject: "settings.*.contact.>",
+        description: "Switchboard gateway: indexes every contact settings event by phone (INDEX)",
+        ..call_indexer()
     }
 }
 

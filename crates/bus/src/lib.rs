@@ -18,12 +18,13 @@ mod trace;
 
 pub use connect::{NatsArgs, StartupRetry, close};
 pub use consumers::{
-    DIALER_ACK_WAIT, PullConsumerSpec, call_indexer, dialer_routes, dialer_statuses, router_inbound,
+    DIALER_ACK_WAIT, PullConsumerSpec, call_indexer, contact_phone_indexer, dialer_routes,
+    dialer_statuses, router_inbound,
 };
 pub use error::BusError;
 pub use publish::{PendingAck, Published, Publisher};
 pub use streams::{
-    CALL_INDEX, CALLS, SETTINGS, StreamArgs, StreamOptions, ensure_streams, last_on_subject,
+    CALLS, INDEX, SETTINGS, StreamArgs, StreamOptions, ensure_streams, last_on_subject,
     stream_configs,
 };
 pub use trace::{NatsHeaders, NatsHeadersMut, TraceContext};

@@ -11,9 +11,10 @@ use switchboard_contracts::subjects;
 pub const CALLS: &str = "CALLS";
 /// Name of the stream of settings events.
 pub const SETTINGS: &str = "SETTINGS";
-/// Name of the call index: for each call id, the CALLS sequences of its events (kept by the
-/// gateway's indexer; see `switchboard_audit::index`).
-pub const CALL_INDEX: &str = "CALL_INDEX";
+/// Name of the indexes derived from the streams (kept by the gateway's indexers; read by
+/// `switchboard_audit::index`): for each call id, the CALLS sequences of its events; for each
+/// phone key of a tenant, the SETTINGS sequences of the contact events listing it.
+pub const INDEX: &str = "INDEX";
 
 /// What operators may tune about the streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,8 @@ impl Default for StreamOptions {
     }
 }
 
-/// The configuration of the streams for `options`: the two audit logs and the call index,
-/// which lives as long as the calls it points into.
+/// The configuration of the streams for `options`: the two audit logs and the indexes, which
+/// live as long as what they point into.
 pub fn stream_configs(options: &StreamOptions) -> [stream::Config; 3] {
     let base = |name: &str, subject: &str, description: &str| stream::Config {
         name: name.to_string(),
@@ -66,9 +67,9 @@ pub fn stream_configs(options: &StreamOptions) -> [stream::Config; 3] {
             "Switchboard settings changes: company, numbers, users, contacts (audit log)",
         ),
         base(
-            CALL_INDEX,
-            subjects::CALL_INDEX_PREFIX,
-            "Switchboard call index: the CALLS sequences of each call id's events (derived from CALLS)",
+            INDEX,
+            subjects::INDEX_PREFIX,
+            "Switchboard indexes derived from CALLS and SETTINGS: each call id's events, each contact phone's settings events",
         ),
     ]
 }

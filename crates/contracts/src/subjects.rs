@@ -7,8 +7,8 @@ use crate::TenantId;
 pub const CALLS_PREFIX: &str = "call";
 /// Prefix of every settings event; the `SETTINGS` stream holds `settings.>`.
 pub const SETTINGS_PREFIX: &str = "settings";
-/// Prefix of the call index; the `CALL_INDEX` stream holds `callindex.>`.
-pub const CALL_INDEX_PREFIX: &str = "callindex";
+/// Prefix of the indexes derived from the streams; the `INDEX` stream holds `index.>`.
+pub const INDEX_PREFIX: &str = "index";
 
 /// `call.inbound.<tenant>`: a call arrived.
 pub fn call_inbound(tenant: &TenantId) -> String {
@@ -54,12 +54,57 @@ pub const ALL_CALL_DIAL: &str = "call.dial.>";
 /// Filter for every settings event.
 pub const ALL_SETTINGS: &str = "settings.>";
 
-/// `callindex.<call>`: the call index's entries for one call id, each naming the CALLS
+/// `index.call.<call>`: the call index's entries for one call id, each naming the CALLS
 /// sequence of one of the call's events (so a call is found without scanning CALLS). The call
 /// id is written as [`call_token`] makes it; the tenant is not in the subject, so a call is
 /// found by id alone, as `switchboard explain` takes it.
 pub fn call_index(call_id: &str) -> String {
-    format!("{CALL_INDEX_PREFIX}.{}", call_token(call_id))
+    format!("{INDEX_PREFIX}.call.{}", call_token(call_id))
+}
+
+/// `index.phone.<tenant>.<key>`: the contact-phone index's entries, each naming the SETTINGS
+/// sequence of a contact settings event that lists a phone with this key
+/// ([`phone_index_keys`]), so the contacts that may have a number as of any SETTINGS sequence
+/// are found without reading every contact.
+pub fn phone_index(tenant: &TenantId, key: &str) -> String {
+    format!("{INDEX_PREFIX}.phone.{tenant}.{key}")
+}
+
+/// Digits a phone index key keeps: the last seven, which every way of writing a number ends
+/// with whatever the region it is read in (a country code or a national prefix only ever
+/// changes the front).
+const PHONE_KEY_DIGITS: usize = 7;
+
+/// The key of a normalized number in the contact-phone index: its last seven digits.
+pub fn phone_index_key(number: &crate::E164) -> String {
+    last_digits(number.digits())
+}
+
+/// The keys under which a phone as entered in a contact's settings is indexed: the last seven
+/// digits as written (up to an extension or a letter), and those of the number it parses to in
+/// the default region (which spells out letters and drops extensions). A superset is harmless:
+/// the lookup decides which contacts really have the number, as the router would.
+pub fn phone_index_keys(raw: &str) -> Vec<String> {
+    let written: String = raw
+        .chars()
+        .take_while(|c| !(c.is_alphabetic() || matches!(c, '#' | ';' | ',')))
+        .filter(char::is_ascii_digit)
+        .collect();
+    let mut keys = Vec::with_capacity(2);
+    if !written.is_empty() {
+        keys.push(last_digits(&written));
+    }
+    if let Ok(parsed) = crate::E164::parse(raw, crate::Region::DEFAULT) {
+        let key = phone_index_key(&parsed);
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+fn last_digits(digits: &str) -> String {
+    digits[digits.len().saturating_sub(PHONE_KEY_DIGITS)..].to_string()
 }
 
 /// A call id as one subject token: letters, digits and `-` as they are, every other byte as
@@ -130,8 +175,32 @@ mod tests {
     }
 
     #[test]
+    fn phones_are_indexed_under_the_last_seven_digits_however_written() {
+        let t = TenantId::new("acme").unwrap();
+        let number = crate::E164::parse_strict("+14158675310").unwrap();
+        assert_eq!(phone_index_key(&number), "8675310");
+        assert_eq!(phone_index(&t, "8675310"), "index.phone.acme.8675310");
+        for raw in [
+            "+14158675310",
+            "(415) 867-5310",
+            "415.867.5310 ext. 12",
+            "1 415 867 5310#3",
+        ] {
+            assert!(
+                phone_index_keys(raw).contains(&"8675310".to_string()),
+                "{raw}"
+            );
+        }
+        // Letters are spelled out by the parse (a vanity number).
+        assert!(phone_index_keys("+1 800 FLOWERS").contains(&"3569377".to_string()));
+        // Another region's national form ends the same.
+        assert_eq!(phone_index_keys("020 7946 0000")[0], "9460000");
+        assert!(phone_index_keys("no phone").is_empty());
+    }
+
+    #[test]
     fn call_ids_become_one_injective_subject_token() {
-        assert_eq!(call_index("CA0123abcd"), "callindex.CA0123abcd");
+        assert_eq!(call_index("CA0123abcd"), "index.call.CA0123abcd");
         assert_eq!(
             call_token("3f2b1c9e-0d4e-4c4f-9a63-5b1de2f0a7c1"),
             "3f2b1c9e-0d4e-4c4f-9a63-5b1de2f0a7c1"

@@ -92,9 +92,10 @@ pub struct Config {
     /// the first to create it (the dialer's setting of the same name).
     #[arg(long, env = "SWITCHBOARD_PROGRESS_MAX_AGE_DAYS", default_value_t = 7)]
     pub progress_max_age_days: u64,
-    /// Keep the call index (`CALL_INDEX`: a call found by id without scanning CALLS). Every
-    /// instance shares the work; `false` leaves it to other instances (lookups stay complete,
-    /// they scan what is not yet indexed).
+    /// Keep the indexes in `INDEX` (a call found by id without scanning CALLS, a caller's
+    /// contacts as of a decision without reading every contact). Every instance shares the
+    /// work; `false` leaves it to other instances (lookups stay complete, they scan what is not
+    /// yet indexed).
     #[arg(long, env = "SWITCHBOARD_CALL_INDEX", default_value_t = true,
           action = clap::ArgAction::Set, value_name = "true|false")]
     pub call_index: bool,

@@ -5,10 +5,10 @@
 //! Must not: answer 2xx for an event JetStream has not acknowledged, accept a webhook whose
 //! signature does not verify, log a tenant's secrets, or decide routes (that is the router).
 
-pub mod call_index;
 mod config;
 mod health;
 mod http;
+pub mod index;
 mod metrics;
 mod ringback;
 pub mod signature;
@@ -200,23 +200,31 @@ pub async fn run_with_listener(
         std::future::pending(),
     )));
     let (stop_indexing, indexing_stopped) = tokio::sync::watch::channel(false);
-    let indexer = config.call_index.then(|| {
-        tokio::spawn(call_index::run(
-            app.js.clone(),
-            indexing_stopped,
-            app.metrics.clone(),
-        ))
-    });
+    let indexers: Vec<_> = if config.call_index {
+        [index::Index::Call, index::Index::ContactPhone]
+            .into_iter()
+            .map(|which| {
+                tokio::spawn(index::run(
+                    which,
+                    app.js.clone(),
+                    indexing_stopped.clone(),
+                    app.metrics.clone(),
+                ))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let _ = api.set(http::router(app));
 
     shutdown.await;
     let served = stop(server).await;
     let _ = stop_indexing.send(true);
-    if let Some(indexer) = indexer {
+    for indexer in indexers {
         match indexer.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "the call indexer could not start"),
-            Err(e) => tracing::warn!(error = %e, "the call indexer failed"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "an indexer could not start"),
+            Err(e) => tracing::warn!(error = %e, "an indexer failed"),
         }
     }
     if let Some(follower) = follower {

@@ -54,7 +54,13 @@ pub struct Metrics {
     sync_answers: Family<OutcomeLabel, Counter>,
     dead_man: Family<OutcomeLabel, Counter>,
     tenants_reloads: Family<OutcomeLabel, Counter>,
-    call_index: Family<OutcomeLabel, Counter>,
+    index: Family<IndexLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IndexLabels {
+    index: &'static str,
+    outcome: &'static str,
 }
 
 impl Metrics {
@@ -103,15 +109,15 @@ impl Metrics {
             "Reloads of the tenants' secrets (on a file change or SIGHUP), by outcome: ok, or failed (the previous secrets stay in force; the log says why)",
             tenants_reloads.clone(),
         );
-        let call_index = Family::<OutcomeLabel, Counter>::default();
+        let index = Family::<IndexLabels, Counter>::default();
         registry.register(
-            "call_index_events",
-            "CALLS events seen by the call indexer, by outcome: indexed, no_call (names no call; nothing to index), failed (the entry could not be written; the event is retried)",
-            call_index.clone(),
+            "index_events",
+            "Events seen by the indexers, by index (call: CALLS events by call id; contact_phone: contact settings events by phone) and outcome: indexed, nothing (nothing to index), failed (an entry could not be written; the event is retried)",
+            index.clone(),
         );
         Metrics {
             registry,
-            call_index,
+            index,
             requests,
             publish,
             signature_failures,
@@ -173,17 +179,26 @@ impl Metrics {
     }
 }
 
-impl crate::call_index::IndexEvents for Metrics {
-    fn indexed(&self, named_a_call: bool) {
-        let outcome = if named_a_call { "indexed" } else { "no_call" };
-        self.call_index
-            .get_or_create(&OutcomeLabel { outcome })
+impl crate::index::IndexEvents for Metrics {
+    fn indexed(&self, index: crate::index::Index, named_something: bool) {
+        let outcome = if named_something {
+            "indexed"
+        } else {
+            "nothing"
+        };
+        let index = index.label();
+        self.index
+            .get_or_create(&IndexLabels { index, outcome })
             .inc();
     }
 
-    fn failed(&self) {
-        self.call_index
-            .get_or_create(&OutcomeLabel { outcome: "failed" })
+    fn failed(&self, index: crate::index::Index) {
+        let index = index.label();
+        self.index
+            .get_or_create(&IndexLabels {
+                index,
+                outcome: "failed",
+            })
             .inc();
     }
 }

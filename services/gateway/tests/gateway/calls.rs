@@ -5,7 +5,7 @@
 use crate::support::*;
 use crate::sync::Router;
 use serde_json::{Value, json};
-use switchboard_bus::{CALL_INDEX, Publisher, TraceContext};
+use switchboard_bus::{INDEX, Publisher, TraceContext};
 use switchboard_contracts::{CallInbound, Envelope, TenantId, subjects};
 use switchboard_testkit::eventually;
 use time::OffsetDateTime;
@@ -140,17 +140,21 @@ async fn a_call_is_found_by_id_in_one_lookup() {
     assert_eq!(settings[1]["version"], 1);
     assert_eq!(life["replay"]["agrees"], true, "{life:#}");
     assert_eq!(life["replay"]["differences"], json!([]));
+    assert_eq!(
+        life["lookup"]["settings_scanned"], false,
+        "read through the index"
+    );
     let text = life.to_string();
     for full in [DIALED, FORWARDING, COMPANY, CALLER] {
         assert!(!text.contains(full), "{full} unmasked in {text}");
     }
     // The index holds the call under its escaped id.
-    let index = nats.js.get_stream(CALL_INDEX).await.unwrap();
+    let index = nats.js.get_stream(INDEX).await.unwrap();
     let entry = index
         .direct_get_first_for_subject(subjects::call_index(call_id))
         .await
         .unwrap();
-    assert_eq!(entry.subject.as_str(), "callindex.crm_2E7_2A_3E");
+    assert_eq!(entry.subject.as_str(), "index.call.crm_2E7_2A_3E");
 
     let unknown = get_as(&gw, "/v1/tenants/acme/calls/crm-404", Some(ACME_KEY)).await;
     assert_eq!(unknown.status, 404, "{}", unknown.text());
@@ -200,7 +204,10 @@ async fn a_lookup_is_complete_before_and_while_the_index_catches_up() {
     let gw = Gateway::start(&nats.url(), &["--call-index", "false"]).await;
     let life = lookup_until(&gw, path_first, "the unindexed call", |_| true).await;
     assert_eq!(life["inbound"][0]["seq"], first);
-    assert_eq!(life["lookup"], json!({"indexed": 0, "scanned_from": 1}));
+    assert_eq!(
+        life["lookup"],
+        json!({"indexed": 0, "scanned_from": 1, "settings_scanned": false})
+    );
     gw.stop().await.unwrap();
 
     // A gateway that indexes catches up from the first message.
@@ -225,13 +232,123 @@ async fn a_lookup_is_complete_before_and_while_the_index_catches_up() {
     assert_eq!(life["inbound"][0]["seq"], second);
     assert_eq!(
         life["lookup"],
-        json!({"indexed": 0, "scanned_from": first + 1}),
+        json!({"indexed": 0, "scanned_from": first + 1, "settings_scanned": false}),
         "scanned from just past what the index covers"
     );
     let life = lookup_until(&gw, path_first, "the indexed call", |_| true).await;
     assert_eq!(
         life["lookup"],
-        json!({"indexed": 1, "scanned_from": first + 1})
+        json!({"indexed": 1, "scanned_from": first + 1, "settings_scanned": false})
     );
+    gw.stop().await.unwrap();
+}
+
+/// Given a caller whose number was entered in different forms on several contacts over time —
+/// one that has it (national format), one that had it and lost it before the call, one that
+/// gets it only after the decision — when the decision is looked up, then the settings in force
+/// are read entity by entity through the contact-phone index as of the decision's sequence
+/// (nothing scanned), exactly those the decision read are shown (the owning contact and its
+/// user, not the others), and the decision made again from them agrees with the recorded one
+/// (reading the later contact, or missing the earlier owner, would make it disagree).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_settings_in_force_are_read_through_the_contact_phone_index() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(&nats.url(), &[]).await;
+    let router = Router::start(&nats.url()).await;
+    let put = |path: &'static str, body: Value| {
+        let gw = &gw;
+        async move {
+            let answer = put_as(gw, path, &body).await;
+            assert!(
+                matches!(answer.status, 200 | 201),
+                "{path}: {}",
+                answer.text()
+            );
+        }
+    };
+    put(
+        "/v1/tenants/acme/settings/company/main",
+        json!({"version": 1, "company_phone": COMPANY}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/number/16502530000",
+        json!({"version": 1, "forwarding_number": FORWARDING}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/user/u-owner",
+        json!({"version": 1, "phone": "+12065550101", "active": true}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/user/u-other",
+        json!({"version": 1, "phone": "+12065550102", "active": true}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/contact/c-owner",
+        json!({"version": 1, "phones": ["(415) 867-5310"], "assigned_user_id": "u-owner"}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/contact/c-moved",
+        json!({"version": 1, "phones": ["+14158675310"], "assigned_user_id": "u-other"}),
+    )
+    .await;
+    put(
+        "/v1/tenants/acme/settings/contact/c-moved",
+        json!({"version": 2, "phones": ["+12065550199"], "assigned_user_id": "u-other"}),
+    )
+    .await;
+    let posted = post_json(
+        gw.addr,
+        "/v1/tenants/acme/calls",
+        &json!({"call_id": "CA-known", "to": DIALED, "from": CALLER}),
+    )
+    .await;
+    assert_eq!(posted.status, 202, "{}", posted.text());
+    let path = "/v1/tenants/acme/calls/CA-known";
+    let first = lookup_until(&gw, path, "the decision", |b| {
+        b["decisions"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    assert_eq!(first["decisions"][0]["rule"], "assigned_user", "{first:#}");
+    // Later, another contact gets the number too (it would make the caller ambiguous).
+    put(
+        "/v1/tenants/acme/settings/contact/c-later",
+        json!({"version": 1, "phones": ["415-867-5310"], "assigned_user_id": "u-other"}),
+    )
+    .await;
+
+    let life = lookup_until(&gw, path, "the call, every event indexed", |b| {
+        b["lookup"]["scanned_from"].is_null()
+    })
+    .await;
+    assert_eq!(life["lookup"]["settings_scanned"], false, "{life:#}");
+    let read: Vec<String> = life["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["entity"].as_str().unwrap().to_string())
+        .collect();
+    assert!(read.contains(&"contact/c-owner".to_string()), "{read:?}");
+    assert!(read.contains(&"user/u-owner".to_string()), "{read:?}");
+    for absent in ["contact/c-moved", "contact/c-later", "user/u-other"] {
+        assert!(!read.contains(&absent.to_string()), "{absent} in {read:?}");
+    }
+    assert_eq!(life["replay"]["agrees"], true, "{life:#}");
+    let contact = life["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["entity"] == "contact/c-owner")
+        .unwrap();
+    assert_eq!(
+        contact["data"]["phones"],
+        json!(["(41*********10"]),
+        "masked as entered"
+    );
+    router.stop().await;
     gw.stop().await.unwrap();
 }
