@@ -122,6 +122,7 @@ pub async fn run(
             life.decisions.len() == 1
                 && life.inbound.len() == 1
                 && life.lookup.scanned_from.is_none()
+                && !life.lookup.settings_scanned
                 && life.replay.as_ref().is_some_and(|r| r.agrees),
             "call {call_id}: unexpected life {:?}",
             life.lookup

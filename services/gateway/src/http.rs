@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use switchboard_bus::{CALLS, Published, Publisher, TraceContext};
 use switchboard_contracts::{
     CallInbound, CallStatus, ContractError, DialCallStatus, E164, EntityId, Envelope, EventData,
-    PhoneError, Region, TenantId,
+    Region, TenantId,
 };
 use switchboard_telemetry::trace::{self as otel, Destination};
 use switchboard_twilio::urls;
@@ -449,17 +449,7 @@ impl Params {
 
 /// `To` read in the configured region; a specific reason when it is not a dialable number.
 fn dialed_number(raw: &str, region: Region, field: &'static str) -> Result<E164, Failure> {
-    E164::parse(raw, region).map_err(|e| {
-        let reason = match e {
-            PhoneError::Withheld => "withheld or empty".to_string(),
-            other => other.to_string(),
-        };
-        Failure::bad_request(&ContractError::InvalidPhone {
-            field,
-            masked: switchboard_contracts::phone::mask(raw),
-            reason,
-        })
-    })
+    E164::accept(field, raw, region).map_err(|e| Failure::bad_request(&e))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -527,7 +517,7 @@ async fn voice(
         &otel::CALL_INBOUND,
     )
     .await?;
-    tracing::info!(%tenant, call_id = %event.data.call_id, to = %to, "call accepted");
+    tracing::info!(%tenant, call_id = %event.data.call_id, to = %to.logged(), "call accepted");
 
     let Some(mut waiter) = waiter else {
         return Ok(app.twiml(StatusCode::OK, app.waiting(&tenant)));

@@ -1,4 +1,5 @@
-//! `switchboard call --wait --json`: the decision as one JSON document.
+//! `switchboard call --wait --json`: the decision as one JSON document; `switchboard explain
+//! --json`: the call's life as objects.
 
 use crate::support::*;
 
@@ -55,4 +56,42 @@ async fn call_json_is_the_decision_alone() {
         published.contains("cli-json-1") && published.contains(" at CALLS #"),
         "{out}"
     );
+
+    // And `explain --json` tells the same call's life as objects: the decision's chain
+    // (numbers masked), the settings read with their kind, id and data, "replay agrees" as a
+    // field, and how it was found (no gateway indexes here: CALLS and SETTINGS were scanned).
+    let explained = stack
+        .run(&["explain", "cli-json-1", "--tenant", "acme", "--json"])
+        .await;
+    explained.code(0);
+    let life = explained.json();
+    assert_eq!(life["call_id"], "cli-json-1", "{explained}");
+    assert_eq!(life["inbound"][0]["contact_id"], serde_json::Value::Null);
+    let decision = &life["decisions"][0];
+    assert_eq!(decision["rule"], "assigned_user");
+    assert_eq!(decision["chain"][0]["number"], "+12*******34");
+    assert_eq!(decision["chain"][0]["user_id"], "u-alice");
+    assert_eq!(decision["chain"][1]["rule"], "forwarding_number");
+    assert_eq!(decision["final_action"]["kind"], "voicemail");
+    assert!(decision["explanation"][0].is_string());
+    assert_eq!(life["replay"]["agrees"], true, "{explained}");
+    let user = life["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "user")
+        .unwrap_or_else(|| panic!("no user among the settings read\n{explained}"));
+    assert_eq!(user["id"], "u-alice");
+    assert_eq!(user["data"]["phone"], "+12*******34");
+    assert_eq!(
+        life["lookup"],
+        serde_json::json!({"indexed": 0, "scanned_from": 1, "settings_scanned": true})
+    );
+    assert!(!explained.stdout.contains("+12064561234"), "{explained}");
+
+    let unknown = stack
+        .run(&["explain", "cli-json-404", "--tenant", "acme", "--json"])
+        .await;
+    unknown.code(5);
+    assert_eq!(unknown.stdout, "", "{unknown}");
 }
