@@ -271,3 +271,89 @@ fn hours(schedule: &Schedule) -> String {
         }
     )
 }
+
+/// One entity's settings as the router holds them: what its SETTINGS history (read by direct
+/// gets on its subject, no scan) leaves in force under the router's decoder and version guard,
+/// and where its last event, applied or not, is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityInForce {
+    /// The sequence of the last event stored on the entity's subject (refused ones included):
+    /// a writer that must not race another states it as the expected last sequence.
+    pub last_seq: Option<u64>,
+    /// The applied event with the highest version, and its sequence; `None` when no event of
+    /// the entity could be applied.
+    pub applied: Option<(u64, SettingsChange)>,
+}
+
+impl EntityInForce {
+    /// Why `change` cannot be published over this entity, if it cannot: a version not newer
+    /// than the one in force (unless `change` is exactly that event: a re-run, `Ok(true)`).
+    /// `Ok(false)`: publish it.
+    pub fn check(&self, change: &SettingsChange) -> Result<bool, String> {
+        match &self.applied {
+            Some((seq, current)) if current.version() >= change.version() => {
+                if current == change {
+                    Ok(true)
+                } else {
+                    Err(format!(
+                        "stale: version {} is not newer than the version in force {} (SETTINGS #{seq}); use version {} or higher",
+                        change.version(),
+                        current.version(),
+                        current.version() + 1
+                    ))
+                }
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+/// The settings in force of the entity on SETTINGS `subject`.
+pub async fn entity_in_force(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+) -> Result<EntityInForce, crate::AuditError> {
+    let history = crate::index::entity_history(js, subject, u64::MAX).await?;
+    let mut in_force = EntityInForce {
+        last_seq: history.last().map(|m| m.seq),
+        applied: None,
+    };
+    for m in history {
+        let record = switchboard_projections::Record::decode(m.seq, &m.subject, &m.payload);
+        if let Some(change) = record.change
+            && change.supersedes(in_force.applied.as_ref().map(|(_, c)| c.version()))
+        {
+            in_force.applied = Some((m.seq, change));
+        }
+    }
+    Ok(in_force)
+}
+
+/// When a publish of `change` was answered "duplicate" (its event id was already stored, at
+/// `seq`): `Ok(())` if what is stored there is `change` itself (a retry), else why the
+/// version is spent — the same id was used by another body (an event that was refused, whose
+/// version cannot be used again while JetStream remembers its id).
+pub async fn duplicate_is_same(
+    js: &async_nats::jetstream::Context,
+    seq: u64,
+    change: &SettingsChange,
+) -> Result<Result<(), String>, crate::AuditError> {
+    let settings = js
+        .get_stream_no_info(switchboard_bus::SETTINGS)
+        .await
+        .map_err(crate::AuditError::nats("open the SETTINGS stream"))?;
+    let stored = settings
+        .direct_get(seq)
+        .await
+        .map_err(crate::AuditError::nats(format!("read SETTINGS #{seq}")))?;
+    let same = SettingsChange::decode(&stored.payload, &stored.subject).is_ok_and(|s| s == *change);
+    Ok(if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "version {} is spent: its event id was used at SETTINGS #{seq} by another body (refused: see its settings.rejected); use version {} or higher",
+            change.version(),
+            change.version() + 1
+        ))
+    })
+}

@@ -205,7 +205,7 @@ enum KeysCommand {
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
     /// Publish the settings in FILE: a JSON array of `{"type": …, "data": {…}}` objects, read
-    /// strictly (an unknown field is refused by name). A version not newer than the stored one
+    /// strictly (an unknown field is refused by name). A version not newer than the one in force
     /// is refused as stale, and then nothing is published. A tenant of which SETTINGS holds no
     /// event yet (a new one, or a typo such as `acmee`) is published only once confirmed:
     /// --new-tenant TENANT, or `y` when asked (on a terminal); otherwise nothing is (exit 6).
@@ -434,11 +434,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn publish<T: EventData>(publisher: &Publisher, data: T) -> anyhow::Result<u64> {
-    let envelope = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
-    data_valid(&envelope)?;
-    let published = publisher
-        .publish(&envelope, &TraceContext::default())
-        .await?;
+    let (published, what) = publish_quietly(publisher, data).await?;
     let note = if published.duplicate {
         " (duplicate, already stored)"
     } else {
@@ -446,13 +442,59 @@ async fn publish<T: EventData>(publisher: &Publisher, data: T) -> anyhow::Result
     };
     // On stderr: stdout is the command's answer (one JSON document with --json).
     eprintln!(
-        "published {} {} at {} #{}{note}",
-        T::TYPE,
-        envelope.data.ce_subject(),
-        published.stream,
-        published.sequence
+        "published {what} at {} #{}{note}",
+        published.stream, published.sequence
     );
     Ok(published.sequence)
+}
+
+/// Publishes `data`, waits for the ack, prints nothing; with what was published, for people.
+async fn publish_quietly<T: EventData>(
+    publisher: &Publisher,
+    data: T,
+) -> anyhow::Result<(switchboard_bus::Published, String)> {
+    let envelope = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
+    data_valid(&envelope)?;
+    let published = publisher
+        .publish(&envelope, &TraceContext::default())
+        .await?;
+    Ok((
+        published,
+        format!("{} {}", T::TYPE, envelope.data.ce_subject()),
+    ))
+}
+
+/// Publishes a settings change. An answer "duplicate" is a re-run only when the stored event
+/// is this one; otherwise its version was spent by a refused event (same event id), and that
+/// is an error, never "already stored".
+async fn publish_setting(
+    js: &jetstream::Context,
+    publisher: &Publisher,
+    change: SettingsChange,
+) -> anyhow::Result<()> {
+    let (published, what) = match change.clone() {
+        SettingsChange::Company(c) => publish_quietly(publisher, c).await?,
+        SettingsChange::Number(n) => publish_quietly(publisher, n).await?,
+        SettingsChange::User(u) => publish_quietly(publisher, u).await?,
+        SettingsChange::Contact(c) => publish_quietly(publisher, c).await?,
+    };
+    if published.duplicate {
+        if let Err(spent) =
+            switchboard_audit::settings::duplicate_is_same(js, published.sequence, &change).await?
+        {
+            anyhow::bail!("{what} not stored: {spent}");
+        }
+        eprintln!(
+            "unchanged {what}: already stored at {} #{}",
+            published.stream, published.sequence
+        );
+    } else {
+        eprintln!(
+            "published {what} at {} #{}",
+            published.stream, published.sequence
+        );
+    }
+    Ok(())
 }
 
 fn data_valid<T: EventData>(envelope: &Envelope<T>) -> anyhow::Result<()> {
@@ -505,19 +547,16 @@ async fn apply_settings(
         eprintln!("new tenant(s): {}", new_tenants::names(&new));
     }
     for change in fresh {
-        match change {
-            SettingsChange::Company(c) => publish(publisher, c).await?,
-            SettingsChange::Number(n) => publish(publisher, n).await?,
-            SettingsChange::User(u) => publish(publisher, u).await?,
-            SettingsChange::Contact(c) => publish(publisher, c).await?,
-        };
+        publish_setting(js, publisher, change).await?;
     }
     Ok(exit::OK)
 }
 
-/// Splits `changes` against what SETTINGS stores: the ones to publish, and why each stale one
-/// is stale. A version that is not newer than the stored one is stale (the router would file
-/// it as settings.rejected), unless it is exactly what is stored (a re-run: "unchanged").
+/// Splits `changes` against the settings in force (each entity's SETTINGS history as the
+/// router applies it: a refused event is not in force): the ones to publish, and why each
+/// stale one is stale. A version that is not newer than the one in force is stale (the router
+/// would file it as settings.rejected), unless it is exactly that event (a re-run:
+/// "unchanged").
 async fn against_stored(
     js: &jetstream::Context,
     changes: Vec<SettingsChange>,
@@ -526,31 +565,15 @@ async fn against_stored(
     let mut stale = Vec::new();
     for (i, change) in changes.into_iter().enumerate() {
         let subject = change.nats_subject();
-        let stored = switchboard_bus::last_on_subject(js, switchboard_bus::SETTINGS, &subject)
-            .await?
-            .and_then(|(seq, payload)| {
-                SettingsChange::decode(&payload, &subject)
-                    .ok()
-                    .map(|c| (seq, c))
-            });
-        match stored {
-            Some((seq, current)) if current.version() >= change.version() => {
-                if current == change {
-                    eprintln!(
-                        "unchanged {subject}: version {} is stored at SETTINGS #{seq}",
-                        change.version()
-                    );
-                } else {
-                    stale.push(format!(
-                        "item {}: {subject}: stale: version {} is not newer than the stored version {} (SETTINGS #{seq}); use version {} or higher",
-                        i + 1,
-                        change.version(),
-                        current.version(),
-                        current.version() + 1
-                    ));
-                }
-            }
-            _ => fresh.push(change),
+        let in_force = switchboard_audit::settings::entity_in_force(js, &subject).await?;
+        match in_force.check(&change) {
+            Ok(true) => eprintln!(
+                "unchanged {subject}: version {} is in force (SETTINGS #{})",
+                change.version(),
+                in_force.applied.as_ref().map_or(0, |(seq, _)| *seq)
+            ),
+            Ok(false) => fresh.push(change),
+            Err(why) => stale.push(format!("item {}: {subject}: {why}", i + 1)),
         }
     }
     Ok((fresh, stale))

@@ -93,3 +93,70 @@ async fn a_tenant_settings_never_saw_is_published_only_once_confirmed() {
         "nothing of the refused file is published"
     );
 }
+
+/// Given initech's user u-peter at version 1, then a version 2 a NATS producer published with a
+/// body the router refuses (a wrong type) under the deterministic event id: applying a
+/// corrected version 2 is refused as spent (JetStream would keep the refused event for that
+/// id) and nothing is stored — never "duplicate, already stored"; version 1 again is
+/// `unchanged` (it is the one in force, the refused event is not); version 3 is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_spent_by_a_refused_event_is_reported_never_taken_as_stored() {
+    let stack = Stack::start().await;
+    let initech = stack.file("initech.json", INITECH);
+    stack
+        .run(&["settings", "apply", "--new-tenant", "initech", &initech])
+        .await
+        .code(0);
+    let user = |version: u64, active: bool| {
+        format!(
+            r#"[{{"type": "switchboard.settings.user.v1",
+                 "data": {{"tenant_id": "initech", "version": {version}, "user_id": "u-peter", "phone": "+12064562000", "active": {active}}}}}]"#
+        )
+    };
+    let v1 = stack.file("v1.json", &user(1, true));
+    stack.run(&["settings", "apply", &v1]).await.code(0);
+
+    let refused = serde_json::json!({
+        "specversion": "1.0", "id": "initech:user:u-peter:v2", "source": "/crm/producer",
+        "type": "switchboard.settings.user.v1", "time": "2026-12-05T10:00:00Z",
+        "subject": "u-peter", "datacontenttype": "application/json",
+        "data": {"tenant_id": "initech", "user_id": "u-peter", "version": 2, "active": "yes"}
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "initech:user:u-peter:v2");
+    stack
+        .js
+        .publish_with_headers(
+            "settings.initech.user.u-peter",
+            headers,
+            refused.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(stack.settings_count("settings.initech.user.>").await, 2);
+
+    let v2 = stack.file("v2.json", &user(2, false));
+    let spent = stack.run(&["settings", "apply", &v2]).await;
+    assert_ne!(spent.code, 0, "{spent}");
+    assert!(
+        spent.stderr.contains("version 2 is spent") && spent.stderr.contains("use version 3"),
+        "{spent}"
+    );
+    assert!(!spent.stderr.contains("already stored"), "{spent}");
+    assert_eq!(stack.settings_count("settings.initech.user.>").await, 2);
+
+    let again = stack.run(&["settings", "apply", &v1]).await;
+    again.code(0);
+    assert!(
+        again
+            .stderr
+            .contains("unchanged settings.initech.user.u-peter"),
+        "{again}"
+    );
+
+    let v3 = stack.file("v3.json", &user(3, false));
+    stack.run(&["settings", "apply", &v3]).await.code(0);
+    assert_eq!(stack.settings_count("settings.initech.user.>").await, 3);
+}

@@ -2,7 +2,7 @@
 //! settings event a NATS producer would (same type, subject and deterministic event id) and
 //! answers after JetStream stored it; `GET` on the same path returns what is stored. The body
 //! is read strictly (an unknown field is refused by name; see `switchboard_contracts::strict`).
-//! A version that is not newer than the stored one is 409 with the stored version; two writers
+//! A version that is not newer than the one in force is 409 `stale_version`; a version spent by a refused event (its id still remembered by JetStream) is 409 `version_spent`; two writers
 //! racing are kept apart by JetStream's expected-last-subject-sequence check.
 
 use super::{App, Failure, Flavor, JSON, SOURCE, Shared, authorized, body, trace_context};
@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use switchboard_audit::settings::{EntityInForce, duplicate_is_same, entity_in_force};
 use switchboard_contracts::events::entity;
 use switchboard_contracts::{
-    CompanySettings, ContactSettings, ContractError, Envelope, EventData, NumberSettings, TenantId,
-    UserSettings, strict, subjects,
+    CompanySettings, ContactSettings, ContractError, Envelope, EventData, NumberSettings,
+    SettingsChange, TenantId, UserSettings, strict, subjects,
 };
 use time::OffsetDateTime;
 
@@ -26,12 +27,16 @@ use time::OffsetDateTime;
 pub(super) const ROUTE: &str = "/v1/tenants/{tenant}/settings/{kind}/{id}";
 
 /// The settings event types, by the `kind` of the path.
-trait Kind: EventData + DeserializeOwned + Serialize + PartialEq {
+trait Kind: EventData + DeserializeOwned + Serialize + PartialEq + Clone {
     /// `company`, `number`, `user` or `contact`.
     const KIND: &'static str;
     /// The entity id field the path's id fills when the body leaves it out.
     const ID_FIELD: Option<&'static str>;
     fn version(&self) -> u64;
+    /// As a settings change of any kind.
+    fn into_change(self) -> SettingsChange;
+    /// This kind's settings, if `change` is of this kind.
+    fn from_change(change: SettingsChange) -> Option<Self>;
     /// The path's id as the body's id field holds it.
     fn id_value(id: &str) -> String {
         id.to_string()
@@ -44,12 +49,30 @@ impl Kind for CompanySettings {
     fn version(&self) -> u64 {
         self.version
     }
+    fn into_change(self) -> SettingsChange {
+        SettingsChange::Company(self)
+    }
+    fn from_change(change: SettingsChange) -> Option<Self> {
+        match change {
+            SettingsChange::Company(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 impl Kind for NumberSettings {
     const KIND: &'static str = entity::NUMBER;
     const ID_FIELD: Option<&'static str> = Some("number");
     fn version(&self) -> u64 {
         self.version
+    }
+    fn into_change(self) -> SettingsChange {
+        SettingsChange::Number(self)
+    }
+    fn from_change(change: SettingsChange) -> Option<Self> {
+        match change {
+            SettingsChange::Number(s) => Some(s),
+            _ => None,
+        }
     }
     /// The path names a number by its E.164 digits (`16502530000`), as its subject does.
     fn id_value(id: &str) -> String {
@@ -62,12 +85,30 @@ impl Kind for UserSettings {
     fn version(&self) -> u64 {
         self.version
     }
+    fn into_change(self) -> SettingsChange {
+        SettingsChange::User(self)
+    }
+    fn from_change(change: SettingsChange) -> Option<Self> {
+        match change {
+            SettingsChange::User(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 impl Kind for ContactSettings {
     const KIND: &'static str = entity::CONTACT;
     const ID_FIELD: Option<&'static str> = Some("contact_id");
     fn version(&self) -> u64 {
         self.version
+    }
+    fn into_change(self) -> SettingsChange {
+        SettingsChange::Contact(self)
+    }
+    fn from_change(change: SettingsChange) -> Option<Self> {
+        match change {
+            SettingsChange::Contact(s) => Some(s),
+            _ => None,
+        }
     }
 }
 
@@ -148,26 +189,17 @@ fn subject_of<T: Kind>(tenant: &TenantId, id: &str) -> String {
     subjects::settings(tenant, T::KIND, id)
 }
 
-/// The last event stored on the entity's subject: its SETTINGS sequence and, when it is a
-/// valid settings event, its data (a refused one was never in force).
-async fn stored<T: Kind>(app: &App, subject: &str) -> Result<Option<(u64, Option<T>)>, Failure> {
-    let unavailable = |e: &dyn std::fmt::Display| {
+/// The entity's settings in force (its SETTINGS history as the router applies it, read by
+/// direct gets on its subject: a refused event is not in force) and its last stored sequence.
+async fn in_force(app: &App, subject: &str) -> Result<EntityInForce, Failure> {
+    entity_in_force(&app.js, subject).await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read SETTINGS");
         Failure::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the settings store cannot be read now; retry later",
         )
-    };
-    match switchboard_bus::last_on_subject(&app.js, switchboard_bus::SETTINGS, subject).await {
-        Ok(last) => Ok(last.map(|(seq, payload)| {
-            let data = Envelope::<T>::decode(&payload, subject)
-                .ok()
-                .map(|e| e.data);
-            (seq, data)
-        })),
-        Err(e) => Err(unavailable(&e)),
-    }
+    })
 }
 
 async fn put<T: Kind>(
@@ -209,34 +241,45 @@ async fn put<T: Kind>(
             ),
         ));
     }
-    let before = stored::<T>(app, &subject).await?;
-    let version = data.version();
-    if let Some((seq, Some(current))) = &before
-        && current.version() >= version
-    {
-        if *current == data {
-            // A retried PUT of what is stored: answered as it was, nothing published.
-            return Ok(answer(StatusCode::OK, &data, *seq, true));
+    let before = in_force(app, &subject).await?;
+    let change = data.clone().into_change();
+    match before.check(&change) {
+        // A retried PUT of what is in force: answered as it was, nothing published.
+        Ok(true) => {
+            let seq = before.applied.as_ref().map_or(0, |(seq, _)| *seq);
+            return Ok(answer(StatusCode::OK, &data, seq, true));
         }
-        return Err(Failure::new(
-            StatusCode::CONFLICT,
-            "stale_version",
-            format!(
-                "version {version} is not newer than the stored version {} (SETTINGS #{seq}); send version {} or higher",
-                current.version(),
-                current.version() + 1
-            ),
-        ));
+        Ok(false) => {}
+        Err(why) => return Err(Failure::new(StatusCode::CONFLICT, "stale_version", why)),
     }
     let event = Envelope::new(data, SOURCE, OffsetDateTime::now_utc());
-    let last = before.as_ref().map_or(0, |(seq, _)| *seq);
+    let last = before.last_seq.unwrap_or(0);
     match app
         .publisher
         .publish_if_last(&event, &trace_context(headers), last)
         .await
     {
+        Ok(Some(published)) if published.duplicate => {
+            // The event id was stored already: a retry racing this one, or a refused event
+            // of the same version, whose id JetStream still remembers (the version is spent).
+            match duplicate_is_same(&app.js, published.sequence, &change).await {
+                Ok(Ok(())) => Ok(answer(
+                    StatusCode::OK,
+                    &event.data,
+                    published.sequence,
+                    true,
+                )),
+                Ok(Err(spent)) => Err(Failure::new(StatusCode::CONFLICT, "version_spent", spent)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read SETTINGS");
+                    Err(Failure::unavailable(
+                        "the settings store cannot be read now; retry later",
+                    ))
+                }
+            }
+        }
         Ok(Some(published)) => {
-            let status = if before.is_some() {
+            let status = if before.last_seq.is_some() {
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
@@ -280,22 +323,32 @@ fn answer<T: Kind>(status: StatusCode, data: &T, sequence: u64, duplicate: bool)
 
 async fn get<T: Kind>(app: &App, tenant: &TenantId, id: &str) -> Result<Response, Failure> {
     let subject = subject_of::<T>(tenant, id);
-    match stored::<T>(app, &subject).await? {
-        Some((sequence, Some(data))) => Ok(Json(json!({
-            "version": data.version(),
-            "sequence": sequence,
-            "data": data,
-        }))
-        .into_response()),
-        Some((sequence, None)) => Err(Failure::new(
+    let found = in_force(app, &subject).await?;
+    match (found.applied, found.last_seq) {
+        (Some((sequence, change)), _) => {
+            let data = T::from_change(change).ok_or_else(|| {
+                Failure::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the entity's subject holds settings of another kind",
+                )
+            })?;
+            Ok(Json(json!({
+                "version": data.version(),
+                "sequence": sequence,
+                "data": data,
+            }))
+            .into_response())
+        }
+        (None, Some(sequence)) => Err(Failure::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!(
-                "the last settings event of {}/{id} (SETTINGS #{sequence}) was refused; see its settings.rejected",
+                "no settings of {}/{id} are in force: every event stored for it was refused (the last at SETTINGS #{sequence}); see its settings.rejected",
                 T::KIND
             ),
         )),
-        None => Err(Failure::new(
+        (None, None) => Err(Failure::new(
             StatusCode::NOT_FOUND,
             "not_found",
             format!("no settings of {}/{id} are stored", T::KIND),

@@ -82,7 +82,7 @@ async fn settings_put_and_get_with_versions() {
         stale.json()["reason"]
             .as_str()
             .unwrap()
-            .contains("not newer than the stored version 1"),
+            .contains("not newer than the version in force 1"),
         "{}",
         stale.text()
     );
@@ -191,5 +191,80 @@ async fn settings_bodies_are_read_strictly() {
         0,
         "nothing refused is stored"
     );
+    gw.stop().await.unwrap();
+}
+
+/// Given a user at version 1, then a version 2 a NATS producer published with a body the router
+/// refuses (a wrong type), with the deterministic event id: GET still shows version 1, the
+/// one in force (not "refused"); a corrected version 2 PUT is 409 `version_spent` — JetStream
+/// remembers the refused event's id, so it would not be stored, and the API never answers
+/// "already stored" for another body; version 3 is stored and in force; version 1 again is
+/// 409 `stale_version` against the version in force, 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_spent_by_a_refused_event_is_reported_never_taken_as_stored() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(&nats.url(), &[]).await;
+    let path = "/v1/tenants/acme/settings/user/u-9";
+    let v1 = json!({"version": 1, "phone": "+12064561234", "active": true});
+    assert_eq!(put(&gw, path, ACME_KEY, &v1).await.status, 201);
+
+    let refused = json!({
+        "specversion": "1.0",
+        "id": "acme:user:u-9:v2",
+        "source": "/crm/producer",
+        "type": "switchboard.settings.user.v1",
+        "time": "2026-12-05T10:00:00Z",
+        "subject": "u-9",
+        "datacontenttype": "application/json",
+        "data": {"tenant_id": "acme", "user_id": "u-9", "version": 2, "active": "yes"}
+    });
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "acme:user:u-9:v2");
+    let ack = nats
+        .js
+        .publish_with_headers(
+            "settings.acme.user.u-9",
+            headers,
+            refused.to_string().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 2);
+
+    let got = get_as(&gw, path, ACME_KEY).await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(
+        got.json()["version"],
+        1,
+        "the refused event is not in force"
+    );
+    assert_eq!(got.json()["sequence"], 1);
+
+    let corrected = json!({"version": 2, "phone": "+12064561234", "active": false});
+    let spent = put(&gw, path, ACME_KEY, &corrected).await;
+    assert_eq!(spent.status, 409, "{}", spent.text());
+    assert_eq!(spent.json()["code"], "version_spent");
+    let reason = spent.json()["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains("SETTINGS #2") && reason.contains("use version 3"),
+        "{reason}"
+    );
+    assert_eq!(
+        nats.read("settings.acme.user.u-9").await.len(),
+        2,
+        "nothing stored"
+    );
+
+    let v3 = json!({"version": 3, "phone": "+12064561234", "active": false});
+    let stored = put(&gw, path, ACME_KEY, &v3).await;
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_eq!(stored.json()["duplicate"], false);
+    assert_eq!(get_as(&gw, path, ACME_KEY).await.json()["version"], 3);
+
+    let stale = put(&gw, path, ACME_KEY, &v1).await;
+    assert_eq!(stale.status, 409, "{}", stale.text());
+    assert_eq!(stale.json()["code"], "stale_version");
     gw.stop().await.unwrap();
 }
