@@ -3,6 +3,9 @@
 //! decision, and the `call.route` event reaching a subscriber. Offered open-loop at a fixed
 //! rate (requests leave on schedule whatever the answers do) and measured from each request's
 //! *scheduled* time, so a stall shows up in the tail instead of slowing the offered load.
+//! Webhook i comes from the caller of the throughput backlog's call i ([`fixtures::caller`]),
+//! so known contacts, unknown numbers and withheld callers (`From=anonymous`, which the gateway
+//! passes on as it is and the router decides like any call) appear in the same proportions.
 //! Then the maximum sustained webhook rate, closed-loop on many connections.
 
 use crate::fixtures;
@@ -22,7 +25,14 @@ const CONNECTIONS: usize = 32;
 pub struct GatewayResult {
     pub offered_per_second: u64,
     pub seconds: u64,
+    /// Webhooks offered open loop.
+    pub calls: u64,
+    /// Decisions seen and recorded: the run fails unless this is `calls`.
     pub decisions: u64,
+    /// Webhooks answered 200 whose decision was never seen (the run fails if there is any).
+    pub lost: u64,
+    /// Decisions later than the histogram's 60 s range, recorded at 60 s.
+    pub late: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
@@ -84,7 +94,7 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     wait_ready(addr).await?;
     // Warm-up: connections, the router's caches; then let the router finish the warm-up
     // backlog, so the measured calls do not queue behind it.
-    closed_loop(addr, &public, 2_000, "warm").await?;
+    closed_loop(addr, &public, 2_000, contacts, "warm").await?;
     wait_router_drained(&js).await?;
     let _ = collector.take()?;
 
@@ -94,7 +104,14 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     let public_for_generator = public.clone();
     let host0 = crate::host::CpuTimes::now();
     let sent = tokio::task::spawn_blocking(move || {
-        offer(addr, &public_for_generator, rate, total, &scheduled)
+        offer(
+            addr,
+            &public_for_generator,
+            rate,
+            total,
+            contacts,
+            &scheduled,
+        )
     })
     .await??;
     anyhow::ensure!(
@@ -102,20 +119,21 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         "{} of {total} webhooks were not answered 200",
         sent.failed
     );
-    collector.wait_all().await?;
+    collector.wait_all().await;
     let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
     let p = collector.take()?;
     let (decisions, p50, p99, p999, max) = (p.count, p.p50_ms, p.p99_ms, p.p999_ms, p.max_ms);
     println!(
         "  webhook → call.route at {rate}/s for {seconds} s: p50 {p50:.2} ms, p99 {p99:.2} ms, \
-         p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} decisions; generator at most \
-         {:.2} ms behind; hypervisor steal {steal:.1} %)",
-        sent.max_send_lag_ms
+         p99.9 {p999:.2} ms, max {max:.2} ms ({decisions} of {total} webhooks decided, {} lost, \
+         {} late beyond 60 s; generator at most {:.2} ms behind; hypervisor steal {steal:.1} %)",
+        p.lost, p.late, sent.max_send_lag_ms
     );
+    p.ensure_complete(total)?;
 
     let n = 20_000;
     let started = Instant::now();
-    closed_loop(addr, &public, n, "max").await?;
+    closed_loop(addr, &public, n, contacts, "max").await?;
     let max_rate = n as f64 / started.elapsed().as_secs_f64();
     println!("  maximum sustained webhooks: {max_rate:.0}/s ({CONNECTIONS} connections)");
 
@@ -126,7 +144,10 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     Ok(GatewayResult {
         offered_per_second: rate,
         seconds,
+        calls: total,
         decisions,
+        lost: p.lost,
+        late: p.late,
         p50_ms: p50,
         p99_ms: p99,
         p999_ms: p999,
@@ -143,9 +164,9 @@ struct Offered {
 }
 
 /// Offers `total` signed webhooks at `rate`/s, open loop, from a thread of its own with
-/// blocking sockets: request i is written at start + i / rate on connection i % CONNECTIONS
-/// (HTTP/1.1 pipelining if its previous answer is late) and registered in `scheduled` with
-/// that time. A reader thread per connection checks every answer. The requests are signed
+/// blocking sockets: request i (from the backlog's caller i) is written at start + i / rate on
+/// connection i % CONNECTIONS (HTTP/1.1 pipelining if its previous answer is late) and
+/// registered in `scheduled` with that time. A reader thread per connection checks every answer. The requests are signed
 /// before the clock starts, and `std::thread::sleep` keeps to the schedule within tens of
 /// microseconds, where tokio's timer wheel rounds up to the next millisecond and would
 /// add up to 1 ms of generator lag to every latency.
@@ -154,12 +175,14 @@ fn offer(
     public: &str,
     rate: u64,
     total: u64,
+    contacts: u64,
     scheduled: &Mutex<HashMap<String, Instant>>,
 ) -> anyhow::Result<Offered> {
     let requests: Vec<(String, Vec<u8>)> = (0..total)
         .map(|i| {
             let call_id = format!("CAopen{i:026}");
-            let request = webhook_request(public, &call_id).into_bytes();
+            let from = fixtures::caller(i, contacts);
+            let request = webhook_request(public, &call_id, &from).into_bytes();
             (call_id, request)
         })
         .collect();
@@ -233,8 +256,8 @@ fn read_response(reader: &mut impl std::io::BufRead) -> anyhow::Result<u16> {
     Ok(status)
 }
 
-/// A signed Twilio voice webhook for `call_id`, as HTTP/1.1 request bytes.
-fn webhook_request(public: &str, call_id: &str) -> String {
+/// A signed Twilio voice webhook for `call_id` from `from`, as HTTP/1.1 request bytes.
+fn webhook_request(public: &str, call_id: &str, from: &str) -> String {
     let path = format!("/v1/tenants/{}/twilio/voice", fixtures::tenant());
     let params = vec![
         ("AccountSid".to_string(), format!("AC{}", "0".repeat(32))),
@@ -242,10 +265,7 @@ fn webhook_request(public: &str, call_id: &str) -> String {
         ("CallSid".to_string(), call_id.to_string()),
         ("CallStatus".to_string(), "ringing".to_string()),
         ("Direction".to_string(), "inbound".to_string()),
-        (
-            "From".to_string(),
-            fixtures::phone(call_id.len() as u64 % 1000),
-        ),
+        ("From".to_string(), from.to_string()),
         ("To".to_string(), fixtures::DIALED.to_string()),
     ];
     let signature =
@@ -261,8 +281,14 @@ fn webhook_request(public: &str, call_id: &str) -> String {
 }
 
 /// `n` webhooks as fast as CONNECTIONS connections carry them, one blocking thread each
-/// (off the services' runtime).
-async fn closed_loop(addr: SocketAddr, public: &str, n: u64, tag: &str) -> anyhow::Result<()> {
+/// (off the services' runtime), webhook i from the backlog's caller i.
+async fn closed_loop(
+    addr: SocketAddr,
+    public: &str,
+    n: u64,
+    contacts: u64,
+    tag: &str,
+) -> anyhow::Result<()> {
     let per = n / CONNECTIONS as u64;
     let mut threads = Vec::new();
     for c in 0..CONNECTIONS {
@@ -271,7 +297,9 @@ async fn closed_loop(addr: SocketAddr, public: &str, n: u64, tag: &str) -> anyho
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let mut conn = Connection::open(addr)?;
             for i in 0..per {
-                let request = webhook_request(&public, &format!("CA{tag}{c:04}{i:020}"));
+                let call_id = format!("CA{tag}{c:04}{i:020}");
+                let from = fixtures::caller(c as u64 * per + i, contacts);
+                let request = webhook_request(&public, &call_id, &from);
                 let status = conn.exchange(request.as_bytes())?;
                 anyhow::ensure!(status == 200, "webhook answered {status}");
             }

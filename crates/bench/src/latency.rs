@@ -33,7 +33,12 @@ pub struct LatencyRun {
     pub offered_per_second: u64,
     pub seconds: u64,
     pub calls: u64,
+    /// Decisions seen and recorded: the run fails unless this is `calls`.
     pub decisions: u64,
+    /// Calls whose decision was never seen (the run fails if there is any).
+    pub lost: u64,
+    /// Decisions later than the histogram's 60 s range, recorded at 60 s.
+    pub late: u64,
     /// Publishes JetStream did not acknowledge.
     pub publish_failures: u64,
     /// Furthest the generator fell behind its schedule (ms); included in the latencies.
@@ -77,10 +82,13 @@ pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<L
     )
     .await?;
     next_call += WARMUP_CALLS;
-    collector.wait_all().await?;
-    wait_router_drained(&js).await?;
-    let _ = collector.take()?;
+    collector.wait_all().await;
     anyhow::ensure!(warm.publish_failures == 0, "warm-up publishes failed");
+    collector
+        .take()?
+        .ensure_complete(WARMUP_CALLS)
+        .map_err(|e| e.context("warm-up"))?;
+    wait_router_drained(&js).await?;
 
     let mut runs = Vec::new();
     for &rate in rates {
@@ -88,12 +96,13 @@ pub async fn run(rates: &[u64], seconds: u64, contacts: u64) -> anyhow::Result<L
         let host0 = crate::host::CpuTimes::now();
         let sent = offer(&server.url(), &collector, rate, calls, contacts, next_call).await?;
         next_call += calls;
-        collector.wait_all().await?;
+        collector.wait_all().await;
         let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
         let p = collector.take()?;
-        wait_router_drained(&js).await?;
         let run = LatencyRun::measured(rate, seconds, &sent, steal, &p);
         run.print("publish → call.route");
+        p.ensure_complete(calls)?;
+        wait_router_drained(&js).await?;
         runs.push(run);
     }
 
@@ -125,20 +134,34 @@ async fn relay_baseline(rate: u64, seconds: u64) -> anyhow::Result<LatencyRun> {
         WARMUP_CALLS + calls,
         "call.route.bench",
     ));
-    let warm = offer(&server.url(), &collector, 1_000, WARMUP_CALLS, 1, 0).await?;
-    anyhow::ensure!(warm.publish_failures == 0, "warm-up publishes failed");
-    collector.wait_all().await?;
-    let _ = collector.take()?;
+    // The relay stops only once it has relayed every call: if one is lost, the run fails
+    // without waiting for it.
+    let measured = async {
+        let warm = offer(&server.url(), &collector, 1_000, WARMUP_CALLS, 1, 0).await?;
+        anyhow::ensure!(warm.publish_failures == 0, "warm-up publishes failed");
+        collector.wait_all().await;
+        collector
+            .take()?
+            .ensure_complete(WARMUP_CALLS)
+            .map_err(|e| e.context("warm-up"))?;
 
-    let host0 = crate::host::CpuTimes::now();
-    let sent = offer(&server.url(), &collector, rate, calls, 1, WARMUP_CALLS).await?;
-    collector.wait_all().await?;
-    let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
-    let p = collector.take()?;
+        let host0 = crate::host::CpuTimes::now();
+        let sent = offer(&server.url(), &collector, rate, calls, 1, WARMUP_CALLS).await?;
+        collector.wait_all().await;
+        let steal = crate::host::CpuTimes::now().steal_percent_since(host0);
+        let p = collector.take()?;
+        let run = LatencyRun::measured(rate, seconds, &sent, steal, &p);
+        run.print("baseline, bare relay instead of the router,");
+        p.ensure_complete(calls)?;
+        anyhow::Ok(run)
+    }
+    .await;
+    if measured.is_err() {
+        relay.abort();
+    }
+    let run = measured?;
     relay.await?;
     collector.stop();
-    let run = LatencyRun::measured(rate, seconds, &sent, steal, &p);
-    run.print("baseline, bare relay instead of the router,");
     Ok(run)
 }
 
@@ -155,6 +178,8 @@ impl LatencyRun {
             seconds,
             calls: rate * seconds,
             decisions: p.count,
+            lost: p.lost,
+            late: p.late,
             publish_failures: sent.publish_failures,
             max_send_lag_ms: sent.max_send_lag_ms,
             host_steal_percent,
@@ -168,7 +193,8 @@ impl LatencyRun {
     fn print(&self, what: &str) {
         println!(
             "  {what} at {}/s for {} s: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms \
-             ({} of {} calls; generator at most {:.2} ms behind; hypervisor steal {:.1} %)",
+             ({} of {} calls decided, {} lost, {} late beyond 60 s; generator at most {:.2} ms \
+             behind; hypervisor steal {:.1} %)",
             self.offered_per_second,
             self.seconds,
             self.p50_ms,
@@ -177,6 +203,8 @@ impl LatencyRun {
             self.max_ms,
             self.decisions,
             self.calls,
+            self.lost,
+            self.late,
             self.max_send_lag_ms,
             self.host_steal_percent
         );

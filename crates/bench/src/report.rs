@@ -141,10 +141,14 @@ impl Report {
             let mut row = |path: &str, r: &crate::latency::LatencyRun| {
                 let _ = writeln!(
                     t,
-                    "| {path} p50 / p99 / p99.9 / max at {}/s offered for {} s, open loop (ms; hypervisor steal {:.0} %) | {:.2} / {:.2} / {:.2} / {:.2} | — |",
+                    "| {path} p50 / p99 / p99.9 / max at {}/s offered for {} s, open loop (ms; hypervisor steal {:.0} %; {} of {} calls decided, {} lost, {} late beyond 60 s) | {:.2} / {:.2} / {:.2} / {:.2} | — |",
                     r.offered_per_second,
                     r.seconds,
                     r.host_steal_percent,
+                    r.decisions,
+                    r.calls,
+                    r.lost,
+                    r.late,
                     r.p50_ms,
                     r.p99_ms,
                     r.p999_ms,
@@ -162,8 +166,16 @@ impl Report {
         if let Some(g) = &self.gateway {
             let _ = writeln!(
                 t,
-                "| webhook → call.route p50 / p99 / p99.9 at {}/s offered, open loop (ms; hypervisor steal {:.0} %) | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
-                g.offered_per_second, g.host_steal_percent, g.p50_ms, g.p99_ms, g.p999_ms
+                "| webhook → call.route p50 / p99 / p99.9 at {}/s offered, open loop (ms; hypervisor steal {:.0} %; {} of {} webhooks decided, {} lost, {} late beyond 60 s) | {:.2} / {:.2} / {:.2} | p99 ≤ 5 |",
+                g.offered_per_second,
+                g.host_steal_percent,
+                g.decisions,
+                g.calls,
+                g.lost,
+                g.late,
+                g.p50_ms,
+                g.p99_ms,
+                g.p999_ms
             );
             let _ = writeln!(
                 t,
@@ -268,13 +280,24 @@ const METHOD: &str = "## Method
 
 - **Router vs bare relay.** Each drain runs on a fresh `nats-server` (the pinned version,
   JetStream file storage, started by the testkit on loopback) on the same machine as the
-  client, holding the same tenant settings and the same backlog of `call.inbound` events (90 %
-  from known contacts, 10 % withheld), so both start from identical server state. The bare
-  relay drains it with a durable pull consumer: pull a batch, publish each message to
-  `call.relay.bench` with a `Nats-Msg-Id` and await the ack, then ack the input, up to 1,024 in
-  flight (the router's default `--max-in-flight`, which it is given too) — no decoding, no routing, no projection. The real router
-  (`switchboard_router::run`, release build, SQLite projection) drains it with its durable
-  consumer: decode and validate, freshness check, decide, publish `call.route` with ack, ack.
+  client, holding the same tenant settings and the same backlog of `call.inbound` events, so
+  both start from identical server state. Call i of the backlog comes from a known contact
+  when i mod 10 is 2–9 (80 %), from a valid number in no contact when it is 1 (10 %), and
+  from a withheld caller (`anonymous`) when it is 0 (10 %): the three paths of the routing
+  rules, in every run of ten calls. The bare relay drains it with a durable pull consumer: pull
+  a batch, publish each message to `call.relay.bench` with a `Nats-Msg-Id` and await the ack,
+  then ack the input, up to 1,024 in flight (the router's default `--max-in-flight`, which it
+  is given too) — no decoding, no routing, no projection. The relay does all of this in
+  **one task**: every in-flight message's publish, publish ack and input ack is a future in
+  one `FuturesUnordered`, polled by the relay's pull loop, which here runs inside the bench's
+  own task (`Runtime::block_on`, on the main thread; the latency baseline spawns it as one
+  task). The real router (`switchboard_router::run`, release build, SQLite projection) drains
+  it with its durable consumer: decode and validate, freshness check, decide, publish
+  `call.route` with ack, ack. Its consume loop (one task: pulls, and holds the calls in the
+  freshness gate until the read of SETTINGS' last sequence answers) spawns **a tokio task per
+  call** once the gate releases it, so its calls run on every worker thread of the
+  multi-threaded runtime (one per core). The two designs are compared as they are; neither is
+  given the other's.
   Rates are taken from the consumer's own state (first delivery to last acknowledgement),
   polled every 10 ms; CPU per message from /proc for the bench process and nats-server. Relay
   and router alternate for 5 rounds and the figures are the medians; the ratio is the median
@@ -292,11 +315,15 @@ const METHOD: &str = "## Method
   rate on 32 keep-alive connections, each leaving at its scheduled time whatever the answers
   do: a generator thread with blocking sockets writes request i at start + i / rate on
   connection i mod 32 (signed before the clock starts, paced by `std::thread::sleep`; a
-  reader thread per connection checks every answer is 200). Latency runs from the scheduled
+  reader thread per connection checks every answer is 200). Webhook i's `From` is the caller
+  of the throughput backlog's call i — 80 % known contacts, 10 % valid numbers in no contact,
+  10 % `anonymous` (which the gateway passes on as it is and answers 200 like any call, and
+  the router decides as a withheld caller: no lead, the forwarding number) — so the figure
+  covers the three rule paths in the backlog's proportions. Latency runs from the scheduled
   time to the `call.route` event reaching a core NATS subscriber (which reads only the call
   id), recorded in an HDR histogram, so stalls are not hidden. After a warm-up of 2,000
-  webhooks. The maximum sustained rate is 20,000 webhooks sent closed-loop by 32 threads, one
-  connection each.
+  webhooks (the same caller mix). The maximum sustained rate is 20,000 webhooks (the same
+  mix) sent closed-loop by 32 threads, one connection each.
 - **Publish → decision latency.** The real router in-process (on the bench's tokio
   runtime), one `nats-server`, all on this machine, with the same tenant as the webhook
   benchmark. A generator on its own OS thread, with its own current-thread tokio runtime and
@@ -304,15 +331,23 @@ const METHOD: &str = "## Method
   publishes `call.inbound` events to JetStream at fixed scheduled times (call i at
   start + i / rate, kept by a ticker thread with `std::thread::sleep`, since tokio's timer
   rounds sleeps up to the next millisecond; acknowledgements awaited off the send path),
-  each built at send time. Latency runs from the *scheduled* time — not the actual send, so a
-  generator or server stall counts — to the call's `call.route` reaching a core NATS
-  subscriber, in an HDR histogram. After a warm-up of 2,000 calls at 1,000/s, drained; each
-  offered rate then runs for its seconds and is drained before the next. On this 2-core
-  machine the generator, nats-server and the router share the cores. The baseline row is the
-  same measurement at the first rate on a fresh `nats-server` with the router replaced by the
+  each built at send time, with the throughput backlog's callers (80 % known contacts, 10 %
+  unknown numbers, 10 % withheld; the numbering runs on across the warm-up and the rates).
+  Latency runs from the *scheduled* time — not the actual send, so a generator or server
+  stall counts — to the call's `call.route` reaching a core NATS subscriber, in an HDR
+  histogram. After a warm-up of 2,000 calls at 1,000/s, drained; each offered rate then runs
+  for its seconds and is drained before the next. On this 2-core machine the generator,
+  nats-server and the router share the cores. The baseline row is the same measurement at the first rate on a fresh `nats-server` with the router replaced by the
   bare relay of the throughput benchmark, republishing each call to `call.route.<tenant>`: no
   freshness read, no decoding, no routing. It is the floor this machine, nats-server and the
   client library set for any consumer of the stream.
+- **Lost and late decisions.** In both open-loop benchmarks every offered call must be
+  decided: after the last send the collector waits up to 60 s for the decisions still
+  missing, counts any it never saw as lost, and the run fails if one is lost or if the
+  decisions recorded are not exactly the calls offered (the warm-up is checked the same way).
+  The histogram's range is 60 s: a decision later than that is recorded at 60 s (so it still
+  weighs in every percentile) and counted late. Both counts are in the table and the JSON
+  (`lost`, `late`).
 - **Routing core.** `switchboard_routing::decide` on one thread over a `TenantState` built
   with the routing crate's own `apply` from the bench tenant's settings (users = contacts /
   100), at 10k, 100k and 1M contacts. Known caller: 4,096 contacts' phones spread over the
