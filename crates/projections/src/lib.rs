@@ -29,4 +29,4 @@ pub use error::ProjectionError;
 pub use follower::{Follower, settings_last_seq};
 pub use migration::Migrator;
 pub use projection::{Projection, Record};
-pub use store::Store;
+pub use store::{OpenError, Store, StoreOptions};

@@ -9,10 +9,13 @@
 
 use crate::{Migrator, Projection, ProjectionError, Record};
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sqlx;
+use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::sqlx::{ConnectOptions as _, Connection as _};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, QueryResult,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait, TryGetable,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, QueryResult,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait, TryGetable,
 };
 use sea_orm_migration::MigratorTrait;
 use std::collections::HashMap;
@@ -33,29 +36,121 @@ pub struct Store {
     db: DatabaseConnection,
 }
 
-impl Store {
-    /// Connects and runs the migrations. `sqlite://path?mode=rwc` creates the file; SQLite runs
-    /// with the WAL journal and `synchronous=NORMAL`. `postgres://…` for PostgreSQL.
-    pub async fn open(database_url: &str) -> Result<Store, ProjectionError> {
-        let mut options = ConnectOptions::new(database_url);
-        options.sqlx_logging(false);
-        if database_url.starts_with("sqlite:") {
-            options.map_sqlx_sqlite_opts(|o| {
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
-            });
+/// How [`Store::connect`] sets up its connection pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Most connections the pool opens to PostgreSQL (at least 1). A SQLite store always has
+    /// one connection, whatever this says.
+    pub max_connections: u32,
+}
+
+impl StoreOptions {
+    /// The default pool size on PostgreSQL. Its only user, the settings follower, uses one
+    /// connection at a time (it loads, then applies one batch after another, each batch in one
+    /// transaction); sqlx hands a released connection back to the pool in a background task,
+    /// so the next statement may open a second meanwhile. 4 leaves room for that and for a
+    /// connection being replaced, and 12 routers then hold at most 48 connections.
+    pub const DEFAULT_MAX_CONNECTIONS: u32 = 4;
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
-        let db = Database::connect(options)
+    }
+}
+
+/// Why [`Store::connect`] failed, sorted by whether waiting for the database can help. The
+/// reasons never quote the database URL (it may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    /// The database is not reachable or not accepting connections yet: connection refused,
+    /// reset or timed out, a host name not resolved, the server starting up, shutting down or
+    /// out of connections; SQLite busy. Retry.
+    #[error("the projection store is not reachable: {0}")]
+    Unreachable(String),
+    /// Retrying cannot fix it: the server refused the credentials, the role or the database
+    /// does not exist, the URL does not parse or names no supported database, TLS cannot be
+    /// set up, a SQLite file cannot be opened.
+    #[error("cannot open the projection store (retrying cannot fix this): {0}")]
+    Fatal(String),
+}
+
+impl OpenError {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, OpenError::Unreachable(_))
+    }
+}
+
+impl Store {
+    /// Connects and runs the migrations, with the default [`StoreOptions`]. `sqlite://path?mode=rwc`
+    /// creates the file; SQLite runs with the WAL journal and `synchronous=NORMAL`.
+    /// `postgres://…` for PostgreSQL. One attempt (sqlx's pool itself retries a refused
+    /// connection until its 30 s acquire timeout); services start with [`connect`](Self::connect).
+    pub async fn open(database_url: &str) -> Result<Store, ProjectionError> {
+        let db = Database::connect(connect_options(database_url, &StoreOptions::default()))
             .await
             .map_err(ProjectionError::db("connect to the projection store"))?;
-        Migrator::up(&db, None).await.map_err(|e| match e {
+        let store = Store { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects once, without migrating: a service's start-up, which retries while the error
+    /// [`is_transient`](OpenError::is_transient), then calls [`migrate`](Self::migrate). For
+    /// PostgreSQL one connection is made on its own first, so that the answer is the server's
+    /// (a refused connection at once, where sqlx's pool would retry it until its acquire timeout
+    /// and report only that it timed out); then the pool opens with `options`. Not bounded in
+    /// time: the caller bounds an attempt.
+    pub async fn connect(database_url: &str, options: &StoreOptions) -> Result<Store, OpenError> {
+        if is_postgres(database_url) {
+            let probe: PgConnectOptions = database_url
+                .parse()
+                .map_err(|e| sort_sqlx_error(&e, true))?;
+            let conn = probe
+                .connect()
+                .await
+                .map_err(|e| sort_sqlx_error(&e, true))?;
+            // Only the pool's connections are kept.
+            let _ = conn.close().await;
+        }
+        let db = Database::connect(connect_options(database_url, options))
+            .await
+            .map_err(|e| sort_connect_error(&e, is_postgres(database_url)))?;
+        Ok(Store { db })
+    }
+
+    /// Runs the migrations (at every start: they create what is missing). A lost connection is
+    /// transient ([`ProjectionError::Database`]); anything else is
+    /// [`ProjectionError::Migration`].
+    pub async fn migrate(&self) -> Result<(), ProjectionError> {
+        Migrator::up(&self.db, None).await.map_err(|e| match e {
             DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
                 ProjectionError::db("migrate the projection store")(e)
             }
             other => ProjectionError::Migration(other.to_string()),
-        })?;
-        Ok(Store { db })
+        })
+    }
+
+    /// The most connections the pool opens, as the pool itself is configured.
+    pub fn max_connections(&self) -> Option<u32> {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => Some(
+                self.db
+                    .get_postgres_connection_pool()
+                    .options()
+                    .get_max_connections(),
+            ),
+            DbBackend::Sqlite => Some(
+                self.db
+                    .get_sqlite_connection_pool()
+                    .options()
+                    .get_max_connections(),
+            ),
+            _ => None,
+        }
     }
 
     /// The last applied SETTINGS stream sequence (0 when empty).
@@ -128,6 +223,74 @@ impl Store {
             .await
             .map_err(ProjectionError::db("commit a projection batch"))?;
         Ok(last)
+    }
+}
+
+fn is_postgres(database_url: &str) -> bool {
+    database_url.starts_with("postgres:") || database_url.starts_with("postgresql:")
+}
+
+/// sea-orm's options for `database_url`. SQLite: one connection (one writer per file; sea-orm's
+/// default for SQLite, made explicit), the WAL journal, `synchronous=NORMAL` and a 10 s busy
+/// timeout. PostgreSQL: at most `options.max_connections`; sqlx's other defaults (idle
+/// connections closed after 10 minutes, each replaced after 30, 30 s to acquire one).
+fn connect_options(database_url: &str, options: &StoreOptions) -> ConnectOptions {
+    let mut connect = ConnectOptions::new(database_url);
+    connect.sqlx_logging(false);
+    if database_url.starts_with("sqlite:") {
+        connect.max_connections(1);
+        connect.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
+    } else {
+        connect.max_connections(Ord::max(options.max_connections, 1));
+    }
+    connect
+}
+
+/// Sorts what `Database::connect` returned.
+fn sort_connect_error(e: &DbErr, postgres: bool) -> OpenError {
+    match e {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => sort_sqlx_error(e, postgres),
+        DbErr::ConnectionAcquire(_) => OpenError::Unreachable(e.to_string()),
+        // sea-orm's own: a URL it cannot parse or has no driver for. Its message quotes the URL.
+        _ => OpenError::Fatal(
+            "the database URL does not parse or names no supported database (`sqlite:` or \
+             `postgres:`); the URL is not shown, it may hold a password"
+                .into(),
+        ),
+    }
+}
+
+/// I/O errors and the pool's own timeouts are transient; so are PostgreSQL's connection
+/// exceptions (SQLSTATE class 08), insufficient resources (class 53, e.g. 53300
+/// `too_many_connections`) and 57P01–57P03 (shutting down, crashed, `cannot_connect_now` while
+/// starting up), and SQLite's busy and locked. Anything else (refused credentials 28P01, a role
+/// or database that does not exist 28000 / 3D000, configuration, TLS, protocol) is fatal.
+fn sort_sqlx_error(e: &sqlx::Error, postgres: bool) -> OpenError {
+    let transient = match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            if postgres {
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            } else {
+                // Extended result codes keep the primary code in their low byte.
+                code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            }
+        }),
+        _ => false,
+    };
+    if transient {
+        OpenError::Unreachable(e.to_string())
+    } else {
+        OpenError::Fatal(e.to_string())
     }
 }
 

@@ -8,21 +8,23 @@
 //! recorded as rejected.
 
 mod config;
+mod database;
 pub mod freshness;
 mod handler;
 mod metrics;
+mod probes;
 
 pub use config::Config;
 
 use futures::StreamExt;
 use futures::future::{FusedFuture, FutureExt};
+use probes::{Phase, Probes};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_bus::health::{self, Health};
 use switchboard_bus::{BusError, Publisher, router_inbound};
-use switchboard_projections::{Follower, ProjectionError, Store};
+use switchboard_projections::{Follower, OpenError, ProjectionError};
 use tokio::task::JoinSet;
 
 /// Why the router stopped.
@@ -34,6 +36,22 @@ pub enum RouterError {
     /// The projection store or follower failed.
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    /// The projection store's database refused the connection in a way retrying cannot fix
+    /// (credentials, a missing role or database, a URL that does not parse).
+    #[error(transparent)]
+    Database(#[from] OpenError),
+    /// The database stayed unreachable until `--database-connect-timeout-secs`.
+    #[error(
+        "cannot connect to the projection store: gave up after {attempts} attempts in {waited_secs:.1} s (--database-connect-timeout-secs); last error: {last}"
+    )]
+    DatabaseGaveUp {
+        /// Attempts made.
+        attempts: u64,
+        /// Time spent, in seconds.
+        waited_secs: f64,
+        /// The last attempt's error.
+        last: String,
+    },
     /// The health endpoint could not listen.
     #[error("failed to serve health endpoints on {addr}: {source}")]
     Http {
@@ -50,21 +68,20 @@ pub use switchboard_bus::runtime::shutdown_signal;
 /// Runs the router until `shutdown` resolves, then stops pulling, finishes and acknowledges
 /// the calls in flight, and drains the NATS connection. The health endpoints listen first;
 /// then the router waits for NATS (retrying with backoff, `/readyz` 503 "connecting to NATS"
-/// meanwhile, until `--nats-connect-timeout-secs` if set) and provisions the streams.
-/// `shutdown` is honoured during start-up too (waiting for NATS or catching up with SETTINGS
-/// can take long): the router then stops without consuming and returns `Ok`. Returns an error
-/// when start-up fails or when the settings projection stops on a fatal error (the router
-/// cannot decide with fresh settings any more; let it be restarted).
+/// meanwhile, until `--nats-connect-timeout-secs` if set) and provisions the streams, then
+/// waits for the projection store's database the same way ("connecting to the database",
+/// until `--database-connect-timeout-secs` if set; refused credentials or a URL that does not
+/// parse fail at once) and migrates it. `shutdown` is honoured during start-up too (waiting
+/// for NATS or the database, or catching up with SETTINGS, can take long): the router then
+/// stops without consuming and returns `Ok`. Returns an error when start-up fails or when the
+/// settings projection stops on a fatal error (the router cannot decide with fresh settings
+/// any more; let it be restarted).
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), RouterError> {
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let metrics = Arc::new(metrics::Metrics::new());
-    let status = Health::new(
-        "catching up with SETTINGS\n",
-        metrics.clone(),
-        metrics::Metrics::render,
-    );
+    let status = Probes::new(metrics.clone());
     let addr = config.http_addr;
-    let health = health::serve(addr, status.clone())
+    let health = probes::serve(addr, status.clone())
         .await
         .map_err(|source| RouterError::Http { addr, source })?;
 
@@ -88,7 +105,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             return Err(e.into());
         }
     };
-    status.started();
     let js = async_nats::jetstream::new(client.clone());
 
     let outcome = route_calls(&config, js, &status, &metrics, shutdown).await;
@@ -103,19 +119,21 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     outcome
 }
 
-/// Start-up after the connection (projection, catch-up, consumer), then consuming until
+/// Start-up after the connection (projection store, catch-up, consumer), then consuming until
 /// shutdown or a fatal projection error; the follower is shut down on every way out.
 async fn route_calls<S: FusedFuture<Output = ()>>(
     config: &Config,
     js: async_nats::jetstream::Context,
-    status: &Health,
+    status: &Probes,
     metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {
-    let start = async {
-        let store = Store::open(secrecy::ExposeSecret::expose_secret(&config.database_url)).await?;
-        Follower::start(js.clone(), store, Publisher::new(js.clone())).await
+    let Some(store) = database::open(config, status, shutdown.as_mut()).await? else {
+        tracing::info!("stopped before start-up completed");
+        return Ok(());
     };
+    status.set_phase(Phase::Started);
+    let start = Follower::start(js.clone(), store, Publisher::new(js.clone()));
     let follower = tokio::select! {
         biased;
         () = shutdown.as_mut() => return Ok(()),
@@ -133,7 +151,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     config: &Config,
     js: async_nats::jetstream::Context,
     follower: &Arc<Follower>,
-    status: &Health,
+    status: &Probes,
     metrics: &Arc<metrics::Metrics>,
     mut shutdown: Pin<&mut S>,
 ) -> Result<(), RouterError> {

@@ -5,6 +5,7 @@
 // only inside `#[test]` functions): a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod connect;
 mod decode;
 mod follower;
 mod migration;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod changes;
+mod database;
 mod duplicates;
 mod gate;
 mod health;

@@ -464,9 +464,14 @@ pub struct Router {
 impl Router {
     /// Starts `switchboard_router::run` without waiting for it to be ready.
     pub fn spawn(nats_url: &str, db_url: &str) -> Router {
+        Router::spawn_with(nats_url, db_url, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with more command-line arguments.
+    pub fn spawn_with(nats_url: &str, db_url: &str, args: &[&str]) -> Router {
         let http = free_addr();
         let http_arg = http.to_string();
-        let config = Config::parse_from([
+        let mut argv = vec![
             "switchboard-router",
             "--nats-url",
             nats_url,
@@ -474,7 +479,9 @@ impl Router {
             db_url,
             "--http-addr",
             &http_arg,
-        ]);
+        ];
+        argv.extend_from_slice(args);
+        let config = Config::parse_from(argv);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(switchboard_router::run(config, async move {
             let _ = stopped.await;
@@ -542,10 +549,21 @@ pub struct Binary {
 impl Binary {
     /// Spawns the binary; its log goes to `<log_dir>/router-<port>.log`.
     pub fn spawn(nats_url: &str, db_url: &str, log_dir: &std::path::Path) -> Binary {
+        Binary::spawn_with(nats_url, db_url, log_dir, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with more environment variables.
+    pub fn spawn_with(
+        nats_url: &str,
+        db_url: &str,
+        log_dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Binary {
         let http = free_addr();
         let log = log_dir.join(format!("router-{}.log", http.port()));
         let stderr = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
+            .envs(env.iter().copied())
             .env("NATS_URL", nats_url)
             .env("DATABASE_URL", db_url)
             .env("SWITCHBOARD_HTTP_ADDR", http.to_string())
