@@ -1,8 +1,9 @@
-//! The health endpoints of the services that consume (the router and the dialer): `/healthz`
-//! (the process serves), `/readyz` (NATS connected, streams provisioned, and the service's own
-//! readiness) for Kubernetes probes, and `/metrics` (the service's own rendering). They listen
-//! from the start, before NATS is reachable: while the service connects, `/readyz` answers 503
-//! with the reason (alive but not ready, rather than a crash loop).
+//! The health endpoints of the dialer (the router has its own, `services/router/src/probes.rs`,
+//! which also reports its wait for the database): `/healthz` (the process serves), `/readyz`
+//! (NATS connected, streams provisioned, and the service's own readiness) for Kubernetes probes,
+//! and `/metrics` (the service's own rendering). They listen from the start, before NATS is
+//! reachable: while the service connects, `/readyz` answers 503 with the reason (alive but not
+//! ready, rather than a crash loop).
 //!
 //! `/readyz` answers, in this order: "connecting to NATS" (no connection yet), "not connected
 //! to NATS" (connected once, not now), "provisioning the streams", then "ready" (200) or the
