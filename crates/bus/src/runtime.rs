@@ -192,6 +192,25 @@ fn settled(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// Builds the phone-number metadata (libphonenumber's, in the `phonenumber` crate) off the
+/// runtime; every service calls it before it consumes or serves. Every event's validation
+/// reads numbers with it (`CallInbound` and `CallRoute` validation, `E164::parse_strict`), and
+/// it is built on first use: in the dialer, left to the first delivery, that CPU-bound build (about 0.1 s in a debug build on an idle machine,
+/// seconds on a loaded one) ran inside a handler on a runtime worker and held the whole dialer
+/// — pulls, `+WPI` heartbeats, the NATS connection — until it was done. Past `ack_wait`, every
+/// decision delivered meanwhile came back as if this dialer had died: its claims were taken
+/// over and recorded as outcome unknown, and every first step waited out the build (found by
+/// the chaos suite's hanging-carrier scenario).
+pub async fn load_phone_metadata() {
+    let built = tokio::task::spawn_blocking(|| {
+        switchboard_contracts::E164::parse_strict("+14155550100").is_ok()
+    })
+    .await;
+    if !matches!(built, Ok(true)) {
+        tracing::warn!("the phone-number metadata could not be built ahead of the first event");
+    }
+}
+
 /// Resolves on SIGTERM or SIGINT. The signal handlers are installed when this is called, not
 /// when the future is first polled, so a signal that arrives while the service is still
 /// starting is not lost (with the default disposition it would kill the process instead).

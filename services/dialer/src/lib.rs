@@ -174,7 +174,7 @@ pub async fn run_with(
         claim_stale_after: config.claim_stale_after(),
     });
 
-    load_phone_metadata().await;
+    switchboard_bus::runtime::load_phone_metadata().await;
     let routes = dialer_routes().with_ack_wait(config.ack_wait());
     let statuses = dialer_statuses().with_ack_wait(config.ack_wait());
     let route_consumer = routes.ensure(&js).await?;
@@ -230,25 +230,6 @@ fn credentials_check(tenants: &Tenants) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Builds the phone-number metadata (libphonenumber's, in the `phonenumber` crate) off the
-/// runtime, before the consumers start. Every decision's validation reads its targets with it
-/// (`CallRoute::validate`, `E164::parse_strict`), and it is built on first use: left to the
-/// first delivery, that CPU-bound build (about 0.1 s in a debug build on an idle machine,
-/// seconds on a loaded one) ran inside a handler on a runtime worker and held the whole dialer
-/// — pulls, `+WPI` heartbeats, the NATS connection — until it was done. Past `ack_wait`, every
-/// decision delivered meanwhile came back as if this dialer had died: its claims were taken
-/// over and recorded as outcome unknown, and every first step waited out the build (found by
-/// the chaos suite's hanging-carrier scenario).
-async fn load_phone_metadata() {
-    let built = tokio::task::spawn_blocking(|| {
-        switchboard_contracts::E164::parse_strict("+14155550100").is_ok()
-    })
-    .await;
-    if !matches!(built, Ok(true)) {
-        tracing::warn!("the phone-number metadata could not be built ahead of the first decision");
-    }
 }
 
 /// Stops a task when the dialer stops, however `run` returns.

@@ -215,6 +215,8 @@ pub async fn run_with_listener(
     } else {
         Vec::new()
     };
+    // Before the API answers: the first request would otherwise build it (see the function).
+    switchboard_bus::runtime::load_phone_metadata().await;
     let _ = api.set(http::router(app));
 
     shutdown.await;

@@ -164,6 +164,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
         caught_up = follower.wait_ready(config.ready_timeout()) => caught_up?,
     }
 
+    switchboard_bus::runtime::load_phone_metadata().await;
     let spec = router_inbound();
     let consumer = spec.ensure(&js).await?;
     let sampler = metrics
