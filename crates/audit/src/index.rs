@@ -118,36 +118,8 @@ async fn indexed(
     } else {
         Covered::To(info.ack_floor.stream_sequence)
     };
-    let index = js
-        .get_stream_no_info(INDEX)
-        .await
-        .map_err(AuditError::nats("open the INDEX stream"))?;
-    let subject = subjects::call_index(call_id);
-    let mut seqs = Vec::new();
-    let mut next = 1;
-    loop {
-        match index
-            .direct_get_next_for_subject(&subject, Some(next))
-            .await
-        {
-            Ok(entry) => {
-                next = entry.sequence + 1;
-                let seq = std::str::from_utf8(&entry.payload)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                // An entry written twice (a redelivery past the de-duplication window) is read
-                // once; the indexer writes nothing else.
-                if let Some(seq) = seq
-                    && !seqs.contains(&seq)
-                {
-                    seqs.push(seq);
-                }
-            }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(AuditError::nats("read the call index")(e)),
-        }
-    }
-    Ok(Some((seqs, Some(covered))))
+    let seqs = entries(js, &subjects::call_index(call_id)).await?;
+    Ok(Some((seqs.into_iter().collect(), Some(covered))))
 }
 
 /// The CALLS messages at `seqs` (those still stored).
@@ -244,32 +216,8 @@ pub async fn contacts_with_phone_key(
     } else {
         info.ack_floor.stream_sequence
     };
-    let index = js
-        .get_stream_no_info(INDEX)
-        .await
-        .map_err(AuditError::nats("open the INDEX stream"))?;
-    let subject = subjects::phone_index(tenant, key);
-    let mut seqs = BTreeSet::new();
-    let mut next = 1;
-    loop {
-        match index
-            .direct_get_next_for_subject(&subject, Some(next))
-            .await
-        {
-            Ok(entry) => {
-                next = entry.sequence + 1;
-                if let Some(seq) = std::str::from_utf8(&entry.payload)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .filter(|seq| *seq <= upto)
-                {
-                    seqs.insert(seq);
-                }
-            }
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(AuditError::nats("read the contact-phone index")(e)),
-        }
-    }
+    let mut seqs = entries(js, &subjects::phone_index(tenant, key)).await?;
+    seqs.retain(|seq| *seq <= upto);
     let mut contacts = BTreeSet::new();
     for seq in seqs {
         match settings.direct_get(seq).await {
@@ -309,4 +257,35 @@ pub async fn contacts_with_phone_key(
         .await?;
     }
     Ok(Some(contacts))
+}
+
+/// The stream sequences the entries on INDEX `subject` name, each once (an entry written twice,
+/// by a redelivery past the de-duplication window, is read once; the indexers write nothing
+/// else), by direct gets on the subject.
+async fn entries(js: &jetstream::Context, subject: &str) -> Result<BTreeSet<u64>, AuditError> {
+    let index = js
+        .get_stream_no_info(INDEX)
+        .await
+        .map_err(AuditError::nats("open the INDEX stream"))?;
+    let mut seqs = BTreeSet::new();
+    let mut next = 1;
+    loop {
+        match index.direct_get_next_for_subject(subject, Some(next)).await {
+            Ok(entry) => {
+                next = entry.sequence + 1;
+                if let Some(seq) = std::str::from_utf8(&entry.payload)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                {
+                    seqs.insert(seq);
+                }
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(seqs),
+            Err(e) => {
+                return Err(AuditError::nats(format!(
+                    "read the index entries on {subject}"
+                ))(e));
+            }
+        }
+    }
 }
