@@ -234,13 +234,24 @@ Switchboard is running:
   router       http://$router_http/readyz   (log: $run_dir/router.log)
   gateway      http://$gateway_http/readyz   (log: $run_dir/gateway.log; tenants: deploy/demo/tenants.json)
   dialer       http://$dialer_http/readyz   (log: $run_dir/dialer.log; sandbox carrier: nobody answers,
-               so each call walks its chain to the final action — see the call.dial events)
-  demo tenants acme (the spec's rules), loaded from deploy/demo/acme.json, and globex (business
-               hours in America/Chicago, a direct line, working hours, do-not-disturb, ring
-               timeouts), from deploy/demo/globex.json
+               so each call walks its chain to the final action — see the call.dial events;
+               SWITCHBOARD_SANDBOX_OUTCOMES=completed make run: the first leg of every call answers)
+  demo tenants acme (the spec's rules, a ring group, a blocked number, returning callers for 30
+               days), loaded from deploy/demo/acme.json, and globex (business hours in
+               America/Chicago, a direct line, working hours, do-not-disturb, ring timeouts),
+               from deploy/demo/globex.json
 
 Place a call and see where it rings (in another terminal):
   NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from '(415) 867-5310' --wait
+A ring group (+16502530002 rings u-alice and u-carol at once for 15 s, then the company phone):
+  NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530002 --from +14158675312 --wait
+A blocked number (+14155550199 is on acme's blocked_callers: rejected, nothing rings, the caller hears busy):
+  NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from +14155550199 --wait
+A returning caller (back to whoever answered them in the last 30 days): the sandbox answers nothing, so
+start with SWITCHBOARD_SANDBOX_OUTCOMES=completed make run, call u-carol's direct line +16502530003 from
++14155550142 (she answers), then call the main number from it → returning_caller, u-carol first:
+  NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530003 --from +14155550142 --wait
+  NATS_URL=$NATS_URL target/debug/switchboard call --tenant acme --to +16502530000 --from +14155550142 --wait
 
 Or through the gateway's JSON API, as a CRM producer would (Twilio webhooks go to
 http://$gateway_http/v1/tenants/acme/twilio/voice, signed with the demo token):

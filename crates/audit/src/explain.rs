@@ -1,11 +1,12 @@
 //! Explain: the whole life of one call from the streams — its inbound event, the decision and
 //! its explanation, the settings in force at the decision's `settings_seq` (each with the
-//! SETTINGS sequence it was stored at), whether the current code still decides the same, and
-//! every dial step and outcome.
+//! SETTINGS sequence it was stored at), whether the current code still decides the same (with
+//! the returning-caller history as of the decision's `calls_seq`), and every dial step and
+//! outcome.
 
 use crate::index::{Lookup, call_events, contacts_with_phone_key, entity_history};
-use crate::read::{Flow, Progress, Start, Stored, scan};
-use crate::replay::{FieldDiff, compare};
+use crate::read::{Flow, Progress, Selection, Start, Stored, scan};
+use crate::replay::{FieldDiff, compare, read_answers};
 use crate::settings::{SettingsLog, TenantSettings, summary};
 use crate::table;
 use crate::{AuditError, settings::Versioned};
@@ -19,7 +20,8 @@ use switchboard_contracts::{
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{
-    CompanyView, ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView,
+    AnswerLog, CallerHistory, CompanyView, ContactView, NumberView, SettingPhone, SettingsView,
+    TenantState, UserView,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -65,6 +67,20 @@ pub struct TargetView {
     pub user_id: Option<String>,
     /// Seconds it rings before the next leg, when the decision says.
     pub ring_timeout_secs: Option<u32>,
+    /// Every member a simultaneous ring-group leg rings at once (empty for any other leg;
+    /// `number` and `user_id` are then the first member's).
+    pub group: Vec<MemberView>,
+    /// The leg is screened: whoever answers hears a whisper and must press 1.
+    pub screen: bool,
+}
+
+/// A member of a simultaneous ring-group leg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberView {
+    /// The member's phone (masked).
+    pub number: String,
+    /// The member.
+    pub user_id: String,
 }
 
 impl TargetView {
@@ -74,14 +90,42 @@ impl TargetView {
             rule: target.rule.as_str().into(),
             user_id: target.user_id.as_ref().map(ToString::to_string),
             ring_timeout_secs: target.ring_timeout_secs,
+            group: target
+                .group
+                .iter()
+                .map(|m| MemberView {
+                    number: m.number.masked(),
+                    user_id: m.user_id.to_string(),
+                })
+                .collect(),
+            screen: target.screen,
         }
+    }
+
+    /// The leg in one line: `+12*******34 (ring_group: u-a +12*******34, u-b +12*******35 at
+    /// once; screened)`.
+    pub fn text(&self) -> String {
+        let mut notes = vec![self.rule.clone()];
+        if !self.group.is_empty() {
+            let members: Vec<String> = self
+                .group
+                .iter()
+                .map(|m| format!("{} {}", m.user_id, m.number))
+                .collect();
+            notes[0] = format!("{}: {} at once", self.rule, members.join(", "));
+        }
+        if self.screen {
+            notes.push("screened".into());
+        }
+        format!("{} ({})", self.number, notes.join("; "))
     }
 }
 
 /// What happens when no leg answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FinalActionView {
-    /// `voicemail` or `announce_hangup`.
+    /// `voicemail`, `announce_hangup` or `reject` (refused unanswered: the caller's carrier
+    /// plays busy).
     pub kind: String,
     /// What the caller hears.
     pub message: String,
@@ -166,7 +210,7 @@ impl StepView {
             detail.push(format!("connected {secs} s"));
         }
         if let Some(t) = &self.target {
-            detail.push(format!("{} ({})", t.number, t.rule));
+            detail.push(t.text());
         }
         if let Some(r) = &self.reason {
             detail.push(r.clone());
@@ -357,11 +401,7 @@ pub async fn explain(
                     .map(TargetView::of)
                     .collect(),
                 final_action: FinalActionView {
-                    kind: match r.final_action.kind {
-                        switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
-                        switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
-                    }
-                    .into(),
+                    kind: r.final_action.kind.as_str().into(),
                     message: r.final_action.message.clone(),
                 },
                 settings_seq: r.settings_seq,
@@ -380,7 +420,27 @@ pub async fn explain(
     if let (Some((_, _, route)), Some((_, _, call))) = (found.routes.first(), found.inbound.first())
     {
         let upto = route.settings_seq;
-        let (log, projection) = match settings_by_index(js, &tenant, upto, call).await? {
+        // Who answered whom as the router had applied it (`calls_seq`), when it recorded that.
+        let mut answers = AnswerLog::new();
+        if route.calls_seq > 0 {
+            let selection = Selection {
+                tenant: Some(tenant.clone()),
+                ..Selection::default()
+            };
+            let since = call.received_at
+                - time::Duration::days(i64::from(switchboard_contracts::MAX_RETURNING_CALLER_DAYS));
+            read_answers(
+                js,
+                &selection,
+                since,
+                route.calls_seq,
+                &mut answers,
+                progress,
+            )
+            .await?;
+        }
+        let history = answers.as_of(&tenant, route.calls_seq);
+        let (log, projection) = match settings_by_index(js, &tenant, upto, call, &history).await? {
             Some(read) => read,
             None => {
                 life.lookup.settings_scanned = true;
@@ -391,7 +451,7 @@ pub async fn explain(
         // settings shown are exactly those the decision read, whatever the rules read.
         let empty = TenantState::new(tenant.clone());
         let reads = Reads::new(projection.tenant(&tenant).unwrap_or(&empty));
-        let decision = switchboard_routing::decide(call, &reads);
+        let decision = switchboard_routing::decide_with(call, &reads, &history);
         if let Some(settings) = log.tenant(&tenant) {
             life.settings = reads.settings(settings);
         }
@@ -453,6 +513,7 @@ async fn settings_by_index(
     tenant: &TenantId,
     upto: u64,
     call: &CallInbound,
+    history: &impl CallerHistory,
 ) -> Result<Option<(SettingsLog, Projection)>, AuditError> {
     let mut events: std::collections::BTreeMap<u64, Stored> = Default::default();
     let mut read_subjects: BTreeSet<String> = BTreeSet::new();
@@ -469,7 +530,7 @@ async fn settings_by_index(
         }
         let empty = TenantState::new(tenant.clone());
         let reads = Reads::new(projection.tenant(tenant).unwrap_or(&empty));
-        let _ = switchboard_routing::decide(call, &reads);
+        let _ = switchboard_routing::decide_with(call, &reads, history);
         let (subjects, keys) = reads.wanted(tenant);
         let mut new: BTreeSet<String> = subjects.difference(&read_subjects).cloned().collect();
         let new_keys: Vec<String> = keys.difference(&read_keys).cloned().collect();
@@ -636,6 +697,11 @@ impl<V: SettingsView> SettingsView for Reads<'_, V> {
         self.phones.borrow_mut().insert(phone.clone());
         self.view.contacts_with_phone(phone)
     }
+
+    fn blocked(&self, caller: &E164) -> Option<&str> {
+        self.company.set(true);
+        self.view.blocked(caller)
+    }
 }
 
 /// The settings data of `change`, as JSON.
@@ -736,7 +802,7 @@ impl CallLife {
             ));
             for (i, t) in d.chain.iter().enumerate() {
                 let label = if i == 0 { "ring" } else { "then" };
-                out.push_str(&format!("    {label} {} ({})\n", t.number, t.rule));
+                out.push_str(&format!("    {label} {}\n", t.text()));
             }
             out.push_str(&format!(
                 "    finally {}: {}\n",

@@ -9,10 +9,11 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::{
-    AfterHoursKind, CallInbound, E164, EntityId, Envelope, Region, Schedule, SettingsChange,
-    TenantId,
+    AfterHoursKind, CallInbound, E164, EntityId, Envelope, Region, Schedule, Screening,
+    SettingsChange, TenantId, phone::mask,
 };
 use switchboard_projections::Record;
+use switchboard_routing::BlockList;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -26,8 +27,9 @@ pub struct Finding {
     /// `lead_user_deactivated`, `lead_user_unknown`, `released_number_receiving_calls`,
     /// `business_hours_never_open`, `working_hours_never_open`, `direct_line_owner_unknown`,
     /// `direct_line_owner_deactivated`, `direct_line_owner_without_phone`,
-    /// `after_hours_forward_loop`; as warnings, `ring_timeout_outside_15_20` and
-    /// `number_unknown_to_metadata`.
+    /// `after_hours_forward_loop`, `ring_group_never_rings`, `ring_group_member_unknown`,
+    /// `blocked_own_number`, `screening_ring_timeout_too_short`; as warnings,
+    /// `ring_timeout_outside_15_20` and `number_unknown_to_metadata`.
     pub code: String,
     /// The entity at fault (`number/1650…`, `user/u-1`, `company/main`), numbers masked.
     pub entity: String,
@@ -91,6 +93,9 @@ pub fn lint_settings(log: &SettingsLog) -> Vec<Finding> {
     for (tenant, settings) in &log.tenants {
         lint_tenant(tenant, settings, &mut findings);
         lint_hours(tenant, settings, &mut findings);
+        lint_ring_groups(tenant, settings, &mut findings);
+        lint_blocked(tenant, settings, &mut findings);
+        lint_screening(tenant, settings, &mut findings);
     }
     findings.sort();
     findings
@@ -143,6 +148,16 @@ pub fn lint_warnings(log: &SettingsLog) -> Vec<Finding> {
                 format!(
                     "set `number.ring_timeout_secs` between 15 and 20, or leave it out to use \
                      the company's ring timeout {}",
+                    via(tenant, "number", DIGITS)
+                ),
+            );
+            check(
+                format!("number/{}", n.number),
+                n.ring_group.as_ref().and_then(|g| g.ring_timeout_secs),
+                &format!("the ring group of {}'s", n.number),
+                format!(
+                    "set `number.ring_group.ring_timeout_secs` between 15 and 20, or leave it \
+                     out to use the number's ring timeout {}",
                     via(tenant, "number", DIGITS)
                 ),
             );
@@ -288,12 +303,6 @@ fn lint_hours(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>
             problem,
             fix,
         })
-    };
-    // Validated when applied; one that would not compile reads as never open, as in routing.
-    let never_open = |schedule: &Schedule, field: &str| {
-        schedule
-            .compile(field)
-            .map_or(true, |hours| !hours.ever_open())
     };
     let company = s.company.as_ref().map(|c| &c.data);
     let after_hours_forward = company
@@ -637,6 +646,271 @@ fn lint_tenant(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding
                     ),
                 ),
             },
+        }
+    }
+}
+
+/// Whether `schedule` never opens. Validated when applied; one that would not compile reads as
+/// never open, as in routing.
+fn never_open(schedule: &Schedule, field: &str) -> bool {
+    schedule
+        .compile(field)
+        .map_or(true, |hours| !hours.ever_open())
+}
+
+/// Why a ring-group member can never ring a call to `dialed`, if they cannot.
+fn member_cannot_ring(
+    s: &TenantSettings,
+    user_id: &EntityId,
+    dialed: &E164,
+    region: Region,
+) -> Option<&'static str> {
+    let Some(user) = s.users.get(user_id).map(|u| &u.data) else {
+        return Some("unknown");
+    };
+    if !user.active {
+        return Some("deactivated");
+    }
+    match read(user.phone.as_deref(), region) {
+        Read::Missing => return Some("without a phone"),
+        Read::Bad => return Some("without a possible phone number"),
+        Read::Usable(phone) if &phone == dialed => {
+            return Some("reachable only on this number itself (never rung: a loop)");
+        }
+        Read::Usable(_) => {}
+    }
+    match &user.working_hours {
+        Some(hours) if user.ring_only_in_working_hours && never_open(hours, "working_hours") => {
+            Some("ringing only in working hours that are never open")
+        }
+        _ => None,
+    }
+}
+
+/// Ring groups in which nobody can ever ring (at any hour: availability is not a setting that
+/// lasts, so it is not counted), and groups naming users that do not exist. A group over
+/// [`switchboard_contracts::MAX_RING_GROUP`] members cannot be in force: the contract refuses
+/// it when applied and the router's decoder skips it in SETTINGS, so lint checks what can be.
+fn lint_ring_groups(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
+    let region = s.region();
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        let Some(group) = &n.ring_group else { continue };
+        let why: Vec<(&EntityId, Option<&str>)> = group
+            .user_ids
+            .iter()
+            .map(|u| (u, member_cannot_ring(s, u, &n.number, region)))
+            .collect();
+        let entity = format!("number/{}", n.number);
+        let number_via = via(tenant, "number", DIGITS);
+        if why.iter().all(|(_, cannot)| cannot.is_some()) {
+            let members: Vec<String> = why
+                .iter()
+                .map(|(u, cannot)| format!("{u} is {}", cannot.unwrap_or_default()))
+                .collect();
+            findings.push(Finding {
+                tenant_id: tenant.clone(),
+                code: "ring_group_never_rings".into(),
+                entity,
+                problem: format!(
+                    "the ring group of {} rings nobody at any hour ({}): its calls always go on \
+                     to the forwarding number, the company phone or the final action",
+                    n.number,
+                    members.join("; ")
+                ),
+                fix: format!(
+                    "list active users with a phone in `number.ring_group.user_ids` (or set \
+                     `number.ring_group` to null) {number_via}; or make a member able to ring: \
+                     `user.active` true, a possible number as `user.phone`, opening hours in \
+                     `user.working_hours` {}",
+                    via(tenant, "user", "<user_id>")
+                ),
+            });
+            continue;
+        }
+        let unknown: Vec<String> = why
+            .iter()
+            .filter(|(_, cannot)| *cannot == Some("unknown"))
+            .map(|(u, _)| u.to_string())
+            .collect();
+        if !unknown.is_empty() {
+            findings.push(Finding {
+                tenant_id: tenant.clone(),
+                code: "ring_group_member_unknown".into(),
+                entity,
+                problem: format!(
+                    "the ring group of {} names {} user(s) that do not exist ({}): they never \
+                     ring (a typo in a user id, or a user never published)",
+                    n.number,
+                    unknown.len(),
+                    unknown.join(", ")
+                ),
+                fix: format!(
+                    "correct or remove them in `number.ring_group.user_ids` {number_via}, or \
+                     publish each with `user.active` true and a `user.phone` {}",
+                    via(tenant, "user", "<user_id>")
+                ),
+            });
+        }
+    }
+}
+
+/// A block-list entry as texts show it: a prefix short enough not to be a phone number as is,
+/// a longer one masked.
+fn entry_text(entry: &str) -> String {
+    if entry.chars().filter(char::is_ascii_digit).count() >= 7 {
+        mask(entry)
+    } else {
+        entry.to_string()
+    }
+}
+
+/// `blocked_callers` entries that block the company's own numbers (its numbers, the company
+/// phone), a forwarding number or the after-hours forward: calls from them — a colleague on
+/// the office line, a call passed on by the answering service or from one of the company's
+/// numbers — are refused, unanswered, before any rule.
+fn lint_blocked(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
+    let Some(company) = s.company.as_ref().map(|c| &c.data) else {
+        return;
+    };
+    if company.blocked_callers.is_empty() {
+        return;
+    }
+    let region = s.region();
+    let blocked = BlockList::new(company.blocked_callers.iter().map(String::as_str));
+    let usable = |raw: Option<&str>| match read(raw, region) {
+        Read::Usable(n) => Some(n),
+        _ => None,
+    };
+    // What each entry blocks, in entry order.
+    let mut by_entry: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut check = |number: Option<E164>, what: &dyn Fn(&E164) -> String| {
+        if let Some(number) = number
+            && let Some(entry) = blocked.matching(number.as_str())
+        {
+            by_entry
+                .entry(entry.to_string())
+                .or_default()
+                .push(what(&number));
+        }
+    };
+    check(usable(company.company_phone.as_deref()), &|n| {
+        format!("the company phone {n}")
+    });
+    let forward = company
+        .after_hours
+        .as_ref()
+        .filter(|a| a.kind == AfterHoursKind::Forward)
+        .and_then(|a| a.number.as_deref());
+    check(usable(forward), &|n| format!("the after-hours forward {n}"));
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        check(Some(n.number.clone()), &|own| {
+            format!("this tenant's number {own}")
+        });
+        check(usable(n.forwarding_number.as_deref()), &|f| {
+            format!("the forwarding number {f} of {}", n.number)
+        });
+    }
+    for (entry, what) in by_entry {
+        findings.push(Finding {
+            tenant_id: tenant.clone(),
+            code: "blocked_own_number".into(),
+            entity: "company/main".into(),
+            problem: format!(
+                "the blocked-callers entry {} blocks {}: calls from there (a colleague on the \
+                 office line, a call passed on by an answering service or from one of the \
+                 company's numbers) are refused before anything rings",
+                entry_text(&entry),
+                what.join(", ")
+            ),
+            fix: format!(
+                "remove {} from `company.blocked_callers` (or list longer entries that leave \
+                 these numbers out) {}",
+                entry_text(&entry),
+                via(tenant, "company", "main")
+            ),
+        });
+    }
+}
+
+/// The shortest ring timeout in which a person can answer a screened leg, hear the whisper and
+/// press 1.
+const MIN_SCREENED_RING_TIMEOUT: u32 = 15;
+
+/// Screening on while a ring timeout that applies to screened legs (every leg but the company
+/// phone) is under [`MIN_SCREENED_RING_TIMEOUT`]: the leg stops ringing before anyone can
+/// accept it, and counts as no-answer.
+fn lint_screening(tenant: &TenantId, s: &TenantSettings, findings: &mut Vec<Finding>) {
+    let Some(company) = s.company.as_ref().map(|c| &c.data) else {
+        return;
+    };
+    if company.screening != Some(Screening::Forwarded) {
+        return;
+    }
+    let company_via = via(tenant, "company", "main");
+    let off = format!("or set `company.screening` to \"off\" {company_via}");
+    let mut add = |entity: String, whose: String, secs: u32, fix: String| {
+        findings.push(Finding {
+            tenant_id: tenant.clone(),
+            code: "screening_ring_timeout_too_short".into(),
+            entity,
+            problem: format!(
+                "screening is on (`forwarded`) and {whose} ring timeout is {secs} s, under \
+                 {MIN_SCREENED_RING_TIMEOUT} s: a screened leg must be answered, the whisper \
+                 heard and 1 pressed before it stops ringing, so it usually counts as no-answer \
+                 and the call moves on"
+            ),
+            fix,
+        });
+    };
+    if let Some(secs) = company
+        .ring_timeout_secs
+        .filter(|s| *s < MIN_SCREENED_RING_TIMEOUT)
+    {
+        add(
+            "company/main".into(),
+            "the company's".into(),
+            secs,
+            format!(
+                "set `company.ring_timeout_secs` to {MIN_SCREENED_RING_TIMEOUT} or more (or \
+                 leave it out for 20 s) {company_via}, {off}"
+            ),
+        );
+    }
+    for number in s.numbers.values().filter(|n| !n.data.released) {
+        let n = &number.data;
+        let entity = format!("number/{}", n.number);
+        let number_via = via(tenant, "number", DIGITS);
+        if let Some(secs) = n
+            .ring_timeout_secs
+            .filter(|s| *s < MIN_SCREENED_RING_TIMEOUT)
+        {
+            add(
+                entity.clone(),
+                format!("{}'s", n.number),
+                secs,
+                format!(
+                    "set `number.ring_timeout_secs` to {MIN_SCREENED_RING_TIMEOUT} or more (or \
+                     leave it out for the company's) {number_via}, {off}"
+                ),
+            );
+        }
+        if let Some(secs) = n
+            .ring_group
+            .as_ref()
+            .and_then(|g| g.ring_timeout_secs)
+            .filter(|s| *s < MIN_SCREENED_RING_TIMEOUT)
+        {
+            add(
+                entity,
+                format!("the ring group of {}'s", n.number),
+                secs,
+                format!(
+                    "set `number.ring_group.ring_timeout_secs` to {MIN_SCREENED_RING_TIMEOUT} or \
+                     more (or leave it out for the number's) {number_via}, {off}"
+                ),
+            );
         }
     }
 }

@@ -6,6 +6,12 @@
 //! sequence below `s` is decided again — so each call sees precisely the events up to its
 //! `settings_seq`, and no state is ever rebuilt twice. Only a digest of each recorded decision
 //! is held; the few that differ are read again to say how.
+//!
+//! Returning callers (issue 17): a decision records the CALLS sequence up to which the router
+//! had applied "who answered whom" (`calls_seq`); when any recorded decision has one, the
+//! `answered` events from 90 days (the longest memory) before the earliest call up to the
+//! highest `calls_seq` are read first into an [`AnswerLog`], and each call is decided again
+//! with the history as of its own `calls_seq`.
 
 use crate::AuditError;
 use crate::read::{self, Flow, Progress, Selection, Start, scan};
@@ -17,10 +23,11 @@ use std::time::Duration;
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::reasons::{render, rules_reasons, v1_rule};
 use switchboard_contracts::{
-    CallInbound, CallRoute, Envelope, FinalAction, FinalActionKind, Reason, Rule, Target, TenantId,
+    CallDial, CallInbound, CallRoute, Envelope, FinalAction, MAX_RETURNING_CALLER_DAYS, Reason,
+    Rule, Target, TenantId,
 };
 use switchboard_projections::{Projection, Record};
-use switchboard_routing::{Decision, TenantState};
+use switchboard_routing::{AnswerLog, CallerHistory, Decision, TenantState};
 
 /// The line the router puts first when it decided on a call's last delivery without being
 /// sure its settings were fresh; not part of the rules' explanation.
@@ -35,6 +42,8 @@ pub struct RecordedCall {
     pub route_seq: u64,
     /// The SETTINGS sequence it was decided at.
     pub settings_seq: u64,
+    /// The CALLS sequence of the returning-caller history it was decided with (0: none).
+    pub calls_seq: u64,
     /// The recorded rule.
     pub rule: Rule,
     /// [`digest`] of the recorded decision.
@@ -68,6 +77,8 @@ fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DefaultHasher) {
     target.number.hash(h);
     target.user_id.hash(h);
     target.rule.hash(h);
+    target.group.hash(h);
+    target.screen.hash(h);
     if ring_timeouts {
         target.ring_timeout_secs.hash(h);
     }
@@ -101,7 +112,7 @@ pub fn digest(
         hash_target(t, ring_timeouts, &mut h);
     }
     fallbacks.len().hash(&mut h);
-    matches!(final_action.kind, FinalActionKind::Voicemail).hash(&mut h);
+    final_action.kind.hash(&mut h);
     final_action.message.hash(&mut h);
     match why {
         Why::Reasons(reasons) => reasons.hash(&mut h),
@@ -173,9 +184,17 @@ fn target_text_with(target: Option<&Target>, ring: bool) -> String {
                 .ring_timeout_secs
                 .filter(|_| ring)
                 .map_or(String::new(), |s| format!(", rings {s} s"));
+            let mut extra = ring;
+            if !t.group.is_empty() {
+                let members: Vec<String> = t.group.iter().map(|m| m.user_id.to_string()).collect();
+                extra.push_str(&format!(", with users {} at once", members.join(", ")));
+            }
+            if t.screen {
+                extra.push_str(", screened");
+            }
             match &t.user_id {
-                Some(user) => format!("{} ({}, user {user}{ring})", t.number, t.rule.as_str()),
-                None => format!("{} ({}{ring})", t.number, t.rule.as_str()),
+                Some(user) => format!("{} ({}, user {user}{extra})", t.number, t.rule.as_str()),
+                None => format!("{} ({}{extra})", t.number, t.rule.as_str()),
             }
         }
     }
@@ -205,11 +224,7 @@ fn targets_text(targets: &[Target], ring: bool) -> String {
 }
 
 fn action_text(action: &FinalAction) -> String {
-    let kind = match action.kind {
-        FinalActionKind::Voicemail => "voicemail",
-        FinalActionKind::AnnounceHangup => "announce_hangup",
-    };
-    format!("{kind}: {}", action.message)
+    format!("{}: {}", action.kind.as_str(), action.message)
 }
 
 /// How `replayed` differs from `recorded`, field by field (empty when they agree).
@@ -383,10 +398,17 @@ pub struct Mismatch {
     pub replayed: Decision,
 }
 
-/// The pure replay pass: feed it SETTINGS records in stream order with
-/// [`settings`](Replayer::settings), then [`finish`](Replayer::finish).
+/// What replay decides with: the call, the tenant's settings as of the decision, and the
+/// tenant's returning-caller history as of it.
+pub trait DecideFn: FnMut(&CallInbound, &TenantState, &dyn CallerHistory) -> Decision {}
+impl<F: FnMut(&CallInbound, &TenantState, &dyn CallerHistory) -> Decision> DecideFn for F {}
+
+/// The pure replay pass: give it the answered history with [`answers`](Replayer::answers)
+/// first, then SETTINGS records in stream order with [`settings`](Replayer::settings), then
+/// [`finish`](Replayer::finish).
 pub struct Replayer<F> {
     projection: Projection,
+    answers: AnswerLog,
     empty: HashMap<TenantId, TenantState>,
     /// Sorted by `(settings_seq, route_seq)`; `next` is the first not yet decided.
     calls: Vec<RecordedCall>,
@@ -396,12 +418,13 @@ pub struct Replayer<F> {
     settings_events: u64,
 }
 
-impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
+impl<F: DecideFn> Replayer<F> {
     /// A replay of `calls` deciding with `decide`.
     pub fn new(mut calls: Vec<RecordedCall>, decide: F) -> Self {
         calls.sort_unstable_by_key(|c| (c.settings_seq, c.route_seq));
         Replayer {
             projection: Projection::new(),
+            answers: AnswerLog::new(),
             empty: HashMap::new(),
             calls,
             next: 0,
@@ -414,6 +437,27 @@ impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
     /// The highest SETTINGS sequence any call was decided at: reading SETTINGS can stop there.
     pub fn last_settings_seq(&self) -> u64 {
         self.calls.last().map_or(0, |c| c.settings_seq)
+    }
+
+    /// The answered history the calls are decided with (read before any SETTINGS record).
+    pub fn answers(&mut self) -> &mut AnswerLog {
+        &mut self.answers
+    }
+
+    /// The CALLS span of answers the calls need: from 90 days before the earliest call to the
+    /// highest `calls_seq` recorded; `None` when no decision used the history.
+    pub fn answers_needed(&self) -> Option<(time::OffsetDateTime, u64)> {
+        let upto = self
+            .calls
+            .iter()
+            .map(|c| c.calls_seq)
+            .max()
+            .filter(|&s| s > 0)?;
+        let earliest = self.calls.iter().map(|c| c.call.received_at).min()?;
+        Some((
+            earliest - time::Duration::days(i64::from(MAX_RETURNING_CALLER_DAYS)),
+            upto,
+        ))
     }
 
     /// How many calls have been decided again so far.
@@ -441,7 +485,8 @@ impl<F: FnMut(&CallInbound, &TenantState) -> Decision> Replayer<F> {
                     .entry(tenant.clone())
                     .or_insert_with(|| TenantState::new(tenant.clone())),
             };
-            let decision = (self.decide)(&call.call, state);
+            let history = self.answers.as_of(tenant, call.calls_seq);
+            let decision = (self.decide)(&call.call, state, &history);
             if digest_decision(&decision, call.ring_timeouts, call.v1) != call.digest {
                 self.mismatches.push((self.next, decision));
             }
@@ -530,6 +575,7 @@ pub async fn recorded_calls(
                         call,
                         route_seq: m.seq,
                         settings_seq: route.settings_seq,
+                        calls_seq: route.calls_seq,
                         rule: route.rule,
                         digest: digest_route(&route),
                         ring_timeouts: has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
@@ -564,7 +610,9 @@ pub async fn replay(
         selection,
         read::DEFAULT_LOOKBACK,
         progress,
-        switchboard_routing::decide,
+        |call: &CallInbound, state: &TenantState, history: &dyn CallerHistory| {
+            switchboard_routing::decide_with(call, state, history)
+        },
     )
     .await
 }
@@ -576,7 +624,7 @@ pub async fn replay_with(
     selection: &Selection,
     lookback: Duration,
     progress: &dyn Progress,
-    decide: impl FnMut(&CallInbound, &TenantState) -> Decision,
+    decide: impl DecideFn,
 ) -> Result<ReplayReport, AuditError> {
     selection.validate()?;
     let recorded = recorded_calls(js, selection, lookback, progress).await?;
@@ -585,6 +633,9 @@ pub async fn replay_with(
         ..ReplayReport::default()
     };
     let mut replayer = Replayer::new(recorded.calls, decide);
+    if let Some((since, upto)) = replayer.answers_needed() {
+        read_answers(js, selection, since, upto, replayer.answers(), progress).await?;
+    }
     let last = replayer.last_settings_seq();
     report.last_settings_seq = last;
 
@@ -633,6 +684,46 @@ pub async fn replay_with(
     report.differences = explain_mismatches(js, mismatches).await?;
     report.unreplayable.sort_by_key(|u| u.route_seq);
     Ok(report)
+}
+
+/// Reads the `answered` events of CALLS from `since` up to sequence `upto` into `log` (only
+/// the selection's tenants).
+pub async fn read_answers(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    since: time::OffsetDateTime,
+    upto: u64,
+    log: &mut AnswerLog,
+    progress: &dyn Progress,
+) -> Result<(), AuditError> {
+    let filters = selection.call_subjects(&["dial"]);
+    let start = Start::Time(since);
+    scan(
+        js,
+        CALLS,
+        &filters,
+        start,
+        progress,
+        "reading answers",
+        |m| {
+            if m.seq > upto {
+                return Ok(Flow::Stop);
+            }
+            // Most dial events are not answers: skip them without decoding.
+            if memchr_answered(&m.payload)
+                && let Some(dial) = read::decode::<CallDial>(&m.payload, &m.subject)
+            {
+                log.apply(m.seq, &dial);
+            }
+            Ok(Flow::Continue)
+        },
+    )
+    .await
+}
+
+/// Whether the payload may be an `answered` event.
+fn memchr_answered(payload: &[u8]) -> bool {
+    payload.windows(10).any(|w| w == b"\"answered\"")
 }
 
 /// Reads the recorded decision of each mismatch again and says how it differs.

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use switchboard_contracts::schedule::DAY_KEYS;
 use switchboard_contracts::{
-    AfterHoursKind, CompanySettings, ContactSettings, E164, EntityId, NumberSettings, Prefer,
-    Region, Schedule, SettingsChange, TenantId, UserSettings,
+    AfterHoursKind, BlockedAction, CompanySettings, ContactSettings, E164, EntityId,
+    NumberSettings, Prefer, Region, RingMode, Schedule, SettingsChange, TenantId, UserSettings,
 };
 use time::OffsetDateTime;
 
@@ -166,15 +166,12 @@ pub fn summary(change: &SettingsChange) -> String {
     let ring = |secs: Option<u32>| secs.map_or(String::new(), |s| format!(", rings {s} s"));
     match change {
         SettingsChange::Company(c) => format!(
-            "company phone {}, region {}, final action {}{}{}{}{}",
+            "company phone {}, region {}, final action {}{}{}{}{}{}",
             phone(&c.company_phone),
             c.default_region.as_deref().unwrap_or("US (default)"),
             c.final_action
                 .as_ref()
-                .map_or("voicemail (default)", |a| match a.kind {
-                    switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
-                    switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
-                }),
+                .map_or("voicemail (default)", |a| a.kind.as_str()),
             c.time_zone
                 .as_ref()
                 .map_or(String::new(), |z| format!(", time zone {z}")),
@@ -190,9 +187,10 @@ pub fn summary(change: &SettingsChange) -> String {
                     }
                 }),
             ring(c.ring_timeout_secs),
+            callers(c),
         ),
         SettingsChange::Number(n) => format!(
-            "number {}: forwarding number {}{}{}{}",
+            "number {}: forwarding number {}{}{}{}{}",
             n.number,
             phone(&n.forwarding_number),
             if n.released { ", released" } else { "" },
@@ -205,6 +203,19 @@ pub fn summary(change: &SettingsChange) -> String {
                 }
             )),
             ring(n.ring_timeout_secs),
+            n.ring_group.as_ref().map_or(String::new(), |g| format!(
+                ", ring group {} ({}{})",
+                g.user_ids
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match g.mode {
+                    RingMode::Simultaneous => "all at once",
+                    RingMode::Sequential => "one after another",
+                },
+                ring(g.ring_timeout_secs)
+            )),
         ),
         SettingsChange::User(u) => format!(
             "user {}: phone {}, {}{}{}",
@@ -236,6 +247,38 @@ pub fn summary(change: &SettingsChange) -> String {
             if c.deleted { ", deleted" } else { "" }
         ),
     }
+}
+
+/// The company's caller policies (issue 17), each only when set: blocked callers, anonymous
+/// callers, returning callers, screening.
+fn callers(c: &CompanySettings) -> String {
+    let mut out = String::new();
+    if !c.blocked_callers.is_empty() || c.blocked_action.is_some() {
+        out.push_str(&format!(
+            ", {} blocked caller entr{}, blocked action {}",
+            c.blocked_callers.len(),
+            if c.blocked_callers.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            c.blocked_action
+                .map_or("reject (default)", BlockedAction::as_str)
+        ));
+    }
+    if let Some(anonymous) = c.anonymous_callers {
+        out.push_str(&format!(", anonymous callers {}", anonymous.as_str()));
+    }
+    if c.returning_caller_days > 0 {
+        out.push_str(&format!(
+            ", returning callers to their last answerer for {} day(s)",
+            c.returning_caller_days
+        ));
+    }
+    if let Some(screening) = c.screening {
+        out.push_str(&format!(", screening {}", screening.as_str()));
+    }
+    out
 }
 
 /// A schedule in one line: `mon 09:00–17:00; fri 09:00–12:00, 13:00–17:00 (Europe/Berlin;

@@ -1,16 +1,24 @@
 //! What-if: proposed settings events applied on top of the current settings, and the past
 //! calls decided with and without them — counts per rule before and after, and examples of
 //! calls that would ring elsewhere.
+//!
+//! Each call is decided with the returning-caller history as of its own position in CALLS
+//! (the `calls_seq` its decision recorded, else the decision's sequence): the `answered`
+//! events before it, read from CALLS when the current or the proposed settings have returning
+//! callers on — so "what if we turn on returning callers for 30 days" is answered from who
+//! really answered whom.
 
 use crate::read::{self, Flow, Progress, Selection, Start, scan};
-use crate::replay::recorded_calls;
+use crate::replay::{read_answers, recorded_calls};
 use crate::{AuditError, table};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use switchboard_bus::SETTINGS;
-use switchboard_contracts::{Rule, SettingsChange, TenantId, phone::mask};
+use switchboard_contracts::{
+    MAX_RETURNING_CALLER_DAYS, Rule, SettingsChange, TenantId, phone::mask,
+};
 use switchboard_projections::{Projection, Record};
-use switchboard_routing::{Decision, TenantState, decide};
+use switchboard_routing::{AnswerLog, Decision, SettingsView, TenantState, decide_with};
 
 /// Calls per rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -40,6 +48,19 @@ pub struct Example {
     pub after: String,
 }
 
+/// Returning callers with the proposal: how many past calls would go back to the person who
+/// answered that caller before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReturningCallers {
+    /// The proposed `returning_caller_days` (the highest, when several tenants are proposed).
+    pub days: u32,
+    /// Past calls that would ring the caller's last answerer with the proposal (rule
+    /// `returning_caller`) and do not now: calls whose lead had no eligible owner.
+    pub calls: u64,
+    /// `answered` events read from CALLS: the history the calls were decided with.
+    pub answers: u64,
+}
+
 /// What a proposal would change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WhatIfReport {
@@ -53,6 +74,9 @@ pub struct WhatIfReport {
     pub rules: Vec<RuleCounts>,
     /// The first changed calls, by CALLS sequence.
     pub examples: Vec<Example>,
+    /// When the proposal turns returning callers on or changes their days: the calls that
+    /// would go back to their caller's last answerer.
+    pub returning_callers: Option<ReturningCallers>,
     /// Proposed events whose version was not newer than the current one, and so were applied
     /// as the next version.
     pub notes: Vec<String>,
@@ -192,9 +216,45 @@ pub async fn what_if(
         let Some(then) = proposed.get(tenant) else {
             continue;
         };
+        let proposed_days = then.company().returning_caller_days;
+        let current_days = now.company().returning_caller_days;
+        if proposed_days > 0 && proposed_days != current_days {
+            let returning = report
+                .returning_callers
+                .get_or_insert_with(Default::default);
+            returning.days = returning.days.max(proposed_days);
+        }
+        // Who answered whom, read only when a decision can use it.
+        let mut answers = AnswerLog::new();
+        let uses_history = current_days > 0 || proposed_days > 0;
+        if uses_history
+            && let (Some(earliest), Some(upto)) = (
+                recorded.calls.iter().map(|c| c.call.received_at).min(),
+                recorded.calls.iter().map(|c| c.route_seq).max(),
+            )
+        {
+            let since = earliest - time::Duration::days(i64::from(MAX_RETURNING_CALLER_DAYS));
+            read_answers(js, &selection, since, upto, &mut answers, progress).await?;
+            if let Some(returning) = &mut report.returning_callers {
+                returning.answers += answers.len() as u64;
+            }
+        }
         for call in &recorded.calls {
-            let before = decide(&call.call, now);
-            let after = decide(&call.call, then);
+            // As the router had it: up to the recorded `calls_seq`, else everything stored
+            // before the decision.
+            let upto = match call.calls_seq {
+                0 => call.route_seq,
+                seq => seq,
+            };
+            let history = answers.as_of(tenant, upto);
+            let before = decide_with(&call.call, now, &history);
+            let after = decide_with(&call.call, then, &history);
+            if after.rule == Rule::ReturningCaller
+                && before.rule != Rule::ReturningCaller
+                && let Some(returning) = &mut report.returning_callers
+            {
+                returning.calls += 1;
+            }
             report.calls += 1;
             for (rule, field) in [(call.rule, 0), (before.rule, 1), (after.rule, 2)] {
                 if let Some(c) = counts.get_mut(&rule) {
@@ -246,6 +306,14 @@ impl WhatIfReport {
             &["rule", "recorded", "now", "with change", "delta"],
             rows,
         ));
+        if let Some(r) = &self.returning_callers {
+            out.push_str(&format!(
+                "\nreturning callers for {} day(s): {} past call(s) with no eligible owner would \
+                 have gone back to the person who answered that caller before ({} answer(s) \
+                 read from CALLS)\n",
+                r.days, r.calls, r.answers
+            ));
+        }
         if !self.examples.is_empty() {
             out.push_str("\nexamples\n");
             let rows = self.examples.iter().map(|e| {

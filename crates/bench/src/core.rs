@@ -1,15 +1,17 @@
 //! The routing core alone: `switchboard_routing::decide` over one tenant's in-memory
 //! `TenantState` with 10k, 100k and 1M contacts, for a known caller (a contact's phone) and an
-//! unknown one, on one thread, with the routing policy v2 on (business hours, and working hours
-//! on every user). The cost should stay flat as the tenant grows (hash lookups).
+//! unknown one, on one thread, with the routing policy v2 on (business hours, working hours on
+//! every user, returning callers for 30 days, a 10,000-entry block list). The cost should stay
+//! flat as the tenant grows (hash lookups).
 //! Developers get the same measurement with statistics from criterion:
 //! `cargo bench -p switchboard-routing`.
 
 use crate::fixtures;
 use std::hint::black_box;
 use std::time::Instant;
+use switchboard_contracts::{CallDial, DialEventKind, E164, EntityId, Rule, Target};
 use switchboard_contracts::{CallInbound, Envelope};
-use switchboard_routing::{TenantState, decide};
+use switchboard_routing::{AnswerBook, TenantState, decide, decide_with};
 use time::OffsetDateTime;
 
 /// Distinct calls cycled through per case: callers spread over the whole index, so larger
@@ -77,8 +79,40 @@ fn call(from: String) -> CallInbound {
     }
 }
 
+/// An answered history for every other sampled caller (answered by a user of the tenant), so
+/// half the calls that reach the returning-caller step find someone.
+fn history(calls: &[CallInbound], users: u64) -> AnswerBook {
+    let mut book = AnswerBook::new();
+    for (seq, (j, c)) in (1u64..).zip(calls.iter().enumerate().step_by(2)) {
+        let Ok(caller) = E164::parse_strict(&c.from) else {
+            continue;
+        };
+        let user = EntityId::parse("id", format!("u{}", j as u64 % users)).expect("valid id");
+        let target = Target::single(caller.clone(), Some(user), Rule::AssignedUser, Some(20));
+        book.apply(
+            seq,
+            &CallDial {
+                call_id: format!("CA{seq}"),
+                tenant_id: fixtures::tenant(),
+                step: 0,
+                kind: DialEventKind::Answered,
+                target: Some(target),
+                reason: None,
+                carrier_sid: None,
+                outcome_unknown: false,
+                acted_by: None,
+                caller: Some(caller),
+                at: OffsetDateTime::UNIX_EPOCH,
+            },
+        );
+    }
+    book
+}
+
 /// Median nanoseconds per decision over `BATCHES` batches of about 0.2 s each.
-fn ns_per_decision(state: &TenantState, calls: &[CallInbound]) -> f64 {
+fn ns_per_decision(state: &TenantState, calls: &[CallInbound], book: &AnswerBook) -> f64 {
+    let answers = book.tenant(&fixtures::tenant());
+    let decide = |c: &CallInbound, state: &TenantState| decide_with(c, state, answers);
     for c in calls {
         black_box(decide(black_box(c), state));
     }
@@ -129,8 +163,9 @@ pub fn run(sizes: &[u64]) -> CoreResult {
             w
         });
         let _ = wire;
-        let known_ns = ns_per_decision(&state, &known);
-        let unknown_ns = ns_per_decision(&state, &unknown);
+        let users = (contacts / 100).max(1);
+        let known_ns = ns_per_decision(&state, &known, &history(&known, users));
+        let unknown_ns = ns_per_decision(&state, &unknown, &history(&unknown, users));
         println!(
             "  {contacts} contacts: known caller {known_ns:.0} ns/decision ({:.0}/s), \
              unknown caller {unknown_ns:.0} ns/decision ({:.0}/s)",

@@ -37,9 +37,19 @@ fn all_week() -> Schedule {
     .expect("valid schedule")
 }
 
+/// Entries of the bench tenant's block list: as many as a company may have, none of them a
+/// prefix of a caller of the mix (premium-rate `+1900…` numbers), so every call pays for the
+/// lookup and none is blocked.
+pub const BLOCKED_CALLERS: u64 = switchboard_contracts::MAX_BLOCKED_CALLERS as u64;
+
+/// Days returning callers are remembered in the bench tenant.
+pub const RETURNING_CALLER_DAYS: u32 = 30;
+
 /// Settings events for a tenant with `users` users and `contacts` contacts, contact `i`
 /// having phone `phone(i)` and assigned to user `i % users`. The routing policy v2 is on:
-/// business hours in `America/Chicago`, and working hours on every user, who rings only in them.
+/// business hours in `America/Chicago`, working hours on every user, who rings only in them,
+/// returning callers for 30 days (every call without an eligible owner looks its caller up)
+/// and a 10,000-entry block list (every call is checked against it).
 pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = SettingsChange> {
     let t = tenant();
     let head = vec![
@@ -53,6 +63,13 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             business_hours: Some(all_week()),
             after_hours: None,
             ring_timeout_secs: None,
+            returning_caller_days: RETURNING_CALLER_DAYS,
+            blocked_callers: (0..BLOCKED_CALLERS)
+                .map(|i| format!("+1900{:07}", 2_000_000 + i))
+                .collect(),
+            blocked_action: None,
+            anonymous_callers: None,
+            screening: None,
         }),
         SettingsChange::Number(NumberSettings {
             tenant_id: t.clone(),
@@ -63,6 +80,7 @@ pub fn tenant_settings(users: u64, contacts: u64) -> impl Iterator<Item = Settin
             user_id: None,
             prefer: Default::default(),
             ring_timeout_secs: None,
+            ring_group: None,
         }),
     ];
     let t_users = t.clone();

@@ -284,7 +284,11 @@ const METHOD: &str = "## Method
   both start from identical server state. Call i of the backlog comes from a known contact
   when i mod 10 is 2–9 (80 %), from a valid number in no contact when it is 1 (10 %), and
   from a withheld caller (`anonymous`) when it is 0 (10 %): the three paths of the routing
-  rules, in every run of ten calls. The bare relay drains it with a durable pull consumer: pull
+  rules, in every run of ten calls. The tenant has the whole routing policy on: business
+  hours, working hours on every user (who rings only in them), returning callers for 30 days
+  (every call whose lead has no eligible owner looks its caller up in the answered history)
+  and a 10,000-entry block list (every call with a caller number is checked against it; no
+  caller of the mix is blocked). The bare relay drains it with a durable pull consumer: pull
   a batch, publish each message to `call.relay.bench` with a `Nats-Msg-Id` and await the ack,
   then ack the input, up to 1,024 in flight (the router's default `--max-in-flight`, which it
   is given too) — no decoding, no routing, no projection. The relay does all of this in

@@ -13,7 +13,12 @@
 //!   with its outcome unknown (the gateway's dead-man's switch covers the case it did not reach
 //!   the call): every carrier request is made once;
 //! - whoever writes first wins; a carrier answer that arrives after the chain moved on is still
-//!   recorded (never a hole in the record), but changes nothing else.
+//!   recorded (never a hole in the record), but changes nothing else;
+//! - a call that ended under the dialer (the carrier refuses to change it: not in progress) is
+//!   over: nothing more is asked, and a `<Reject>` it refused counts as taken (the call ended
+//!   unanswered, which is what it asked for);
+//! - the write that ends a chain unanswered also records its `call.missed`
+//!   ([`crate::missed`]), which every later write keeps as it is: published once per call.
 
 use crate::{Holder, Progress, StepState};
 use switchboard_contracts::{
@@ -40,6 +45,9 @@ pub struct Failure {
     /// The request may have been carried out all the same (sent, no answer): the step is
     /// never asked again, and is recorded as outcome unknown.
     pub outcome_unknown: bool,
+    /// The carrier refused because the call is no longer in progress (Twilio 21220): the
+    /// caller hung up, or the gateway refused the call at its webhook. The chain is over.
+    pub call_ended: bool,
 }
 
 /// The carrier's answer to one step: accepted (with its sid, when it gave one) or not.
@@ -102,6 +110,20 @@ pub enum Verdict {
 
 /// The next progress of a call.
 pub fn next(current: Option<&Progress>, input: Input<'_>, clock: Clock) -> Verdict {
+    match transition(current, input, clock) {
+        Verdict::Write(mut next) => {
+            // The write that ends the chain unanswered records its `call.missed`; later writes
+            // (late carrier answers) keep it as it is.
+            if next.missed.is_none() {
+                next.missed = crate::missed::missed(&next, clock.now);
+            }
+            Verdict::Write(next)
+        }
+        other => other,
+    }
+}
+
+fn transition(current: Option<&Progress>, input: Input<'_>, clock: Clock) -> Verdict {
     match (current, input) {
         (
             None,
@@ -125,6 +147,7 @@ pub fn next(current: Option<&Progress>, input: Input<'_>, clock: Clock) -> Verdi
                 since: clock.now,
                 holder: None,
                 events: Vec::new(),
+                missed: None,
             };
             progress.step = progress.chain_len();
             Verdict::Write(dead_man_takes(
@@ -143,8 +166,12 @@ pub fn next(current: Option<&Progress>, input: Input<'_>, clock: Clock) -> Verdi
         }
         (Some(p), Input::DeadMan { claim_grace, .. }) => {
             let fresh_claim = p.state == StepState::Claimed && age(p, clock.now) < claim_grace;
-            // A final action the carrier refused is played by the gateway instead.
-            if matches!(p.state, StepState::Answered | StepState::FinalTaken) {
+            // A final action the carrier refused is played by the gateway instead; a call that
+            // ended does not ask the gateway anything.
+            if matches!(
+                p.state,
+                StepState::Answered | StepState::FinalTaken | StepState::HungUp
+            ) {
                 Verdict::Unchanged
             } else if fresh_claim {
                 Verdict::Later(format!(
@@ -180,6 +207,7 @@ fn start(decision: &CallRoute, by: &Holder, sync_mode: bool, now: OffsetDateTime
         since: now,
         holder: Some(by.clone()),
         events: Vec::new(),
+        missed: None,
     };
     if p.chain_len() == 0 {
         p.events.push(event(
@@ -368,6 +396,7 @@ fn on_carrier(
                 now,
             ));
         }
+        (Err(failure), target) if failure.call_ended => call_ended(&mut next, failure, target, now),
         (Err(failure), true) => {
             let reason = format!("carrier: {}", failure.reason);
             fail_step(&mut next, reason, None, failure.outcome_unknown, now);
@@ -391,6 +420,48 @@ fn on_carrier(
         }
     }
     Verdict::Write(next)
+}
+
+/// The carrier refused the claimed step of `p` because the call is no longer in progress.
+/// A `<Reject>` asked for exactly that end (the gateway usually refused the call at its
+/// webhook already): taken. Anything else found the caller gone: the step is recorded as
+/// failed and the chain is over — nothing more is asked, no retry, and the gateway's
+/// dead-man's switch is not involved (a call that ended requests nothing from it).
+fn call_ended(p: &mut Progress, failure: &Failure, target: bool, now: OffsetDateTime) {
+    let step = p.step;
+    p.holder = None;
+    p.since = now;
+    let reject = p.decision.final_action.kind == FinalActionKind::Reject;
+    if !target && reject {
+        p.state = StepState::FinalTaken;
+        let reason = format!(
+            "{} (the call had already ended, refused at the webhook or by the caller hanging up; carrier: {})",
+            final_kind(p),
+            failure.reason
+        );
+        p.events.push(event(
+            p,
+            step,
+            DialEventKind::FinalActionTaken,
+            Some(reason),
+            None,
+            now,
+        ));
+        return;
+    }
+    p.state = StepState::HungUp;
+    let reason = format!(
+        "carrier: {} (the call had already ended: the caller hung up before anyone answered)",
+        failure.reason
+    );
+    p.events.push(event(
+        p,
+        step,
+        DialEventKind::StepFailed,
+        Some(reason),
+        None,
+        now,
+    ));
 }
 
 /// The carrier answered a request whose step the chain has left meanwhile (its claim was
@@ -497,10 +568,7 @@ fn fail_step(
 
 /// The wire name of the decision's final action.
 pub fn final_kind(progress: &Progress) -> &'static str {
-    match progress.decision.final_action.kind {
-        FinalActionKind::Voicemail => "voicemail",
-        FinalActionKind::AnnounceHangup => "announce_hangup",
-    }
+    progress.decision.final_action.kind.as_str()
 }
 
 fn state_name(state: StepState) -> &'static str {
@@ -510,6 +578,7 @@ fn state_name(state: StepState) -> &'static str {
         StepState::Answered => "answered",
         StepState::FinalTaken => "final_taken",
         StepState::FinalFailed => "final_failed",
+        StepState::HungUp => "hung_up",
     }
 }
 
@@ -538,6 +607,11 @@ fn event(
         carrier_sid: carrier_sid.map(|s| s.chars().take(256).collect()),
         outcome_unknown: false,
         acted_by: None,
+        // What returning callers learn from: who answered whom.
+        caller: match kind {
+            DialEventKind::Answered => progress.decision.caller.clone(),
+            _ => None,
+        },
         at,
     }
 }

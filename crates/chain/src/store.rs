@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, kv};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use switchboard_bus::BusError;
-use switchboard_contracts::{CallDial, CallRoute, Target, TenantId};
+use switchboard_contracts::{CallDial, CallMissed, CallRoute, Target, TenantId};
 use time::OffsetDateTime;
 
 /// The bucket.
@@ -29,6 +29,10 @@ pub enum StepState {
     FinalTaken,
     /// The carrier refused the final action too: nothing more the dialer can do.
     FinalFailed,
+    /// The call ended before anyone answered it: the carrier refused to change it because it
+    /// is no longer in progress (Twilio 21220: the caller hung up while a leg rang or before
+    /// the final action). Nothing more can be done to it: the chain is over.
+    HungUp,
 }
 
 impl StepState {
@@ -36,7 +40,10 @@ impl StepState {
     pub fn is_over(self) -> bool {
         matches!(
             self,
-            StepState::Answered | StepState::FinalTaken | StepState::FinalFailed
+            StepState::Answered
+                | StepState::FinalTaken
+                | StepState::FinalFailed
+                | StepState::HungUp
         )
     }
 }
@@ -75,6 +82,11 @@ pub struct Progress {
     pub holder: Option<Holder>,
     /// The call's dial events, in order.
     pub events: Vec<CallDial>,
+    /// The call's `call.missed`, recorded by the write that ended the chain unanswered
+    /// ([`crate::missed`]) and published with the events (same id every time: JetStream keeps
+    /// one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<CallMissed>,
 }
 
 impl Progress {

@@ -112,7 +112,10 @@ enum Command {
         output: Output,
     },
     /// Apply proposed settings (a settings file) on top of the current settings and show how
-    /// past calls would ring instead: counts per rule before and after, and examples.
+    /// past calls would ring instead: counts per rule before and after, and examples. With
+    /// `returning_caller_days` proposed, each call is decided with who had answered its caller
+    /// by then (the dialer's answers in CALLS), and the report counts the calls that would go
+    /// back to that person.
     #[command(name = "what-if", after_help = EXIT_CODES)]
     WhatIf {
         /// The proposed settings: a JSON array of `{"type": …, "data": {…}}` (as for
@@ -827,31 +830,71 @@ fn print_route(route: &CallRoute, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(route)?);
         return Ok(());
     }
-    println!("call        {}", route.call_id);
-    println!("rule        {}", route.rule.as_str());
-    // Numbers masked (E164's Display), as in every other command; `--json` is the data.
-    let leg = |t: &switchboard_contracts::Target| match t.ring_timeout_secs {
-        Some(secs) => format!("{} ({}, rings {secs} s)", t.number, t.rule.as_str()),
-        None => format!("{} ({})", t.number, t.rule.as_str()),
+    print!("{}", route_text(route));
+    Ok(())
+}
+
+/// A decision for people (numbers masked, as E164's Display does in every command; `--json`
+/// is the data): rule, legs (a ring group's members, screening), final action, positions, why.
+fn route_text(route: &CallRoute) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "call        {}", route.call_id);
+    if let Some(caller) = &route.caller {
+        let _ = writeln!(out, "caller      {caller}");
+    }
+    let _ = writeln!(out, "rule        {}", route.rule.as_str());
+    let leg = |t: &switchboard_contracts::Target| {
+        let mut notes = vec![t.rule.as_str().to_string()];
+        if !t.group.is_empty() {
+            let members: Vec<String> = t
+                .group
+                .iter()
+                .map(|m| format!("{} {}", m.user_id, m.number))
+                .collect();
+            notes[0] = format!("{}: {} at once", t.rule.as_str(), members.join(", "));
+        }
+        if let Some(secs) = t.ring_timeout_secs {
+            notes.push(format!("rings {secs} s"));
+        }
+        if t.screen {
+            notes.push("screened: press 1 to accept".into());
+        }
+        format!("{} ({})", t.number, notes.join(", "))
     };
     match &route.target {
-        Some(t) => println!("target      {}", leg(t)),
-        None => println!("target      none"),
+        Some(t) => _ = writeln!(out, "target      {}", leg(t)),
+        None => _ = writeln!(out, "target      none"),
     }
     for t in &route.fallbacks {
-        println!("then        {}", leg(t));
+        let _ = writeln!(out, "then        {}", leg(t));
     }
-    let kind = match route.final_action.kind {
-        switchboard_contracts::FinalActionKind::Voicemail => "voicemail",
-        switchboard_contracts::FinalActionKind::AnnounceHangup => "announce_hangup",
-    };
-    println!("finally     {kind}: {}", route.final_action.message);
-    println!("settings    SETTINGS #{}", route.settings_seq);
-    println!("why");
+    let kind = route.final_action.kind.as_str();
+    match route.final_action.kind {
+        switchboard_contracts::FinalActionKind::Reject => {
+            let _ = writeln!(
+                out,
+                "finally     {kind}: refused unanswered (the caller's carrier plays busy)"
+            );
+        }
+        _ => _ = writeln!(out, "finally     {kind}: {}", route.final_action.message),
+    }
+    let _ = writeln!(
+        out,
+        "settings    SETTINGS #{}{}",
+        route.settings_seq,
+        if route.calls_seq > 0 {
+            format!(", answers up to CALLS #{}", route.calls_seq)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(out, "why");
     for (i, line) in route.explanation_lines().iter().enumerate() {
-        println!("  {}. {line}", i + 1);
+        let _ = writeln!(out, "  {}. {line}", i + 1);
     }
-    Ok(())
+    out
 }
 
 #[cfg(test)]
@@ -865,6 +908,92 @@ mod tests {
             Command::Call(args) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A decision as `switchboard call` prints it: a simultaneous group's members on its leg,
+    /// screened legs, a rejection instead of a message, the caller and the CALLS position of
+    /// the returning-caller history; numbers masked.
+    #[test]
+    fn a_route_prints_group_members_screening_and_a_rejection() {
+        use switchboard_contracts::{
+            E164, FinalAction, FinalActionKind, GroupMember, Rule, Target,
+        };
+        let number = |n: &str| E164::parse_strict(n).unwrap();
+        let user = |u: &str| EntityId::parse("user_id", u).unwrap();
+        let mut leg = Target::single(
+            number("+12064561234"),
+            Some(user("u-alice")),
+            Rule::RingGroup,
+            Some(15),
+        );
+        leg.group = vec![
+            GroupMember {
+                number: number("+12064561234"),
+                user_id: user("u-alice"),
+            },
+            GroupMember {
+                number: number("+12064561235"),
+                user_id: user("u-carol"),
+            },
+        ];
+        leg.screen = true;
+        let route = CallRoute {
+            call_id: "CA-1".into(),
+            tenant_id: TenantId::new("acme").unwrap(),
+            rule: Rule::RingGroup,
+            target: Some(leg),
+            fallbacks: vec![Target::single(
+                number("+16172531234"),
+                None,
+                Rule::CompanyPhone,
+                Some(20),
+            )],
+            final_action: FinalAction {
+                kind: FinalActionKind::Voicemail,
+                message: "Leave a message.".into(),
+            },
+            reasons: Vec::new(),
+            explanation: Vec::new(),
+            settings_seq: 7,
+            calls_seq: 42,
+            caller: Some(number("+14158675312")),
+            decided_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let text = route_text(&route);
+        for line in [
+            "caller      +14*******12",
+            "target      +12*******34 (ring_group: u-alice +12*******34, u-carol +12*******35 \
+             at once, rings 15 s, screened: press 1 to accept)",
+            "then        +16*******34 (company_phone, rings 20 s)",
+            "finally     voicemail: Leave a message.",
+            "settings    SETTINGS #7, answers up to CALLS #42",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing\n{text}");
+        }
+        assert!(!text.contains("2064561235"), "{text}");
+
+        let rejected = CallRoute {
+            rule: Rule::Blocked,
+            target: None,
+            fallbacks: Vec::new(),
+            final_action: FinalAction {
+                kind: FinalActionKind::Reject,
+                message: String::new(),
+            },
+            calls_seq: 0,
+            caller: None,
+            ..route
+        };
+        let text = route_text(&rejected);
+        assert!(
+            text.contains("target      none\n")
+                && text.contains(
+                    "finally     reject: refused unanswered (the caller's carrier plays busy)\n"
+                )
+                && text.contains("settings    SETTINGS #7\n")
+                && !text.contains("caller "),
+            "{text}"
+        );
     }
 
     /// Issue 16: "`switchboard call --to` validates exactly as the gateway does": the same

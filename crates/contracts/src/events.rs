@@ -64,6 +64,12 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
+/// A required 32-bit unsigned integer, as a JSON number or a decimal string.
+pub(crate) fn u32_lenient<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    u32_lenient_opt(d)?
+        .ok_or_else(|| serde::de::Error::custom("expected a 32-bit unsigned integer"))
+}
+
 /// [`u32_lenient_opt`], with absent or `null` read as 0 (proto3 JSON omits zero values).
 fn u32_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     u32_lenient_opt(d).map(Option::unwrap_or_default)
@@ -212,12 +218,23 @@ rules! {
     /// The dialed number is an eligible user's direct line (`user_id` of the number): ring
     /// that user's phone.
     DirectLine => "direct_line",
+    /// The caller's lead has no eligible owner, and the user who last answered this caller
+    /// (within the company's `returning_caller_days`) is eligible: ring that user's phone.
+    ReturningCaller => "returning_caller",
+    /// A member of the dialed number's `ring_group` (all eligible members at once, or one
+    /// after another).
+    RingGroup => "ring_group",
     /// The dialed number's forwarding number.
     ForwardingNumber => "forwarding_number",
     /// The tenant's company phone.
     CompanyPhone => "company_phone",
     /// The company is closed (business hours): its after-hours forward, with no fallbacks.
     AfterHours => "after_hours",
+    /// The caller is on the company's `blocked_callers`: rejected or announced, nothing rings.
+    Blocked => "blocked",
+    /// The caller withheld their number and `anonymous_callers` sends such calls to voicemail
+    /// or rejects them: nothing rings.
+    Anonymous => "anonymous",
     /// Nothing to ring: only the final action runs.
     NoRoute => "no_route",
 }
@@ -247,16 +264,83 @@ pub struct Target {
         skip_serializing_if = "Option::is_none"
     )]
     pub ring_timeout_secs: Option<u32>,
+    /// A simultaneous ring group: every member's number rings at once and the first to answer
+    /// wins (`number` and `user_id` are the first member's, so a consumer that reads only
+    /// them still rings someone). Absent for every other leg, and for a group of one.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub group: Vec<GroupMember>,
+    /// The company screens this leg (`screening: "forwarded"`): whoever picks up hears a
+    /// whisper and must press 1 to take the call; a leg nobody accepts counts as no answer.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub screen: bool,
+}
+
+impl Target {
+    /// A leg that rings `number` alone, unscreened.
+    pub fn single(
+        number: E164,
+        user_id: Option<EntityId>,
+        rule: Rule,
+        ring_timeout_secs: Option<u32>,
+    ) -> Target {
+        Target {
+            number,
+            user_id,
+            rule,
+            ring_timeout_secs,
+            group: Vec::new(),
+            screen: false,
+        }
+    }
+
+    /// Every number this leg rings: the group's members, or `number` alone.
+    pub fn numbers(&self) -> impl Iterator<Item = &E164> {
+        let alone = self.group.is_empty().then_some(&self.number);
+        alone
+            .into_iter()
+            .chain(self.group.iter().map(|member| &member.number))
+    }
+}
+
+/// One member of a simultaneous ring group's leg.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupMember {
+    /// The member's phone, E.164.
+    pub number: E164,
+    /// The member.
+    pub user_id: EntityId,
 }
 
 /// What happens when every target failed or none exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinalActionKind {
     /// Play `message`, then record a voicemail for the tenant.
     Voicemail,
     /// Play `message`, then hang up.
     AnnounceHangup,
+    /// Refuse the call unanswered (the caller's carrier plays busy); `message` is empty. Only
+    /// for blocked and anonymous callers, never a tenant's own final action.
+    Reject,
+}
+
+impl FinalActionKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinalActionKind::Voicemail => "voicemail",
+            FinalActionKind::AnnounceHangup => "announce_hangup",
+            FinalActionKind::Reject => "reject",
+        }
+    }
 }
 
 /// The last thing the caller hears; never silence.
@@ -319,9 +403,25 @@ pub struct CallRoute {
     /// The SETTINGS stream sequence the decision was made at.
     #[serde(default, deserialize_with = "u64_lenient_default")]
     pub settings_seq: u64,
+    /// The CALLS stream sequence up to which the returning-caller history ("who answered
+    /// whom") was applied when the decision was made; 0 when returning callers were off.
+    #[serde(
+        default,
+        deserialize_with = "u64_lenient_default",
+        skip_serializing_if = "is_zero"
+    )]
+    pub calls_seq: u64,
+    /// The caller number as the router read it (E.164); absent when withheld or unusable.
+    /// The dialer copies it into `answered`, which is what returning callers learn from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<E164>,
     /// When the decision was made.
     #[serde(with = "time::serde::rfc3339")]
     pub decided_at: OffsetDateTime,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CallRoute {
@@ -380,26 +480,47 @@ impl EventData for CallRoute {
                     "`target` must be null when `rule` is no_route".into(),
                 ));
             }
-            (None, Rule::NoRoute | Rule::AfterHours) | (Some(_), _) => {}
+            (Some(_), Rule::Blocked | Rule::Anonymous) => {
+                return Err(ContractError::Malformed(
+                    "`target` must be null when `rule` is blocked or anonymous".into(),
+                ));
+            }
+            (None, Rule::NoRoute | Rule::AfterHours | Rule::Blocked | Rule::Anonymous)
+            | (Some(_), _) => {}
             (None, _) => {
                 return Err(ContractError::Malformed(
-                    "`target` may be null only when `rule` is no_route or after_hours".into(),
+                    "`target` may be null only when `rule` is no_route, after_hours, blocked or anonymous".into(),
                 ));
             }
         }
         for target in self.target.iter().chain(&self.fallbacks) {
-            if target.rule == Rule::NoRoute {
+            if matches!(target.rule, Rule::NoRoute | Rule::Blocked | Rule::Anonymous) {
+                return Err(ContractError::Malformed(format!(
+                    "a target's `rule` cannot be {}",
+                    target.rule.as_str()
+                )));
+            }
+            if !target.group.is_empty() && target.group[0].number != target.number {
                 return Err(ContractError::Malformed(
-                    "a target's `rule` cannot be no_route".into(),
+                    "a group leg's `number` must be its first member's".into(),
                 ));
             }
-            E164::parse_strict(target.number.as_str()).map_err(|e| {
-                ContractError::InvalidPhone {
+            for number in
+                std::iter::once(&target.number).chain(target.group.iter().map(|m| &m.number))
+            {
+                E164::parse_strict(number.as_str()).map_err(|e| ContractError::InvalidPhone {
                     field: "target.number",
-                    masked: target.number.masked(),
+                    masked: number.masked(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
+            }
+        }
+        if self.final_action.kind == FinalActionKind::Reject
+            && !matches!(self.rule, Rule::Blocked | Rule::Anonymous)
+        {
+            return Err(ContractError::Malformed(
+                "a `reject` final action is only for rule blocked or anonymous".into(),
+            ));
         }
         check_text("final_action.message", &self.final_action.message)
     }
@@ -574,6 +695,10 @@ pub struct CallDial {
     /// switch (no dialer instruction reached the call in time, so the gateway took its end).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acted_by: Option<Actor>,
+    /// On `answered`: the caller (the decision's `caller`), so "who answered whom" can be
+    /// learned from CALLS alone (returning callers); absent otherwise, or when withheld.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<E164>,
     /// When it happened.
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -637,6 +762,88 @@ pub fn route_event_id(tenant: &TenantId, call_id: &str) -> String {
     id
 }
 
+/// How a missed call ended (`ended` of `call.missed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissedEnd {
+    /// Nobody answered (or nothing could ring) and the final action ran: a voicemail greeting
+    /// or an announcement (after hours included).
+    FinalAction,
+    /// The caller hung up while a leg was ringing.
+    CallerHungUp,
+}
+
+impl MissedEnd {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissedEnd::FinalAction => "final_action",
+            MissedEnd::CallerHungUp => "caller_hung_up",
+        }
+    }
+}
+
+/// `switchboard.call.missed.v1` on `call.missed.<tenant>`: a call ended without anyone
+/// answering, published once per call (id `<tenant>:<call_id>:missed`), so the CRM can send its
+/// missed-call text-back or create a task. Blocked and rejected calls are not missed calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallMissed {
+    /// The call (Twilio `CallSid` of the inbound call).
+    pub call_id: String,
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// The caller, E.164; absent when withheld or unusable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<E164>,
+    /// The tenant's number that was dialed; absent when it was not one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialed: Option<E164>,
+    /// The caller's lead, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<EntityId>,
+    /// The user the lead is assigned to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_user_id: Option<EntityId>,
+    /// The rule of the decision (`no_route` and `after_hours` when nothing could ring).
+    pub rule: Rule,
+    /// The legs tried, in order (each with its rule, user and numbers).
+    #[serde(default, deserialize_with = "null_default")]
+    pub tried: Vec<Target>,
+    /// How the call ended.
+    pub ended: MissedEnd,
+    /// The final action that ran, for `final_action`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_action: Option<FinalActionKind>,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+impl EventData for CallMissed {
+    const TYPE: &'static str = "switchboard.call.missed.v1";
+
+    fn tenant_id(&self) -> &TenantId {
+        &self.tenant_id
+    }
+    fn nats_subject(&self) -> String {
+        subjects::call_missed(&self.tenant_id)
+    }
+    fn ce_subject(&self) -> String {
+        self.call_id.clone()
+    }
+    /// One per call: a dialer repeating itself after a crash is de-duplicated.
+    fn event_id(&self) -> String {
+        format!("{}:{}:missed", self.tenant_id, self.call_id)
+    }
+    fn validate(&self) -> Result<(), ContractError> {
+        check_call_id(&self.call_id)?;
+        if self.ended == MissedEnd::FinalAction && self.final_action.is_none() {
+            return Err(ContractError::Missing("final_action"));
+        }
+        Ok(())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Settings
 // ---------------------------------------------------------------------------------------------
@@ -670,6 +877,148 @@ pub struct CompanySettings {
     pub after_hours: Option<AfterHours>,
     /// Seconds each leg rings before the next step, for numbers that set none; absent means
     /// [`DEFAULT_RING_TIMEOUT_SECS`].
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ring_timeout_secs: Option<u32>,
+    /// Days a returning caller is routed back to the user who last answered them, when their
+    /// lead has no eligible owner; 0 (the default) is off. At most [`MAX_RETURNING_CALLER_DAYS`].
+    #[serde(
+        default,
+        deserialize_with = "u32_lenient_default",
+        skip_serializing_if = "is_zero_u32"
+    )]
+    pub returning_caller_days: u32,
+    /// Caller numbers refused before anything rings: E.164 numbers or `+`-prefixes (an entry
+    /// blocks every caller number that starts with it). At most [`MAX_BLOCKED_CALLERS`].
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub blocked_callers: Vec<String>,
+    /// What a blocked caller gets; absent means `reject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_action: Option<BlockedAction>,
+    /// What a caller who withholds their number gets; absent means `route`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymous_callers: Option<AnonymousCallers>,
+    /// Whether legs outside the company hear a whisper and must press 1; absent means `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screening: Option<Screening>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The longest returning-caller memory, in days.
+pub const MAX_RETURNING_CALLER_DAYS: u32 = 90;
+/// The most entries a company's `blocked_callers` may hold.
+pub const MAX_BLOCKED_CALLERS: usize = 10_000;
+/// The most users a number's `ring_group` may hold.
+pub const MAX_RING_GROUP: usize = 10;
+
+/// What a blocked caller gets (`blocked_action` of the company).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockedAction {
+    /// The carrier's busy/rejected answer; the call is never answered and nothing rings.
+    #[default]
+    Reject,
+    /// The final action's message, then hang up.
+    Announce,
+}
+
+impl BlockedAction {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BlockedAction::Reject => "reject",
+            BlockedAction::Announce => "announce",
+        }
+    }
+}
+
+/// What a caller who withholds their number gets (`anonymous_callers` of the company).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousCallers {
+    /// Routed as an unknown caller.
+    #[default]
+    Route,
+    /// Straight to voicemail.
+    Voicemail,
+    /// Refused unanswered, like a blocked caller under `reject`.
+    Reject,
+}
+
+impl AnonymousCallers {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnonymousCallers::Route => "route",
+            AnonymousCallers::Voicemail => "voicemail",
+            AnonymousCallers::Reject => "reject",
+        }
+    }
+}
+
+/// Call screening (`screening` of the company).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Screening {
+    /// Every leg connects when answered.
+    #[default]
+    Off,
+    /// Legs to numbers outside the company (forwarding numbers, users' phones, the after-hours
+    /// forward; every leg but the company phone) hear a whisper and must press 1.
+    Forwarded,
+}
+
+impl Screening {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Screening::Off => "off",
+            Screening::Forwarded => "forwarded",
+        }
+    }
+}
+
+/// How a ring group rings (`mode` of `ring_group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingMode {
+    /// Every eligible member at once; the first to answer wins.
+    Simultaneous,
+    /// One eligible member after another, each for the group's ring timeout.
+    Sequential,
+}
+
+impl RingMode {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RingMode::Simultaneous => "simultaneous",
+            RingMode::Sequential => "sequential",
+        }
+    }
+}
+
+/// `ring_group` of a number: tried after the lead's owner, the direct line and a returning
+/// caller's last answerer, before the forwarding number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingGroup {
+    /// The members, in order (1 to [`MAX_RING_GROUP`], no repeats).
+    #[serde(default, deserialize_with = "null_default")]
+    pub user_ids: Vec<EntityId>,
+    /// All at once or one after another.
+    pub mode: RingMode,
+    /// Seconds the group's leg (or each member's, sequentially) rings; absent means the
+    /// number's ring timeout.
     #[serde(
         default,
         deserialize_with = "u32_lenient_opt",
@@ -767,6 +1116,10 @@ pub struct NumberSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub ring_timeout_secs: Option<u32>,
+    /// Users who ring after the lead's owner, the direct line and a returning caller's last
+    /// answerer, before the forwarding number; absent or null means none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_group: Option<RingGroup>,
 }
 
 /// `switchboard.settings.user.v1` on `settings.<tenant>.user.<user_id>` (Team Management).
@@ -904,9 +1257,87 @@ settings_event!(
                 .unwrap_or_default();
             check_after_hours(after, region)?;
         }
-        check_ring_timeout(v.ring_timeout_secs)
+        check_ring_timeout(v.ring_timeout_secs)?;
+        if v.returning_caller_days > MAX_RETURNING_CALLER_DAYS {
+            return Err(ContractError::InvalidSetting {
+                field: "returning_caller_days".into(),
+                reason: format!(
+                    "{} days is more than the {MAX_RETURNING_CALLER_DAYS} a returning caller is remembered",
+                    v.returning_caller_days
+                ),
+            });
+        }
+        check_blocked_callers(&v.blocked_callers)
     }
 );
+
+/// `blocked_callers`: at most [`MAX_BLOCKED_CALLERS`] entries, each `+` and 1 to 15 digits.
+fn check_blocked_callers(entries: &[String]) -> Result<(), ContractError> {
+    if entries.len() > MAX_BLOCKED_CALLERS {
+        return Err(ContractError::InvalidSetting {
+            field: "blocked_callers".into(),
+            reason: format!(
+                "{} entries is more than the {MAX_BLOCKED_CALLERS} allowed",
+                entries.len()
+            ),
+        });
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        if let Err(reason) = blocked_entry(entry) {
+            return Err(ContractError::InvalidSetting {
+                field: format!("blocked_callers[{i}]"),
+                reason: format!("{:?} {reason}", crate::phone::mask(entry)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `entry` is a block-list entry: `+` then 1 to 15 digits (an E.164 number, or the
+/// start of one), with nothing else.
+pub fn blocked_entry(entry: &str) -> Result<(), &'static str> {
+    let Some(digits) = entry.strip_prefix('+') else {
+        return Err("must start with `+` (an E.164 number or a `+`-prefix such as +1900)");
+    };
+    if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("must be `+` followed by 1 to 15 digits, nothing else");
+    }
+    if digits.starts_with('0') {
+        return Err("country codes never start with 0");
+    }
+    Ok(())
+}
+
+/// `ring_group`: 1 to [`MAX_RING_GROUP`] distinct users and a ring timeout in range.
+fn check_ring_group(group: &RingGroup) -> Result<(), ContractError> {
+    let invalid = |reason: String| ContractError::InvalidSetting {
+        field: "ring_group.user_ids".into(),
+        reason,
+    };
+    if group.user_ids.is_empty() {
+        return Err(invalid(
+            "a ring group needs at least one user (or set `ring_group` to null)".into(),
+        ));
+    }
+    if group.user_ids.len() > MAX_RING_GROUP {
+        return Err(invalid(format!(
+            "{} users is more than the {MAX_RING_GROUP} a group rings",
+            group.user_ids.len()
+        )));
+    }
+    for (i, user) in group.user_ids.iter().enumerate() {
+        if group.user_ids[..i].contains(user) {
+            return Err(invalid(format!("user {user} is listed twice")));
+        }
+    }
+    check_ring_timeout(group.ring_timeout_secs).map_err(|e| match e {
+        ContractError::InvalidSetting { reason, .. } => ContractError::InvalidSetting {
+            field: "ring_group.ring_timeout_secs".into(),
+            reason,
+        },
+        other => other,
+    })
+}
 
 /// `after_hours`: a forward names a possible number ([`E164::parse`]), a final action none.
 fn check_after_hours(after: &AfterHours, region: Region) -> Result<(), ContractError> {
@@ -952,7 +1383,11 @@ settings_event!(
             masked: crate::phone::mask(v.number.as_str()),
             reason: e.to_string(),
         })?;
-        check_ring_timeout(v.ring_timeout_secs)
+        check_ring_timeout(v.ring_timeout_secs)?;
+        match &v.ring_group {
+            Some(group) => check_ring_group(group),
+            None => Ok(()),
+        }
     }
 );
 

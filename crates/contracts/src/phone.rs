@@ -71,6 +71,24 @@ const WITHHELD: [&str; 5] = [
     "unavailable",
 ];
 
+/// The same words spelled on a phone keypad, as Twilio sends them in `From` for a withheld
+/// caller id (`+266696687` is ANONYMOUS, `+7378742833` RESTRICTED, `+8656696` UNKNOWN,
+/// `+2562533` BLOCKED, `+86282452253` UNAVAILABLE): numbers in form, but nobody's, so a
+/// company's `anonymous_callers` policy must see them as withheld.
+const WITHHELD_SPELLED: [&str; 5] = [
+    "+266696687",
+    "+7378742833",
+    "+8656696",
+    "+2562533",
+    "+86282452253",
+];
+
+fn is_withheld(raw: &str) -> bool {
+    raw.is_empty()
+        || WITHHELD.iter().any(|w| raw.eq_ignore_ascii_case(w))
+        || WITHHELD_SPELLED.contains(&raw)
+}
+
 /// A phone number in E.164 form (`+` and up to 15 digits). Its `Display` is masked; use
 /// [`E164::as_str`] where the full number is needed (events, carrier requests), never in logs.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -90,7 +108,7 @@ impl E164 {
     /// range plays no part here: see [`E164::is_known_valid`].
     pub fn parse(raw: &str, region: Region) -> Result<E164, PhoneError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() || WITHHELD.iter().any(|w| trimmed.eq_ignore_ascii_case(w)) {
+        if is_withheld(trimmed) {
             return Err(PhoneError::Withheld);
         }
         // A number in international form carries its country: read it without a region, whose
@@ -142,7 +160,7 @@ impl E164 {
             && bytes[0] == b'+'
             && bytes[1] != b'0'
             && bytes[1..].iter().all(u8::is_ascii_digit);
-        if canonical {
+        if canonical && !WITHHELD_SPELLED.contains(&raw) {
             Ok(E164(CompactString::from(raw)))
         } else {
             Self::parse(raw, region)
@@ -492,6 +510,17 @@ mod tests {
             "+14158675310"
         );
         assert_eq!(E164::lookup_key("anonymous", us), Err(PhoneError::Withheld));
+        // Twilio's keypad spellings of a withheld caller id are no one's number.
+        for spelled in [
+            "+266696687",
+            "+7378742833",
+            "+8656696",
+            "+2562533",
+            "+86282452253",
+        ] {
+            assert_eq!(E164::lookup_key(spelled, us), Err(PhoneError::Withheld));
+            assert_eq!(E164::parse(spelled, us), Err(PhoneError::Withheld));
+        }
         assert!(E164::lookup_key("+1 415", us).is_err());
         assert!(E164::lookup_key("+0123456789", us).is_err());
     }

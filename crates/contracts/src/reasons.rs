@@ -10,7 +10,10 @@
 //! today's code is compared line by line with what it recorded.
 
 use crate::schedule::IntervalText;
-use crate::{E164, EntityId, FinalAction, FinalActionKind, PhoneError, Rule, Target};
+use crate::{
+    AnonymousCallers, BlockedAction, E164, EntityId, FinalAction, FinalActionKind, PhoneError,
+    RingMode, Rule, Target,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
 
@@ -55,6 +58,21 @@ pub enum Reason {
     NumberProvisioned {
         /// The dialed number.
         number: E164,
+    },
+    /// The caller is on the company's `blocked_callers`: nothing rings.
+    CallerBlocked {
+        /// The caller.
+        number: E164,
+        /// The block-list entry that matched (the number itself, or a `+`-prefix of it).
+        entry: String,
+        /// Rejected unanswered, or the announcement then hang up.
+        action: BlockedAction,
+    },
+    /// The caller withheld their number and `anonymous_callers` is `voicemail` or `reject`:
+    /// nothing rings.
+    AnonymousCaller {
+        /// What such callers get.
+        action: AnonymousCallers,
     },
     /// Business hours are set and the company is open at the call.
     CompanyOpen {
@@ -150,6 +168,44 @@ pub enum Reason {
     UserHasNoPhone(UserSkipped),
     /// The user of a step rings only in working hours, and the call is outside them.
     UserOutsideWorkingHours(UserSkipped),
+    /// `returning_caller_days` is on and the lead has no eligible owner: the user who last
+    /// answered this caller within that many days comes next (their eligibility follows).
+    ReturningCaller {
+        /// The caller.
+        number: E164,
+        /// Who answered them last.
+        user_id: EntityId,
+        /// When, RFC 3339 (UTC).
+        answered_at: String,
+        /// The company's `returning_caller_days`.
+        #[serde(deserialize_with = "crate::events::u32_lenient")]
+        days: u32,
+    },
+    /// `returning_caller_days` is on and the lead has no eligible owner, but nobody answered
+    /// this caller within that many days (or the caller number is not known).
+    NotReturningCaller {
+        /// The company's `returning_caller_days`.
+        #[serde(deserialize_with = "crate::events::u32_lenient")]
+        days: u32,
+        /// The step that comes next.
+        next: Rule,
+    },
+    /// The dialed number has a ring group: its members' eligibility follows, in order.
+    RingGroup {
+        /// All at once or one after another.
+        mode: RingMode,
+        /// The members, in the group's order.
+        #[serde(default)]
+        user_ids: Vec<EntityId>,
+    },
+    /// A member's phone joins the simultaneous group's leg (the leg itself is the `target`
+    /// reason after the members).
+    GroupMember(Offer),
+    /// No member of the ring group can ring (each member's reason is above).
+    RingGroupEmpty,
+    /// `screening: "forwarded"`: every leg but the company phone is screened (a whisper, and
+    /// the person must press 1 to take the call).
+    ScreeningOn,
     /// The user of a step can take the call.
     UserEligible {
         /// `assigned_user` or `direct_line`.
@@ -296,6 +352,7 @@ impl fmt::Display for StepName<'_> {
             (Rule::AfterHours, None) => f.write_str("after-hours forward"),
             (Rule::ForwardingNumber, None) => f.write_str("forwarding number"),
             (Rule::CompanyPhone, None) => f.write_str("company phone"),
+            (Rule::RingGroup, None) => f.write_str("ring group"),
             (rule, None) => write!(f, "{} number", rule.as_str()),
         }
     }
@@ -310,6 +367,8 @@ impl fmt::Display for Next {
             Rule::DirectLine => "the direct line comes next",
             Rule::AssignedUser => "the lead's assigned user comes next",
             Rule::CompanyPhone => "the company phone comes next",
+            Rule::ReturningCaller => "the user who last answered this caller comes next",
+            Rule::RingGroup => "the ring group comes next",
             _ => "the forwarding number comes next",
         })
     }
@@ -324,6 +383,10 @@ impl fmt::Display for UserStep<'_> {
             (Rule::AssignedUser, Some(lead)) => {
                 write!(f, "Lead {lead} is assigned to user {}", self.1)
             }
+            (Rule::ReturningCaller, _) => {
+                write!(f, "User {} answered this caller last", self.1)
+            }
+            (Rule::RingGroup, _) => write!(f, "Ring group member user {}", self.1),
             _ => write!(f, "The dialed number is the direct line of user {}", self.1),
         }
     }
@@ -370,6 +433,70 @@ impl Reason {
             Reason::NumberProvisioned { number } => {
                 write!(out, "The dialed number {number} belongs to this tenant.")
             }
+            Reason::CallerBlocked {
+                number,
+                entry,
+                action,
+            } => write!(
+                out,
+                "The caller {number} is blocked (blocked_callers entry {}): {}.",
+                crate::phone::mask(entry),
+                match action {
+                    BlockedAction::Reject => "the call is rejected unanswered and nothing rings",
+                    BlockedAction::Announce =>
+                        "the caller hears the announcement, then the call ends; nothing rings",
+                }
+            ),
+            Reason::AnonymousCaller { action } => write!(
+                out,
+                "The caller withheld their number and anonymous callers are {}; nothing rings.",
+                match action {
+                    AnonymousCallers::Reject => "rejected",
+                    _ => "sent to voicemail",
+                }
+            ),
+            Reason::ReturningCaller {
+                number,
+                user_id,
+                answered_at,
+                days,
+            } => write!(
+                out,
+                "The caller {number} last spoke with user {user_id} (answered {answered_at}, within {days} days)."
+            ),
+            Reason::NotReturningCaller { days, next } => write!(
+                out,
+                "Nobody answered this caller in the last {days} days; {}.",
+                Next(*next)
+            ),
+            Reason::RingGroup { mode, user_ids } => {
+                write!(
+                    out,
+                    "The dialed number's ring group rings {} user{} {}: ",
+                    user_ids.len(),
+                    if user_ids.len() == 1 { "" } else { "s" },
+                    match mode {
+                        RingMode::Simultaneous => "at once",
+                        RingMode::Sequential => "one after another",
+                    }
+                )?;
+                for (i, id) in user_ids.iter().enumerate() {
+                    write!(out, "{}{id}", if i == 0 { "" } else { ", " })?;
+                }
+                out.write_str(".")
+            }
+            Reason::GroupMember(o) => write!(
+                out,
+                "The {} {} rings with the rest of the group.",
+                StepName(o.rule, o.user_id.as_ref()),
+                o.number
+            ),
+            Reason::RingGroupEmpty => out.write_str(
+                "No member of the ring group can take the call; the forwarding number comes next.",
+            ),
+            Reason::ScreeningOn => out.write_str(
+                "Call screening is on: whoever answers a leg other than the company phone hears a whisper and must press 1.",
+            ),
             Reason::CompanyOpen { hours } | Reason::CompanyClosed { hours } => write!(
                 out,
                 "The company is {}: {hours}, the call came at {} local.",
@@ -565,6 +692,7 @@ pub fn v1_rule(rule: Rule, target: Option<&Target>) -> Rule {
 /// What the caller hears when nobody answers, in English.
 pub fn final_action_words(action: &FinalAction) -> &'static str {
     match action.kind {
+        FinalActionKind::Reject => "the call is rejected unanswered",
         FinalActionKind::Voicemail => "the caller hears the greeting and can leave a voicemail",
         FinalActionKind::AnnounceHangup => "the caller hears the announcement, then the call ends",
     }
@@ -621,10 +749,12 @@ impl Reason {
     /// wire, with every phone number masked as in the English rendering.
     pub fn masked_json(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if let Some(serde_json::Value::String(number)) =
-            value.as_object_mut().and_then(|f| f.get_mut("number"))
-        {
-            *number = crate::phone::mask(number);
+        if let Some(fields) = value.as_object_mut() {
+            for key in ["number", "entry"] {
+                if let Some(serde_json::Value::String(number)) = fields.get_mut(key) {
+                    *number = crate::phone::mask(number);
+                }
+            }
         }
         value
     }

@@ -36,6 +36,11 @@ pub fn call_dial(tenant: &TenantId) -> String {
     format!("call.dial.{tenant}")
 }
 
+/// `call.missed.<tenant>`: a call that ended without anyone answering.
+pub fn call_missed(tenant: &TenantId) -> String {
+    format!("call.missed.{tenant}")
+}
+
 /// `settings.<tenant>.<entity>.<id>`: a settings change of one entity.
 pub fn settings(tenant: &TenantId, entity: &str, id: &str) -> String {
     format!("settings.{tenant}.{entity}.{id}")

@@ -47,6 +47,11 @@ fn state(contacts: u64) -> TenantState {
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: None,
+        returning_caller_days: 0,
+        blocked_callers: Vec::new(),
+        blocked_action: None,
+        anonymous_callers: None,
+        screening: None,
     }));
     apply(SettingsChange::Number(NumberSettings {
         tenant_id: t.clone(),
@@ -57,6 +62,7 @@ fn state(contacts: u64) -> TenantState {
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     }));
     for u in 0..users {
         apply(SettingsChange::User(UserSettings {

@@ -2,11 +2,14 @@
 //! rendering them as English is for `explain`, the CLI and the API ([`Decision::explanation`]),
 //! never part of deciding.
 
-use crate::view::{ContactView, NumberView, SettingPhone, SettingsView, UserView};
+use crate::view::{
+    CallerHistory, ContactView, NoHistory, NumberView, SettingPhone, SettingsView, UserView,
+};
 use switchboard_contracts::reasons::{HoursAt, Offer, Reason, UserSkipped};
 use switchboard_contracts::schedule::{LocalHours, timestamp};
 use switchboard_contracts::{
-    CallInbound, CallRoute, E164, EntityId, FinalAction, PhoneError, Prefer, Rule, Target,
+    AnonymousCallers, BlockedAction, CallInbound, CallRoute, E164, EntityId, FinalAction,
+    FinalActionKind, GroupMember, PhoneError, Prefer, RingGroup, RingMode, Rule, Screening, Target,
 };
 use time::OffsetDateTime;
 
@@ -23,6 +26,8 @@ pub struct Decision {
     pub final_action: FinalAction,
     /// Why, step by step.
     pub reasons: Vec<Reason>,
+    /// The caller as read in the tenant's region; `None` when withheld or unusable.
+    pub caller: Option<E164>,
 }
 
 impl Decision {
@@ -54,14 +59,40 @@ impl Decision {
             reasons: self.reasons,
             explanation: Vec::new(),
             settings_seq,
+            calls_seq: 0,
+            caller: self.caller,
             decided_at,
         }
     }
 }
 
 /// Decides where `call` rings, from `view` alone, at the call's `received_at` (never the
-/// clock, so replay re-decides the same).
+/// clock, so replay re-decides the same), without a returning-caller history.
 pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
+    decide_with(call, view, &NoHistory)
+}
+
+/// Decides where `call` rings from `view` and the tenant's returning-caller `history`, at the
+/// call's `received_at`.
+pub fn decide_with<H: CallerHistory + ?Sized>(
+    call: &CallInbound,
+    view: &impl SettingsView,
+    history: &H,
+) -> Decision {
+    let caller = E164::lookup_key(&call.from, view.region());
+    let decision = decide_for(call, &caller, view, history);
+    Decision {
+        caller: caller.ok(),
+        ..decision
+    }
+}
+
+fn decide_for<H: CallerHistory + ?Sized>(
+    call: &CallInbound,
+    caller: &Result<E164, PhoneError>,
+    view: &impl SettingsView,
+    history: &H,
+) -> Decision {
     // A decision is about 6 to 9 reasons and at most 4 targets: sized once, never regrown.
     let mut why = Why(Vec::with_capacity(10));
     let final_action = match view.final_action() {
@@ -96,6 +127,49 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
     });
 
     let company = view.company();
+
+    // Step 0 (issue 17), at any hour: a blocked caller, then an anonymous one the company does
+    // not route.
+    if let Ok(number) = caller
+        && let Some(entry) = view.blocked(number)
+    {
+        why.push(Reason::CallerBlocked {
+            number: number.clone(),
+            entry: entry.to_owned(),
+            action: company.blocked_action,
+        });
+        let action = match company.blocked_action {
+            BlockedAction::Reject => reject(),
+            BlockedAction::Announce => FinalAction {
+                kind: FinalActionKind::AnnounceHangup,
+                message: final_action.message,
+            },
+        };
+        return why.nothing_rings(Rule::Blocked, action);
+    }
+    if matches!(caller, Err(PhoneError::Withheld))
+        && company.anonymous_callers != AnonymousCallers::Route
+    {
+        why.push(Reason::AnonymousCaller {
+            action: company.anonymous_callers,
+        });
+        let action = match company.anonymous_callers {
+            AnonymousCallers::Reject => reject(),
+            _ => FinalAction {
+                kind: FinalActionKind::Voicemail,
+                message: match final_action.kind {
+                    FinalActionKind::Voicemail => final_action.message,
+                    _ => FinalAction::default().message,
+                },
+            },
+        };
+        return why.nothing_rings(Rule::Anonymous, action);
+    }
+    let screen = company.screening == Screening::Forwarded;
+    if screen {
+        why.push(Reason::ScreeningOn);
+    }
+
     let at = Moment {
         instant: timestamp(call.received_at),
         time_zone: company.time_zone,
@@ -106,6 +180,7 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
         ring_timeout_secs: number
             .ring_timeout_secs
             .unwrap_or(company.ring_timeout_secs),
+        screen,
     };
 
     // Step 1: a closed company gets its after-hours action, and nothing else rings.
@@ -142,7 +217,7 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
 
     // Step 2: the lead's assigned user and the number owner's direct line (in the number's
     // preferred order), the forwarding number, the company phone.
-    let lead = find_lead(call, view, at, &mut why);
+    let lead = find_lead(call, caller, view, at, &mut why);
     let owner_first = number.prefer == Prefer::NumberOwner;
     let (first, second) = if owner_first {
         (Rule::DirectLine, Rule::AssignedUser)
@@ -154,15 +229,84 @@ pub fn decide(call: &CallInbound, view: &impl SettingsView) -> Decision {
             user_id: owner.clone(),
         });
     }
+    let returning_days = company.returning_caller_days;
+    // What comes after the user steps, given whether the lead's owner was eligible.
+    let after_users = |owner_eligible: bool| {
+        if returning_days > 0 && !owner_eligible {
+            Rule::ReturningCaller
+        } else if number.ring_group.is_some() {
+            Rule::RingGroup
+        } else {
+            Rule::ForwardingNumber
+        }
+    };
     let after_first = match second {
-        Rule::DirectLine if number.user_id.is_none() => Rule::ForwardingNumber,
+        Rule::DirectLine if number.user_id.is_none() => after_users(false),
         other => other,
     };
-    for (step, next) in [(first, after_first), (second, Rule::ForwardingNumber)] {
+    let mut owner_eligible = false;
+    for step in [first, second] {
+        let next = if step == first {
+            after_first
+        } else {
+            after_users(owner_eligible)
+        };
         match step {
-            Rule::AssignedUser => assigned_user(lead, view, at, next, &mut chain, &mut why),
+            Rule::AssignedUser => {
+                owner_eligible = assigned_user(lead, view, at, next, &mut chain, &mut why);
+            }
             _ => direct_line(&number, view, at, next, &mut chain, &mut why),
         }
+    }
+
+    // A returning caller whose lead has no eligible owner: who answered them last.
+    if returning_days > 0 && !owner_eligible {
+        let next = if number.ring_group.is_some() {
+            Rule::RingGroup
+        } else {
+            Rule::ForwardingNumber
+        };
+        let window_start = call.received_at.unix_timestamp() - i64::from(returning_days) * 86_400;
+        let last = caller
+            .as_ref()
+            .ok()
+            .and_then(|number| Some((number, history.last_answer(number)?)))
+            .filter(|(_, answer)| answer.answered_at >= window_start);
+        match last {
+            None => why.push(Reason::NotReturningCaller {
+                days: returning_days,
+                next,
+            }),
+            Some((number, answer)) => {
+                why.push(Reason::ReturningCaller {
+                    number: number.clone(),
+                    user_id: answer.user_id.clone(),
+                    answered_at: rfc3339(answer.answered_at),
+                    days: returning_days,
+                });
+                if let Some(phone) = user_step(
+                    Rule::ReturningCaller,
+                    &answer.user_id,
+                    None,
+                    view,
+                    at,
+                    next,
+                    &mut why,
+                ) {
+                    chain.offer(
+                        phone,
+                        Rule::ReturningCaller,
+                        Some(&answer.user_id),
+                        &mut why,
+                    );
+                }
+            }
+        }
+    }
+
+    // The dialed number's ring group.
+    if let Some(group) = number.ring_group {
+        ring_group(group, view, at, &mut chain, &mut why);
     }
 
     // The dialed number's forwarding number.
@@ -195,6 +339,8 @@ struct Chain<'a> {
     targets: Vec<Target>,
     /// Every leg's ring timeout: the number's, else the company's.
     ring_timeout_secs: u32,
+    /// `screening: "forwarded"`: every leg but the company phone is screened.
+    screen: bool,
 }
 
 impl Chain<'_> {
@@ -205,6 +351,20 @@ impl Chain<'_> {
         user_id: Option<&EntityId>,
         why: &mut Why,
     ) {
+        let timeout = self.ring_timeout_secs;
+        self.offer_for(phone, rule, user_id, timeout, why);
+    }
+
+    /// The number of `phone` if it may join the chain (valid, not the dialed number, not in
+    /// the chain yet nor among `pending` members), else `None` with the reason.
+    fn admit<'p>(
+        &self,
+        phone: &'p SettingPhone,
+        rule: Rule,
+        user_id: Option<&EntityId>,
+        pending: &[GroupMember],
+        why: &mut Why,
+    ) -> Option<&'p E164> {
         let number = match phone {
             SettingPhone::Invalid(error) => {
                 why.push(Reason::PhoneUnusable {
@@ -212,7 +372,7 @@ impl Chain<'_> {
                     user_id: user_id.cloned(),
                     error: error.clone(),
                 });
-                return;
+                return None;
             }
             SettingPhone::Valid(number) => number,
         };
@@ -222,21 +382,49 @@ impl Chain<'_> {
                 user_id: user_id.cloned(),
                 number: number.clone(),
             }));
-        } else if let Some(earlier) = self.targets.iter().find(|t| &t.number == number) {
+            return None;
+        }
+        let earlier = self
+            .targets
+            .iter()
+            .find(|t| t.numbers().any(|n| n == number))
+            .map(|t| t.rule)
+            .or_else(|| pending.iter().any(|m| &m.number == number).then_some(rule));
+        if let Some(earlier_rule) = earlier {
             why.push(Reason::AlreadyInChain {
                 rule,
                 user_id: user_id.cloned(),
                 number: number.clone(),
-                earlier_rule: earlier.rule,
+                earlier_rule,
             });
-        } else {
-            why.push(Reason::Target);
-            self.targets.push(Target {
-                number: number.clone(),
-                user_id: user_id.cloned(),
+            return None;
+        }
+        Some(number)
+    }
+
+    /// Adds a leg: screened when screening is on, unless it is the company phone.
+    fn push(&mut self, target: Target, why: &mut Why) {
+        why.push(Reason::Target);
+        let screen = self.screen && target.rule != Rule::CompanyPhone;
+        self.targets.push(Target { screen, ..target });
+    }
+
+    fn offer_for(
+        &mut self,
+        phone: &SettingPhone,
+        rule: Rule,
+        user_id: Option<&EntityId>,
+        ring_timeout_secs: u32,
+        why: &mut Why,
+    ) {
+        if let Some(number) = self.admit(phone, rule, user_id, &[], why) {
+            let target = Target::single(
+                number.clone(),
+                user_id.cloned(),
                 rule,
-                ring_timeout_secs: Some(self.ring_timeout_secs),
-            });
+                Some(ring_timeout_secs),
+            );
+            self.push(target, why);
         }
     }
 
@@ -253,6 +441,7 @@ impl Chain<'_> {
             fallbacks: targets.collect(),
             final_action,
             reasons: why.0,
+            caller: None,
         }
     }
 }
@@ -323,21 +512,22 @@ fn eligible<'v>(
     Ok((phone, hours))
 }
 
-/// The user step `rule` for `user_id` (with the lead, for `assigned_user`): offered to the
-/// chain if eligible, else skipped with the reason.
-#[allow(clippy::too_many_arguments)] // Each is one fact of the step; a struct would only rename them.
-fn user_step(
+/// The user step `rule` for `user_id` (with the lead, for `assigned_user`): the user's phone
+/// if eligible (for the caller to offer to the chain), else `None` with the reason.
+fn user_step<'v>(
     rule: Rule,
     user_id: &EntityId,
     contact_id: Option<&EntityId>,
-    view: &impl SettingsView,
-    at: Moment<'_>,
+    view: &'v impl SettingsView,
+    at: Moment<'v>,
     next: Rule,
-    chain: &mut Chain<'_>,
     why: &mut Why,
-) {
+) -> Option<&'v SettingPhone> {
     match eligible(view.user(user_id), at) {
-        Err(reason) => why.push(reason.reason(rule, user_id, contact_id, next)),
+        Err(reason) => {
+            why.push(reason.reason(rule, user_id, contact_id, next));
+            None
+        }
         Ok((phone, hours)) => {
             why.push(Reason::UserEligible {
                 rule,
@@ -345,40 +535,116 @@ fn user_step(
                 contact_id: contact_id.cloned(),
                 hours: hours.map(|h| h.to_reason()),
             });
-            chain.offer(phone, rule, Some(user_id), why);
+            Some(phone)
         }
     }
 }
 
-fn assigned_user(
-    lead: Option<ContactView<'_>>,
-    view: &impl SettingsView,
-    at: Moment<'_>,
+/// The lead's assigned user; whether that user was eligible with a phone that can ring.
+fn assigned_user<'v>(
+    lead: Option<ContactView<'v>>,
+    view: &'v impl SettingsView,
+    at: Moment<'v>,
     next: Rule,
     chain: &mut Chain<'_>,
     why: &mut Why,
-) {
+) -> bool {
     let Some(lead) = lead else {
         why.push(Reason::NoLead { next });
-        return;
+        return false;
     };
     let Some(user_id) = lead.assigned_user_id else {
         why.push(Reason::LeadUnassigned {
             contact_id: lead.contact_id.clone(),
             next,
         });
-        return;
+        return false;
     };
-    user_step(
-        Rule::AssignedUser,
-        user_id,
-        Some(lead.contact_id),
-        view,
-        at,
-        next,
-        chain,
-        why,
-    );
+    let rule = Rule::AssignedUser;
+    match user_step(rule, user_id, Some(lead.contact_id), view, at, next, why) {
+        None => false,
+        Some(phone) => {
+            chain.offer(phone, rule, Some(user_id), why);
+            // The owner is reached only through a phone that can ring (a usable number, not
+            // the dialed one); otherwise returning callers still apply.
+            matches!(phone, SettingPhone::Valid(n) if n != chain.dialed)
+        }
+    }
+}
+
+/// The ring group's eligible members: one leg ringing them all at once, or one leg each.
+fn ring_group<'v>(
+    group: &'v RingGroup,
+    view: &'v impl SettingsView,
+    at: Moment<'v>,
+    chain: &mut Chain<'_>,
+    why: &mut Why,
+) {
+    why.push(Reason::RingGroup {
+        mode: group.mode,
+        user_ids: group.user_ids.clone(),
+    });
+    let timeout = group.ring_timeout_secs.unwrap_or(chain.ring_timeout_secs);
+    let rule = Rule::RingGroup;
+    let legs_before = chain.targets.len();
+    let mut members: Vec<GroupMember> = Vec::new();
+    let last = group.user_ids.len().saturating_sub(1);
+    for (i, user_id) in group.user_ids.iter().enumerate() {
+        let next = if i == last {
+            Rule::ForwardingNumber
+        } else {
+            Rule::RingGroup
+        };
+        let Some(phone) = user_step(rule, user_id, None, view, at, next, why) else {
+            continue;
+        };
+        match group.mode {
+            RingMode::Sequential => chain.offer_for(phone, rule, Some(user_id), timeout, why),
+            RingMode::Simultaneous => {
+                if let Some(number) = chain.admit(phone, rule, Some(user_id), &members, why) {
+                    why.push(Reason::GroupMember(Offer {
+                        rule,
+                        user_id: Some(user_id.clone()),
+                        number: number.clone(),
+                    }));
+                    members.push(GroupMember {
+                        number: number.clone(),
+                        user_id: user_id.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(first) = members.first() {
+        let mut leg = Target::single(
+            first.number.clone(),
+            Some(first.user_id.clone()),
+            rule,
+            Some(timeout),
+        );
+        if members.len() > 1 {
+            leg.group = members;
+        }
+        chain.push(leg, why);
+    }
+    if chain.targets.len() == legs_before {
+        why.push(Reason::RingGroupEmpty);
+    }
+}
+
+/// The final action of a refused call: nothing is answered, the caller's carrier plays busy.
+fn reject() -> FinalAction {
+    FinalAction {
+        kind: FinalActionKind::Reject,
+        message: String::new(),
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-12-04T15:04:05Z`).
+fn rfc3339(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 /// The dialed number's owner (its `user_id`), if eligible.
@@ -394,13 +660,16 @@ fn direct_line(
     let Some(user_id) = number.user_id else {
         return;
     };
-    user_step(Rule::DirectLine, user_id, None, view, at, next, chain, why);
+    if let Some(phone) = user_step(Rule::DirectLine, user_id, None, view, at, next, why) {
+        chain.offer(phone, Rule::DirectLine, Some(user_id), why);
+    }
 }
 
 /// Finds the lead: the producer's `contact_id` if it names a live contact, else the contacts
 /// whose phones contain the caller number.
 fn find_lead<'v>(
     call: &CallInbound,
+    caller: &Result<E164, PhoneError>,
     view: &'v impl SettingsView,
     at: Moment<'_>,
     why: &mut Why,
@@ -421,8 +690,8 @@ fn find_lead<'v>(
             }),
         }
     }
-    let caller = match E164::lookup_key(&call.from, view.region()) {
-        Ok(caller) => caller,
+    let caller = match caller {
+        Ok(caller) => caller.clone(),
         Err(PhoneError::Withheld) => {
             why.push(Reason::CallerWithheld);
             return None;
@@ -430,7 +699,7 @@ fn find_lead<'v>(
         Err(error) => {
             why.push(Reason::CallerUnusable {
                 masked: switchboard_contracts::phone::mask(&call.from),
-                error,
+                error: error.clone(),
             });
             return None;
         }
@@ -495,6 +764,7 @@ impl Why {
             fallbacks: Vec::new(),
             final_action,
             reasons: self.0,
+            caller: None,
         }
     }
 }

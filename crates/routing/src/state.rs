@@ -37,7 +37,9 @@
 //! keyed by id and number. The dense tables grow by doubling like any `Vec`; that costs no
 //! resident memory, as the pages of unused capacity of a large allocation are never touched.
 
-use crate::view::{CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UserView};
+use crate::view::{
+    BlockList, CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UserView,
+};
 use compact_str::CompactString;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -47,8 +49,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroU32;
 use std::ops::{Index, IndexMut};
 use switchboard_contracts::{
-    AfterHoursKind, DEFAULT_RING_TIMEOUT_SECS, E164, EntityId, FinalAction, Hours, Prefer, Region,
-    Schedule, SettingsChange, TenantId,
+    AfterHoursKind, AnonymousCallers, BlockedAction, DEFAULT_RING_TIMEOUT_SECS, E164, EntityId,
+    FinalAction, Hours, Prefer, Region, RingGroup, Schedule, Screening, SettingsChange, TenantId,
 };
 
 /// What applying one event did.
@@ -89,6 +91,11 @@ struct Company {
     /// the final action.
     after_hours: Option<SettingPhone>,
     ring_timeout_secs: u32,
+    returning_caller_days: u32,
+    blocked: BlockList,
+    blocked_action: BlockedAction,
+    anonymous_callers: AnonymousCallers,
+    screening: Screening,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +107,7 @@ struct Number {
     user_id: Option<EntityId>,
     prefer: Prefer,
     ring_timeout_secs: Option<u32>,
+    ring_group: Option<RingGroup>,
 }
 
 /// A user's settings, from its own event.
@@ -612,6 +620,11 @@ impl TenantState {
                         .map(|s| compile(s, "business_hours")),
                     after_hours,
                     ring_timeout_secs: c.ring_timeout_secs.unwrap_or(DEFAULT_RING_TIMEOUT_SECS),
+                    returning_caller_days: c.returning_caller_days,
+                    blocked: BlockList::new(c.blocked_callers.iter().map(String::as_str)),
+                    blocked_action: c.blocked_action.unwrap_or_default(),
+                    anonymous_callers: c.anonymous_callers.unwrap_or_default(),
+                    screening: c.screening.unwrap_or_default(),
                 });
                 if new_region != region {
                     self.renormalize();
@@ -632,6 +645,7 @@ impl TenantState {
                         user_id: n.user_id.clone(),
                         prefer: n.prefer,
                         ring_timeout_secs: n.ring_timeout_secs,
+                        ring_group: n.ring_group.clone(),
                     },
                 );
                 Applied::Changed
@@ -777,6 +791,10 @@ impl SettingsView for TenantState {
                 business_hours: c.business_hours.as_ref(),
                 after_hours: c.after_hours.as_ref(),
                 ring_timeout_secs: c.ring_timeout_secs,
+                returning_caller_days: c.returning_caller_days,
+                blocked_action: c.blocked_action,
+                anonymous_callers: c.anonymous_callers,
+                screening: c.screening,
             },
         }
     }
@@ -788,6 +806,7 @@ impl SettingsView for TenantState {
             user_id: n.user_id.as_ref(),
             prefer: n.prefer,
             ring_timeout_secs: n.ring_timeout_secs,
+            ring_group: n.ring_group.as_ref(),
         })
     }
 
@@ -812,5 +831,11 @@ impl SettingsView for TenantState {
 
     fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
         self.by_phone.get(&self.contacts, phone)
+    }
+
+    fn blocked(&self, caller: &E164) -> Option<&str> {
+        self.company
+            .as_ref()
+            .and_then(|c| c.blocked.matching(caller.as_str()))
     }
 }

@@ -1,7 +1,10 @@
 //! The read-only view of one tenant's settings that a decision is made from.
 
 use jiff::tz::TimeZone;
-use switchboard_contracts::{E164, EntityId, FinalAction, Hours, PhoneError, Prefer, Region};
+use switchboard_contracts::{
+    AnonymousCallers, BlockedAction, E164, EntityId, FinalAction, Hours, PhoneError, Prefer,
+    Region, RingGroup, Screening,
+};
 
 /// A phone number taken from settings, normalized once when the setting was applied, so a
 /// decision never re-parses it and a bad one is explained rather than dialed.
@@ -36,6 +39,9 @@ pub struct NumberView<'a> {
     pub prefer: Prefer,
     /// Seconds each leg of this number's calls rings; `None` means the company's.
     pub ring_timeout_secs: Option<u32>,
+    /// Users who ring after the lead's owner, the direct line and a returning caller's last
+    /// answerer, before the forwarding number.
+    pub ring_group: Option<&'a RingGroup>,
 }
 
 /// A user of the tenant.
@@ -65,6 +71,14 @@ pub struct CompanyView<'a> {
     pub after_hours: Option<&'a SettingPhone>,
     /// Seconds each leg rings, for numbers that set none.
     pub ring_timeout_secs: u32,
+    /// Days a returning caller goes back to who answered them last; 0 is off.
+    pub returning_caller_days: u32,
+    /// What a blocked caller gets.
+    pub blocked_action: BlockedAction,
+    /// What a caller who withholds their number gets.
+    pub anonymous_callers: AnonymousCallers,
+    /// Whether legs outside the company are screened.
+    pub screening: Screening,
 }
 
 /// The time zone of a tenant that names none.
@@ -78,6 +92,10 @@ impl CompanyView<'static> {
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: switchboard_contracts::DEFAULT_RING_TIMEOUT_SECS,
+        returning_caller_days: 0,
+        blocked_action: BlockedAction::Reject,
+        anonymous_callers: AnonymousCallers::Route,
+        screening: Screening::Off,
     };
 }
 
@@ -111,4 +129,190 @@ pub trait SettingsView {
     fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>>;
     /// Ids of the contacts that list `phone` among their numbers, deleted ones included.
     fn contacts_with_phone(&self, phone: &E164) -> &[EntityId];
+    /// The company's `blocked_callers` entry that blocks `caller`, if one does.
+    fn blocked(&self, caller: &E164) -> Option<&str>;
+}
+
+/// A company's `blocked_callers`, compiled once when the setting is applied: sorted and
+/// prefix-free (an entry under a shorter entry blocks nothing more and is dropped), so the one
+/// entry that can be a prefix of a caller is the greatest entry not above it — a binary search
+/// (about 14 comparisons for 10,000 entries), nothing at all for an empty list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockList {
+    entries: Vec<Box<str>>,
+}
+
+impl BlockList {
+    /// Compiles the entries as written (validated events hold `+` and digits only).
+    pub fn new<'a>(entries: impl IntoIterator<Item = &'a str>) -> BlockList {
+        let mut sorted: Vec<&str> = entries.into_iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut kept: Vec<Box<str>> = Vec::with_capacity(sorted.len());
+        for entry in sorted {
+            // Sorted order puts a prefix right before the entries it covers.
+            if kept.last().is_some_and(|p| entry.starts_with(&**p)) {
+                continue;
+            }
+            kept.push(entry.into());
+        }
+        BlockList { entries: kept }
+    }
+
+    /// How many entries are in force (after dropping covered ones).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing is blocked.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry that blocks `caller`, if one does.
+    pub fn matching(&self, caller: &str) -> Option<&str> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        let at = match self.entries.binary_search_by(|e| (**e).cmp(caller)) {
+            Ok(at) => return Some(&self.entries[at]),
+            Err(0) => return None,
+            Err(at) => at - 1,
+        };
+        let entry = &*self.entries[at];
+        caller.starts_with(entry).then_some(entry)
+    }
+}
+
+/// When a caller was last answered, and by whom (see [`crate::AnswerBook`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastAnswer {
+    /// The user who answered.
+    pub user_id: EntityId,
+    /// When (the dialer's `answered` event's `at`), Unix seconds.
+    pub answered_at: i64,
+    /// The CALLS sequence of that event.
+    pub seq: u64,
+}
+
+/// One tenant's "who answered whom": what returning callers read.
+pub trait CallerHistory {
+    /// The last answer of a call from `caller`, if any is known.
+    fn last_answer(&self, caller: &E164) -> Option<&LastAnswer>;
+}
+
+/// No history: returning callers never match (tools deciding without CALLS).
+pub struct NoHistory;
+
+impl CallerHistory for NoHistory {
+    fn last_answer(&self, _: &E164) -> Option<&LastAnswer> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockList;
+
+    fn entries(list: &BlockList) -> Vec<&str> {
+        list.entries.iter().map(|e| &**e).collect()
+    }
+
+    /// An entry under a shorter one blocks nothing more: compiled away, as are repeats.
+    #[test]
+    fn compiling_drops_covered_and_repeated_entries() {
+        let list = BlockList::new([
+            "+14158675310",
+            "+1900",
+            "+1415",
+            "+19005550100",
+            "+1415",
+            "+44",
+            "+1415867",
+        ]);
+        assert_eq!(entries(&list), vec!["+1415", "+1900", "+44"]);
+        assert_eq!(list.len(), 3);
+        // A longer entry first, its prefix later: the order written does not matter.
+        let list = BlockList::new(["+14158675310", "+14158675310", "+141"]);
+        assert_eq!(entries(&list), vec!["+141"]);
+        // Siblings are kept: neither starts the other.
+        let list = BlockList::new(["+14158675311", "+14158675310", "+1415867531"]);
+        assert_eq!(entries(&list), vec!["+1415867531"]);
+        let list = BlockList::new(["+14158675311", "+14158675310"]);
+        assert_eq!(list.len(), 2);
+    }
+
+    #[test]
+    fn an_exact_entry_blocks_that_number() {
+        let list = BlockList::new(["+12064561234", "+14158675310", "+19175550100"]);
+        assert_eq!(list.matching("+14158675310"), Some("+14158675310"));
+        assert_eq!(list.matching("+12064561234"), Some("+12064561234"));
+        assert_eq!(list.matching("+19175550100"), Some("+19175550100"));
+    }
+
+    #[test]
+    fn a_prefix_entry_blocks_every_number_it_starts() {
+        let list = BlockList::new(["+1206", "+1900", "+44"]);
+        assert_eq!(list.matching("+12064561234"), Some("+1206"));
+        assert_eq!(list.matching("+12069999999"), Some("+1206"));
+        assert_eq!(list.matching("+19005550100"), Some("+1900"));
+        assert_eq!(list.matching("+442079460018"), Some("+44"));
+        // Past the last entry, still under it.
+        assert_eq!(list.matching("+449999999999"), Some("+44"));
+    }
+
+    /// A caller that sorts between two entries, before the first or after the last, and is
+    /// started by none, is not blocked — nor is a caller shorter than an entry it starts.
+    #[test]
+    fn a_caller_between_entries_is_not_blocked() {
+        let list = BlockList::new(["+1206", "+14158675310", "+1900"]);
+        for caller in [
+            "+12055550100",
+            "+13125550100",
+            "+14158675311",
+            "+14158675309",
+            "+1415867531",
+            "+18005550100",
+            "+19015550100",
+            "+33123456789",
+            "+1",
+        ] {
+            assert_eq!(list.matching(caller), None, "{caller}");
+        }
+    }
+
+    #[test]
+    fn an_empty_list_blocks_nobody() {
+        let list = BlockList::new([]);
+        assert!(list.is_empty());
+        assert_eq!(list.len(), 0);
+        assert_eq!(list.matching("+14158675310"), None);
+        assert_eq!(list.matching(""), None);
+        assert_eq!(list, BlockList::default());
+    }
+
+    /// The binary search agrees with the plain reading of the rule ("an entry blocks every
+    /// caller number that starts with it") over every pair of a small alphabet.
+    #[test]
+    fn matching_agrees_with_starts_with() {
+        let pool = ["+1", "+12", "+121", "+122", "+13", "+2", "+21", "+3"];
+        let callers = [
+            "+1", "+11", "+12", "+121", "+1211", "+123", "+13", "+2", "+22", "+4",
+        ];
+        for mask in 0u32..(1 << pool.len()) {
+            let chosen: Vec<&str> = (0..pool.len())
+                .filter(|i| mask & (1 << i) != 0)
+                .map(|i| pool[i])
+                .collect();
+            let list = BlockList::new(chosen.iter().copied());
+            for caller in callers {
+                let blocked = chosen.iter().any(|e| caller.starts_with(e));
+                let found = list.matching(caller);
+                assert_eq!(found.is_some(), blocked, "{chosen:?} {caller}");
+                if let Some(entry) = found {
+                    assert!(chosen.contains(&entry) && caller.starts_with(entry));
+                }
+            }
+        }
+    }
 }

@@ -15,6 +15,10 @@ pub const VOICE_ROUTE: &str = "/v1/tenants/{tenant}/twilio/voice";
 pub const DIAL_STATUS_ROUTE: &str = "/v1/tenants/{tenant}/twilio/dial-status";
 /// Route template of the no-instruction fallback (`POST`): see [`no_instruction`].
 pub const NO_INSTRUCTION_ROUTE: &str = "/v1/tenants/{tenant}/twilio/no-instruction";
+/// Route template of a screened leg's whisper (`POST`, query `step`): see [`screen`].
+pub const SCREEN_ROUTE: &str = "/v1/tenants/{tenant}/twilio/screen";
+/// Route template of a whisper's key press (`POST`, query `step`): see [`screen_result`].
+pub const SCREEN_RESULT_ROUTE: &str = "/v1/tenants/{tenant}/twilio/screen-result";
 /// Route of the static `<Hangup/>` answer (`GET` and `POST`): see [`hangup`].
 pub const HANGUP_ROUTE: &str = "/v1/twiml/hangup";
 /// The query parameter of [`dial_status`] naming the chain step (0 the target, 1.. the
@@ -48,6 +52,27 @@ pub fn dial_status(public_base: &str, tenant: &TenantId, step: u32) -> String {
     format!(
         "{}?{STEP_PARAM}={step}",
         tenant_url(public_base, tenant, "dial-status")
+    )
+}
+
+/// The `<Number url>` of a screened leg of chain step `step` (`screening: "forwarded"`):
+/// `{base}/v1/tenants/{tenant}/twilio/screen?step={step}`. Twilio requests it on the called
+/// party's leg when they pick up (with `CallSid` of that leg and `ParentCallSid` of the
+/// caller's); the gateway answers the whisper with a `<Gather>` for the key press.
+pub fn screen(public_base: &str, tenant: &TenantId, step: u32) -> String {
+    format!(
+        "{}?{STEP_PARAM}={step}",
+        tenant_url(public_base, tenant, "screen")
+    )
+}
+
+/// The `<Gather action>` of a whisper: `{base}/v1/tenants/{tenant}/twilio/screen-result?step=`
+/// `{step}`. Twilio posts the key pressed (`Digits`); 1 connects the caller, anything else
+/// (or nothing) ends the leg, which counts as no answer.
+pub fn screen_result(public_base: &str, tenant: &TenantId, step: u32) -> String {
+    format!(
+        "{}?{STEP_PARAM}={step}",
+        tenant_url(public_base, tenant, "screen-result")
     )
 }
 

@@ -5,6 +5,7 @@
 
 use crate::metrics::Metrics;
 use crate::tenants::LiveTenants;
+use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, AckKind, context::PublishErrorKind};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -24,11 +25,14 @@ use tracing::Instrument as _;
 /// What the carrier must do with a live call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Ring `number`; the outcome goes to `action_url` (the gateway's dial-status webhook of
+    /// Ring `numbers` at once (one, or every member of a simultaneous ring group: the first
+    /// to answer wins); the outcome goes to `action_url` (the gateway's dial-status webhook of
     /// this step).
     Dial {
-        /// E.164 number.
-        number: String,
+        /// E.164 numbers, in the leg's order.
+        numbers: Vec<String>,
+        /// A screened leg's whisper (`<Number url>`, the gateway's screen URL of this step).
+        screen_url: Option<String>,
         /// Absolute URL Twilio posts the dial outcome to.
         action_url: String,
         /// Seconds to ring.
@@ -48,10 +52,14 @@ impl Action {
     pub fn twiml(&self) -> String {
         match self {
             Action::Dial {
-                number,
+                numbers,
+                screen_url,
                 action_url,
                 timeout_secs,
-            } => twiml::dial(number, action_url, *timeout_secs),
+            } => {
+                let numbers: Vec<&str> = numbers.iter().map(String::as_str).collect();
+                twiml::dial_numbers(&numbers, screen_url.as_deref(), action_url, *timeout_secs)
+            }
             Action::Final { action, hangup_url } => twiml::final_action(action, hangup_url),
         }
     }
@@ -90,6 +98,21 @@ pub enum CarrierError {
     /// done it. Never retried: a dial could ring its number twice, a final action play twice.
     #[error("{0}")]
     Unknown(String),
+    /// Final: the call is no longer in progress (Twilio: HTTP 400, code 21220, "Call is not
+    /// in-progress"): the caller hung up, or the gateway refused the call at its webhook.
+    /// Nothing can be done to it any more.
+    #[error("{0}")]
+    CallEnded(String),
+}
+
+/// Twilio's error code for a call that can no longer be modified because it is not in
+/// progress (it ended: the caller hung up, or it was rejected at the webhook).
+pub const CALL_NOT_IN_PROGRESS: u32 = 21220;
+
+/// Whether a refusal from [`rest::Client`] (`Twilio HTTP 400 (code 21220): …`) says the call is
+/// no longer in progress.
+pub fn is_call_not_in_progress(reason: &str) -> bool {
+    reason.contains(&format!("(code {CALL_NOT_IN_PROGRESS})"))
 }
 
 /// Why a step failed at the carrier.
@@ -99,6 +122,8 @@ pub struct Failure {
     pub reason: String,
     /// The carrier may have run the step all the same.
     pub outcome_unknown: bool,
+    /// The call is no longer in progress ([`CarrierError::CallEnded`]).
+    pub call_ended: bool,
 }
 
 impl std::fmt::Display for Failure {
@@ -172,6 +197,7 @@ pub(crate) async fn retry(
     let failed = |reason: String, outcome_unknown: bool| Failure {
         reason,
         outcome_unknown,
+        call_ended: false,
     };
     let mut attempt = 1;
     loop {
@@ -194,6 +220,13 @@ pub(crate) async fn retry(
         match result {
             Ok(accepted) => return Ok(accepted),
             Err(CarrierError::Refused(reason)) => return Err(failed(reason, false)),
+            // Over: no retry, and nothing else to ask (the chain records how it ended).
+            Err(CarrierError::CallEnded(reason)) => {
+                return Err(Failure {
+                    call_ended: true,
+                    ..failed(reason, false)
+                });
+            }
             // The carrier may be ringing the number, or playing the final action, already:
             // never ask again (the dead-man's switch covers a final action that did not land).
             Err(CarrierError::Unknown(reason)) => {
@@ -275,6 +308,9 @@ impl Twilio {
             .await
             .map_err(|e| match e {
                 rest::Error::Transient(reason) => CarrierError::Transient(reason),
+                rest::Error::Refused(reason) if is_call_not_in_progress(&reason) => {
+                    CarrierError::CallEnded(reason)
+                }
                 rest::Error::Refused(reason) => CarrierError::Refused(reason),
                 rest::Error::Unknown(reason) => CarrierError::Unknown(reason),
             })?;
@@ -299,7 +335,9 @@ impl Carrier for Twilio {
 /// The stream in which the sandbox carrier keeps every request it accepts, one
 /// [`SandboxEntry`] (JSON) per request: its ledger, and the status reports still due of the
 /// dials it "rings". Subjects `sandbox.carrier.dial.<tenant>` and
-/// `sandbox.carrier.final.<tenant>`; entries are kept a day.
+/// `sandbox.carrier.final.<tenant>`; and `sandbox.carrier.ended.<tenant>.<call>` (the call's
+/// `DIAL_PROGRESS` key) for a call that ended at the carrier ([`end_call`]), which it then
+/// refuses to modify as Twilio does. Entries are kept a day.
 pub const SANDBOX_STREAM: &str = "SANDBOX_CARRIER";
 /// The subjects of [`SANDBOX_STREAM`].
 pub const SANDBOX_SUBJECTS: &str = "sandbox.carrier.>";
@@ -329,6 +367,9 @@ pub enum SandboxAction {
     Dial,
     /// The final action.
     Final,
+    /// Not a request: the call ended at the carrier (the caller hung up, or the gateway
+    /// refused it at its webhook). Every later request for it is refused as not in progress.
+    Ended,
 }
 
 impl SandboxAction {
@@ -336,8 +377,52 @@ impl SandboxAction {
         match self {
             SandboxAction::Dial => "dial",
             SandboxAction::Final => "final",
+            SandboxAction::Ended => "ended",
         }
     }
+}
+
+/// The subject of the mark that `call_id` of `tenant` ended at the sandbox carrier.
+fn ended_subject(tenant: &TenantId, call_id: &str) -> String {
+    format!(
+        "sandbox.carrier.ended.{}",
+        switchboard_chain::key(tenant, call_id)
+    )
+}
+
+/// Ends `call_id` at the sandbox carrier, as a caller hanging up (or the gateway's `<Reject>`
+/// at the webhook) ends a real call: from now on every sandbox dialer refuses to modify it with
+/// the error Twilio gives ([`CarrierError::CallEnded`], code 21220). Idempotent.
+pub async fn end_call(
+    js: &jetstream::Context,
+    tenant: &TenantId,
+    call_id: &str,
+) -> Result<(), BusError> {
+    let entry = SandboxEntry {
+        tenant: tenant.clone(),
+        call_id: call_id.to_string(),
+        step: 0,
+        action: SandboxAction::Ended,
+        outcome: None,
+        accepted_at: OffsetDateTime::now_utc(),
+        status_due: None,
+        pid: std::process::id(),
+    };
+    let unavailable = |e: String| BusError::Unavailable {
+        action: format!("end call {call_id} at the sandbox carrier"),
+        reason: e,
+    };
+    let body = serde_json::to_vec(&entry).map_err(|e| unavailable(e.to_string()))?;
+    let subject = ended_subject(tenant, call_id);
+    let mut headers = async_nats::HeaderMap::new();
+    // Once per call, however often it is marked.
+    headers.insert("Nats-Msg-Id", subject.as_str());
+    js.publish_with_headers(subject, headers, body.into())
+        .await
+        .map_err(|e| unavailable(e.to_string()))?
+        .await
+        .map_err(|e| unavailable(e.to_string()))?;
+    Ok(())
 }
 
 /// One request the sandbox carrier accepted, as stored in [`SANDBOX_STREAM`]: stored before
@@ -412,6 +497,8 @@ impl SandboxOptions {
 /// `<tenant>:<call>:status:<step>`.
 pub struct Sandbox {
     js: jetstream::Context,
+    /// [`SANDBOX_STREAM`], for the calls that ended.
+    ledger: jetstream::stream::Stream,
     outcomes: Vec<DialCallStatus>,
     ring: Duration,
     timeout: Duration,
@@ -430,7 +517,7 @@ impl Sandbox {
         js: &jetstream::Context,
         options: SandboxOptions,
     ) -> Result<Sandbox, BusError> {
-        js.get_or_create_stream(jetstream::stream::Config {
+        let ledger = js.get_or_create_stream(jetstream::stream::Config {
             name: SANDBOX_STREAM.to_string(),
             description: Some(
                 "Switchboard sandbox carrier: every request it accepted, and the status reports of its dials"
@@ -453,15 +540,17 @@ impl Sandbox {
         let (stop, stop_rx) = watch::channel(false);
         let publisher = Publisher::new(js.clone());
         let consume = ConsumeOptions::for_spec(&spec, options.max_in_flight);
+        let reports_js = js.clone();
         tokio::spawn(runtime::consume(
             consumer,
             spec,
             consume,
             stop_rx,
-            move |delivery| report_status(publisher.clone(), delivery),
+            move |delivery| report_status(publisher.clone(), reports_js.clone(), delivery),
         ));
         Ok(Sandbox {
             js: js.clone(),
+            ledger,
             outcomes: options.outcomes,
             ring: options.ring,
             timeout: options.timeout,
@@ -498,6 +587,26 @@ impl Sandbox {
         }
     }
 
+    /// Ends `call_id` at this carrier ([`end_call`]).
+    pub async fn end_call(&self, tenant: &TenantId, call_id: &str) -> Result<(), BusError> {
+        end_call(&self.js, tenant, call_id).await
+    }
+
+    /// Whether `call_id` ended at this carrier ([`end_call`]).
+    async fn ended(&self, tenant: &TenantId, call_id: &str) -> Result<bool, CarrierError> {
+        match self
+            .ledger
+            .get_last_raw_message_by_subject(&ended_subject(tenant, call_id))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(false),
+            Err(e) => Err(CarrierError::Transient(format!(
+                "sandbox carrier unavailable: {e}"
+            ))),
+        }
+    }
+
     fn outcome(&self, step: u32) -> DialCallStatus {
         let i = usize::try_from(step).unwrap_or(usize::MAX);
         self.outcomes
@@ -508,6 +617,13 @@ impl Sandbox {
     }
 
     async fn act(&self, request: &Request) -> Result<Accepted, CarrierError> {
+        // As Twilio: a call that ended cannot be modified (HTTP 400, code 21220).
+        if self.ended(&request.tenant, &request.call_id).await? {
+            tracing::info!(tenant = %request.tenant, call_id = %request.call_id, step = request.step, "sandbox carrier: the call is not in progress; refused");
+            return Err(CarrierError::CallEnded(format!(
+                "sandbox carrier: HTTP 400 (code {CALL_NOT_IN_PROGRESS}): Call is not in-progress. Cannot redirect."
+            )));
+        }
         let now = OffsetDateTime::now_utc();
         let (action, outcome, status_due) = match &request.action {
             Action::Dial { .. } => (
@@ -537,8 +653,12 @@ impl Sandbox {
         // The TwiML holds the full number: log what was done with the number in the operator's
         // form (SWITCHBOARD_LOG_NUMBERS).
         let done = match &request.action {
-            Action::Dial { number, .. } => {
-                format!("dial {}", switchboard_contracts::phone::logged(number))
+            Action::Dial { numbers, .. } => {
+                let logged: Vec<String> = numbers
+                    .iter()
+                    .map(|n| switchboard_contracts::phone::logged(n).to_string())
+                    .collect();
+                format!("dial {}", logged.join(", "))
             }
             Action::Final { .. } => "final action".to_string(),
         };
@@ -670,8 +790,10 @@ fn status_reports(ack_wait: Duration) -> PullConsumerSpec {
     }
 }
 
-/// Publishes the `call.status` of one stored dial once it is due, then settles the entry.
-async fn report_status(publisher: Publisher, delivery: Delivery) {
+/// Publishes the `call.status` of one stored dial once it is due, then settles the entry. A
+/// `canceled` outcome is the sandbox's caller hanging up while the leg rang: the call is ended
+/// first ([`end_call`]), so the chain's next request is refused as Twilio refuses it.
+async fn report_status(publisher: Publisher, js: jetstream::Context, delivery: Delivery) {
     let message = delivery.message();
     let entry = match serde_json::from_slice::<SandboxEntry>(&message.payload) {
         Ok(entry) => entry,
@@ -688,6 +810,14 @@ async fn report_status(publisher: Publisher, delivery: Delivery) {
     // The simulated ringing: the report is due `ring` after the dial was accepted.
     if let Ok(left) = Duration::try_from(due - OffsetDateTime::now_utc()) {
         tokio::time::sleep(left).await;
+    }
+    if outcome == DialCallStatus::Canceled
+        && let Err(e) = end_call(&js, &entry.tenant, &entry.call_id).await
+    {
+        tracing::warn!(error = %e, call_id = %entry.call_id, "sandbox carrier: failed to end the call; will retry");
+        let delay = delivery.nak_delay();
+        delivery.settle(AckKind::Nak(Some(delay))).await;
+        return;
     }
     let status = CallStatus {
         dial_call_sid: Some(format!("SB{}x{}", entry.step, entry.call_id.len())),

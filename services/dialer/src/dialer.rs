@@ -222,8 +222,13 @@ impl Dialer {
     async fn run_step(&self, progress: &Progress, step: u32) -> CarrierAnswer {
         let tenant = progress.decision.tenant_id.clone();
         let action = match progress.target(step) {
+            // One `<Dial>` for the leg: its number, or every member of a simultaneous group;
+            // each with the step's whisper when the leg is screened.
             Some(target) => Action::Dial {
-                number: target.number.as_str().to_string(),
+                numbers: target.numbers().map(|n| n.as_str().to_string()).collect(),
+                screen_url: target
+                    .screen
+                    .then(|| switchboard_twilio::urls::screen(&self.public_base, &tenant, step)),
                 action_url: switchboard_twilio::urls::dial_status(&self.public_base, &tenant, step),
                 // The leg's own ring timeout (number, else company settings); decisions made
                 // before ring timeouts existed use the dialer's.
@@ -250,7 +255,9 @@ impl Dialer {
         // The number rung, in the operator's form (SWITCHBOARD_LOG_NUMBERS): what support staff
         // match to a CRM record.
         let number = match &request.action {
-            Action::Dial { number, .. } => Some(switchboard_contracts::phone::logged(number)),
+            Action::Dial { numbers, .. } => numbers
+                .first()
+                .map(|n| switchboard_contracts::phone::logged(n)),
             Action::Final { .. } => None,
         };
         match &result {
@@ -260,6 +267,9 @@ impl Dialer {
                 number = number.map(tracing::field::display),
                 "carrier accepted the step"
             ),
+            Err(failure) if failure.call_ended => {
+                tracing::info!(call_id = %request.call_id, step, reason = %failure, "the call had already ended; the chain is over")
+            }
             Err(failure) => {
                 tracing::warn!(call_id = %request.call_id, step, reason = %failure, outcome_unknown = failure.outcome_unknown, "carrier did not run the step")
             }
@@ -269,14 +279,16 @@ impl Dialer {
             .map_err(|f| switchboard_chain::Failure {
                 reason: f.reason,
                 outcome_unknown: f.outcome_unknown,
+                call_ended: f.call_ended,
             })
     }
 
-    /// Publishes every dial event of the call (pipelined); JetStream drops those already
-    /// stored (same `Nats-Msg-Id`), so this repairs a crash between a state change and its
-    /// publication.
+    /// Publishes every dial event of the call, then its `call.missed` when it has one
+    /// (pipelined); JetStream drops those already stored (same `Nats-Msg-Id`), so this repairs
+    /// a crash between a state change and its publication. The `call.missed` is the one the
+    /// progress recorded when the chain ended, the same at every publication: stored once.
     async fn publish_events(&self, progress: &Progress, message: &Message) -> Result<(), BusError> {
-        if progress.events.is_empty() {
+        if progress.events.is_empty() && progress.missed.is_none() {
             return Ok(());
         }
         let incoming = TraceContext::from_headers(message.headers.as_ref());
@@ -297,6 +309,10 @@ impl Dialer {
             let mut pending = Vec::with_capacity(progress.events.len());
             for data in &progress.events {
                 let event = Envelope::new(data.clone(), SOURCE, data.at);
+                pending.push(self.publisher.send(&event, &trace).await?);
+            }
+            if let Some(missed) = &progress.missed {
+                let event = Envelope::new(missed.clone(), SOURCE, missed.at);
                 pending.push(self.publisher.send(&event, &trace).await?);
             }
             for ack in pending {

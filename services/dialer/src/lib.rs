@@ -5,7 +5,9 @@
 //! in the `DIAL_PROGRESS` key-value bucket, changed by compare-and-swap, with each step claimed
 //! before the carrier is asked: a redelivered decision or status never rings a target twice,
 //! and a restarted dialer resumes each chain where it was. Every step is published as
-//! `call.dial` to CALLS.
+//! `call.dial` to CALLS, and a call that ended without anyone answering as one `call.missed`.
+//! A leg rings every member of a simultaneous ring group at once, with the gateway's whisper
+//! when it is screened; a call the carrier says is no longer in progress ends its chain.
 //!
 //! Must not: decide routes (the router does), ring a step it has not claimed, or acknowledge a
 //! delivery whose outcome is not stored and published.

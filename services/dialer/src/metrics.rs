@@ -96,7 +96,8 @@ impl Metrics {
         let outcome = match result {
             Ok(_) => "ok",
             Err(CarrierError::Transient(_)) => "transient",
-            Err(CarrierError::Refused(_)) => "refused",
+            // A call no longer in progress is a refusal too (as Twilio answers it: HTTP 400).
+            Err(CarrierError::Refused(_) | CarrierError::CallEnded(_)) => "refused",
             Err(CarrierError::Unknown(_)) => "unknown",
         };
         self.carrier_requests

@@ -1,5 +1,6 @@
-//! The HTTP API: Twilio's voice webhook and dial status callback, the JSON API for CRM
-//! producers, health, metrics and the two static Twilio helpers (ringback audio, hang-up).
+//! The HTTP API: Twilio's voice webhook, dial status callback and screened legs' whisper, the
+//! JSON API for CRM producers, health, metrics and the two static Twilio helpers (ringback
+//! audio, hang-up).
 //!
 //! Every request that publishes answers 2xx only after JetStream acknowledged the event;
 //! when NATS cannot store it the answer is 503 with `Retry-After`.
@@ -71,6 +72,10 @@ pub(crate) struct App {
     pub progress: switchboard_chain::ProgressStore,
     pub no_instruction_timeout_secs: u32,
     pub claim_grace: Duration,
+    /// Screened legs offered and accepted (`SCREENING`): see [`crate::screening`].
+    pub screening: crate::screening::ScreeningStore,
+    /// The companies' caller policies, for refusing at the webhook: see [`crate::callers`].
+    pub callers: Arc<crate::callers::CallerPolicies>,
 }
 
 type Shared = Arc<App>;
@@ -84,6 +89,8 @@ pub(crate) fn router(app: Shared) -> Router {
         .route(urls::VOICE_ROUTE, post(twilio_voice))
         .route(urls::DIAL_STATUS_ROUTE, post(twilio_dial_status))
         .route(urls::NO_INSTRUCTION_ROUTE, post(twilio_no_instruction))
+        .route(urls::SCREEN_ROUTE, post(twilio_screen))
+        .route(urls::SCREEN_RESULT_ROUTE, post(twilio_screen_result))
         .route("/v1/tenants/{tenant}/calls", post(create_call))
         .route(call_lookup::ROUTE, get(call_lookup::get_call))
         .route(
@@ -520,6 +527,12 @@ async fn voice(
     tracing::info!(%tenant, call_id = %event.data.call_id, to = %to.logged(), "call accepted");
 
     let Some(mut waiter) = waiter else {
+        // Stored first: the router records the decision (blocked / anonymous) all the same.
+        if let Some(refusal) = app.callers.refusal(&tenant, &event.data.from) {
+            app.metrics.webhook_reject(refusal.label());
+            tracing::info!(%tenant, call_id = %event.data.call_id, from = %switchboard_contracts::phone::logged(&event.data.from), reason = refusal.label(), "caller refused at the webhook (busy)");
+            return Ok(app.twiml(StatusCode::OK, twiml::reject()));
+        }
         return Ok(app.twiml(StatusCode::OK, app.waiting(&tenant)));
     };
     // A redirect after a missed deadline: the caller is connected and hears nothing while this
@@ -616,29 +629,35 @@ async fn dial_status(
     let (tenant, params) = app
         .twilio_params("twilio_dial_status", path, uri, headers, raw)
         .await?;
-    let step = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .find(|(k, _)| k == urls::STEP_PARAM)
-        .and_then(|(_, v)| v.parse::<u32>().ok())
-        .ok_or_else(|| {
-            Failure::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_step",
-                "the query parameter `step` (0 the target, 1.. the fallbacks) is missing or not a number",
-            )
-        })?;
+    let step = step_param(uri)?;
     let call_id = params
         .get("CallSid")
         .ok_or_else(|| Failure::bad_request(&ContractError::Missing("CallSid")))?;
     let raw_status = params
         .get("DialCallStatus")
         .ok_or_else(|| Failure::bad_request(&ContractError::Missing("DialCallStatus")))?;
-    let dial_call_status = DialCallStatus::from_twilio(raw_status).ok_or_else(|| {
+    let mut dial_call_status = DialCallStatus::from_twilio(raw_status).ok_or_else(|| {
         Failure::new(
             StatusCode::BAD_REQUEST,
             "invalid_dial_call_status",
             format!("DialCallStatus {raw_status:?} is not completed, busy, no-answer, failed or canceled"),
         )
     })?;
+    // A whisper that ended without the key ends an answered leg, which Twilio may report as
+    // `completed`: a screened step offered and never accepted counts as no answer.
+    if dial_call_status == DialCallStatus::Completed {
+        let key = crate::screening::key(&tenant, call_id, step);
+        let screened = app
+            .screening
+            .get(&key)
+            .await
+            .map_err(|e| Failure::unavailable(format!("the screening store failed: {e}")))?;
+        if screened == Some(crate::screening::Screened::Offered) {
+            app.metrics.screening("not_accepted");
+            tracing::info!(%tenant, %call_id, step, "a screened leg ended without acceptance: no answer");
+            dial_call_status = DialCallStatus::NoAnswer;
+        }
+    }
     let dial_call_duration = params
         .get("DialCallDuration")
         .map(|d| {
@@ -678,6 +697,116 @@ async fn dial_status(
         app.waiting(&tenant)
     };
     Ok(app.twiml(StatusCode::OK, xml))
+}
+
+/// `step` of the query string: 0 the target, 1.. the fallbacks (400 `invalid_step` otherwise).
+fn step_param(uri: &Uri) -> Result<u32, Failure> {
+    form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == urls::STEP_PARAM)
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_step",
+                "the query parameter `step` (0 the target, 1.. the fallbacks) is missing or not a number",
+            )
+        })
+}
+
+async fn twilio_screen(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match screen(&app, path, &uri, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Twilio),
+    }
+}
+
+/// The caller's call of a screened leg's request: `ParentCallSid` (the request itself is on
+/// the called party's leg), and the step.
+fn screened_leg(
+    tenant: &TenantId,
+    uri: &Uri,
+    params: &Params,
+) -> Result<(String, u32, String), Failure> {
+    let step = step_param(uri)?;
+    let parent = params
+        .get("ParentCallSid")
+        .ok_or_else(|| Failure::bad_request(&ContractError::Missing("ParentCallSid")))?;
+    let key = crate::screening::key(tenant, parent, step);
+    Ok((parent.to_string(), step, key))
+}
+
+/// A screened leg picked up (`<Number url>`): the whisper, once the offer is recorded (see
+/// [`crate::screening`]; unrecorded, the leg is connected unscreened, which keeps its dial
+/// status truthful).
+async fn screen(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let (tenant, params) = app
+        .twilio_params("twilio_screen", path, uri, headers, raw)
+        .await?;
+    let (call_id, step, key) = screened_leg(&tenant, uri, &params)?;
+    if let Err(e) = app.screening.offer(&key).await {
+        app.metrics.screening("unscreened");
+        tracing::warn!(%tenant, %call_id, step, error = %e, "cannot record a screened leg; connecting it unscreened");
+        return Ok(app.twiml(StatusCode::OK, twiml::proceed()));
+    }
+    app.metrics.screening("whisper");
+    tracing::info!(%tenant, %call_id, step, "screened leg picked up: whisper");
+    let prompt =
+        format!("Incoming call for {tenant}. Press 1 to accept the call, or hang up to decline.");
+    let action = urls::screen_result(&app.public_base, &tenant, step);
+    Ok(app.twiml(StatusCode::OK, twiml::whisper(&prompt, &action)))
+}
+
+async fn twilio_screen_result(
+    State(app): State<Shared>,
+    path: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    raw: Body,
+) -> Response {
+    match screen_result(&app, path, &uri, &headers, raw).await {
+        Ok(response) => response,
+        Err(failure) => failure.render(Flavor::Twilio),
+    }
+}
+
+/// The whisper's key: 1 records the acceptance, then answers the empty document that bridges
+/// the caller (unrecorded: 503, the leg ends unbridged, counted as no answer); any other key
+/// hangs the leg up.
+async fn screen_result(
+    app: &App,
+    path: Result<Path<String>, PathRejection>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    raw: Body,
+) -> Result<Response, Failure> {
+    let (tenant, params) = app
+        .twilio_params("twilio_screen_result", path, uri, headers, raw)
+        .await?;
+    let (call_id, step, key) = screened_leg(&tenant, uri, &params)?;
+    if params.get("Digits") != Some("1") {
+        app.metrics.screening("declined");
+        tracing::info!(%tenant, %call_id, step, "screened leg declined");
+        return Ok(app.twiml(StatusCode::OK, twiml::hangup()));
+    }
+    app.screening.accept(&key).await.map_err(|e| {
+        tracing::warn!(%tenant, %call_id, step, error = %e, "cannot record an accepted screened leg; ending it");
+        Failure::unavailable("the acceptance could not be stored; retry later")
+    })?;
+    app.metrics.screening("accepted");
+    tracing::info!(%tenant, %call_id, step, "screened leg accepted");
+    Ok(app.twiml(StatusCode::OK, twiml::proceed()))
 }
 
 /// Length of one cycle of the ringback tone (`ringback.rs`): the unit of the dead-man's bound.
@@ -736,6 +865,8 @@ async fn no_instruction(
         reasons: Vec::new(),
         explanation: Vec::new(),
         settings_seq: 0,
+        calls_seq: 0,
+        caller: None,
         decided_at: OffsetDateTime::now_utc(),
     };
     let key = switchboard_chain::key(&tenant, &call_id);
@@ -801,6 +932,17 @@ async fn no_instruction(
                         .await
                     {
                         tracing::warn!(%tenant, %call_id, reason = %e.reason, "dead-man's switch: call.dial not stored yet");
+                    }
+                }
+                // The chain ended unanswered here: its `call.missed`, recorded by the same write
+                // (same id at every publication, as the dialer publishes it: stored once).
+                if let Some(missed) = &next.missed {
+                    let event = Envelope::new(missed.clone(), SOURCE, missed.at);
+                    if let Err(e) = app
+                        .publish(&event, &trace, "call_missed", &otel::CALL_DIAL)
+                        .await
+                    {
+                        tracing::warn!(%tenant, %call_id, reason = %e.reason, "dead-man's switch: call.missed not stored yet");
                     }
                 }
                 app.metrics.dead_man("took_end");
@@ -958,6 +1100,12 @@ async fn readyz(State(app): State<Shared>) -> (StatusCode, &'static str) {
     if app.client.connection_state() != async_nats::connection::State::Connected {
         return (StatusCode::SERVICE_UNAVAILABLE, "not connected to NATS\n");
     }
+    if !app.callers.caught_up() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching up with the companies' settings\n",
+        );
+    }
     match tokio::time::timeout(Duration::from_secs(2), app.js.get_stream(CALLS)).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n"),
         _ => (
@@ -985,6 +1133,10 @@ fn route_label(path: &str) -> &'static str {
         }
         p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/no-instruction") => {
             "twilio_no_instruction"
+        }
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/screen") => "twilio_screen",
+        p if p.starts_with("/v1/tenants/") && p.ends_with("/twilio/screen-result") => {
+            "twilio_screen_result"
         }
         p if p.starts_with("/v1/tenants/") && p.ends_with("/calls") => "calls",
         p if p.starts_with("/v1/tenants/") && p.contains("/calls/") => "call_lookup",

@@ -1,16 +1,19 @@
 //! The gateway: where calls enter. Turns Twilio's voice webhooks and CRM requests into
 //! `call.inbound` events, Twilio's dial status callbacks into `call.status` events, and answers
-//! Twilio with TwiML (ringback at once, or in sync mode the decision's `<Dial>`).
+//! Twilio with TwiML (ringback at once, or in sync mode the decision's `<Dial>`; busy for a
+//! caller the company refuses, see `callers`). Serves screened legs' whisper (`screening`).
 //!
 //! Must not: answer 2xx for an event JetStream has not acknowledged, accept a webhook whose
 //! signature does not verify, log a tenant's secrets, or decide routes (that is the router).
 
+mod callers;
 mod config;
 mod health;
 mod http;
 pub mod index;
 mod metrics;
 mod ringback;
+mod screening;
 pub mod signature;
 pub(crate) use switchboard_tenants as tenants;
 mod twiml;
@@ -215,6 +218,11 @@ pub async fn run_with_listener(
     } else {
         Vec::new()
     };
+    // The companies' caller policies (refusals at the webhook); `/readyz` waits for them.
+    let callers = AbortOnDrop(tokio::spawn(callers::follow(
+        app.js.clone(),
+        app.callers.clone(),
+    )));
     // Before the API answers: the first request would otherwise build it (see the function).
     switchboard_bus::runtime::load_phone_metadata().await;
     let _ = api.set(http::router(app));
@@ -232,6 +240,7 @@ pub async fn run_with_listener(
     if let Some(follower) = follower {
         follower.abort();
     }
+    drop(callers);
     switchboard_bus::close(&client).await;
     tracing::info!("stopped");
     served
@@ -273,6 +282,7 @@ async fn build(
         config.streams.options().replicas,
     )
     .await?;
+    let screening = screening::ScreeningStore::open(&js, config.streams.options().replicas).await?;
     let ringback_url = config
         .ringback_url
         .clone()
@@ -296,6 +306,8 @@ async fn build(
         progress,
         no_instruction_timeout_secs: config.no_instruction_timeout_secs,
         claim_grace: Duration::from_secs(config.claim_grace_secs.into()),
+        screening,
+        callers: Arc::default(),
     });
     Ok((app, follower))
 }

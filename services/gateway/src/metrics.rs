@@ -1,6 +1,6 @@
 //! Prometheus metrics (OpenMetrics text on `/metrics`): requests by route and status, publish
 //! latency by event type, refused requests by route and code, signature failures by route,
-//! sync answers by outcome.
+//! sync answers by outcome, callers refused at the webhook, screened legs.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,6 +55,13 @@ pub struct Metrics {
     dead_man: Family<OutcomeLabel, Counter>,
     tenants_reloads: Family<OutcomeLabel, Counter>,
     index: Family<IndexLabels, Counter>,
+    webhook_rejects: Family<ReasonLabel, Counter>,
+    screening: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -115,8 +122,22 @@ impl Metrics {
             "Events seen by the indexers, by index (call: CALLS events by call id; contact_phone: contact settings events by phone) and outcome: indexed, nothing (nothing to index), failed (an entry could not be written; the event is retried)",
             index.clone(),
         );
+        let webhook_rejects = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "webhook_rejects",
+            "Calls refused unanswered at the voice webhook (<Reject reason=\"busy\"/>, call.inbound still published), by reason: blocked (on the company's blocked_callers, blocked_action reject) or anonymous (withheld caller, anonymous_callers reject)",
+            webhook_rejects.clone(),
+        );
+        let screening = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "screening",
+            "Screened legs, by outcome: whisper (served), accepted (key 1), declined (another key), not_accepted (a completed dial of a step offered and never accepted, published as no_answer), unscreened (the offer could not be recorded; the leg was connected without the whisper)",
+            screening.clone(),
+        );
         Metrics {
             registry,
+            webhook_rejects,
+            screening,
             index,
             requests,
             publish,
@@ -164,6 +185,18 @@ impl Metrics {
 
     pub(crate) fn dead_man(&self, outcome: &'static str) {
         self.dead_man.get_or_create(&OutcomeLabel { outcome }).inc();
+    }
+
+    pub(crate) fn webhook_reject(&self, reason: &'static str) {
+        self.webhook_rejects
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    pub(crate) fn screening(&self, outcome: &'static str) {
+        self.screening
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
     }
 
     pub(crate) fn tenants_reloaded(&self, ok: bool) {

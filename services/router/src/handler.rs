@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchboard_bus::{BusError, Publisher, TraceContext};
 use switchboard_contracts::{CallInbound, CallRejected, Envelope, Reason, Rejection};
 use switchboard_projections::{Follower, Projection};
-use switchboard_routing::{TenantState, decide};
+use switchboard_routing::{AnswerBook, SettingsView, TenantState, decide_with};
 use switchboard_telemetry::trace as otel;
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -23,6 +23,8 @@ pub(crate) struct Router {
     pub(crate) publisher: Publisher,
     pub(crate) follower: Arc<Follower>,
     pub(crate) projection: Arc<RwLock<Projection>>,
+    /// Who answered whom: returning callers (see `answers`).
+    pub(crate) answers: Arc<RwLock<AnswerBook>>,
     pub(crate) freshness_timeout: Duration,
     pub(crate) consumer: switchboard_bus::PullConsumerSpec,
 }
@@ -136,10 +138,23 @@ impl Router {
                 Err(poisoned) => poisoned.into_inner(),
             };
             let settings_seq = projection.applied_seq();
-            let mut decision = match projection.tenant(&call.tenant_id) {
-                Some(state) => decide(&call, state),
-                None => decide(&call, &TenantState::new(call.tenant_id.clone())),
+            let empty;
+            let state = match projection.tenant(&call.tenant_id) {
+                Some(state) => state,
+                None => {
+                    empty = TenantState::new(call.tenant_id.clone());
+                    &empty
+                }
             };
+            let answers = crate::answers::read(&self.answers);
+            let mut decision = decide_with(&call, state, answers.tenant(&call.tenant_id));
+            // Recorded only when the rule could read it, so replay reads the history only then.
+            let calls_seq = if state.company().returning_caller_days > 0 {
+                answers.applied_seq()
+            } else {
+                0
+            };
+            drop(answers);
             if let Some(stale) = stale {
                 decision.reasons.insert(
                     0,
@@ -152,7 +167,9 @@ impl Router {
                     },
                 );
             }
-            decision.into_route(&call, settings_seq, OffsetDateTime::now_utc())
+            let mut route = decision.into_route(&call, settings_seq, OffsetDateTime::now_utc());
+            route.calls_seq = calls_seq;
+            route
         };
         tracing::debug!(
             call_id = %call.call_id,

@@ -7,6 +7,7 @@
 //! acknowledged before the call (see `freshness`), or acknowledge a call it has not decided or
 //! recorded as rejected.
 
+mod answers;
 mod config;
 mod database;
 pub mod freshness;
@@ -170,10 +171,12 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     let sampler = metrics
         .clone()
         .sample(consumer.clone(), js.clone(), follower.clone());
+    let answers = answers::AnswersFollower::start(js.clone(), metrics.clone());
     let router = Arc::new(handler::Router {
         metrics: metrics.clone(),
         publisher: Publisher::new(js.clone()),
         projection: follower.projection(),
+        answers: answers.book(),
         follower: follower.clone(),
         freshness_timeout: config.freshness_timeout(),
         consumer: spec,
@@ -204,6 +207,7 @@ async fn consume_when_ready<S: FusedFuture<Output = ()>>(
     sampler.abort();
     // Its handle on the follower must be gone before the follower is shut down.
     let _ = sampler.await;
+    answers.shutdown().await;
     status.set_ready(false);
     outcome.map_err(RouterError::from)
 }

@@ -35,6 +35,10 @@ pub(crate) struct Metrics {
     ack_pending: Gauge,
     projection_lag: Gauge,
     settings_stale: Counter,
+    /// The CALLS sequence the returning-caller history has applied.
+    pub(crate) answers_seq: Gauge,
+    /// Callers the returning-caller history remembers, over all tenants.
+    pub(crate) answers_callers: Gauge,
 }
 
 impl Metrics {
@@ -91,7 +95,21 @@ impl Metrics {
             "Settings events whose version was not newer than the one applied: they changed nothing, and each is filed as a settings.rejected with code stale_version (sampled)",
             settings_stale.clone(),
         );
+        let answers_seq = Gauge::default();
+        registry.register(
+            "returning_caller_history_seq",
+            "The CALLS sequence up to which this instance's returning-caller history (answered call.dial events) is applied",
+            answers_seq.clone(),
+        );
+        let answers_callers = Gauge::default();
+        registry.register(
+            "returning_caller_history_callers",
+            "Callers this instance's returning-caller history remembers (last answerer per tenant and caller)",
+            answers_callers.clone(),
+        );
         Metrics {
+            answers_seq,
+            answers_callers,
             registry,
             decisions,
             decision_seconds,

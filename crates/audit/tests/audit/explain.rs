@@ -159,3 +159,132 @@ async fn explain_says_when_a_call_is_unknown_or_its_id_is_malformed() {
         .unwrap_err();
     assert!(err.to_string().contains("not a call id"), "{err}");
 }
+
+/// Issue 17 in explain: a ring-group leg shows its members and that it is screened, a blocked
+/// call's final action is `reject`, the company's summary names its caller policies and the
+/// number's its ring group.
+#[tokio::test]
+async fn explain_shows_ring_group_members_screening_and_a_rejected_caller() {
+    use switchboard_contracts::{
+        AnonymousCallers, NumberSettings, RingGroup, RingMode, Screening, SettingsChange,
+    };
+    // Given a company that screens forwarded legs, blocks one caller, sends anonymous callers
+    // to voicemail and sends returning callers back for 30 days, and N1 ringing u-1 and u-2 at
+    // once
+    let mut rec = Recorder::start().await;
+    let company = match company("acme", 1, Some(COMPANY)) {
+        SettingsChange::Company(mut c) => {
+            c.screening = Some(Screening::Forwarded);
+            c.blocked_callers = vec![CALLERS[3].into(), "+1900".into()];
+            c.anonymous_callers = Some(AnonymousCallers::Voicemail);
+            c.returning_caller_days = 30;
+            SettingsChange::Company(c)
+        }
+        _ => unreachable!(),
+    };
+    let grouped = match num("acme", 1, N1, Some(FORWARD), false) {
+        SettingsChange::Number(n) => SettingsChange::Number(NumberSettings {
+            ring_group: Some(RingGroup {
+                user_ids: vec![id("u-1"), id("u-2")],
+                mode: RingMode::Simultaneous,
+                ring_timeout_secs: Some(15),
+            }),
+            ..n
+        }),
+        _ => unreachable!(),
+    };
+    rec.settings(vec![
+        company,
+        grouped,
+        user("acme", 1, "u-1", Some(ALICE), true),
+        user("acme", 1, "u-2", Some(BOB), true),
+    ])
+    .await;
+    let (_, route) = rec.call(inbound("acme", "CA-group", N1, CALLERS[2])).await;
+    assert_eq!(route.rule, Rule::RingGroup);
+    let (_, blocked) = rec
+        .call(inbound("acme", "CA-blocked", N1, CALLERS[3]))
+        .await;
+    assert_eq!(blocked.rule, Rule::Blocked);
+
+    // When the group call is explained
+    let life = explain(&rec.streams.js, "CA-group", None, &NoProgress)
+        .await
+        .unwrap()
+        .expect("the call is found");
+
+    // Then its first leg lists both members (masked) and is screened, as is the forwarding
+    // number; the company phone is not
+    let chain = &life.decisions[0].chain;
+    let legs: Vec<(&str, usize, bool)> = chain
+        .iter()
+        .map(|t| (t.rule.as_str(), t.group.len(), t.screen))
+        .collect();
+    assert_eq!(
+        legs,
+        vec![
+            ("ring_group", 2, true),
+            ("forwarding_number", 0, true),
+            ("company_phone", 0, false)
+        ]
+    );
+    let members: Vec<(&str, &str)> = chain[0]
+        .group
+        .iter()
+        .map(|m| (m.user_id.as_str(), m.number.as_str()))
+        .collect();
+    assert_eq!(
+        members,
+        vec![("u-1", "+12*******01"), ("u-2", "+12*******02")]
+    );
+    assert!(life.replay.as_ref().unwrap().agrees, "{:?}", life.replay);
+    // and the summaries name the caller policies and the group
+    let summary = |entity: &str| {
+        life.settings
+            .iter()
+            .find(|s| s.entity == entity)
+            .unwrap_or_else(|| panic!("{entity} not among {:#?}", life.settings))
+            .summary
+            .clone()
+    };
+    let company = summary("company/main");
+    for part in [
+        "2 blocked caller entries, blocked action reject (default)",
+        "anonymous callers voicemail",
+        "returning callers to their last answerer for 30 day(s)",
+        "screening forwarded",
+    ] {
+        assert!(company.contains(part), "{part:?} not in {company:?}");
+    }
+    let number = summary("number/+16*******00");
+    assert!(
+        number.contains("ring group u-1, u-2 (all at once, rings 15 s)"),
+        "{number}"
+    );
+    let text = life.to_text();
+    assert!(
+        text.contains(
+            "ring +12*******01 (ring_group: u-1 +12*******01, u-2 +12*******02 at once; screened)"
+        ),
+        "{text}"
+    );
+    for full in [ALICE, BOB, CALLERS[3]] {
+        assert!(!text.contains(full), "{full} unmasked in\n{text}");
+    }
+
+    // And the blocked call's final action is a rejection, with nothing to ring
+    let life = explain(&rec.streams.js, "CA-blocked", None, &NoProgress)
+        .await
+        .unwrap()
+        .expect("the call is found");
+    let decision = &life.decisions[0];
+    assert_eq!(decision.rule, "blocked");
+    assert!(decision.chain.is_empty());
+    assert_eq!(decision.final_action.kind, "reject");
+    assert!(life.replay.as_ref().unwrap().agrees, "{:?}", life.replay);
+    assert!(
+        life.to_text().contains("finally reject"),
+        "{}",
+        life.to_text()
+    );
+}

@@ -1,6 +1,9 @@
 use crate::support::*;
 use switchboard_audit::read::NoProgress;
 use switchboard_audit::{Selection, lint};
+use switchboard_contracts::{
+    CompanySettings, NumberSettings, RingGroup, RingMode, SettingsChange, UserSettings,
+};
 
 #[tokio::test]
 async fn lint_finds_each_way_a_call_can_end_badly_and_says_how_to_fix_it() {
@@ -268,10 +271,11 @@ async fn numbers_unknown_to_the_metadata_are_routed_and_only_warned_about() {
 }
 
 /// Every code lint can report, problems and warnings (the list in [`switchboard_audit::Finding`]).
-const ALL_CODES: [&str; 17] = [
+const ALL_CODES: [&str; 21] = [
     "after_hours_forward_loop",
     "bad_company_phone",
     "bad_forwarding_number",
+    "blocked_own_number",
     "business_hours_never_open",
     "company_phone_loop",
     "direct_line_owner_deactivated",
@@ -284,9 +288,328 @@ const ALL_CODES: [&str; 17] = [
     "no_target",
     "number_unknown_to_metadata",
     "released_number_receiving_calls",
+    "ring_group_member_unknown",
+    "ring_group_never_rings",
     "ring_timeout_outside_15_20",
+    "screening_ring_timeout_too_short",
     "working_hours_never_open",
 ];
+
+/// Number `n` of tenant `t` (forwarding to FORWARD) with a simultaneous ring group of `users`.
+fn grouped(t: &str, n: &str, users: &[&str], secs: Option<u32>) -> SettingsChange {
+    match num(t, 1, n, Some(FORWARD), false) {
+        SettingsChange::Number(number) => SettingsChange::Number(NumberSettings {
+            ring_group: Some(RingGroup {
+                user_ids: users.iter().map(|u| id(u)).collect(),
+                mode: RingMode::Simultaneous,
+                ring_timeout_secs: secs,
+            }),
+            ..number
+        }),
+        _ => unreachable!(),
+    }
+}
+
+/// `change` (a company's) with `f` applied.
+fn company_with(change: SettingsChange, f: impl FnOnce(&mut CompanySettings)) -> SettingsChange {
+    match change {
+        SettingsChange::Company(mut c) => {
+            f(&mut c);
+            SettingsChange::Company(c)
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// `change` (a user's) with `f` applied.
+fn user_with(change: SettingsChange, f: impl FnOnce(&mut UserSettings)) -> SettingsChange {
+    match change {
+        SettingsChange::User(mut u) => {
+            f(&mut u);
+            SettingsChange::User(u)
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// A table row: its name, its settings (on top of a sound tenant), the findings expected.
+type Case = (
+    &'static str,
+    Vec<SettingsChange>,
+    Vec<(&'static str, &'static str)>,
+);
+
+/// The codes of issue 17's checks.
+const CALLER_POLICY_CODES: [&str; 4] = [
+    "blocked_own_number",
+    "ring_group_member_unknown",
+    "ring_group_never_rings",
+    "screening_ring_timeout_too_short",
+];
+
+/// Issue 17's lint, a table: ring groups nobody in can ever ring (unknown, deactivated,
+/// phoneless, a phone that is the number itself, working hours never open — availability does
+/// not count: it changes through the day), groups naming unknown users (a group over the limit
+/// cannot be in force: the contract refuses it), block-list entries covering the company's own
+/// numbers, its forwarding numbers or the after-hours forward, and screening with a ring
+/// timeout under 15 s. Each with its negative case.
+#[test]
+fn lint_finds_ring_groups_block_lists_and_screening_that_fail_callers() {
+    use switchboard_audit::SettingsLog;
+    use switchboard_audit::lint::lint_settings;
+
+    let never: switchboard_contracts::schedule::Schedule =
+        serde_json::from_str(r#"{"weekly": {}}"#).unwrap();
+    let base = || {
+        vec![
+            company("acme", 1, Some(COMPANY)),
+            num("acme", 1, N2, Some(FORWARD_2), false),
+            user("acme", 1, "u-alice", Some(ALICE), true),
+        ]
+    };
+    let screening = |secs: Option<u32>| {
+        company_with(company("acme", 1, Some(COMPANY)), |c| {
+            c.screening = Some(switchboard_contracts::Screening::Forwarded);
+            c.ring_timeout_secs = secs;
+        })
+    };
+    let blocking = |entries: &[&str]| {
+        company_with(company("acme", 1, Some(COMPANY)), |c| {
+            c.blocked_callers = entries.iter().map(|e| e.to_string()).collect();
+            c.after_hours = Some(switchboard_contracts::AfterHours {
+                kind: switchboard_contracts::AfterHoursKind::Forward,
+                number: Some("+13125550142".into()),
+            });
+        })
+    };
+    let g = |users: &[&str]| grouped("acme", N1, users, None);
+    let n1 = "number/+16*******00";
+    let company_entity = "company/main";
+    let cases: Vec<Case> = vec![
+        // (a) a group nobody in can ring, at any hour
+        (
+            "every member unknown",
+            vec![g(&["u-ghost", "u-phantom"])],
+            vec![("ring_group_never_rings", n1)],
+        ),
+        (
+            "deactivated, phoneless, a bad phone, never-open hours, the number itself",
+            vec![
+                g(&["u-off", "u-mute", "u-bad", "u-never", "u-loop"]),
+                user("acme", 1, "u-off", Some(BOB), false),
+                user("acme", 1, "u-mute", None, true),
+                user("acme", 1, "u-bad", Some("+1 650 253"), true),
+                user_with(user("acme", 1, "u-never", Some(BOB), true), |u| {
+                    u.working_hours = Some(never.clone());
+                    u.ring_only_in_working_hours = true;
+                }),
+                user("acme", 1, "u-loop", Some(N1), true),
+            ],
+            vec![("ring_group_never_rings", n1)],
+        ),
+        (
+            "one member can ring",
+            vec![
+                g(&["u-off", "u-alice"]),
+                user("acme", 1, "u-off", Some(BOB), false),
+            ],
+            vec![],
+        ),
+        (
+            "a member on do-not-disturb can still ring later",
+            vec![
+                g(&["u-dnd"]),
+                user_with(user("acme", 1, "u-dnd", Some(BOB), true), |u| {
+                    u.available = false
+                }),
+            ],
+            vec![],
+        ),
+        (
+            "never-open hours that do not restrict ringing",
+            vec![
+                g(&["u-hours"]),
+                user_with(user("acme", 1, "u-hours", Some(BOB), true), |u| {
+                    u.working_hours = Some(never.clone());
+                }),
+            ],
+            vec![],
+        ),
+        (
+            "a released number's group",
+            vec![match g(&["u-ghost"]) {
+                SettingsChange::Number(n) => SettingsChange::Number(NumberSettings {
+                    released: true,
+                    ..n
+                }),
+                _ => unreachable!(),
+            }],
+            vec![],
+        ),
+        // (b) a group naming users that do not exist
+        (
+            "one member unknown",
+            vec![g(&["u-alice", "u-ghost"])],
+            vec![("ring_group_member_unknown", n1)],
+        ),
+        // (c) block lists
+        (
+            "an entry covering one of the tenant's numbers",
+            vec![
+                blocking(&["+1650253", "+1900"]),
+                num("acme", 1, N1, None, false),
+            ],
+            vec![("blocked_own_number", company_entity)],
+        ),
+        (
+            "the company phone, exactly",
+            vec![blocking(&[COMPANY])],
+            vec![("blocked_own_number", company_entity)],
+        ),
+        (
+            "a number's forwarding number and the after-hours forward, each by its own entry",
+            vec![blocking(&[FORWARD_2, "+1312555"])],
+            vec![
+                ("blocked_own_number", company_entity),
+                ("blocked_own_number", company_entity),
+            ],
+        ),
+        (
+            "entries covering none of them",
+            vec![blocking(&["+1900", "+14155550199", "+16502531"])],
+            vec![],
+        ),
+        (
+            "an entry covering only a released number",
+            vec![blocking(&[N1]), num("acme", 1, N1, None, true)],
+            vec![],
+        ),
+        // (d) screening with ring timeouts under 15 s
+        (
+            "the company's timeout",
+            vec![screening(Some(10))],
+            vec![("screening_ring_timeout_too_short", company_entity)],
+        ),
+        (
+            "a number's and a group's timeout",
+            vec![
+                screening(None),
+                match grouped("acme", N1, &["u-alice"], Some(12)) {
+                    SettingsChange::Number(n) => SettingsChange::Number(NumberSettings {
+                        ring_timeout_secs: Some(14),
+                        ..n
+                    }),
+                    _ => unreachable!(),
+                },
+            ],
+            vec![
+                ("screening_ring_timeout_too_short", n1),
+                ("screening_ring_timeout_too_short", n1),
+            ],
+        ),
+        (
+            "15 s is enough",
+            vec![
+                screening(Some(15)),
+                grouped("acme", N1, &["u-alice"], Some(15)),
+            ],
+            vec![],
+        ),
+        (
+            "short timeouts without screening",
+            vec![
+                company_with(company("acme", 1, Some(COMPANY)), |c| {
+                    c.ring_timeout_secs = Some(10)
+                }),
+                grouped("acme", N1, &["u-alice"], Some(10)),
+            ],
+            vec![],
+        ),
+    ];
+    for (name, changes, expected) in cases {
+        let mut log = SettingsLog::new();
+        // The case's changes after the base (a company of the case replaces the base's).
+        let mut all = base();
+        all.retain(|b| !changes.iter().any(|c| c.key() == b.key()));
+        all.extend(changes);
+        for (i, change) in all.iter().enumerate() {
+            log.apply(i as u64 + 1, time::OffsetDateTime::UNIX_EPOCH, change);
+        }
+        let findings = lint_settings(&log);
+        let found: Vec<(&str, &str)> = findings
+            .iter()
+            .filter(|f| CALLER_POLICY_CODES.contains(&f.code.as_str()))
+            .map(|f| (f.code.as_str(), f.entity.as_str()))
+            .collect();
+        assert_eq!(found, expected, "{name}: {findings:#?}");
+    }
+}
+
+/// What the findings say: why each member cannot ring, what an entry blocks (numbers masked),
+/// why screening needs 15 s.
+#[test]
+fn caller_policy_findings_say_why() {
+    use switchboard_audit::SettingsLog;
+    use switchboard_audit::lint::lint_settings;
+
+    let changes = [
+        company_with(company("acme", 1, Some(COMPANY)), |c| {
+            c.screening = Some(switchboard_contracts::Screening::Forwarded);
+            c.ring_timeout_secs = Some(10);
+            c.blocked_callers = vec![N2.into(), "+1617".into()];
+        }),
+        grouped("acme", N1, &["u-ghost", "u-off"], None),
+        num("acme", 1, N2, None, false),
+        user("acme", 1, "u-off", Some(BOB), false),
+    ];
+    let mut log = SettingsLog::new();
+    for (i, change) in changes.iter().enumerate() {
+        log.apply(i as u64 + 1, time::OffsetDateTime::UNIX_EPOCH, change);
+    }
+    let findings = lint_settings(&log);
+    let by_code = |code: &str| -> Vec<&switchboard_audit::Finding> {
+        findings.iter().filter(|f| f.code == code).collect()
+    };
+    let group = by_code("ring_group_never_rings");
+    assert_eq!(group.len(), 1, "{findings:#?}");
+    assert!(
+        group[0]
+            .problem
+            .contains("u-ghost is unknown; u-off is deactivated")
+            && group[0].fix.contains("`number.ring_group.user_ids`"),
+        "{:#?}",
+        group[0]
+    );
+    let blocked = by_code("blocked_own_number");
+    let problems: Vec<&str> = blocked.iter().map(|f| f.problem.as_str()).collect();
+    assert_eq!(blocked.len(), 2, "{findings:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("entry +1617 blocks the company phone +16*******34")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("entry +16*******01 blocks this tenant's number +16*******01")),
+        "{problems:#?}"
+    );
+    assert!(
+        blocked
+            .iter()
+            .all(|f| f.fix.contains("`company.blocked_callers`"))
+    );
+    let screening = by_code("screening_ring_timeout_too_short");
+    assert_eq!(screening.len(), 1, "{findings:#?}");
+    assert!(
+        screening[0].problem.contains("10 s, under 15 s")
+            && screening[0].fix.contains("`company.ring_timeout_secs`")
+            && screening[0].fix.contains("`company.screening`"),
+        "{:#?}",
+        screening[0]
+    );
+}
 
 /// Words of other products' screens (a CRM's menus, the contract's old doc comments) that a
 /// lint text must not send anyone to.
@@ -308,8 +631,9 @@ const FOREIGN_UI: [&str; 11] = [
 /// so that none is skipped (and the compiler insists on every field of each struct).
 fn contract_fields() -> std::collections::BTreeMap<&'static str, Vec<String>> {
     use switchboard_contracts::{
-        AfterHours, AfterHoursKind, CompanySettings, ContactSettings, FinalAction, NumberSettings,
-        Prefer, UserSettings,
+        AfterHours, AfterHoursKind, AnonymousCallers, BlockedAction, CompanySettings,
+        ContactSettings, FinalAction, NumberSettings, Prefer, RingGroup, RingMode, Screening,
+        UserSettings,
     };
     let schedule: switchboard_contracts::schedule::Schedule = serde_json::from_str(
         r#"{"time_zone": "UTC", "weekly": {"mon": [["09:00", "17:00"]]},
@@ -333,6 +657,16 @@ fn contract_fields() -> std::collections::BTreeMap<&'static str, Vec<String>> {
         business_hours: Some(schedule.clone()),
         after_hours: Some(after_hours.clone()),
         ring_timeout_secs: Some(20),
+        returning_caller_days: 30,
+        blocked_callers: vec!["+1900".into()],
+        blocked_action: Some(BlockedAction::Announce),
+        anonymous_callers: Some(AnonymousCallers::Voicemail),
+        screening: Some(Screening::Forwarded),
+    };
+    let ring_group = RingGroup {
+        user_ids: vec![id("u-1")],
+        mode: RingMode::Sequential,
+        ring_timeout_secs: Some(20),
     };
     let number = NumberSettings {
         tenant_id: tenant("acme"),
@@ -343,6 +677,7 @@ fn contract_fields() -> std::collections::BTreeMap<&'static str, Vec<String>> {
         user_id: Some(id("u-1")),
         prefer: Prefer::NumberOwner,
         ring_timeout_secs: Some(20),
+        ring_group: Some(ring_group.clone()),
     };
     let user = UserSettings {
         tenant_id: tenant("acme"),
@@ -367,9 +702,14 @@ fn contract_fields() -> std::collections::BTreeMap<&'static str, Vec<String>> {
     for field in keys(serde_json::to_value(after_hours).unwrap()) {
         company_fields.push(format!("after_hours.{field}"));
     }
+    // So is `ring_group`.
+    let mut number_fields = keys(serde_json::to_value(number).unwrap());
+    for field in keys(serde_json::to_value(ring_group).unwrap()) {
+        number_fields.push(format!("ring_group.{field}"));
+    }
     [
         ("company", company_fields),
-        ("number", keys(serde_json::to_value(number).unwrap())),
+        ("number", number_fields),
         ("user", keys(serde_json::to_value(user).unwrap())),
         ("contact", keys(serde_json::to_value(contact).unwrap())),
     ]
@@ -456,6 +796,16 @@ fn every_fix_names_the_settings_field_and_how_to_publish_it() {
         // globex: the company phone is one of its own numbers
         company("globex", 1, Some(N1)),
         num("globex", 1, N1, Some(FORWARD), false),
+        // initech: screening on with a 10 s ring timeout, a block list covering its own
+        // number, a ring group of nobody who can ring and one naming an unknown user
+        with_company(company("initech", 1, Some(COMPANY)), |c| {
+            c.screening = Some(switchboard_contracts::Screening::Forwarded);
+            c.ring_timeout_secs = Some(10);
+            c.blocked_callers = vec!["+1650253".into()];
+        }),
+        grouped("initech", N1, &["u-ghost"], None),
+        grouped("initech", N2, &["u-ok", "u-nobody"], None),
+        user("initech", 1, "u-ok", Some(ALICE), true),
     ];
     let mut log = SettingsLog::new();
     let released_at = OffsetDateTime::UNIX_EPOCH;

@@ -220,9 +220,13 @@ async fn what_if_we_close_at_17_on_fridays() {
         vec![
             ("assigned_user", 4, 4, 3),
             ("direct_line", 0, 0, 0),
+            ("returning_caller", 0, 0, 0),
+            ("ring_group", 0, 0, 0),
             ("forwarding_number", 0, 0, 0),
             ("company_phone", 0, 0, 0),
             ("after_hours", 0, 0, 1),
+            ("blocked", 0, 0, 0),
+            ("anonymous", 0, 0, 0),
             ("no_route", 0, 0, 0),
         ],
         "{}",

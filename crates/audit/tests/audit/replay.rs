@@ -38,6 +38,9 @@ impl SettingsView for WithoutForwarding<'_> {
     fn contacts_with_phone(&self, phone: &E164) -> &[EntityId] {
         self.0.contacts_with_phone(phone)
     }
+    fn blocked(&self, caller: &E164) -> Option<&str> {
+        self.0.blocked(caller)
+    }
 }
 
 #[tokio::test]
@@ -102,7 +105,9 @@ async fn an_altered_rule_is_reported_for_exactly_the_calls_it_changes() {
         &Selection::default(),
         DEFAULT_LOOKBACK,
         &NoProgress,
-        |call, state| decide(call, &WithoutForwarding(state)),
+        |call: &_, state: &_, _: &dyn switchboard_routing::CallerHistory| {
+            decide(call, &WithoutForwarding(state))
+        },
     )
     .await
     .unwrap();

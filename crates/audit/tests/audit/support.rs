@@ -56,6 +56,11 @@ pub fn company(t: &str, version: u64, phone: Option<&str>) -> SettingsChange {
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: None,
+        returning_caller_days: 0,
+        blocked_callers: Vec::new(),
+        blocked_action: None,
+        anonymous_callers: None,
+        screening: None,
     })
 }
 
@@ -75,6 +80,7 @@ pub fn num(
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     })
 }
 
@@ -359,6 +365,11 @@ impl Recorder {
                 carrier_sid: None,
                 outcome_unknown: false,
                 acted_by: None,
+                // As the chain machine does: an answer carries the decision's caller.
+                caller: match kind {
+                    DialEventKind::Answered => route.caller.clone(),
+                    _ => None,
+                },
                 at: OffsetDateTime::now_utc(),
             })
             .await

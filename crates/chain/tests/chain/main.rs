@@ -5,6 +5,7 @@
 // functions): a failed assumption is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod missed;
 mod simulate;
 mod table;
 
@@ -35,6 +36,8 @@ pub(crate) fn target(number: &str, rule: Rule) -> Target {
         user_id: None,
         rule,
         ring_timeout_secs: None,
+        group: Vec::new(),
+        screen: false,
     }
 }
 
@@ -60,6 +63,8 @@ pub(crate) fn decision(targets: usize) -> CallRoute {
         reasons: Vec::new(),
         explanation: vec![],
         settings_seq: 1,
+        calls_seq: 0,
+        caller: None,
         decided_at: t0(),
     }
 }
@@ -88,5 +93,15 @@ pub(crate) fn refused(reason: &str) -> switchboard_chain::Failure {
     switchboard_chain::Failure {
         reason: reason.into(),
         outcome_unknown: false,
+        call_ended: false,
+    }
+}
+
+/// The carrier's refusal of a call that is no longer in progress (Twilio 21220).
+pub(crate) fn ended() -> switchboard_chain::Failure {
+    switchboard_chain::Failure {
+        reason: "Twilio HTTP 400 (code 21220): Call is not in-progress. Cannot redirect.".into(),
+        outcome_unknown: false,
+        call_ended: true,
     }
 }

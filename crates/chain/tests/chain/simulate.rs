@@ -5,14 +5,15 @@
 //! the outcome of every dial it accepted, whatever happens to the dialer.
 //!
 //! Whatever the interleaving: no target is asked for twice, every carrier action is in the
-//! record (its sid, or its step as outcome unknown), and once the crashes stop every call
-//! reaches exactly one end.
+//! record (its sid, or its step as outcome unknown), once the crashes stop every call
+//! reaches exactly one end, and a call that ends unanswered (the final action, or the caller
+//! gone) has its one `call.missed`, recorded once and never changed by a later write.
 
 use crate::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use switchboard_chain::{Input, Progress, StepState, Verdict, next};
-use switchboard_contracts::{CallStatus, DialCallStatus, DialEventKind};
+use switchboard_contracts::{CallMissed, CallStatus, DialCallStatus, DialEventKind, MissedEnd};
 
 #[derive(Debug, Clone)]
 enum Msg {
@@ -52,6 +53,11 @@ struct World {
     answers: Vec<bool>,
     refuse_first_attempt_of: Option<u32>,
     time_out_first_answer_of: Option<u32>,
+    /// The caller hangs up before this step is asked for: the carrier refuses it and every
+    /// later one as no longer in progress.
+    hang_up_before: Option<u32>,
+    /// The first `call.missed` written, which every later write must keep.
+    missed: Option<CallMissed>,
     now: i64,
     stale_after: i64,
 }
@@ -68,6 +74,8 @@ impl World {
             answers,
             refuse_first_attempt_of: refuse,
             time_out_first_answer_of: None,
+            hang_up_before: None,
+            missed: None,
             now: 0,
             stale_after: 1_000_000,
         };
@@ -136,6 +144,14 @@ impl World {
                         let claimed =
                             p.state == StepState::Claimed && p.holder.as_ref() == Some(&by);
                         let step = p.step;
+                        match (&self.missed, &p.missed) {
+                            (None, m) => self.missed = m.clone(),
+                            (Some(first), m) => assert_eq!(
+                                Some(first),
+                                m.as_ref(),
+                                "a recorded call.missed changed"
+                            ),
+                        }
                         self.store = Some((p, rev + 1));
                         if claimed {
                             self.handlers[i].stage = Stage::Carrier(step);
@@ -154,7 +170,10 @@ impl World {
                     .nth(step as usize)
                     .cloned();
                 let refuse_now = self.refuse_first_attempt_of == Some(step);
-                let result = if refuse_now {
+                let gone = self.hang_up_before.is_some_and(|s| step >= s);
+                let result = if gone {
+                    Err(ended())
+                } else if refuse_now {
                     self.refuse_first_attempt_of = None;
                     Err(refused("HTTP 400"))
                 } else {
@@ -180,6 +199,7 @@ impl World {
                         Err(switchboard_chain::Failure {
                             reason: "timed out after the request was sent".into(),
                             outcome_unknown: true,
+                            call_ended: false,
                         })
                     } else {
                         Ok(Some(format!("SID{step}")))
@@ -211,13 +231,14 @@ impl World {
 fn run(
     targets: usize,
     answers: Vec<bool>,
-    (refuse, time_out): (Option<u32>, Option<u32>),
+    (refuse, time_out, hang_up): (Option<u32>, Option<u32>, Option<u32>),
     extra_route: bool,
     moves: &[(u8, u8)],
     crashes: usize,
 ) -> World {
     let mut w = World::new(answers, refuse, extra_route);
     w.time_out_first_answer_of = time_out;
+    w.hang_up_before = hang_up;
     let mut crashes_left = crashes;
     let mut script = moves.iter().copied();
     let mut budget = 10_000;
@@ -251,7 +272,11 @@ fn run(
             claim_grace: std::time::Duration::from_secs(30),
         };
         match next(Some(p), input, w.clock()) {
-            Verdict::Write(taken) => w.store = Some((taken, rev + 1)),
+            Verdict::Write(taken) => {
+                assert!(w.missed.is_none(), "missed before the end: {:?}", w.missed);
+                w.missed = taken.missed.clone();
+                w.store = Some((taken, rev + 1));
+            }
             other => panic!("the dead-man's switch must take a refused final action: {other:?}"),
         }
     }
@@ -260,11 +285,26 @@ fn run(
 
 fn check(w: &World, targets: usize) {
     let (p, _) = w.store.as_ref().expect("the decision was dialed");
-    // Exactly one end.
+    // Exactly one end: answered, the final action, or the caller gone (no end event then).
     assert!(
-        matches!(p.state, StepState::Answered | StepState::FinalTaken),
+        matches!(
+            p.state,
+            StepState::Answered | StepState::FinalTaken | StepState::HungUp
+        ),
         "the chain ended: {p:?}"
     );
+    // Missed exactly when nobody answered, as it ended.
+    let missed = p.missed.as_ref().map(|m| (m.ended, m.final_action));
+    match p.state {
+        StepState::Answered => assert_eq!(missed, None),
+        StepState::FinalTaken => assert_eq!(
+            missed,
+            Some((MissedEnd::FinalAction, Some(p.decision.final_action.kind)))
+        ),
+        _ => assert_eq!(missed, Some((MissedEnd::CallerHungUp, None))),
+    }
+    assert_eq!(p.missed, w.missed, "the first call.missed recorded is kept");
+    let want_ends = usize::from(p.state != StepState::HungUp);
     let ends = p
         .events
         .iter()
@@ -275,7 +315,7 @@ fn check(w: &World, targets: usize) {
             )
         })
         .count();
-    assert_eq!(ends, 1, "one end: {:?}", p.events);
+    assert_eq!(ends, want_ends, "one end: {:?}", p.events);
     // Nobody rung twice.
     let mut rung: Vec<&str> = w
         .ledger
@@ -322,11 +362,12 @@ proptest! {
         answers in proptest::collection::vec(any::<bool>(), 3),
         refuse in proptest::option::of(0u32..=3),
         time_out in proptest::option::of(0u32..=3),
+        hang_up in proptest::option::of(0u32..=4),
         extra_route in any::<bool>(),
         crashes in 0usize..4,
         moves in proptest::collection::vec((any::<u8>(), any::<u8>()), 0..400),
     ) {
-        let w = run(targets, answers, (refuse, time_out), extra_route, &moves, crashes);
+        let w = run(targets, answers, (refuse, time_out, hang_up), extra_route, &moves, crashes);
         check(&w, targets);
     }
 }

@@ -8,5 +8,6 @@
 
 mod codec;
 mod hours;
+mod policy;
 mod proto_conformance;
 mod support;

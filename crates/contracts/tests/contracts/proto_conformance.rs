@@ -16,19 +16,24 @@ use std::fmt::Debug;
 use switchboard_contracts::reasons::{HoursAt, Offer, Reason, UserSkipped};
 use switchboard_contracts::schedule::{DAY_KEYS, Schedule, ScheduleOverride, WeeklyHours};
 use switchboard_contracts::{
-    Actor, CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings,
+    Actor, CallDial, CallInbound, CallMissed, CallRejected, CallRoute, CallStatus, CompanySettings,
     ContactSettings, ContractError, DialCallStatus, DialEventKind, E164, EntityId, Envelope,
     EventData, FinalAction, FinalActionKind, NumberSettings, PhoneError, RawEnvelope, Region,
     Rejection, Rule, SettingsChange, SettingsRejected, Target, TenantId, UserSettings,
 };
-use switchboard_contracts::{AfterHours, AfterHoursKind, Prefer};
+use switchboard_contracts::{
+    AfterHours, AfterHoursKind, AnonymousCallers, BlockedAction, GroupMember, MissedEnd, Prefer,
+    RingGroup, RingMode, Screening, blocked_entry,
+};
 use time::macros::datetime;
 use time::{OffsetDateTime, UtcOffset};
 
 /// Messages of the contract packages that are parts of event data, not event data themselves.
-const PART_MESSAGES: [&str; 9] = [
+const PART_MESSAGES: [&str; 11] = [
     "switchboard.v1.Target",
+    "switchboard.v1.GroupMember",
     "switchboard.v1.FinalAction",
+    "switchboard.v1.RingGroup",
     "switchboard.v1.Schedule",
     "switchboard.v1.WeeklyHours",
     "switchboard.v1.ScheduleOverride",
@@ -37,6 +42,17 @@ const PART_MESSAGES: [&str; 9] = [
     "switchboard.v2.PhoneProblem",
     "switchboard.v2.HoursAt",
 ];
+/// Messages without fields that only give an enum's values their own scope (proto enum values
+/// share their parent's scope, and these enums' wire names clash with other enums' in the
+/// package): never on the wire themselves, only their nested `Value`.
+const SCOPE_MESSAGES: [&str; 3] = [
+    "switchboard.v1.BlockedAction",
+    "switchboard.v1.AnonymousCallers",
+    "switchboard.v1.MissedEnd",
+];
+/// Fields v2's decision gained after v1 stopped being produced: v1 history never carries them,
+/// so the v1 message (frozen history) does not have them.
+const V2_ONLY_ROUTE_FIELDS: [&str; 2] = ["calls_seq", "caller"];
 /// Messages that are the data of several event types, with exactly those types.
 const SHARED_MESSAGES: [(&str, [&str; 2]); 1] = [(
     "switchboard.v1.Rejection",
@@ -48,7 +64,7 @@ const EARLIER_MESSAGES: [(&str, &str); 1] =
     [("switchboard.call.route.v1", "switchboard.v1.CallRoute")];
 
 /// Every Rust event type: its `TYPE` and its `EARLIER_TYPES`.
-fn rust_types() -> [(&'static str, &'static [&'static str]); 10] {
+fn rust_types() -> [(&'static str, &'static [&'static str]); 11] {
     fn of<T: EventData>() -> (&'static str, &'static [&'static str]) {
         (T::TYPE, T::EARLIER_TYPES)
     }
@@ -57,6 +73,7 @@ fn rust_types() -> [(&'static str, &'static [&'static str]); 10] {
         of::<CallRoute>(),
         of::<CallStatus>(),
         of::<CallDial>(),
+        of::<CallMissed>(),
         of::<CallRejected>(),
         of::<CompanySettings>(),
         of::<NumberSettings>(),
@@ -388,9 +405,22 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
     for (shared, _) in SHARED_MESSAGES {
         assert!(messages.contains(shared), "{shared} is not in contracts()");
     }
+    for scope in SCOPE_MESSAGES {
+        let msg = message(scope);
+        assert_eq!(msg.fields().count(), 0, "{scope} only scopes its enum");
+        assert_eq!(
+            msg.child_enums()
+                .map(|e| e.name().to_string())
+                .collect::<Vec<_>>(),
+            ["Value"],
+            "{scope}"
+        );
+    }
     for msg in contract_messages() {
         assert!(
-            messages.contains(msg.full_name()) || PART_MESSAGES.contains(&msg.full_name()),
+            messages.contains(msg.full_name())
+                || PART_MESSAGES.contains(&msg.full_name())
+                || SCOPE_MESSAGES.contains(&msg.full_name()),
             "{} is neither the data of an event type nor a known part: map it in contracts()",
             msg.full_name()
         );
@@ -415,7 +445,9 @@ fn the_type_map_covers_every_event_type_of_the_rust_contract() {
 }
 
 /// v2's decision is v1's with `reasons` instead of `explanation`: every other field has the same
-/// name, number, type, cardinality and presence, and v1's `explanation` is reserved in v2.
+/// name, number, type, cardinality and presence, and v1's `explanation` is reserved in v2. The
+/// only other fields are those v2 gained after v1 stopped being produced
+/// ([`V2_ONLY_ROUTE_FIELDS`]), numbered after every v1 field so they never reuse one.
 #[test]
 fn v2_call_route_is_v1_with_reasons_instead_of_explanation() {
     let v1 = message("switchboard.v1.CallRoute");
@@ -437,10 +469,24 @@ fn v2_call_route_is_v1_with_reasons_instead_of_explanation() {
         .collect();
     let v2_fields: Vec<_> = v2
         .fields()
-        .filter(|f| f.name() != "reasons")
+        .filter(|f| f.name() != "reasons" && !V2_ONLY_ROUTE_FIELDS.contains(&f.name()))
         .map(|f| shape(&f))
         .collect();
     assert_eq!(v1_fields, v2_fields);
+    let reasons_number = v2.get_field_by_name("reasons").expect("reasons").number();
+    for name in V2_ONLY_ROUTE_FIELDS {
+        let field = v2
+            .get_field_by_name(name)
+            .unwrap_or_else(|| panic!("v2 has {name}"));
+        assert!(
+            v1.get_field_by_name(name).is_none(),
+            "v1 history has no {name}"
+        );
+        assert!(
+            v1.fields().all(|f| f.number() < field.number()) && field.number() > reasons_number,
+            "{name} is numbered after every earlier field"
+        );
+    }
     let reasons = v2.get_field_by_name("reasons").expect("reasons");
     assert!(reasons.is_list());
     assert!(matches!(reasons.kind(), Kind::Message(m) if m.full_name() == "switchboard.v2.Reason"));
@@ -487,19 +533,69 @@ fn enum_value_names_are_the_rust_wire_names() {
         Some("rule_unspecified")
     );
 
-    let kind = pool()
-        .get_enum_by_name("switchboard.v1.FinalActionKind")
-        .expect("FinalActionKind");
-    let names: Vec<Value> = kind
-        .values()
-        .filter(|v| v.number() != 0)
-        .map(|v| Value::from(v.name()))
-        .collect();
-    let wire: Vec<Value> = [FinalActionKind::Voicemail, FinalActionKind::AnnounceHangup]
-        .iter()
-        .map(|k| serde_json::to_value(k).expect("JSON"))
-        .collect();
-    assert_eq!(names, wire);
+    // The enums of issue 17 and FinalActionKind: every value, in declaration order, its zero
+    // value `<enum>_unspecified`. The `Value`s of SCOPE_MESSAGES are nested only to scope their
+    // values; the wire names are the same.
+    use FinalActionKind as K;
+    let final_action = wire_names(&[K::Voicemail, K::AnnounceHangup, K::Reject], K::as_str);
+    let blocked = wire_names(
+        &[BlockedAction::Reject, BlockedAction::Announce],
+        BlockedAction::as_str,
+    );
+    let anonymous = wire_names(
+        &[
+            AnonymousCallers::Route,
+            AnonymousCallers::Voicemail,
+            AnonymousCallers::Reject,
+        ],
+        AnonymousCallers::as_str,
+    );
+    let screening = wire_names(&[Screening::Off, Screening::Forwarded], Screening::as_str);
+    let mode = wire_names(
+        &[RingMode::Simultaneous, RingMode::Sequential],
+        RingMode::as_str,
+    );
+    let ended = wire_names(
+        &[MissedEnd::FinalAction, MissedEnd::CallerHungUp],
+        MissedEnd::as_str,
+    );
+    for (full_name, zero, wire) in [
+        (
+            "switchboard.v1.FinalActionKind",
+            "final_action_kind",
+            final_action,
+        ),
+        (
+            "switchboard.v1.BlockedAction.Value",
+            "blocked_action",
+            blocked,
+        ),
+        (
+            "switchboard.v1.AnonymousCallers.Value",
+            "anonymous_callers",
+            anonymous,
+        ),
+        ("switchboard.v1.Screening", "screening", screening),
+        ("switchboard.v1.RingMode", "ring_mode", mode),
+        ("switchboard.v1.MissedEnd.Value", "missed_end", ended),
+    ] {
+        let e = pool()
+            .get_enum_by_name(full_name)
+            .unwrap_or_else(|| panic!("no enum {full_name}"));
+        let names: Vec<String> = e
+            .enum_descriptor_proto()
+            .value
+            .iter()
+            .filter(|v| v.number() != 0)
+            .map(|v| v.name().to_string())
+            .collect();
+        assert_eq!(names, wire, "{full_name}");
+        assert_eq!(
+            e.get_value(0).map(|v| v.name().to_string()),
+            Some(format!("{zero}_unspecified")),
+            "{full_name}"
+        );
+    }
 
     let status = pool()
         .get_enum_by_name("switchboard.v1.DialCallStatus")
@@ -570,6 +666,21 @@ fn enum_value_names_are_the_rust_wire_names() {
     })
     .collect();
     assert_eq!(names, wire);
+}
+
+/// The wire names of `values` (their serde JSON), checked against `as_str`.
+fn wire_names<T: serde::Serialize + Copy>(
+    values: &[T],
+    as_str: fn(T) -> &'static str,
+) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            let json = serde_json::to_value(v).expect("JSON");
+            assert_eq!(json, as_str(*v), "serde and as_str agree");
+            as_str(*v).to_string()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -724,7 +835,8 @@ fn route_examples_of_both_versions_decode_as_their_version() {
     assert_eq!(seen, expected, "examples of every route version");
 }
 
-/// Every full number in a route's data (target, fallbacks, reasons).
+/// Every full number in a route's data (caller, legs and their group members, reasons and the
+/// block-list entries they name).
 fn d_numbers(data: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let mut push = |v: &Value| {
@@ -732,12 +844,20 @@ fn d_numbers(data: &Value) -> Vec<String> {
             out.push(n.to_string());
         }
     };
-    push(&data["target"]["number"]);
-    for t in data["fallbacks"].as_array().into_iter().flatten() {
+    push(&data["caller"]);
+    let legs = data["target"]
+        .as_object()
+        .map(|_| &data["target"])
+        .into_iter();
+    for t in legs.chain(data["fallbacks"].as_array().into_iter().flatten()) {
         push(&t["number"]);
+        for m in t["group"].as_array().into_iter().flatten() {
+            push(&m["number"]);
+        }
     }
     for r in data["reasons"].as_array().into_iter().flatten() {
         push(&r["number"]);
+        push(&r["entry"]);
     }
     out
 }
@@ -754,6 +874,9 @@ fn v2_examples_written_as_v1_are_valid_v1_with_the_same_explanation() {
             continue;
         }
         let v2 = Envelope::<CallRoute>::decode(&body, "call.route.acme").expect("decodes");
+        if !recordable_by_v1(&v2.data) {
+            continue;
+        }
         let v1 = as_v1(&v2.data);
         let data = serde_json::to_value(&v1).expect("JSON");
         validate("switchboard.v1.CallRoute", &data)
@@ -771,18 +894,42 @@ fn v2_examples_written_as_v1_are_valid_v1_with_the_same_explanation() {
     assert_eq!(checked, 3, "three v2 examples");
 }
 
-/// `route` as a v1 producer recorded it.
+/// `route` as a v1 producer recorded it: a closed company's final action as `no_route`, prose
+/// instead of reasons, and without the fields v2 gained later ([`V2_ONLY_ROUTE_FIELDS`]).
 fn as_v1(route: &CallRoute) -> CallRoute {
     CallRoute {
-        rule: if route.target.is_none() {
+        rule: if route.target.is_none() && route.rule == Rule::AfterHours {
             Rule::NoRoute
         } else {
             route.rule
         },
         reasons: Vec::new(),
         explanation: route.explanation_lines(),
+        calls_seq: 0,
+        caller: None,
         ..route.clone()
     }
+}
+
+/// The rules that existed while v1 was produced.
+const V1_RULES: [Rule; 6] = [
+    Rule::AssignedUser,
+    Rule::DirectLine,
+    Rule::ForwardingNumber,
+    Rule::CompanyPhone,
+    Rule::AfterHours,
+    Rule::NoRoute,
+];
+
+/// Whether a v1 producer could have recorded `route`: only rules and legs it knew.
+fn recordable_by_v1(route: &CallRoute) -> bool {
+    V1_RULES.contains(&route.rule)
+        && route.final_action.kind != FinalActionKind::Reject
+        && route
+            .target
+            .iter()
+            .chain(&route.fallbacks)
+            .all(|t| V1_RULES.contains(&t.rule) && t.group.is_empty() && !t.screen)
 }
 
 /// The phone numbers in the examples are real numbers: what must be E.164 is canonical E.164,
@@ -810,6 +957,24 @@ fn example_phone_numbers_are_valid() {
             );
         }
     }
+    // A leg: its number, and a group leg's members (the first of them is the leg's number).
+    fn leg(name: &str, field: &str, t: &Value) {
+        strict(name, &format!("{field}.number"), &t["number"]);
+        let group = t["group"].as_array().cloned().unwrap_or_default();
+        for m in &group {
+            strict(name, &format!("{field}.group[].number"), &m["number"]);
+        }
+        if let Some(first) = group.first() {
+            assert_eq!(
+                first["number"], t["number"],
+                "{name}: {field}: the first member"
+            );
+            assert_eq!(
+                first["user_id"], t["user_id"],
+                "{name}: {field}: the first member"
+            );
+        }
+    }
     let mut checked = 0;
     for (name, body) in examples() {
         let raw = RawEnvelope::parse(&body).expect("envelope");
@@ -824,15 +989,23 @@ fn example_phone_numbers_are_valid() {
             }
             t if t == CallRoute::TYPE || CallRoute::EARLIER_TYPES.contains(&t) => {
                 if !d["target"].is_null() {
-                    strict(&name, "target.number", &d["target"]["number"]);
+                    leg(&name, "target", &d["target"]);
                 }
                 for t in d["fallbacks"].as_array().into_iter().flatten() {
-                    strict(&name, "fallbacks[].number", &t["number"]);
+                    leg(&name, "fallbacks[]", t);
+                }
+                if let Some(caller) = d.get("caller") {
+                    strict(&name, "caller", caller);
                 }
                 // Numbers in reasons are full E.164 too; what is not a number is masked.
                 for r in d["reasons"].as_array().into_iter().flatten() {
                     if let Some(n) = r.get("number") {
                         strict(&name, "reasons[].number", n);
+                    }
+                    if let Some(entry) = r.get("entry") {
+                        let entry = entry.as_str().expect("entry is a string");
+                        blocked_entry(entry)
+                            .unwrap_or_else(|e| panic!("{name}: reasons[].entry {entry:?}: {e}"));
                     }
                     if let Some(m) = r.get("masked") {
                         let m = m.as_str().expect("masked is a string");
@@ -842,10 +1015,34 @@ fn example_phone_numbers_are_valid() {
             }
             CallDial::TYPE => {
                 if !d["target"].is_null() {
-                    strict(&name, "target.number", &d["target"]["number"]);
+                    leg(&name, "target", &d["target"]);
+                }
+                if let Some(caller) = d.get("caller") {
+                    strict(&name, "caller", caller);
                 }
             }
-            CompanySettings::TYPE => lenient(&name, "company_phone", &d["company_phone"]),
+            CallMissed::TYPE => {
+                for field in ["caller", "dialed"] {
+                    if let Some(n) = d.get(field) {
+                        strict(&name, field, n);
+                    }
+                }
+                for t in d["tried"].as_array().into_iter().flatten() {
+                    leg(&name, "tried[]", t);
+                }
+            }
+            CompanySettings::TYPE => {
+                lenient(&name, "company_phone", &d["company_phone"]);
+                for entry in d["blocked_callers"].as_array().into_iter().flatten() {
+                    let entry = entry.as_str().expect("an entry is a string");
+                    blocked_entry(entry)
+                        .unwrap_or_else(|e| panic!("{name}: blocked_callers {entry:?}: {e}"));
+                    // A whole number is a real one; a prefix is `+` and fewer digits.
+                    if entry.len() > 8 {
+                        strict(&name, "blocked_callers[]", &json!(entry));
+                    }
+                }
+            }
             NumberSettings::TYPE => {
                 strict(&name, "number", &d["number"]);
                 lenient(&name, "forwarding_number", &d["forwarding_number"]);
@@ -1059,11 +1256,14 @@ fn fixed_calls_dial() -> Vec<CallDial> {
             user_id: Some(id("u-alice")),
             rule: Rule::AssignedUser,
             ring_timeout_secs: Some(20),
+            group: Vec::new(),
+            screen: false,
         }),
         reason: None,
         carrier_sid: Some("CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into()),
         outcome_unknown: false,
         acted_by: None,
+        caller: None,
         at: datetime!(2025-03-14 16:20:31.402 UTC),
     };
     vec![
@@ -1076,6 +1276,8 @@ fn fixed_calls_dial() -> Vec<CallDial> {
                 user_id: None,
                 rule: Rule::ForwardingNumber,
                 ring_timeout_secs: None,
+                group: Vec::new(),
+                screen: false,
             }),
             reason: Some("carrier refused: 400 <Twiml> \"invalid\" & more".into()),
             carrier_sid: None,
@@ -1085,6 +1287,31 @@ fn fixed_calls_dial() -> Vec<CallDial> {
             kind: DialEventKind::Answered,
             tenant_id: tenant("A_b-9"),
             at: datetime!(2025-03-14 09:02:41.000000001 -07:00),
+            ..base.clone()
+        },
+        // Answered on a screened simultaneous group leg, with the caller (returning callers
+        // learn from it).
+        CallDial {
+            kind: DialEventKind::Answered,
+            target: Some(Target {
+                number: e164("+13125550144"),
+                user_id: Some(id("u-44")),
+                rule: Rule::RingGroup,
+                ring_timeout_secs: Some(25),
+                group: vec![
+                    GroupMember {
+                        number: e164("+13125550144"),
+                        user_id: id("u-44"),
+                    },
+                    GroupMember {
+                        number: e164("+13125550145"),
+                        user_id: id("u-45"),
+                    },
+                ],
+                screen: true,
+            }),
+            carrier_sid: Some("CAb2c3d4e5f60718293a4b5c6d7e8f9012".into()),
+            caller: Some(e164("+14158675310")),
             ..base.clone()
         },
         CallDial {
@@ -1173,12 +1400,20 @@ fn variant_index(reason: &Reason) -> usize {
         Reason::NoForwardingNumber { .. } => 30,
         Reason::NoCompanyPhone => 31,
         Reason::NoTargetLeft => 32,
-        Reason::Unrecognized => 33,
+        Reason::CallerBlocked { .. } => 33,
+        Reason::AnonymousCaller { .. } => 34,
+        Reason::ReturningCaller { .. } => 35,
+        Reason::NotReturningCaller { .. } => 36,
+        Reason::RingGroup { .. } => 37,
+        Reason::GroupMember(_) => 38,
+        Reason::RingGroupEmpty => 39,
+        Reason::ScreeningOn => 40,
+        Reason::Unrecognized => 41,
     }
 }
 
 /// How many codes a producer can send: every variant but `Unrecognized`.
-const REASON_CODES: usize = 33;
+const REASON_CODES: usize = 41;
 
 /// One reason of every code a producer sends, each with every parameter that applies to it
 /// set (so its JSON shows every field the code can carry).
@@ -1338,6 +1573,35 @@ fn every_reason() -> Vec<Reason> {
         },
         Reason::NoCompanyPhone,
         Reason::NoTargetLeft,
+        Reason::CallerBlocked {
+            number: n("+19005550142"),
+            entry: "+1900".into(),
+            action: BlockedAction::Announce,
+        },
+        Reason::AnonymousCaller {
+            action: AnonymousCallers::Voicemail,
+        },
+        Reason::ReturningCaller {
+            number: n("+14158675310"),
+            user_id: id("u-44"),
+            answered_at: "2025-03-10T15:02:11Z".into(),
+            days: 30,
+        },
+        Reason::NotReturningCaller {
+            days: 30,
+            next: Rule::RingGroup,
+        },
+        Reason::RingGroup {
+            mode: RingMode::Simultaneous,
+            user_ids: vec![id("u-44"), id("u-45"), id("u-46")],
+        },
+        Reason::GroupMember(Offer {
+            rule: Rule::RingGroup,
+            user_id: Some(id("u-45")),
+            number: n("+13125550145"),
+        }),
+        Reason::RingGroupEmpty,
+        Reason::ScreeningOn,
     ]
 }
 
@@ -1363,6 +1627,8 @@ fn fixed_calls_route() -> Vec<CallRoute> {
         user_id: user.map(id),
         rule,
         ring_timeout_secs: Some(20),
+        group: Vec::new(),
+        screen: false,
     };
     let base = CallRoute {
         call_id: "CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into(),
@@ -1392,6 +1658,8 @@ fn fixed_calls_route() -> Vec<CallRoute> {
         ],
         explanation: vec![],
         settings_seq: 1042,
+        calls_seq: 0,
+        caller: None,
         decided_at: datetime!(2025-03-14 16:20:05.183 UTC),
     };
     vec![
@@ -1465,6 +1733,164 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             },
             ..base.clone()
         },
+        // A blocked caller, rejected: nothing rings, the carrier plays busy.
+        CallRoute {
+            rule: Rule::Blocked,
+            target: None,
+            fallbacks: vec![],
+            reasons: vec![
+                Reason::NumberProvisioned {
+                    number: e164("+16502530000"),
+                },
+                Reason::CallerBlocked {
+                    number: e164("+19005550142"),
+                    entry: "+1900".into(),
+                    action: BlockedAction::Reject,
+                },
+            ],
+            final_action: FinalAction {
+                kind: FinalActionKind::Reject,
+                message: String::new(),
+            },
+            caller: Some(e164("+19005550142")),
+            ..base.clone()
+        },
+        // A blocked caller, announced.
+        CallRoute {
+            rule: Rule::Blocked,
+            target: None,
+            fallbacks: vec![],
+            reasons: vec![Reason::CallerBlocked {
+                number: e164("+14158675310"),
+                entry: "+14158675310".into(),
+                action: BlockedAction::Announce,
+            }],
+            final_action: FinalAction {
+                kind: FinalActionKind::AnnounceHangup,
+                message: "Goodbye.".into(),
+            },
+            caller: Some(e164("+14158675310")),
+            ..base.clone()
+        },
+        // An anonymous caller sent to voicemail (no caller), and one rejected.
+        CallRoute {
+            rule: Rule::Anonymous,
+            target: None,
+            fallbacks: vec![],
+            reasons: vec![
+                Reason::CallerWithheld,
+                Reason::AnonymousCaller {
+                    action: AnonymousCallers::Voicemail,
+                },
+            ],
+            ..base.clone()
+        },
+        CallRoute {
+            rule: Rule::Anonymous,
+            target: None,
+            fallbacks: vec![],
+            reasons: vec![Reason::AnonymousCaller {
+                action: AnonymousCallers::Reject,
+            }],
+            final_action: FinalAction {
+                kind: FinalActionKind::Reject,
+                message: String::new(),
+            },
+            ..base.clone()
+        },
+        // A simultaneous ring group's leg, screened like the forwarding number after it (the
+        // company phone never is), with the returning-caller position and the caller.
+        CallRoute {
+            rule: Rule::RingGroup,
+            target: Some(Target {
+                group: vec![
+                    GroupMember {
+                        number: e164("+13125550144"),
+                        user_id: id("u-44"),
+                    },
+                    GroupMember {
+                        number: e164("+13125550145"),
+                        user_id: id("u-45"),
+                    },
+                    GroupMember {
+                        number: e164("+13125550146"),
+                        user_id: id("u-46"),
+                    },
+                ],
+                screen: true,
+                ring_timeout_secs: Some(25),
+                ..target("+13125550144", Rule::RingGroup, Some("u-44"))
+            }),
+            fallbacks: vec![
+                Target {
+                    screen: true,
+                    ..target("+14155550123", Rule::ForwardingNumber, None)
+                },
+                target("+14155550100", Rule::CompanyPhone, None),
+            ],
+            reasons: vec![
+                Reason::ScreeningOn,
+                Reason::CallerUnknown {
+                    number: e164("+14158675310"),
+                },
+                Reason::NotReturningCaller {
+                    days: 30,
+                    next: Rule::RingGroup,
+                },
+                Reason::RingGroup {
+                    mode: RingMode::Simultaneous,
+                    user_ids: vec![id("u-44"), id("u-45"), id("u-46")],
+                },
+                Reason::GroupMember(Offer {
+                    rule: Rule::RingGroup,
+                    user_id: Some(id("u-44")),
+                    number: e164("+13125550144"),
+                }),
+                Reason::GroupMember(Offer {
+                    rule: Rule::RingGroup,
+                    user_id: Some(id("u-45")),
+                    number: e164("+13125550145"),
+                }),
+                Reason::GroupMember(Offer {
+                    rule: Rule::RingGroup,
+                    user_id: Some(id("u-46")),
+                    number: e164("+13125550146"),
+                }),
+                Reason::Target,
+                Reason::Target,
+                Reason::Target,
+            ],
+            calls_seq: 88_412,
+            caller: Some(e164("+14158675310")),
+            ..base.clone()
+        },
+        // A returning caller's last answerer, then a sequential group: one leg per member.
+        CallRoute {
+            rule: Rule::ReturningCaller,
+            target: Some(target("+13125550144", Rule::ReturningCaller, Some("u-44"))),
+            fallbacks: vec![
+                target("+13125550145", Rule::RingGroup, Some("u-45")),
+                target("+13125550146", Rule::RingGroup, Some("u-46")),
+            ],
+            reasons: vec![
+                Reason::ReturningCaller {
+                    number: e164("+14158675310"),
+                    user_id: id("u-44"),
+                    answered_at: "2025-03-10T15:02:11Z".into(),
+                    days: 90,
+                },
+                Reason::Target,
+                Reason::RingGroup {
+                    mode: RingMode::Sequential,
+                    user_ids: vec![id("u-45"), id("u-46")],
+                },
+                Reason::Target,
+                Reason::Target,
+            ],
+            calls_seq: u64::MAX,
+            caller: Some(e164("+14158675310")),
+            ..base.clone()
+        },
         // Zero and empty values: valid, and emitted by Rust with the field present.
         CallRoute {
             rule: Rule::NoRoute,
@@ -1502,11 +1928,13 @@ fn fixed_calls_route() -> Vec<CallRoute> {
 }
 
 /// Decisions as v1 producers recorded them: English prose, no reasons; `target` null exactly
-/// when `rule` is `no_route`.
+/// when `rule` is `no_route`. Only what v1 could record: no rule of issue 17's (v1 was no
+/// longer produced by then).
 fn fixed_v1_calls_route() -> Vec<CallRoute> {
     let v2 = fixed_calls_route();
     let mut out: Vec<CallRoute> = v2
         .iter()
+        .filter(|r| recordable_by_v1(r))
         .map(|r| CallRoute {
             explanation: vec!["caller matched contact c-1001".into(), "ring u-42".into()],
             ..as_v1(r)
@@ -1556,8 +1984,37 @@ fn fixed_company() -> Vec<CompanySettings> {
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: None,
+        returning_caller_days: 0,
+        blocked_callers: Vec::new(),
+        blocked_action: None,
+        anonymous_callers: None,
+        screening: None,
     };
     vec![
+        // Every field of issue 17 set.
+        CompanySettings {
+            version: 9,
+            returning_caller_days: 90,
+            blocked_callers: vec!["+19005550142".into(), "+1900".into(), "+4".into()],
+            blocked_action: Some(BlockedAction::Announce),
+            anonymous_callers: Some(AnonymousCallers::Voicemail),
+            screening: Some(Screening::Forwarded),
+            ..base.clone()
+        },
+        CompanySettings {
+            version: 10,
+            returning_caller_days: 1,
+            blocked_callers: vec!["+123456789012345".into()],
+            blocked_action: Some(BlockedAction::Reject),
+            anonymous_callers: Some(AnonymousCallers::Reject),
+            screening: Some(Screening::Off),
+            ..base.clone()
+        },
+        CompanySettings {
+            version: 11,
+            anonymous_callers: Some(AnonymousCallers::Route),
+            ..base.clone()
+        },
         CompanySettings {
             version: 3,
             company_phone: Some("(415) 555-0100".into()),
@@ -1585,6 +2042,11 @@ fn fixed_company() -> Vec<CompanySettings> {
             business_hours: Some(Schedule::default()),
             after_hours: Some(AfterHours::default()),
             ring_timeout_secs: Some(600),
+            returning_caller_days: 0,
+            blocked_callers: Vec::new(),
+            blocked_action: None,
+            anonymous_callers: None,
+            screening: None,
         },
         base,
     ]
@@ -1601,6 +2063,7 @@ fn fixed_number() -> Vec<NumberSettings> {
             user_id: None,
             prefer: Prefer::ContactOwner,
             ring_timeout_secs: None,
+            ring_group: None,
         },
         NumberSettings {
             tenant_id: tenant("acme"),
@@ -1611,6 +2074,7 @@ fn fixed_number() -> Vec<NumberSettings> {
             user_id: None,
             prefer: Prefer::ContactOwner,
             ring_timeout_secs: None,
+            ring_group: None,
         },
         NumberSettings {
             tenant_id: tenant("acme"),
@@ -1621,6 +2085,113 @@ fn fixed_number() -> Vec<NumberSettings> {
             user_id: Some(id("u-43")),
             prefer: Prefer::NumberOwner,
             ring_timeout_secs: Some(18),
+            ring_group: None,
+        },
+        // A simultaneous ring group of the most members, with its own ring timeout.
+        NumberSettings {
+            tenant_id: tenant("acme"),
+            version: 6,
+            number: e164("+16502530001"),
+            forwarding_number: Some("+14155550123".into()),
+            released: false,
+            user_id: None,
+            prefer: Prefer::ContactOwner,
+            ring_timeout_secs: None,
+            ring_group: Some(RingGroup {
+                user_ids: (0..10).map(|i| id(&format!("u-{}", 40 + i))).collect(),
+                mode: RingMode::Simultaneous,
+                ring_timeout_secs: Some(25),
+            }),
+        },
+        // A sequential one of one member, taking the number's ring timeout.
+        NumberSettings {
+            tenant_id: tenant("acme"),
+            version: 7,
+            number: e164("+16502530002"),
+            forwarding_number: None,
+            released: false,
+            user_id: Some(id("u-43")),
+            prefer: Prefer::ContactOwner,
+            ring_timeout_secs: Some(18),
+            ring_group: Some(RingGroup {
+                user_ids: vec![id("u-44")],
+                mode: RingMode::Sequential,
+                ring_timeout_secs: None,
+            }),
+        },
+    ]
+}
+
+fn fixed_calls_missed() -> Vec<CallMissed> {
+    let leg = |number: &str, rule: Rule, user: Option<&str>| Target {
+        number: e164(number),
+        user_id: user.map(id),
+        rule,
+        ring_timeout_secs: Some(20),
+        group: Vec::new(),
+        screen: false,
+    };
+    let base = CallMissed {
+        call_id: "CA5f1c8e2b9d3a4f6e8b0c1d2e3f4a5b6c".into(),
+        tenant_id: tenant("acme"),
+        caller: Some(e164("+14158675310")),
+        dialed: Some(e164("+16502530000")),
+        contact_id: Some(id("c-1001")),
+        owner_user_id: Some(id("u-42")),
+        rule: Rule::AssignedUser,
+        tried: vec![
+            leg("+13125550199", Rule::AssignedUser, Some("u-42")),
+            Target {
+                screen: true,
+                ..leg("+14155550123", Rule::ForwardingNumber, None)
+            },
+        ],
+        ended: MissedEnd::FinalAction,
+        final_action: Some(FinalActionKind::Voicemail),
+        at: datetime!(2025-03-14 16:21:12.503 UTC),
+    };
+    vec![
+        base.clone(),
+        // The caller hung up while a group leg rang.
+        CallMissed {
+            rule: Rule::RingGroup,
+            contact_id: None,
+            owner_user_id: None,
+            tried: vec![Target {
+                group: vec![
+                    GroupMember {
+                        number: e164("+13125550144"),
+                        user_id: id("u-44"),
+                    },
+                    GroupMember {
+                        number: e164("+13125550145"),
+                        user_id: id("u-45"),
+                    },
+                ],
+                ..leg("+13125550144", Rule::RingGroup, Some("u-44"))
+            }],
+            ended: MissedEnd::CallerHungUp,
+            final_action: None,
+            ..base.clone()
+        },
+        // Nothing could ring: after hours, the announcement; an anonymous caller's voicemail.
+        CallMissed {
+            rule: Rule::AfterHours,
+            tried: vec![],
+            final_action: Some(FinalActionKind::AnnounceHangup),
+            at: datetime!(2025-03-14 18:40:12.051 -05:00),
+            ..base.clone()
+        },
+        CallMissed {
+            call_id: "x".into(),
+            tenant_id: tenant("A_b-9"),
+            caller: None,
+            dialed: None,
+            contact_id: None,
+            owner_user_id: None,
+            rule: Rule::Anonymous,
+            tried: vec![],
+            ..base
         },
     ]
 }
@@ -1758,6 +2329,14 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
         5,
         "every DialEventKind variant is covered"
     );
+    let mut ended = BTreeSet::new();
+    for v in fixed_calls_missed() {
+        ended.insert(v.ended.as_str());
+        rules.insert(v.rule);
+        let (env, msg) = emit(v, at);
+        through_canonical_proto_json(&env, &msg);
+    }
+    assert_eq!(ended.len(), 2, "every MissedEnd variant is covered");
     for v in fixed_company() {
         kinds.extend(v.final_action.as_ref().map(|a| a.kind));
         let (env, msg) = emit(v, at);
@@ -1809,6 +2388,7 @@ fn fixed_events_emitted_by_rust_are_valid_proto() {
     assert!(
         kinds.contains(&FinalActionKind::Voicemail)
             && kinds.contains(&FinalActionKind::AnnounceHangup)
+            && kinds.contains(&FinalActionKind::Reject)
     );
 }
 
@@ -1878,23 +2458,48 @@ mod strategies {
             .prop_map(|(kind, message)| FinalAction { kind, message })
     }
 
+    /// Any leg: every rule a target can have, a simultaneous group (its first member's number
+    /// and user as the leg's) for some `ring_group` legs, screened or not.
     pub fn target() -> impl Strategy<Value = Target> {
+        (
+            v1_target(),
+            prop::collection::vec((e164(), entity_id()), 2..5),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(leg, members, grouped, screen)| {
+                let group: Vec<GroupMember> = members
+                    .into_iter()
+                    .map(|(number, user_id)| GroupMember { number, user_id })
+                    .collect();
+                match leg.rule {
+                    Rule::RingGroup if grouped => Target {
+                        number: group[0].number.clone(),
+                        user_id: Some(group[0].user_id.clone()),
+                        group,
+                        screen,
+                        ..leg
+                    },
+                    _ => Target { screen, ..leg },
+                }
+            })
+    }
+
+    /// A leg as v1 decisions (and any leg of a chain without groups or screening) hold it.
+    pub fn v1_target() -> impl Strategy<Value = Target> {
         (
             e164(),
             prop::option::of(entity_id()),
             prop::sample::select(
                 Rule::ALL
                     .into_iter()
-                    .filter(|r| *r != Rule::NoRoute)
+                    .filter(|r| !matches!(r, Rule::NoRoute | Rule::Blocked | Rule::Anonymous))
                     .collect::<Vec<_>>(),
             ),
             prop::option::of(any::<u32>()),
         )
-            .prop_map(|(number, user_id, rule, ring_timeout_secs)| Target {
-                number,
-                user_id,
-                rule,
-                ring_timeout_secs,
+            .prop_map(|(number, user_id, rule, ring_timeout_secs)| {
+                Target::single(number, user_id, rule, ring_timeout_secs)
             })
     }
 
@@ -2042,11 +2647,54 @@ mod strategies {
             (entity_id(), step_rule())
                 .prop_map(|(contact_id, next)| Reason::LeadUnassigned { contact_id, next }),
             Just(Reason::NoTargetLeft),
+            (
+                e164(),
+                1usize..=15,
+                prop::sample::select(vec![BlockedAction::Reject, BlockedAction::Announce])
+            )
+                .prop_map(|(number, digits, action)| Reason::CallerBlocked {
+                    // A prefix of the number: `+` and up to all of its digits.
+                    entry: number.as_str().chars().take(digits + 1).collect(),
+                    number,
+                    action,
+                }),
+            prop::sample::select(vec![AnonymousCallers::Voicemail, AnonymousCallers::Reject])
+                .prop_map(|action| Reason::AnonymousCaller { action }),
+            (e164(), entity_id(), time(), 1u32..=90).prop_map(|(number, user_id, at, days)| {
+                Reason::ReturningCaller {
+                    number,
+                    user_id,
+                    answered_at: at
+                        .to_offset(UtcOffset::UTC)
+                        .replace_nanosecond(0)
+                        .expect("in range")
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .expect("RFC 3339"),
+                    days,
+                }
+            }),
+            (any::<u32>(), step_rule())
+                .prop_map(|(days, next)| Reason::NotReturningCaller { days, next }),
+            (
+                prop::sample::select(vec![RingMode::Simultaneous, RingMode::Sequential]),
+                prop::collection::vec(entity_id(), 0..11)
+            )
+                .prop_map(|(mode, user_ids)| Reason::RingGroup { mode, user_ids }),
+            (step_rule(), prop::option::of(entity_id()), e164()).prop_map(
+                |(rule, user_id, number)| Reason::GroupMember(Offer {
+                    rule,
+                    user_id,
+                    number
+                })
+            ),
+            Just(Reason::RingGroupEmpty),
+            Just(Reason::ScreeningOn),
         ]
     }
 
-    /// A v2 decision: `target` null when `rule` is `no_route`, and possibly when it is
-    /// `after_hours`; reasons, no prose.
+    /// A v2 decision: `target` null when `rule` is `no_route`, `blocked` or `anonymous`, and
+    /// possibly when it is `after_hours`; a `reject` final action only with `blocked` or
+    /// `anonymous`; reasons, no prose.
     pub fn call_route() -> impl Strategy<Value = CallRoute> {
         (
             (
@@ -2059,22 +2707,27 @@ mod strategies {
                 any::<bool>(),
                 prop::collection::vec(target(), 0..4),
             ),
-            final_action(),
+            (final_action(), any::<bool>()),
             prop::collection::vec(reason(), 0..8),
-            prop_oneof![Just(0u64), any::<u64>()],
+            (
+                prop_oneof![Just(0u64), any::<u64>()],
+                prop_oneof![Just(0u64), any::<u64>()],
+                prop::option::of(e164()),
+            ),
             time(),
         )
             .prop_map(
                 |(
                     (call_id, tenant_id, rule),
                     (target, final_only, fallbacks),
-                    final_action,
+                    (final_action, reject),
                     reasons,
-                    settings_seq,
+                    (settings_seq, calls_seq, caller),
                     decided_at,
                 )| {
+                    let refused = matches!(rule, Rule::Blocked | Rule::Anonymous);
                     let target = match rule {
-                        Rule::NoRoute => None,
+                        Rule::NoRoute | Rule::Blocked | Rule::Anonymous => None,
                         Rule::AfterHours if final_only => None,
                         _ => Some(target),
                     };
@@ -2084,29 +2737,113 @@ mod strategies {
                         rule,
                         fallbacks: if target.is_some() { fallbacks } else { vec![] },
                         target,
-                        final_action,
+                        final_action: if refused && reject {
+                            FinalAction {
+                                kind: FinalActionKind::Reject,
+                                message: String::new(),
+                            }
+                        } else {
+                            final_action
+                        },
                         reasons,
                         explanation: Vec::new(),
                         settings_seq,
+                        calls_seq,
+                        caller,
                         decided_at,
                     }
                 },
             )
     }
 
-    /// A v1 decision: `target` null exactly when `rule` is `no_route`; prose, no reasons.
+    /// A v1 decision: `target` null exactly when `rule` is `no_route`; prose, no reasons; only
+    /// the rules and legs v1 producers knew, none of the fields v2 gained later.
     pub fn call_route_v1() -> impl Strategy<Value = CallRoute> {
         (
             call_route(),
-            target(),
+            prop::sample::select(V1_RULES.to_vec()),
+            v1_target(),
+            prop::collection::vec(v1_target(), 0..4),
             prop::collection::vec(text(60), 0..5),
         )
-            .prop_map(|(v2, target, explanation)| CallRoute {
-                target: (v2.rule != Rule::NoRoute).then(|| v2.target.clone().unwrap_or(target)),
-                reasons: Vec::new(),
-                explanation,
-                ..v2
+            .prop_map(|(v2, rule, target, fallbacks, explanation)| {
+                let v1_leg = |t: Target| {
+                    if V1_RULES.contains(&t.rule) {
+                        t
+                    } else {
+                        Target {
+                            rule: Rule::ForwardingNumber,
+                            ..t
+                        }
+                    }
+                };
+                let target = (rule != Rule::NoRoute).then(|| v1_leg(target));
+                CallRoute {
+                    rule,
+                    fallbacks: if target.is_some() {
+                        fallbacks.into_iter().map(v1_leg).collect()
+                    } else {
+                        vec![]
+                    },
+                    target,
+                    final_action: if v2.final_action.kind == FinalActionKind::Reject {
+                        FinalAction::default()
+                    } else {
+                        v2.final_action.clone()
+                    },
+                    reasons: Vec::new(),
+                    explanation,
+                    calls_seq: 0,
+                    caller: None,
+                    ..v2
+                }
             })
+    }
+
+    /// A missed call: a final action exactly when it ended with one.
+    pub fn call_missed() -> impl Strategy<Value = CallMissed> {
+        (
+            (
+                call_id(),
+                tenant(),
+                prop::option::of(e164()),
+                prop::option::of(e164()),
+            ),
+            (
+                prop::option::of(entity_id()),
+                prop::option::of(entity_id()),
+                prop::sample::select(Rule::ALL.to_vec()),
+                prop::collection::vec(target(), 0..4),
+            ),
+            (
+                prop::sample::select(vec![MissedEnd::FinalAction, MissedEnd::CallerHungUp]),
+                prop::sample::select(vec![
+                    FinalActionKind::Voicemail,
+                    FinalActionKind::AnnounceHangup,
+                ]),
+            ),
+            time(),
+        )
+            .prop_map(
+                |(
+                    (call_id, tenant_id, caller, dialed),
+                    (contact_id, owner_user_id, rule, tried),
+                    (ended, kind),
+                    at,
+                )| CallMissed {
+                    call_id,
+                    tenant_id,
+                    caller,
+                    dialed,
+                    contact_id,
+                    owner_user_id,
+                    rule,
+                    tried,
+                    ended,
+                    final_action: (ended == MissedEnd::FinalAction).then_some(kind),
+                    at,
+                },
+            )
     }
 
     pub fn version() -> impl Strategy<Value = u64> {
@@ -2195,11 +2932,35 @@ mod strategies {
                 prop::option::of(after_hours()),
                 ring_timeout(),
             ),
+            (
+                prop_oneof![Just(0u32), 1u32..=90],
+                prop::collection::vec("\\+[1-9][0-9]{0,14}", 0..6),
+                prop::option::of(prop::sample::select(vec![
+                    BlockedAction::Reject,
+                    BlockedAction::Announce,
+                ])),
+                prop::option::of(prop::sample::select(vec![
+                    AnonymousCallers::Route,
+                    AnonymousCallers::Voicemail,
+                    AnonymousCallers::Reject,
+                ])),
+                prop::option::of(prop::sample::select(vec![
+                    Screening::Off,
+                    Screening::Forwarded,
+                ])),
+            ),
         )
             .prop_map(
                 |(
                     (tenant_id, version, company_phone, default_region, final_action),
                     (time_zone, business_hours, after_hours, ring_timeout_secs),
+                    (
+                        returning_caller_days,
+                        blocked_callers,
+                        blocked_action,
+                        anonymous_callers,
+                        screening,
+                    ),
                 )| {
                     CompanySettings {
                         tenant_id,
@@ -2211,9 +2972,28 @@ mod strategies {
                         business_hours,
                         after_hours,
                         ring_timeout_secs,
+                        returning_caller_days,
+                        blocked_callers,
+                        blocked_action,
+                        anonymous_callers,
+                        screening,
                     }
                 },
             )
+    }
+
+    /// A valid ring group: 1 to 10 distinct users.
+    pub fn ring_group() -> impl Strategy<Value = RingGroup> {
+        (
+            prop::collection::btree_set(entity_id(), 1..=10),
+            prop::sample::select(vec![RingMode::Simultaneous, RingMode::Sequential]),
+            ring_timeout(),
+        )
+            .prop_map(|(user_ids, mode, ring_timeout_secs)| RingGroup {
+                user_ids: user_ids.into_iter().collect(),
+                mode,
+                ring_timeout_secs,
+            })
     }
 
     pub fn number() -> impl Strategy<Value = NumberSettings> {
@@ -2225,7 +3005,7 @@ mod strategies {
             any::<bool>(),
             prop::option::of(entity_id()),
             prop::sample::select(vec![Prefer::ContactOwner, Prefer::NumberOwner]),
-            ring_timeout(),
+            (ring_timeout(), prop::option::of(ring_group())),
         )
             .prop_map(
                 |(
@@ -2236,7 +3016,7 @@ mod strategies {
                     released,
                     user_id,
                     prefer,
-                    ring_timeout_secs,
+                    (ring_timeout_secs, ring_group),
                 )| NumberSettings {
                     tenant_id,
                     version,
@@ -2246,6 +3026,7 @@ mod strategies {
                     user_id,
                     prefer,
                     ring_timeout_secs,
+                    ring_group,
                 },
             )
     }
@@ -2394,6 +3175,12 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_call_missed_emitted_by_rust_is_valid_proto(v in strategies::call_missed(), at in strategies::time()) {
+        let (env, msg) = emit(v, at);
+        through_canonical_proto_json(&env, &msg);
+    }
+
+    #[test]
     fn arbitrary_company_settings_emitted_by_rust_are_valid_proto(v in strategies::company(), at in strategies::time()) {
         let (env, msg) = emit(v, at);
         through_canonical_proto_json(&env, &msg);
@@ -2480,6 +3267,11 @@ fn canonical_proto3_json_of_settings_with_defaults_decodes_with_the_same_meaning
             business_hours: None,
             after_hours: None,
             ring_timeout_secs: None,
+            returning_caller_days: 0,
+            blocked_callers: Vec::new(),
+            blocked_action: None,
+            anonymous_callers: None,
+            screening: None,
         }
     );
 
@@ -2965,6 +3757,8 @@ fn every_reason_code_is_documented_with_its_fields() {
             user_id: Some(EntityId::parse("id", "u-42").expect("valid")),
             rule: Rule::AssignedUser,
             ring_timeout_secs: Some(20),
+            group: Vec::new(),
+            screen: false,
         };
         let english = reason.english((reason == Reason::Target).then_some(&leg));
         assert!(
@@ -3093,7 +3887,103 @@ fn proto_validation_rejects_invalid_data() {
         validate(m, d).unwrap_or_else(|e| panic!("baseline {m}: {e}"));
     }
 
+    let policy = example_json("switchboard.settings.company.v1.policy.json")["data"].clone();
+    let grouped = example_json("switchboard.settings.number.v1.ring_group.json")["data"].clone();
+    let group_route = example_json("switchboard.call.route.v2.ring_group.json")["data"].clone();
+    let missed = example_json("switchboard.call.missed.v1.json")["data"].clone();
+    assert_eq!(group_route["reasons"][4]["code"], "not_returning_caller");
+    assert_eq!(group_route["reasons"][5]["code"], "ring_group");
+    let settings_company = message_of::<CompanySettings>();
+    let calls_missed = message_of::<CallMissed>();
+    for (m, d) in [
+        (settings_company, &policy),
+        (settings_number, &grouped),
+        (calls_route, &group_route),
+        (calls_missed, &missed),
+    ] {
+        validate(m, d).unwrap_or_else(|e| panic!("baseline {m}: {e}"));
+    }
     let cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "unknown blocked_action",
+            settings_company,
+            with(policy.clone(), "blocked_action", json!("hangup")),
+        ),
+        (
+            "blocked_action is a final action kind",
+            settings_company,
+            with(policy.clone(), "blocked_action", json!("announce_hangup")),
+        ),
+        (
+            "unknown anonymous_callers",
+            settings_company,
+            with(policy.clone(), "anonymous_callers", json!("block")),
+        ),
+        (
+            "unspecified screening",
+            settings_company,
+            with(policy.clone(), "screening", json!("screening_unspecified")),
+        ),
+        (
+            "returning_caller_days negative",
+            settings_company,
+            with(policy.clone(), "returning_caller_days", json!(-1)),
+        ),
+        (
+            "blocked_callers not a list",
+            settings_company,
+            with(policy.clone(), "blocked_callers", json!("+1900")),
+        ),
+        (
+            "unknown ring mode",
+            settings_number,
+            with(grouped.clone(), "ring_group.mode", json!("round_robin")),
+        ),
+        (
+            "ring group users not a list",
+            settings_number,
+            with(grouped.clone(), "ring_group.user_ids", json!("u-44")),
+        ),
+        (
+            "group member without a message shape",
+            calls_route,
+            with(group_route.clone(), "target.group", json!(["+13125550144"])),
+        ),
+        (
+            "screen is a string",
+            calls_route,
+            with(group_route.clone(), "target.screen", json!("yes")),
+        ),
+        (
+            "calls_seq not a number",
+            calls_route,
+            with(group_route.clone(), "calls_seq", json!("recent")),
+        ),
+        (
+            "calls_seq in v1 history",
+            "switchboard.v1.CallRoute",
+            with(route_v1.clone(), "calls_seq", json!(7)),
+        ),
+        ("unknown ring mode in a reason", calls_route, {
+            let mut d = group_route.clone();
+            d["reasons"][5]["mode"] = json!("all");
+            d
+        }),
+        ("days not a number", calls_route, {
+            let mut d = group_route.clone();
+            d["reasons"][4]["days"] = json!(1.5);
+            d
+        }),
+        (
+            "unknown missed end",
+            calls_missed,
+            with(missed.clone(), "ended", json!("hung_up")),
+        ),
+        (
+            "missed final action as an object",
+            calls_missed,
+            with(missed.clone(), "final_action", json!({"kind": "voicemail"})),
+        ),
         (
             "unknown prefer",
             settings_number,

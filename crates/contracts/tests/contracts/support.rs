@@ -7,9 +7,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use switchboard_contracts::{
-    CallDial, CallInbound, CallRejected, CallRoute, CallStatus, CompanySettings, ContactSettings,
-    ContractError, Envelope, EventData, NumberSettings, RawEnvelope, SettingsRejected,
-    UserSettings,
+    CallDial, CallInbound, CallMissed, CallRejected, CallRoute, CallStatus, CompanySettings,
+    ContactSettings, ContractError, Envelope, EventData, NumberSettings, RawEnvelope,
+    SettingsRejected, UserSettings,
 };
 
 /// The workspace root.
@@ -113,12 +113,13 @@ fn contract<T: EventData + Debug>(message: &'static str) -> Contract {
 /// THE map from event type to proto message: every event type the Rust code defines. The two
 /// rejection types share `Rejection` (their Rust types are serde-transparent wrappers of one
 /// struct).
-pub fn contracts() -> [Contract; 10] {
+pub fn contracts() -> [Contract; 11] {
     [
         contract::<CallInbound>("switchboard.v1.CallInbound"),
         contract::<CallRoute>("switchboard.v2.CallRoute"),
         contract::<CallStatus>("switchboard.v1.CallStatus"),
         contract::<CallDial>("switchboard.v1.CallDial"),
+        contract::<CallMissed>("switchboard.v1.CallMissed"),
         contract::<CallRejected>("switchboard.v1.Rejection"),
         contract::<CompanySettings>("switchboard.v1.CompanySettings"),
         contract::<NumberSettings>("switchboard.v1.NumberSettings"),

@@ -84,6 +84,11 @@ pub fn company(t: &str, version: u64, phone: Option<&str>, region: Option<&str>)
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: None,
+        returning_caller_days: 0,
+        blocked_callers: Vec::new(),
+        blocked_action: None,
+        anonymous_callers: None,
+        screening: None,
     })
 }
 
@@ -97,6 +102,7 @@ pub fn number(t: &str, number: &str, version: u64, forwarding: Option<&str>) -> 
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     })
 }
 

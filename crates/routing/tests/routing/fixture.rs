@@ -2,10 +2,10 @@
 
 use switchboard_contracts::schedule::{Schedule, ScheduleOverride, WeeklyHours};
 use switchboard_contracts::{
-    CallInbound, CompanySettings, ContactSettings, EntityId, EventData, FinalAction,
-    NumberSettings, SettingsChange, TenantId, UserSettings,
+    CallDial, CallInbound, CompanySettings, ContactSettings, DialEventKind, E164, EntityId,
+    EventData, FinalAction, NumberSettings, Rule, SettingsChange, Target, TenantId, UserSettings,
 };
-use switchboard_routing::{Decision, TenantState, decide};
+use switchboard_routing::{CallerHistory, Decision, TenantState, decide, decide_with};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -62,6 +62,11 @@ impl Fixture {
             business_hours: None,
             after_hours: None,
             ring_timeout_secs: None,
+            returning_caller_days: 0,
+            blocked_callers: Vec::new(),
+            blocked_action: None,
+            anonymous_callers: None,
+            screening: None,
         };
         f(&mut c);
         c.validate().unwrap();
@@ -80,6 +85,7 @@ impl Fixture {
             user_id: None,
             prefer: Default::default(),
             ring_timeout_secs: None,
+            ring_group: None,
         };
         f(&mut n);
         n.validate().unwrap();
@@ -129,6 +135,11 @@ impl Fixture {
             business_hours: None,
             after_hours: None,
             ring_timeout_secs: None,
+            returning_caller_days: 0,
+            blocked_callers: Vec::new(),
+            blocked_action: None,
+            anonymous_callers: None,
+            screening: None,
         }))
     }
 
@@ -143,6 +154,7 @@ impl Fixture {
             user_id: None,
             prefer: Default::default(),
             ring_timeout_secs: None,
+            ring_group: None,
         }))
     }
 
@@ -193,6 +205,34 @@ impl Fixture {
 
     pub fn decide(&self, call: &CallInbound) -> Decision {
         decide(call, &self.state)
+    }
+
+    /// The decision with a returning-caller `history`.
+    pub fn decide_with(&self, call: &CallInbound, history: &impl CallerHistory) -> Decision {
+        decide_with(call, &self.state, history)
+    }
+}
+
+/// The dialer's `answered` event of a call from `caller` that user `user_id` (on `phone`)
+/// took at `at`: what teaches returning callers.
+pub fn answered(caller: &str, user_id: &str, phone: &str, at: OffsetDateTime) -> CallDial {
+    CallDial {
+        call_id: format!("CA-{user_id}-{}", at.unix_timestamp()),
+        tenant_id: tenant(),
+        step: 0,
+        kind: DialEventKind::Answered,
+        target: Some(Target::single(
+            E164::parse_strict(phone).unwrap(),
+            Some(id(user_id)),
+            Rule::AssignedUser,
+            Some(20),
+        )),
+        reason: None,
+        carrier_sid: None,
+        outcome_unknown: false,
+        acted_by: None,
+        caller: Some(E164::parse_strict(caller).unwrap()),
+        at,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod fixture;
 mod policy;
+mod policy_v2;
 mod properties;
 mod rules;
 mod state;

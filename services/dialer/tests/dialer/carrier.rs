@@ -69,7 +69,7 @@ async fn persistent_errors_timeouts_and_refusals_fail_their_step_and_the_chain_m
     assert!(
         reasons[2]
             .1
-            .contains("Twilio HTTP 400 (code 21220): Call is not in-progress"),
+            .contains("Twilio HTTP 400 (code 13223): Dial: Invalid phone number format"),
         "{reasons:?}"
     );
     assert_eq!(twilio.fake.attempts(USER_PHONE), 3);

@@ -29,8 +29,10 @@ pub enum Mode {
     Always500,
     /// Never answer (the client times out).
     Hang,
-    /// 400, Twilio-style error.
+    /// 400, Twilio-style error (an invalid number: this request only).
     Refuse,
+    /// 400 with code 21220: the call is no longer in progress (the caller hung up).
+    Ended,
     /// Wait this long, then 503, every time (a slow, failing carrier: a dialer can be killed
     /// while the request is in flight).
     Slow503(Duration),
@@ -65,6 +67,10 @@ pub struct Modified {
     pub numbers: Vec<String>,
     /// `<Dial action>` values.
     pub actions: Vec<String>,
+    /// `<Number url>` values (a screened leg's whisper), one per `<Number>` that has one.
+    pub screens: Vec<String>,
+    /// A `<Reject>` (its `reason`).
+    pub reject: Option<String>,
     pub dial_timeout: Option<String>,
     pub says: Vec<String>,
     pub record: bool,
@@ -308,6 +314,13 @@ async fn answer(
         Some(Mode::Refuse) => {
             return twilio_error(
                 StatusCode::BAD_REQUEST,
+                13223,
+                "Dial: Invalid phone number format",
+            );
+        }
+        Some(Mode::Ended) => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
                 21220,
                 "Call is not in-progress. Cannot redirect.",
             );
@@ -342,6 +355,8 @@ fn parse_twiml(call_sid: &str, twiml: &str) -> Option<Modified> {
         twiml: twiml.into(),
         numbers: vec![],
         actions: vec![],
+        screens: vec![],
+        reject: None,
         dial_timeout: None,
         says: vec![],
         record: false,
@@ -413,7 +428,38 @@ fn parse_twiml(call_sid: &str, twiml: &str) -> Option<Modified> {
 
 fn element(m: &mut Modified, name: &str, e: &quick_xml::events::BytesStart<'_>) -> Option<()> {
     match name {
-        "Response" | "Number" | "Say" => {}
+        "Response" | "Say" => {}
+        "Number" => {
+            let mut url = None;
+            for attr in e.attributes() {
+                let attr = attr.ok()?;
+                let value = attr
+                    .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                    .ok()?
+                    .into_owned();
+                match attr.key.as_ref() {
+                    // Twilio requests it on the called party's leg: it must be absolute.
+                    b"url" if value.starts_with("http://") || value.starts_with("https://") => {
+                        url = Some(value)
+                    }
+                    b"method" if value == "POST" || value == "GET" => {}
+                    _ => return None,
+                }
+            }
+            m.screens.extend(url);
+        }
+        "Reject" => {
+            let mut reason = "rejected".to_string();
+            for attr in e.attributes() {
+                let attr = attr.ok()?;
+                let value = String::from_utf8(attr.value.to_vec()).ok()?;
+                match (attr.key.as_ref(), value.as_str()) {
+                    (b"reason", "busy" | "rejected") => reason = value,
+                    _ => return None,
+                }
+            }
+            m.reject = Some(reason);
+        }
         "Dial" => {
             for attr in e.attributes() {
                 let attr = attr.ok()?;

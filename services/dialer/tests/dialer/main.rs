@@ -9,6 +9,7 @@ mod carrier;
 mod chain;
 mod chaos;
 mod fake_twilio;
+mod issue17;
 mod metrics;
 mod process;
 mod sandbox;

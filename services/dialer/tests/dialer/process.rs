@@ -85,6 +85,7 @@ async fn a_claim_left_by_a_dead_dialer_fails_its_step_instead_of_ringing_again()
         since: time::OffsetDateTime::now_utc() - time::Duration::minutes(1),
         holder: None,
         events: vec![],
+        missed: None,
     };
     store
         .create(&key(&decision.tenant_id, call), &left)

@@ -52,13 +52,18 @@ async fn the_default_sandbox_walks_the_whole_chain_to_the_final_action() {
         .iter()
         .filter_map(|r| match &r.request.action {
             Action::Dial {
-                number, action_url, ..
+                numbers,
+                action_url,
+                screen_url,
+                ..
             } => {
                 assert_eq!(
                     action_url,
                     &action(r.request.step).replace(PUBLIC, "http://sandbox.invalid")
                 );
-                Some(number.clone())
+                assert_eq!(screen_url, &None);
+                assert_eq!(numbers.len(), 1);
+                Some(numbers[0].clone())
             }
             Action::Final { .. } => None,
         })
@@ -131,7 +136,8 @@ async fn a_dial_status_survives_the_death_of_the_dialer_that_dialed() {
         call_id: "SBdeath1".into(),
         step: 0,
         action: Action::Dial {
-            number: USER_PHONE.into(),
+            numbers: vec![USER_PHONE.into()],
+            screen_url: None,
             action_url: action(0),
             timeout_secs: 20,
         },

@@ -42,6 +42,8 @@ pub fn target(number: &str, rule: Rule) -> Target {
         user_id: (rule == Rule::AssignedUser).then(|| EntityId::parse("id", "u-alice").unwrap()),
         rule,
         ring_timeout_secs: None,
+        group: Vec::new(),
+        screen: false,
     }
 }
 
@@ -60,6 +62,8 @@ pub fn full_chain(call_id: &str, final_action: FinalAction) -> CallRoute {
         reasons: vec![Reason::NoCompanyPhone],
         explanation: Vec::new(),
         settings_seq: 1,
+        calls_seq: 0,
+        caller: None,
         decided_at: OffsetDateTime::now_utc(),
     }
 }

@@ -42,12 +42,16 @@ fn decision(call: &str, final_action: FinalAction) -> CallRoute {
             user_id: None,
             rule: Rule::CompanyPhone,
             ring_timeout_secs: None,
+            group: Vec::new(),
+            screen: false,
         }),
         fallbacks: vec![],
         final_action,
         reasons: Vec::new(),
         explanation: vec![],
         settings_seq: 1,
+        calls_seq: 0,
+        caller: None,
         decided_at: OffsetDateTime::now_utc(),
     }
 }
@@ -114,6 +118,15 @@ async fn with_no_dialer_the_wait_ends_in_the_final_action_recorded_as_the_gatewa
     .await;
     assert!(resp.assert_twiml().contains("<Record "));
     assert_eq!(dial_events(&nats, "CAdead1").await.len(), 1);
+    // Issue 17: the call ended unanswered here, so the gateway publishes its `call.missed`,
+    // once.
+    let missed = nats.read("call.missed.>").await;
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].subject, "call.missed.acme");
+    let data = &missed[0].json()["data"];
+    assert_eq!(data["call_id"], "CAdead1");
+    assert_eq!(data["ended"], "final_action");
+    assert_eq!(data["final_action"], "voicemail");
 }
 
 #[tokio::test]
@@ -136,6 +149,7 @@ async fn a_dialer_at_the_carrier_is_not_overtaken_until_its_claim_grace_runs_out
             delivered: 1,
         }),
         events: vec![],
+        missed: None,
     };
     let store = store(&nats).await;
     let key = key(&TenantId::new("acme").unwrap(), call);
@@ -207,6 +221,7 @@ async fn a_call_the_dialer_already_ended_is_left_alone_and_a_tenant_may_shorten_
         since: OffsetDateTime::now_utc(),
         holder: None,
         events: vec![],
+        missed: None,
     };
     let store = store(&nats).await;
     store

@@ -7,12 +7,14 @@
 
 mod api;
 mod auth;
+mod callers;
 mod calls;
 mod dead_man;
 mod dial_status;
 mod health;
 mod nats_down;
 mod openapi;
+mod screening;
 mod settings;
 mod startup;
 mod support;

@@ -335,6 +335,57 @@ async fn the_openapi_document_matches_the_running_gateway() {
         &request(a, "POST", &waited("acme"), &[], b"").await,
     );
 
+    // Issue 17: the whisper of a screened leg and its key press.
+    const SCREEN: &str = "/v1/tenants/{tenant}/twilio/screen";
+    const SCREEN_RESULT: &str = "/v1/tenants/{tenant}/twilio/screen-result";
+    let leg = [
+        ("AccountSid", ACME_ACCOUNT),
+        ("CallSid", "CA0501"),
+        ("ParentCallSid", "CA0500"),
+    ];
+    let pressed = [
+        ("AccountSid", ACME_ACCOUNT),
+        ("CallSid", "CA0501"),
+        ("ParentCallSid", "CA0500"),
+        ("Digits", "1"),
+    ];
+    for (template, leaf, params) in [
+        (SCREEN, "screen", &leg[..]),
+        (SCREEN_RESULT, "screen-result", &pressed[..]),
+    ] {
+        let at = |tenant: &str| format!("/v1/tenants/{tenant}/twilio/{leaf}?step=0");
+        c.check(
+            "post",
+            template,
+            &twilio(a, &at("acme"), ACME_TOKEN, params).await,
+        );
+        c.check(
+            "post",
+            template,
+            &twilio(a, &at("acme"), ACME_TOKEN, &params[..2]).await,
+        );
+        c.check(
+            "post",
+            template,
+            &twilio(a, &at("acme"), BETA_TOKEN, params).await,
+        );
+        c.check(
+            "post",
+            template,
+            &twilio(a, &at("zed"), ACME_TOKEN, params).await,
+        );
+        c.check(
+            "post",
+            template,
+            &request_announcing(a, &at("acme"), FORM, 1 << 20).await,
+        );
+        c.check(
+            "post",
+            template,
+            &request(a, "POST", &at("acme"), &[], b"").await,
+        );
+    }
+
     let call = json!({"call_id": "crm-0500", "to": "+16502530000"});
     c.check(
         "post",

@@ -93,6 +93,7 @@ async fn sync_mode_answers_with_the_routers_dial() {
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     };
     publisher
         .publish(
@@ -183,6 +184,8 @@ async fn sync_mode_never_hangs_up_in_silence_on_a_blank_announcement() {
         reasons: Vec::new(),
         explanation: vec!["test".into()],
         settings_seq: 1,
+        calls_seq: 0,
+        caller: None,
         decided_at: OffsetDateTime::now_utc(),
     };
     Publisher::new(nats.js.clone())
@@ -209,6 +212,63 @@ async fn sync_mode_never_hangs_up_in_silence_on_a_blank_announcement() {
              <Hangup/></Response>"
         )
     );
+    let metrics = get(gw.addr, "/metrics").await.text();
+    assert!(
+        metrics.contains("switchboard_gateway_sync_answers_total{outcome=\"final_action\"} 1"),
+        "{metrics}"
+    );
+    gw.stop().await.unwrap();
+}
+
+/// Issue 17: given a decision that refuses the call (rule `blocked`, final action `reject`),
+/// when its call comes in on a sync-mode gateway, then the answer is `<Reject reason="busy"/>`
+/// alone: nothing is answered, the caller's carrier plays busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_mode_refuses_a_rejected_call_with_busy() {
+    let nats = Nats::start().await;
+    let gw = Gateway::start(
+        &nats.url(),
+        &["--answer-mode", "sync", "--sync-deadline-ms", "10000"],
+    )
+    .await;
+    let decision = CallRoute {
+        call_id: "CA0301".into(),
+        tenant_id: TenantId::new("acme").unwrap(),
+        rule: Rule::Blocked,
+        target: None,
+        fallbacks: vec![],
+        final_action: FinalAction {
+            kind: FinalActionKind::Reject,
+            message: "unused".into(),
+        },
+        reasons: Vec::new(),
+        explanation: vec!["test".into()],
+        settings_seq: 1,
+        calls_seq: 0,
+        caller: None,
+        decided_at: OffsetDateTime::now_utc(),
+    };
+    Publisher::new(nats.js.clone())
+        .publish(
+            &Envelope::new(decision, "/switchboard/test", OffsetDateTime::now_utc()),
+            &TraceContext::default(),
+        )
+        .await
+        .unwrap();
+
+    let resp = twilio(
+        gw.addr,
+        &voice_path("acme"),
+        ACME_TOKEN,
+        &voice_params("CA0301", DIALED, CALLER),
+    )
+    .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(
+        resp.assert_twiml(),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Reject reason=\"busy\"/></Response>"
+    );
+    assert_eq!(nats.count("call.inbound.acme").await, 1);
     let metrics = get(gw.addr, "/metrics").await.text();
     assert!(
         metrics.contains("switchboard_gateway_sync_answers_total{outcome=\"final_action\"} 1"),

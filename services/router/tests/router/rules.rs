@@ -5,7 +5,8 @@
 use crate::support::*;
 use switchboard_contracts::schedule::Schedule;
 use switchboard_contracts::{
-    AfterHours, AfterHoursKind, FinalAction, FinalActionKind, NumberSettings, Prefer, Rule, Target,
+    AfterHours, AfterHoursKind, AnonymousCallers, BlockedAction, FinalAction, FinalActionKind,
+    GroupMember, NumberSettings, Prefer, RingGroup, RingMode, Rule, Screening, Target,
     UserSettings,
 };
 use time::OffsetDateTime;
@@ -22,6 +23,15 @@ const UNKNOWN_TENANT: &str = "nobody-home";
 const OFFICE: &str = "office";
 /// Business hours whose after-hours action is the final action.
 const OFFICE_CLOSED: &str = "office-closed";
+/// Routing policy v2, part 2 (issue 17): a block list (an exact number and a prefix),
+/// anonymous callers to voicemail, screening, and ring groups of both modes.
+const POLICY: &str = "policy";
+const POLICY_GROUP: &str = "+16502532000";
+const POLICY_SEQUENCE: &str = "+16502532001";
+const GINA_PHONE: &str = "+12064563001";
+const HAL_PHONE: &str = "+12064563002";
+const BLOCKED_CALLER: &str = "+14158679999";
+const PREMIUM_CALLER: &str = "+19005550123";
 
 const DIALED: &str = "+16502530000";
 const DIALED_NO_FORWARDING: &str = "+16502530001";
@@ -61,7 +71,13 @@ const NOBODY_CALLER: &str = "+14158675314";
 const STRANGER: &str = "+14158675319";
 
 /// Every full number of the scenario: none may appear in an explanation (they are masked).
-const NUMBERS: [&str; 25] = [
+const NUMBERS: [&str; 31] = [
+    POLICY_GROUP,
+    POLICY_SEQUENCE,
+    GINA_PHONE,
+    HAL_PHONE,
+    BLOCKED_CALLER,
+    PREMIUM_CALLER,
     OFFICE_MAIN,
     OFFICE_DANA,
     OFFICE_DANA_OWNER_FIRST,
@@ -136,7 +152,35 @@ async fn provision(nats: &Nats) -> u64 {
     nats.settings(number(CLOSING, DIALED_NO_FORWARDING, Some(FORWARDING)))
         .await;
 
-    provision_office(nats).await
+    provision_office(nats).await;
+    provision_policy(nats).await
+}
+
+/// The issue-17 tenant; the last SETTINGS sequence.
+async fn provision_policy(nats: &Nats) -> u64 {
+    let mut company = company(POLICY, Some(COMPANY), None);
+    company.blocked_callers = vec![BLOCKED_CALLER.into(), "+1900".into()];
+    company.blocked_action = Some(BlockedAction::Reject);
+    company.anonymous_callers = Some(AnonymousCallers::Voicemail);
+    company.screening = Some(Screening::Forwarded);
+    nats.settings(company).await;
+    nats.settings(user(POLICY, "u-gina", Some(GINA_PHONE), true))
+        .await;
+    nats.settings(user(POLICY, "u-hal", Some(HAL_PHONE), true))
+        .await;
+    nats.settings(user(POLICY, "u-ivy", Some(ALICE_PHONE), false))
+        .await;
+    let group = |mode, ring_timeout_secs| RingGroup {
+        user_ids: vec![id("u-gina"), id("u-ivy"), id("u-hal")],
+        mode,
+        ring_timeout_secs,
+    };
+    let mut together = number(POLICY, POLICY_GROUP, Some(FORWARDING));
+    together.ring_group = Some(group(RingMode::Simultaneous, None));
+    nats.settings(together).await;
+    let mut in_turn = number(POLICY, POLICY_SEQUENCE, None);
+    in_turn.ring_group = Some(group(RingMode::Sequential, Some(25)));
+    nats.settings(in_turn).await
 }
 
 fn schedule(json: serde_json::Value) -> Option<Schedule> {
@@ -257,6 +301,91 @@ fn cases() -> Vec<Case> {
     let fay = |secs| leg(FAY_PHONE, Rule::AssignedUser, Some("u-fay"), secs);
     let office_company = |secs| leg(COMPANY, Rule::CompanyPhone, None, secs);
     let office_fwd = |secs| leg(FORWARDING, Rule::ForwardingNumber, None, secs);
+    // Issue 17: every leg but the company phone is screened in the POLICY tenant.
+    let screened = |t: Target| Target { screen: true, ..t };
+    let gina = |secs| screened(leg(GINA_PHONE, Rule::RingGroup, Some("u-gina"), secs));
+    let hal = |secs| screened(leg(HAL_PHONE, Rule::RingGroup, Some("u-hal"), secs));
+    let together = Target {
+        group: vec![
+            GroupMember {
+                number: e164(GINA_PHONE),
+                user_id: id("u-gina"),
+            },
+            GroupMember {
+                number: e164(HAL_PHONE),
+                user_id: id("u-hal"),
+            },
+        ],
+        ..gina(20)
+    };
+    let reject = FinalAction {
+        kind: FinalActionKind::Reject,
+        message: String::new(),
+    };
+    let v2 = |why, to, from, rule, chain, code, explains| Case {
+        code: Some(code),
+        ..case(why, POLICY, to, from, rule, chain, explains)
+    };
+    let issue_17 = vec![
+        Case {
+            final_action: reject.clone(),
+            ..v2(
+                "Issue 17: \"a blocked caller → `blocked` (reject …)\": nothing rings.",
+                POLICY_GROUP,
+                BLOCKED_CALLER,
+                Rule::Blocked,
+                vec![],
+                "caller_blocked",
+                "is blocked (blocked_callers entry",
+            )
+        },
+        Case {
+            final_action: reject,
+            ..v2(
+                "Issue 17: a `+`-prefix entry blocks every number under it.",
+                POLICY_SEQUENCE,
+                PREMIUM_CALLER,
+                Rule::Blocked,
+                vec![],
+                "caller_blocked",
+                "the call is rejected unanswered",
+            )
+        },
+        v2(
+            "Issue 17: \"an anonymous caller under `voicemail` → that action (rule `anonymous`)\".",
+            POLICY_GROUP,
+            "anonymous",
+            Rule::Anonymous,
+            vec![],
+            "anonymous_caller",
+            "anonymous callers are sent to voicemail",
+        ),
+        v2(
+            "Issue 17: a simultaneous ring group is one leg ringing every eligible member (the \
+             deactivated one left out), before the forwarding number; every leg but the company \
+             phone is screened.",
+            POLICY_GROUP,
+            STRANGER,
+            Rule::RingGroup,
+            vec![
+                together,
+                screened(target(FORWARDING, Rule::ForwardingNumber, None)),
+                target(COMPANY, Rule::CompanyPhone, None),
+            ],
+            "group_member",
+            "rings with the rest of the group",
+        ),
+        v2(
+            "Issue 17: a sequential ring group rings its eligible members one after another, \
+             each for the group's ring timeout.",
+            POLICY_SEQUENCE,
+            STRANGER,
+            Rule::RingGroup,
+            vec![gina(25), hal(25), target(COMPANY, Rule::CompanyPhone, None)],
+            "ring_group",
+            "one after another",
+        ),
+    ];
     let policy = |why, tenant, to, from, at, rule, chain, code, explains| Case {
         at: Some(at),
         code: Some(code),
@@ -536,6 +665,9 @@ fn cases() -> Vec<Case> {
             )
         },
     ]
+    .into_iter()
+    .chain(issue_17)
+    .collect()
 }
 
 /// Given the settings of four tenants, when one call per case is published, then each gets

@@ -49,6 +49,8 @@ pub fn target(number: &str, rule: Rule, user: Option<&str>) -> Target {
         rule,
         // No ring timeout set in these tenants: the company default.
         ring_timeout_secs: Some(switchboard_contracts::DEFAULT_RING_TIMEOUT_SECS),
+        group: Vec::new(),
+        screen: false,
     }
 }
 
@@ -74,6 +76,11 @@ pub fn company(t: &str, phone: Option<&str>, final_action: Option<FinalAction>) 
         business_hours: None,
         after_hours: None,
         ring_timeout_secs: None,
+        returning_caller_days: 0,
+        blocked_callers: Vec::new(),
+        blocked_action: None,
+        anonymous_callers: None,
+        screening: None,
     }
 }
 
@@ -87,6 +94,7 @@ pub fn number(t: &str, number: &str, forwarding: Option<&str>) -> NumberSettings
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     }
 }
 

@@ -180,6 +180,8 @@ async fn a_hanging_carrier_is_timed_out_recorded_as_unknown_never_asked_again_an
             reasons: Vec::new(),
             explanation: vec!["chaos: a hanging carrier".into()],
             settings_seq: 1,
+            calls_seq: 0,
+            caller: None,
             decided_at: now,
         };
         publisher

@@ -24,6 +24,7 @@ mod hanging_carrier;
 #[path = "../../../../fuzz/src/harness.rs"]
 mod harness;
 mod kill_restart;
+mod missed_calls;
 mod partition;
 mod postgres_outage;
 mod proxy;

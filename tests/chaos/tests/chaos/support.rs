@@ -429,6 +429,7 @@ pub async fn provision(js: &jetstream::Context, replicas: usize) {
         user_id: None,
         prefer: Default::default(),
         ring_timeout_secs: None,
+        ring_group: None,
     };
     let event = Envelope::new(number, SOURCE, OffsetDateTime::now_utc());
     Publisher::new(js.clone())
@@ -1098,7 +1099,8 @@ impl Ledger {
             .filter_map(|m| {
                 let json: serde_json::Value = serde_json::from_slice(&m.payload)
                     .unwrap_or_else(|e| panic!("{SANDBOX_STREAM}/{}: {e}", m.seq));
-                (json["tenant"] == T).then(|| CarrierAction {
+                // A mark that a call ended (issue 17) is not an action.
+                (json["tenant"] == T && json["action"] != "ended").then(|| CarrierAction {
                     call: json["call_id"].as_str().unwrap().to_string(),
                     step: u32::try_from(json["step"].as_u64().unwrap()).unwrap(),
                     final_action: json["action"] == "final",

@@ -78,6 +78,11 @@ impl Stack {
                 business_hours: None,
                 after_hours: None,
                 ring_timeout_secs: None,
+                returning_caller_days: 0,
+                blocked_callers: Vec::new(),
+                blocked_action: None,
+                anonymous_callers: None,
+                screening: None,
             },
         )
         .await;
@@ -92,6 +97,7 @@ impl Stack {
                 user_id: None,
                 prefer: Default::default(),
                 ring_timeout_secs: None,
+                ring_group: None,
             },
         )
         .await;
@@ -230,6 +236,43 @@ impl Stack {
             request = request.header("traceparent", traceparent);
         }
         request.send().await.unwrap().status().as_u16()
+    }
+
+    /// Publishes a settings change, as the CRM would.
+    pub async fn settings<T: EventData>(&self, data: T) {
+        let js = async_nats::jetstream::new(self.nats.client().await.unwrap());
+        settings(&Publisher::new(js), data).await;
+    }
+
+    /// Places `call_id` from `from` through the gateway's JSON API; the status code.
+    pub async fn call_from(&self, call_id: &str, from: &str) -> u16 {
+        self.http
+            .post(format!("http://{}/v1/tenants/{TENANT}/calls", self.gateway))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {API_KEY}"))
+            .body(serde_json::json!({"call_id": call_id, "to": NUMBER, "from": from}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// Every CALLS message stored so far on a subject starting with `prefix`: (sequence,
+    /// subject, payload), in stream order.
+    pub async fn calls(&self, prefix: &str) -> Vec<(u64, String, Vec<u8>)> {
+        let js = async_nats::jetstream::new(self.nats.client().await.unwrap());
+        let mut stream = js.get_stream(switchboard_bus::CALLS).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = stream.get_raw_message(seq).await
+                && m.subject.starts_with(prefix)
+            {
+                out.push((seq, m.subject.to_string(), m.payload.to_vec()));
+            }
+        }
+        out
     }
 
     /// Publishes `payload` on `subject` with `Nats-Msg-Id` `id`, as a foreign producer would.
