@@ -211,8 +211,46 @@ struct Clock(u16);
 
 impl fmt::Display for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+        f.write_str(&self.text())
     }
+}
+
+/// Pushes `n` (below 100) as two digits.
+fn push_two_digits(out: &mut String, n: u16) {
+    // Both digits are ASCII: `n` is below 100 wherever this is called.
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+}
+
+impl Clock {
+    /// `HH:MM`, written digit by digit: a decision writes several of these for every call
+    /// whose hours it checks, and the formatting machinery costs more than the decision's
+    /// lookups.
+    fn text(&self) -> String {
+        let mut out = String::with_capacity(5);
+        push_two_digits(&mut out, self.0 / 60);
+        out.push(':');
+        push_two_digits(&mut out, self.0 % 60);
+        out
+    }
+}
+
+/// `YYYY-MM-DD` (what `jiff`'s `Date` displays), digit by digit for years 0–9999.
+fn date_text(date: jiff::civil::Date) -> String {
+    let Ok(year) = u16::try_from(date.year()) else {
+        return date.to_string();
+    };
+    if year > 9999 {
+        return date.to_string();
+    }
+    let mut out = String::with_capacity(10);
+    push_two_digits(&mut out, year / 100);
+    push_two_digits(&mut out, year % 100);
+    out.push('-');
+    push_two_digits(&mut out, u16::try_from(date.month()).unwrap_or(0));
+    out.push('-');
+    push_two_digits(&mut out, u16::try_from(date.day()).unwrap_or(0));
+    out
 }
 
 /// Reads a time of day written exactly `HH:MM` (two digits each); `24:00` only when `end`.
@@ -407,13 +445,13 @@ impl LocalHours<'_> {
         let day = usize::try_from(self.date.weekday().to_monday_zero_offset()).unwrap_or(0);
         crate::reasons::HoursAt {
             time_zone: self.zone_name().to_string(),
-            date: self.date.to_string(),
+            date: date_text(self.date),
             weekday: DAY_KEYS[day % 7].to_string(),
-            time: Clock(self.minute).to_string(),
+            time: Clock(self.minute).text(),
             hours: self
                 .hours
                 .iter()
-                .map(|i| [Clock(i.start).to_string(), Clock(i.end).to_string()])
+                .map(|i| [Clock(i.start).text(), Clock(i.end).text()])
                 .collect(),
             overridden: self.overridden,
         }
@@ -509,6 +547,30 @@ impl Hours {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_and_date_text_are_what_display_writes() {
+        for minute in [0u16, 1, 59, 60, 599, 600, 1439, 1440] {
+            assert_eq!(
+                Clock(minute).text(),
+                format!("{:02}:{:02}", minute / 60, minute % 60)
+            );
+        }
+        for (y, m, d) in [
+            (2026i16, 12i8, 7i8),
+            (1, 1, 1),
+            (999, 2, 28),
+            (9999, 12, 31),
+            (2024, 2, 29),
+        ] {
+            let date = jiff::civil::date(y, m, d);
+            assert_eq!(date_text(date), date.to_string());
+        }
+        assert_eq!(
+            date_text(jiff::civil::date(-5, 1, 1)),
+            jiff::civil::date(-5, 1, 1).to_string()
+        );
+    }
 
     #[test]
     fn clocks_are_strict() {
