@@ -256,6 +256,23 @@ fn encode<T: EventData>(data: T, now: OffsetDateTime) -> Encoded {
     }
 }
 
+/// Publishes `(subject, id, body)` events, a window of acknowledgements at a time; how many.
+pub async fn publish_raw_all(
+    publisher: &Publisher,
+    events: impl Iterator<Item = (String, String, bytes::Bytes)>,
+) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    publish_all(
+        publisher,
+        events.map(|(subject, id, body)| {
+            count += 1;
+            Encoded { subject, id, body }
+        }),
+    )
+    .await?;
+    Ok(count)
+}
+
 /// Publishes everything, a window of acknowledgements at a time.
 async fn publish_all(
     publisher: &Publisher,

@@ -20,6 +20,7 @@ mod openloop;
 mod projection;
 mod replay;
 mod report;
+mod startup;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -54,6 +55,10 @@ struct Args {
     /// Contacts in the tenant's index for the routing-core benchmark.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
     core_contacts: Vec<u64>,
+    /// Contacts in the projection for the router start-up benchmark (add 10000000 for the
+    /// issue's second figure: about 10 GB of SETTINGS and several minutes).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64])]
+    startup_contacts: Vec<u64>,
     /// Recorded calls replayed by `switchboard replay` in the replay benchmark.
     #[arg(long, default_value_t = 1_000_000)]
     replay_calls: u64,
@@ -84,6 +89,8 @@ enum Section {
     Replay,
     /// On the replay benchmark's stream (so it runs that too).
     Lookup,
+    /// Router start-up with a large projection.
+    Startup,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +147,14 @@ fn main() -> anyhow::Result<()> {
             args.latency_seconds,
             args.contacts,
         ))?);
+    }
+
+    if run(Section::Startup) {
+        println!(
+            "== router start-up: {:?} contacts in the projection",
+            args.startup_contacts
+        );
+        report.startup = Some(runtime.block_on(startup::run(&args.startup_contacts))?);
     }
 
     if run(Section::Replay) || run(Section::Lookup) {

@@ -53,6 +53,35 @@ impl Router {
         })
     }
 
+    /// On the SQLite store at `database_url` (which outlives the router), with `extra` flags.
+    pub fn start_on(nats_url: &str, database_url: &str, extra: &[&str]) -> anyhow::Result<Router> {
+        let dir = tempfile::tempdir()?;
+        let mut args = vec![
+            "switchboard-router".to_string(),
+            "--nats-url".into(),
+            nats_url.to_string(),
+            "--database-url".into(),
+            database_url.to_string(),
+            "--http-addr".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let config = <switchboard_router::Config as clap::Parser>::parse_from(args);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            switchboard_router::run(config, async move {
+                let _ = stopped.await;
+            })
+            .await?;
+            anyhow::Ok(())
+        });
+        Ok(Router {
+            stop,
+            task,
+            _dir: dir,
+        })
+    }
+
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
         self.task.await?
