@@ -1,4 +1,4 @@
-//! Replay rate (target: ≥ 50,000 recorded calls re-decided per second): a real nats-server
+//! Replay rate (target: ≥ 100,000 recorded calls re-decided per second): a real nats-server
 //! holding recorded calls (inbound event and decision each) interleaved with settings events
 //! (creations and later updates of users and contacts), then `switchboard_audit::replay`
 //! over all of it, timed from the first read to the last comparison. Each decision was

@@ -209,7 +209,7 @@ impl Report {
         if let Some(r) = &self.replay {
             let _ = writeln!(
                 t,
-                "| replay, recorded calls re-decided/s ({} calls, {} settings events, read from JetStream) | {:.0} | ≥ 50,000 |",
+                "| replay, recorded calls re-decided/s ({} calls, {} settings events, read from JetStream) | {:.0} | ≥ 100,000 |",
                 r.calls, r.settings_events, r.calls_per_second
             );
         }
