@@ -29,12 +29,23 @@ fn answer_of(dial: &CallDial) -> Option<(&E164, &EntityId)> {
 }
 
 /// One tenant's last answer per caller.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TenantAnswers {
-    by_caller: HashMap<E164, LastAnswer>,
+    /// Hashed like the contact index (foldhash, seeded from the OS): looked up on every call
+    /// whose lead has no eligible owner.
+    by_caller: HashMap<E164, LastAnswer, crate::state::Hasher>,
     /// Callers in the order they were answered (with that answer's sequence; an entry whose
     /// caller was answered again since is stale and skipped when it reaches the front).
     order: VecDeque<(E164, u64)>,
+}
+
+impl Default for TenantAnswers {
+    fn default() -> Self {
+        TenantAnswers {
+            by_caller: HashMap::with_hasher(crate::state::hasher()),
+            order: VecDeque::new(),
+        }
+    }
 }
 
 impl TenantAnswers {

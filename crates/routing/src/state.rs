@@ -14,6 +14,11 @@
 //!   `HashMap<EntityId, _>` would store every id again in a 32-byte bucket, and since hashbrown
 //!   doubles its buckets, a map of 1M entries may have 2M of them: bucket size counts twice.
 //!   Nothing is removed from these tables, so handles stay valid.
+//! - **Ids lent, then found by address.** The ids [`SettingsView::contacts_with_phone`] and
+//!   [`ContactView::assigned_user_id`] lend are the tables' own; looking one of them up again
+//!   (as the rules do: caller → contact → assigned user → user) finds its entry from its
+//!   address, without hashing it or probing the id index ([`IdTable::lent`]): at 1M contacts
+//!   that probe was two more cache misses per known caller.
 //! - **Tombstones.** A deleted contact stays, with its version (so that an older event cannot
 //!   resurrect it) and its assigned user (still shown by [`SettingsView::contact`]); its phones
 //!   are dropped, as deleted contacts are not in the caller index.
@@ -21,33 +26,45 @@
 //!   holds each user id once and lends it to [`ContactView`]. A user named by a contact before
 //!   (or without) its own event has an entry without settings, which [`SettingsView::user`]
 //!   does not show.
-//! - **Phones kept once.** A phone entered in canonical E.164 (`+14158675310`) is its own
-//!   normalization in every region, so only that text is kept ([`Phone::Canonical`]). Any other
-//!   entry keeps the raw text, to read it again when the tenant's region changes, beside its
-//!   current normalization, boxed ([`Phone::Entered`]). A contact's only phone is held inline.
+//! - **Phones packed in the contact.** Normalized numbers are kept as [`Packed`] integers (8
+//!   bytes: digits and digit count). A phone entered in canonical E.164 (`+14158675310`) is its
+//!   own normalization in every region, so only that integer is kept: a contact whose only
+//!   phone is such holds it in its 8-byte [`Phones`] word. Other contacts (several phones, or
+//!   one entered any other way, kept as entered to read again when the tenant's region
+//!   changes) hold the position of their phones in a side slab ([`Contacts::listed`]).
 //! - **Caller index of handles.** Number → contacts is a `HashTable` of 8-byte entries naming a
 //!   contact and the position of the number among its phones ([`CallerIndex`]); a probe compares
-//!   the number looked up with that phone. A number listed by several contacts (rare) is flagged
-//!   in its entry, and their ids are in a side map, since
-//!   [`SettingsView::contacts_with_phone`] lends them as a sorted slice.
+//!   the packed number looked up with that phone's, in the contact it must read anyway. A
+//!   number listed by several contacts (rare) is flagged in its entry, and their ids are in a
+//!   side map, since [`SettingsView::contacts_with_phone`] lends them as a sorted slice.
+//! - **Shared working hours.** Users with the same schedule share one compiled [`Hours`]
+//!   ([`HoursCache`]), which then stays in cache for every decision.
+//! - **Hashing.** Every table hashes with foldhash, keyed per table from the standard library's
+//!   `RandomState` (operating-system randomness: caller numbers are attacker-controlled); it is
+//!   several times cheaper than SipHash, which was the largest single cost of a lookup.
 //!
-//! So a contact with one canonical phone takes 64 bytes in the dense table plus two index
+//! So a contact with one canonical phone takes 48 bytes in the dense table plus two index
 //! buckets (5 and 9 bytes, each table having up to twice as many buckets as entries): about
-//! 106 bytes resident per contact at 1M contacts (`switchboard-bench`), against 539 for maps
-//! keyed by id and number. The dense tables grow by doubling like any `Vec`; that costs no
-//! resident memory, as the pages of unused capacity of a large allocation are never touched.
+//! 77 bytes of index per contact at 1M contacts. `switchboard-bench --only memory` reports
+//! 88–96 bytes resident per contact (maps keyed by id and number took 539): the rest is the
+//! tenant's users and block list, and what the allocator keeps for a while of the tables'
+//! last doubling (mimalloc's purge delay). The dense tables grow by doubling like any `Vec`;
+//! the pages of unused capacity of a large allocation are never touched.
 
 use crate::view::{
     BlockList, CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UserView,
 };
 use compact_str::CompactString;
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::ops::{Index, IndexMut};
+use std::sync::{Arc, OnceLock};
 use switchboard_contracts::{
     AfterHoursKind, AnonymousCallers, BlockedAction, DEFAULT_RING_TIMEOUT_SECS, E164, EntityId,
     FinalAction, Hours, Prefer, Region, RingGroup, Schedule, Screening, SettingsChange, TenantId,
@@ -118,8 +135,8 @@ struct User {
     phone: Option<SettingPhone>,
     active: bool,
     available: bool,
-    /// Boxed: most users have none, and users are held in a dense table.
-    working_hours: Option<Box<Hours>>,
+    /// Shared with the users of the same schedule ([`HoursCache`]).
+    working_hours: Option<Arc<Hours>>,
     ring_only_in_working_hours: bool,
 }
 
@@ -130,6 +147,35 @@ fn compile(schedule: &Schedule, field: &str) -> Hours {
     schedule.compile(field).unwrap_or_else(|_| Hours::never())
 }
 
+/// Users' working hours, compiled once per distinct schedule among the last few applied and
+/// shared: users mostly share a handful of schedules, so the hours every decision reads stay
+/// in cache however many users there are (at 10,000 users, a compiled copy each was about
+/// 3.5 MB, and two cache misses per decision).
+#[derive(Debug, Clone, Default)]
+struct HoursCache {
+    recent: Vec<(Schedule, Arc<Hours>)>,
+    next: usize,
+}
+
+impl HoursCache {
+    const SIZE: usize = 16;
+
+    fn intern(&mut self, schedule: &Schedule) -> Arc<Hours> {
+        if let Some((_, hours)) = self.recent.iter().find(|(s, _)| s == schedule) {
+            return Arc::clone(hours);
+        }
+        let hours = Arc::new(compile(schedule, "working_hours"));
+        let entry = (schedule.clone(), Arc::clone(&hours));
+        if self.recent.len() < Self::SIZE {
+            self.recent.push(entry);
+        } else {
+            self.recent[self.next] = entry;
+            self.next = (self.next + 1) % Self::SIZE;
+        }
+        hours
+    }
+}
+
 /// A user id the tenant knows, from the user's event or from a contact assigned to it.
 #[derive(Debug, Clone)]
 struct UserEntry {
@@ -138,7 +184,8 @@ struct UserEntry {
     settings: Option<User>,
 }
 
-/// A contact (64 bytes with one phone entered in canonical form).
+/// A contact: 48 bytes, whatever its phones (those not held inline are in
+/// [`Contacts::listed`]).
 #[derive(Debug, Clone)]
 struct Contact {
     id: EntityId,
@@ -148,6 +195,9 @@ struct Contact {
     assigned_user: Option<UserRef>,
     deleted: bool,
 }
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Contact>() == 48);
 
 /// The position of an entity in its [`IdTable`].
 type Handle = u32;
@@ -168,6 +218,19 @@ impl UserRef {
     }
 }
 
+/// The hasher of every table here: foldhash (a multiply-fold hash, several times faster than
+/// SipHash on these short keys), keyed per table from the standard library's `RandomState`,
+/// i.e. from the operating system's randomness, since caller numbers are attacker-controlled
+/// (foldhash's own seeding draws only on address-space layout when built without `std`).
+pub(crate) type Hasher = SeedableRandomState;
+
+/// A new table's hasher (see [`Hasher`]).
+pub(crate) fn hasher() -> Hasher {
+    static SHARED: OnceLock<SharedSeed> = OnceLock::new();
+    let shared = SHARED.get_or_init(|| SharedSeed::from_u64(RandomState::new().hash_one(0u64)));
+    SeedableRandomState::with_seed(RandomState::new().hash_one(1u64), shared)
+}
+
 /// Entities with an id (contacts, users), stored once each and densely, in order of first
 /// appearance, and found by id in constant time through an index of handles hashed by the id
 /// held in the entity. Nothing is ever removed, so handles stay valid.
@@ -175,7 +238,7 @@ impl UserRef {
 struct IdTable<T> {
     items: Vec<T>,
     index: HashTable<Handle>,
-    hasher: RandomState,
+    hasher: Hasher,
 }
 
 trait HasId {
@@ -196,7 +259,7 @@ impl HasId for UserEntry {
 
 /// The handle for the entity about to be stored at position `len`. Handles stay below 2^31 so
 /// that the caller index can flag its entries in the top bit; no tenant comes near that (2^31
-/// contacts would take over 130 GB).
+/// contacts would take over 100 GB).
 fn next_handle(len: usize) -> Handle {
     let handle = Handle::try_from(len).unwrap_or(Handle::MAX);
     assert!(
@@ -211,7 +274,7 @@ impl<T: HasId> IdTable<T> {
         IdTable {
             items: Vec::new(),
             index: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: hasher(),
         }
     }
 
@@ -219,7 +282,23 @@ impl<T: HasId> IdTable<T> {
         self.items.len()
     }
 
+    /// The handle of the entity whose own id `id` is, if `id` was lent by this table (as
+    /// [`SettingsView::contacts_with_phone`] and [`ContactView::assigned_user_id`] lend them):
+    /// found from its address, without hashing or probing the index. Safe code: the address
+    /// only picks the candidate, which must then be the very same id object.
+    fn lent(&self, id: &EntityId) -> Option<Handle> {
+        let offset = std::ptr::from_ref(id)
+            .addr()
+            .checked_sub(self.items.as_ptr().addr())?;
+        let position = offset / std::mem::size_of::<T>().max(1);
+        let item = self.items.get(position)?;
+        std::ptr::eq(item.id(), id).then(|| next_handle(position))
+    }
+
     fn find(&self, id: &EntityId) -> Option<Handle> {
+        if let Some(handle) = self.lent(id) {
+            return Some(handle);
+        }
         let items = &self.items;
         self.index
             .find(self.hasher.hash_one(id), |&h| items[h as usize].id() == id)
@@ -263,97 +342,192 @@ impl<T> IndexMut<Handle> for IdTable<T> {
     }
 }
 
-/// One of a contact's phones.
-#[derive(Debug, Clone)]
-enum Phone {
-    /// Entered in canonical E.164 (`+14158675310`): its own normalization in every region, so
-    /// the text is kept once.
-    Canonical(E164),
-    /// Entered any other way (national format, punctuation, or not a number at all).
-    Entered(Box<EnteredPhone>),
+/// A normalized number packed in 8 bytes: its digits as an integer, and their count in bits
+/// 50–53 (so leading zeros would count). E.164 allows at most 15 digits (< 2^50), and
+/// [`E164::parse`] yields nothing longer, nor anything but digits after the `+`. Bit 63 is
+/// always clear (see [`Phones`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Packed(NonZeroU64);
+
+impl Packed {
+    const COUNT_SHIFT: u32 = 50;
+
+    /// `None` for text that no valid number has (more than 15 digits, or not digits).
+    fn of(number: &E164) -> Option<Packed> {
+        let digits = number.as_str().strip_prefix('+')?;
+        if digits.is_empty() || digits.len() > 15 {
+            return None;
+        }
+        let mut value = 0u64;
+        for digit in digits.bytes() {
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(digit - b'0');
+        }
+        let count = digits.len() as u64;
+        NonZeroU64::new(value | count << Self::COUNT_SHIFT).map(Packed)
+    }
+
+    fn parsed(number: Result<E164, impl Sized>) -> Option<Packed> {
+        number.ok().as_ref().and_then(Packed::of)
+    }
 }
 
+/// One of a contact's phones, when it is not held inline in the contact.
 #[derive(Debug, Clone)]
-struct EnteredPhone {
-    /// As entered, to be read again when the tenant's region changes.
-    raw: CompactString,
-    /// Its reading in the tenant's region, if it is a valid number there.
-    normalized: Option<E164>,
+enum Phone {
+    /// Entered in canonical E.164 (`+14158675310`): its own normalization in every region.
+    Canonical(Packed),
+    /// Entered any other way (national format, punctuation, or not a number at all): kept as
+    /// entered, to be read again when the tenant's region changes, beside its reading in the
+    /// tenant's region if it is a valid number there.
+    Entered {
+        raw: CompactString,
+        normalized: Option<Packed>,
+    },
 }
 
 impl Phone {
     fn read(raw: &str, region: Region) -> Phone {
         match E164::parse(raw, region) {
             // A leading `+` means the region plays no part in the reading.
-            Ok(number) if number.as_str() == raw => Phone::Canonical(number),
-            parsed => Phone::Entered(Box::new(EnteredPhone {
+            Ok(number) if number.as_str() == raw => match Packed::of(&number) {
+                Some(packed) => Phone::Canonical(packed),
+                None => Phone::Entered {
+                    raw: raw.into(),
+                    normalized: None,
+                },
+            },
+            parsed => Phone::Entered {
                 raw: raw.into(),
-                normalized: parsed.ok(),
-            })),
+                normalized: Packed::parsed(parsed),
+            },
         }
     }
 
-    fn normalized(&self) -> Option<&E164> {
+    fn normalized(&self) -> Option<Packed> {
         match self {
-            Phone::Canonical(number) => Some(number),
-            Phone::Entered(entered) => entered.normalized.as_ref(),
+            Phone::Canonical(number) => Some(*number),
+            Phone::Entered { normalized, .. } => *normalized,
         }
     }
 
     /// Reads the phone again in `region` (the tenant's region changed).
     fn reread(&mut self, region: Region) {
-        if let Phone::Entered(entered) = self {
-            entered.normalized = E164::parse(&entered.raw, region).ok();
+        if let Phone::Entered { raw, normalized } = self {
+            *normalized = Packed::parsed(E164::parse(raw, region));
         }
     }
 }
 
-/// A contact's phones: usually one, held inline (24 bytes either way).
-#[derive(Debug, Clone, Default)]
-enum Phones {
-    #[default]
-    None,
-    One(Phone),
-    Many(Box<[Phone]>),
-}
+/// A contact's phones, in 8 bytes: none (0); its only phone, entered in canonical E.164, as
+/// that [`Packed`] number (bit 63 clear), which is what nearly every contact has; or (bit 63
+/// set) the position of its phones in [`Contacts::listed`] (several phones, or one entered
+/// another way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Phones(u64);
 
 impl Phones {
-    fn read(raw: &[String], region: Region) -> Phones {
-        match raw {
-            [] => Phones::None,
-            [one] => Phones::One(Phone::read(one, region)),
-            many => Phones::Many(many.iter().map(|raw| Phone::read(raw, region)).collect()),
+    const LISTED: u64 = 1 << 63;
+
+    fn listed(self) -> Option<usize> {
+        (self.0 & Self::LISTED != 0).then_some((self.0 & !Self::LISTED) as usize)
+    }
+}
+
+/// The contacts table, with the phones that do not fit in a contact ([`Phones`]): a slab whose
+/// free slots are reused when a contact's phones change.
+#[derive(Debug, Clone)]
+struct Contacts {
+    table: IdTable<Contact>,
+    listed: Vec<Box<[Phone]>>,
+    free: Vec<usize>,
+}
+
+impl Contacts {
+    fn new() -> Self {
+        Contacts {
+            table: IdTable::new(),
+            listed: Vec::new(),
+            free: Vec::new(),
         }
     }
 
-    fn as_slice(&self) -> &[Phone] {
-        match self {
-            Phones::None => &[],
-            Phones::One(phone) => std::slice::from_ref(phone),
-            Phones::Many(phones) => phones,
+    /// Stores the phones of an event, read in `region`.
+    fn read_phones(&mut self, raw: &[String], region: Region) -> Phones {
+        let phones: Box<[Phone]> = match raw {
+            [] => return Phones::default(),
+            [one] => match Phone::read(one, region) {
+                Phone::Canonical(packed) => return Phones(packed.0.get()),
+                entered => Box::new([entered]),
+            },
+            many => many.iter().map(|raw| Phone::read(raw, region)).collect(),
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.listed[slot] = phones;
+                slot
+            }
+            None => {
+                self.listed.push(phones);
+                self.listed.len() - 1
+            }
+        };
+        Phones(slot as u64 | Phones::LISTED)
+    }
+
+    /// Frees the slot of phones no contact holds any more.
+    fn release(&mut self, phones: Phones) {
+        if let Some(slot) = phones.listed() {
+            self.listed[slot] = Box::default();
+            self.free.push(slot);
         }
     }
 
-    fn as_mut_slice(&mut self) -> &mut [Phone] {
-        match self {
-            Phones::None => &mut [],
-            Phones::One(phone) => std::slice::from_mut(phone),
-            Phones::Many(phones) => phones,
+    /// Calls `f` with the position and number of each valid phone of `contact`.
+    fn for_each_number(&self, contact: Handle, mut f: impl FnMut(u32, Packed)) {
+        let phones = self.table[contact].phones;
+        match phones.listed() {
+            None => {
+                if let Some(packed) = NonZeroU64::new(phones.0) {
+                    f(0, Packed(packed));
+                }
+            }
+            Some(slot) => {
+                for (position, phone) in self.listed[slot].iter().enumerate() {
+                    if let (Some(number), Ok(position)) =
+                        (phone.normalized(), u32::try_from(position))
+                    {
+                        f(position, number);
+                    }
+                }
+            }
         }
     }
 
-    /// The normalized number at `position`, if that phone is valid.
-    fn number(&self, position: u32) -> Option<&E164> {
-        self.as_slice()
-            .get(position as usize)
-            .and_then(Phone::normalized)
+    /// The normalized number at `position` among the phones of `contact`, if that phone is
+    /// valid.
+    fn number(&self, contact: Handle, position: u32) -> Option<Packed> {
+        let phones = self.table[contact].phones;
+        match phones.listed() {
+            None => NonZeroU64::new(phones.0)
+                .filter(|_| position == 0)
+                .map(Packed),
+            Some(slot) => self.listed[slot]
+                .get(position as usize)
+                .and_then(Phone::normalized),
+        }
     }
 
-    fn position_of(&self, number: &E164) -> Option<u32> {
-        self.as_slice()
-            .iter()
-            .position(|phone| phone.normalized() == Some(number))
-            .and_then(|position| u32::try_from(position).ok())
+    fn position_of(&self, contact: Handle, number: Packed) -> Option<u32> {
+        let mut found = None;
+        self.for_each_number(contact, |position, n| {
+            if n == number && found.is_none() {
+                found = Some(position);
+            }
+        });
+        found
     }
 }
 
@@ -388,8 +562,8 @@ impl PhoneEntry {
     }
 
     /// The number this entry stands for.
-    fn number(self, contacts: &IdTable<Contact>) -> Option<&E164> {
-        contacts[self.contact()].phones.number(self.phone)
+    fn number(self, contacts: &Contacts) -> Option<Packed> {
+        contacts.number(self.contact(), self.phone)
     }
 }
 
@@ -399,38 +573,42 @@ impl PhoneEntry {
 struct CallerIndex {
     entries: HashTable<PhoneEntry>,
     /// The numbers listed by more than one contact → their ids, sorted, no duplicates.
-    shared: HashMap<E164, Vec<EntityId>>,
-    hasher: RandomState,
+    shared: HashMap<Packed, Vec<EntityId>, Hasher>,
+    hasher: Hasher,
 }
 
 impl CallerIndex {
     fn new() -> Self {
         CallerIndex {
             entries: HashTable::new(),
-            shared: HashMap::new(),
-            hasher: RandomState::new(),
+            shared: HashMap::with_hasher(hasher()),
+            hasher: hasher(),
         }
     }
 
-    /// Numbers are hashed as `Option<&E164>`, the type an entry yields its number as (an
+    /// Numbers are hashed as `Option<Packed>`, the type an entry yields its number as (an
     /// indexed phone is always valid, so always `Some`).
-    fn hash(&self, number: Option<&E164>) -> u64 {
+    fn hash(&self, number: Option<Packed>) -> u64 {
         self.hasher.hash_one(number)
     }
 
-    fn get<'a>(&'a self, contacts: &'a IdTable<Contact>, number: &E164) -> &'a [EntityId] {
+    fn get<'a>(&'a self, contacts: &'a Contacts, number: &E164) -> &'a [EntityId] {
+        // A number that does not pack is in no contact (see `Phone::read`).
+        let Some(number) = Packed::of(number) else {
+            return &[];
+        };
         let found = self.entries.find(self.hash(Some(number)), |e| {
             e.number(contacts) == Some(number)
         });
         match found {
             None => &[],
-            Some(entry) if entry.is_shared() => self.shared.get(number).map_or(&[], Vec::as_slice),
-            Some(entry) => std::slice::from_ref(&contacts[entry.contact()].id),
+            Some(entry) if entry.is_shared() => self.shared.get(&number).map_or(&[], Vec::as_slice),
+            Some(entry) => std::slice::from_ref(&contacts.table[entry.contact()].id),
         }
     }
 
     /// Adds `contact`, whose phone at `position` is `number`.
-    fn add(&mut self, contacts: &IdTable<Contact>, number: &E164, contact: Handle, position: u32) {
+    fn add(&mut self, contacts: &Contacts, number: Packed, contact: Handle, position: u32) {
         let hasher = &self.hasher;
         let entry = self.entries.entry(
             self.hasher.hash_one(Some(number)),
@@ -445,23 +623,23 @@ impl CallerIndex {
             Entry::Occupied(occupied) => occupied,
         };
         let existing = *occupied.get();
-        let id = &contacts[contact].id;
+        let id = &contacts.table[contact].id;
         if existing.is_shared() {
-            let ids = self.shared.entry(number.clone()).or_default();
+            let ids = self.shared.entry(number).or_default();
             if let Err(at) = ids.binary_search(id) {
                 ids.insert(at, id.clone());
             }
         } else if existing.contact() != contact {
-            let other = contacts[existing.contact()].id.clone();
+            let other = contacts.table[existing.contact()].id.clone();
             let mut ids = vec![other, id.clone()];
             ids.sort();
-            self.shared.insert(number.clone(), ids);
+            self.shared.insert(number, ids);
             *occupied.get_mut() = PhoneEntry::new(existing.contact(), existing.phone, true);
         }
     }
 
     /// Removes `contact` from the contacts listing `number`, while the contact still lists it.
-    fn remove(&mut self, contacts: &IdTable<Contact>, number: &E164, contact: Handle) {
+    fn remove(&mut self, contacts: &Contacts, number: Packed, contact: Handle) {
         let found = self.entries.find_entry(self.hash(Some(number)), |e| {
             e.number(contacts) == Some(number)
         });
@@ -475,20 +653,23 @@ impl CallerIndex {
             }
             return;
         }
-        let Some(ids) = self.shared.get_mut(number) else {
+        let Some(ids) = self.shared.get_mut(&number) else {
             return;
         };
-        let Ok(at) = ids.binary_search(&contacts[contact].id) else {
+        let Ok(at) = ids.binary_search(&contacts.table[contact].id) else {
             return;
         };
         ids.remove(at);
         let still_shared = ids.len() > 1;
         if existing.contact() == contact || !still_shared {
             // The entry must name a contact that keeps listing the number.
-            let replacement = ids.first().and_then(|id| contacts.find(id)).and_then(|h| {
-                let position = contacts[h].phones.position_of(number)?;
-                Some(PhoneEntry::new(h, position, still_shared))
-            });
+            let replacement = ids
+                .first()
+                .and_then(|id| contacts.table.find(id))
+                .and_then(|h| {
+                    let position = contacts.position_of(h, number)?;
+                    Some(PhoneEntry::new(h, position, still_shared))
+                });
             match replacement {
                 Some(entry) => *occupied.get_mut() = entry,
                 None => {
@@ -497,7 +678,7 @@ impl CallerIndex {
             }
         }
         if !still_shared {
-            self.shared.remove(number);
+            self.shared.remove(&number);
         }
     }
 
@@ -512,11 +693,12 @@ impl CallerIndex {
 pub struct TenantState {
     tenant: TenantId,
     company: Option<Company>,
-    numbers: HashMap<E164, Number>,
+    numbers: HashMap<E164, Number, Hasher>,
     users: IdTable<UserEntry>,
     /// Deleted ones included, as tombstones.
-    contacts: IdTable<Contact>,
+    contacts: Contacts,
     by_phone: CallerIndex,
+    hours: HoursCache,
 }
 
 fn normalize(raw: &Option<String>, region: Region) -> Option<SettingPhone> {
@@ -538,10 +720,11 @@ impl TenantState {
         TenantState {
             tenant,
             company: None,
-            numbers: HashMap::new(),
+            numbers: HashMap::with_hasher(hasher()),
             users: IdTable::new(),
-            contacts: IdTable::new(),
+            contacts: Contacts::new(),
             by_phone: CallerIndex::new(),
+            hours: HoursCache::default(),
         }
     }
 
@@ -552,7 +735,7 @@ impl TenantState {
 
     /// How many contacts are held (deleted ones included, as tombstones).
     pub fn contact_count(&self) -> usize {
-        self.contacts.len()
+        self.contacts.table.len()
     }
 
     /// The version applied for an entity (`company`/`number`/`user`/`contact`, id as in the
@@ -572,7 +755,7 @@ impl TenantState {
                 .map(|u| u.version),
             entity::CONTACT => EntityId::parse("contact_id", id)
                 .ok()
-                .and_then(|id| self.contacts.get(&id))
+                .and_then(|id| self.contacts.table.get(&id))
                 .map(|c| c.version),
             _ => None,
         }
@@ -664,10 +847,7 @@ impl TenantState {
                     phone_raw: u.phone.clone(),
                     active: u.active,
                     available: u.available,
-                    working_hours: u
-                        .working_hours
-                        .as_ref()
-                        .map(|s| Box::new(compile(s, "working_hours"))),
+                    working_hours: u.working_hours.as_ref().map(|s| self.hours.intern(s)),
                     ring_only_in_working_hours: u.ring_only_in_working_hours,
                 });
                 match handle {
@@ -682,8 +862,8 @@ impl TenantState {
                 Applied::Changed
             }
             SettingsChange::Contact(c) => {
-                let handle = self.contacts.find(&c.contact_id);
-                if let Some(stale) = guard(change, handle.map(|h| self.contacts[h].version)) {
+                let handle = self.contacts.table.find(&c.contact_id);
+                if let Some(stale) = guard(change, handle.map(|h| self.contacts.table[h].version)) {
                     return Ok(stale);
                 }
                 let assigned_user = c.assigned_user_id.as_ref().map(|id| {
@@ -694,21 +874,22 @@ impl TenantState {
                 });
                 // A deleted contact is not indexed: its phones are never read again.
                 let phones = if c.deleted {
-                    Phones::None
+                    Phones::default()
                 } else {
-                    Phones::read(&c.phones, region)
+                    self.contacts.read_phones(&c.phones, region)
                 };
                 let handle = match handle {
                     Some(h) => {
                         self.unindex(h);
-                        let contact = &mut self.contacts[h];
+                        let contact = &mut self.contacts.table[h];
+                        let old = std::mem::replace(&mut contact.phones, phones);
                         contact.version = c.version;
-                        contact.phones = phones;
                         contact.assigned_user = assigned_user;
                         contact.deleted = c.deleted;
+                        self.contacts.release(old);
                         h
                     }
-                    None => self.contacts.insert(Contact {
+                    None => self.contacts.table.insert(Contact {
                         id: c.contact_id.clone(),
                         version: c.version,
                         phones,
@@ -725,25 +906,20 @@ impl TenantState {
     /// Adds a contact's valid numbers to the caller index, unless the contact is deleted.
     fn index(&mut self, contact: Handle) {
         let (contacts, by_phone) = (&self.contacts, &mut self.by_phone);
-        if contacts[contact].deleted {
+        if contacts.table[contact].deleted {
             return;
         }
-        for (position, phone) in contacts[contact].phones.as_slice().iter().enumerate() {
-            let (Some(number), Ok(position)) = (phone.normalized(), u32::try_from(position)) else {
-                continue;
-            };
+        contacts.for_each_number(contact, |position, number| {
             by_phone.add(contacts, number, contact, position);
-        }
+        });
     }
 
     /// Removes a contact's numbers from the caller index (before its phones change).
     fn unindex(&mut self, contact: Handle) {
         let (contacts, by_phone) = (&self.contacts, &mut self.by_phone);
-        for phone in contacts[contact].phones.as_slice() {
-            if let Some(number) = phone.normalized() {
-                by_phone.remove(contacts, number, contact);
-            }
-        }
+        contacts.for_each_number(contact, |_, number| {
+            by_phone.remove(contacts, number, contact);
+        });
     }
 
     /// The tenant's region changed: numbers entered without a country code mean something
@@ -759,12 +935,12 @@ impl TenantState {
             }
         }
         self.by_phone.clear();
-        for contact in &mut self.contacts.items {
-            for phone in contact.phones.as_mut_slice() {
+        for phones in &mut self.contacts.listed {
+            for phone in phones.iter_mut() {
                 phone.reread(region);
             }
         }
-        for handle in 0..self.contacts.len() {
+        for handle in 0..self.contacts.table.len() {
             self.index(next_handle(handle));
         }
     }
@@ -822,7 +998,7 @@ impl SettingsView for TenantState {
     }
 
     fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>> {
-        self.contacts.get(contact_id).map(|c| ContactView {
+        self.contacts.table.get(contact_id).map(|c| ContactView {
             contact_id: &c.id,
             assigned_user_id: c.assigned_user.map(|u| &self.users[u.handle()].id),
             deleted: c.deleted,

@@ -140,11 +140,20 @@ pub trait SettingsView {
 /// prefixes), nothing at all for an empty list. A binary search over the sorted entries cost
 /// about 14 string comparisons per call at 10,000 entries, the largest single cost of a
 /// decision in the routing-core benchmark.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockList {
-    entries: std::collections::HashSet<Box<str>>,
+    entries: std::collections::HashSet<Box<str>, crate::state::Hasher>,
     /// The entries' distinct lengths, shortest first.
     lengths: Vec<usize>,
+}
+
+impl Default for BlockList {
+    fn default() -> Self {
+        BlockList {
+            entries: std::collections::HashSet::with_hasher(crate::state::hasher()),
+            lengths: Vec::new(),
+        }
+    }
 }
 
 impl BlockList {
@@ -164,10 +173,10 @@ impl BlockList {
         let mut lengths: Vec<usize> = kept.iter().map(|e| e.len()).collect();
         lengths.sort_unstable();
         lengths.dedup();
-        BlockList {
-            entries: kept.into_iter().map(Box::from).collect(),
-            lengths,
-        }
+        let mut entries =
+            std::collections::HashSet::with_capacity_and_hasher(kept.len(), crate::state::hasher());
+        entries.extend(kept.into_iter().map(Box::from));
+        BlockList { entries, lengths }
     }
 
     /// How many entries are in force (after dropping covered ones).
