@@ -308,7 +308,7 @@ mod tests {
         assert_eq!(list, BlockList::default());
     }
 
-    /// The binary search agrees with the plain reading of the rule ("an entry blocks every
+    /// The compiled list agrees with the plain reading of the rule ("an entry blocks every
     /// caller number that starts with it") over every pair of a small alphabet.
     #[test]
     fn matching_agrees_with_starts_with() {
