@@ -15,7 +15,8 @@ use tokio::task::JoinHandle;
 pub struct Router {
     stop: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
+    /// The store's directory, when the router made its own (removed when it is dropped).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Router {
@@ -27,35 +28,14 @@ impl Router {
     /// With `extra` command-line flags on top.
     pub fn start_with(nats_url: &str, extra: &[&str]) -> anyhow::Result<Router> {
         let dir = tempfile::tempdir()?;
-        let mut args = vec![
-            "switchboard-router".to_string(),
-            "--nats-url".into(),
-            nats_url.to_string(),
-            "--database-url".into(),
-            format!("sqlite://{}/router.db?mode=rwc", dir.path().display()),
-            "--http-addr".into(),
-            "127.0.0.1:0".into(),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let config = <switchboard_router::Config as clap::Parser>::parse_from(args);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            switchboard_router::run(config, async move {
-                let _ = stopped.await;
-            })
-            .await?;
-            anyhow::Ok(())
-        });
-        Ok(Router {
-            stop,
-            task,
-            _dir: dir,
-        })
+        let database = format!("sqlite://{}/router.db?mode=rwc", dir.path().display());
+        let mut router = Router::start_on(nats_url, &database, extra)?;
+        router._dir = Some(dir);
+        Ok(router)
     }
 
     /// On the SQLite store at `database_url` (which outlives the router), with `extra` flags.
     pub fn start_on(nats_url: &str, database_url: &str, extra: &[&str]) -> anyhow::Result<Router> {
-        let dir = tempfile::tempdir()?;
         let mut args = vec![
             "switchboard-router".to_string(),
             "--nats-url".into(),
@@ -78,7 +58,7 @@ impl Router {
         Ok(Router {
             stop,
             task,
-            _dir: dir,
+            _dir: None,
         })
     }
 

@@ -12,4 +12,6 @@ pub mod missed;
 mod store;
 
 pub use machine::{CarrierAnswer, Clock, Failure, Input, Verdict, next};
-pub use store::{BUCKET, Holder, Progress, ProgressStore, StepState, chain, key};
+pub use store::{
+    BUCKET, Holder, Progress, ProgressStore, StepState, chain, key, leader_entry, unavailable,
+};

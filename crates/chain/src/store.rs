@@ -132,11 +132,40 @@ pub struct ProgressStore {
     kv: kv::Store,
 }
 
-fn unavailable(action: &str, e: impl ToString) -> BusError {
+/// A bucket operation that failed: worth retrying.
+pub fn unavailable(action: &str, e: impl ToString) -> BusError {
     BusError::Unavailable {
         action: action.to_string(),
         reason: e.to_string(),
     }
+}
+
+/// The entry of `key` in bucket `kv` as its stream leader holds it (every acknowledged write
+/// included), `None` when there is none or it was deleted; `action` names the read in errors.
+/// Not a direct get (`kv::Store::entry`): any replica may answer one, and a replica still
+/// catching up (a server just restarted) answers with an older entry or none. A dialer that
+/// read "none" while holding the carrier's answer took the call for vanished and settled the
+/// delivery without recording the step: the call never reached its end (found by the chaos
+/// suite's cluster test).
+pub async fn leader_entry(
+    kv: &kv::Store,
+    key: &str,
+    action: &str,
+) -> Result<Option<async_nats::jetstream::message::StreamMessage>, BusError> {
+    let subject = format!("{}{key}", kv.prefix);
+    let message = match kv.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(message) => message,
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+        Err(e) => return Err(unavailable(action, e)),
+    };
+    // A delete or purge marker (`KV-Operation`), or a server's marker: no entry.
+    let operation = message.headers.get("KV-Operation").map(|v| v.as_str());
+    if matches!(operation, Some("DEL" | "PURGE"))
+        || message.headers.get("Nats-Marker-Reason").is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some(message))
 }
 
 impl ProgressStore {
@@ -165,31 +194,12 @@ impl ProgressStore {
         Ok(ProgressStore { kv })
     }
 
-    /// The call's progress and its revision, as the bucket's stream leader holds it: every
-    /// acknowledged write included. Not a direct get (`kv::Store::entry`): any replica may
-    /// answer one, and a replica still catching up (a server just restarted) answers with an
-    /// older entry or none. A dialer that read "none" while holding the carrier's answer took
-    /// the call for vanished and settled the delivery without recording the step: the call
-    /// never reached its end (found by the chaos suite's cluster test).
+    /// The call's progress and its revision, as the bucket's stream leader holds it
+    /// ([`leader_entry`]).
     pub async fn get(&self, key: &str) -> Result<Option<(Progress, u64)>, BusError> {
-        let subject = format!("{}{key}", self.kv.prefix);
-        let message = match self
-            .kv
-            .stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(message) => message,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(e) => return Err(unavailable("read dial progress", e)),
-        };
-        // A delete or purge marker (`KV-Operation`), or a server's marker: no entry.
-        let operation = message.headers.get("KV-Operation").map(|v| v.as_str());
-        if matches!(operation, Some("DEL" | "PURGE"))
-            || message.headers.get("Nats-Marker-Reason").is_some()
-        {
+        let Some(message) = leader_entry(&self.kv, key, "read dial progress").await? else {
             return Ok(None);
-        }
+        };
         let progress =
             serde_json::from_slice(&message.payload).map_err(|e| BusError::Conflict {
                 action: format!("read dial progress {key}"),

@@ -21,7 +21,6 @@
 //! reported `completed`, which it is) — screening is then lost only while JetStream cannot
 //! store anything, when the call's events cannot be stored either.
 
-use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use async_nats::jetstream::{self, kv};
 use std::time::Duration;
 use switchboard_bus::BusError;
@@ -57,12 +56,7 @@ pub(crate) struct ScreeningStore {
     kv: kv::Store,
 }
 
-fn unavailable(action: &str, e: impl ToString) -> BusError {
-    BusError::Unavailable {
-        action: action.to_string(),
-        reason: e.to_string(),
-    }
-}
+use switchboard_chain::unavailable;
 
 impl ScreeningStore {
     /// Creates the bucket (or opens it), like `DIAL_PROGRESS`: created if missing with
@@ -108,26 +102,12 @@ impl ScreeningStore {
     }
 
     /// The step's record, read from the bucket's stream leader (every acknowledged write
-    /// included; a direct get may be answered by a replica still catching up, see
-    /// `switchboard_chain::ProgressStore::get`).
+    /// included: `switchboard_chain::leader_entry`).
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Screened>, BusError> {
-        let subject = format!("{}{key}", self.kv.prefix);
-        let message = match self
-            .kv
-            .stream
-            .get_last_raw_message_by_subject(&subject)
-            .await
-        {
-            Ok(message) => message,
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(e) => return Err(unavailable("read a screened leg", e)),
-        };
-        let operation = message.headers.get("KV-Operation").map(|v| v.as_str());
-        if matches!(operation, Some("DEL" | "PURGE"))
-            || message.headers.get("Nats-Marker-Reason").is_some()
-        {
+        let entry = switchboard_chain::leader_entry(&self.kv, key, "read a screened leg").await?;
+        let Some(message) = entry else {
             return Ok(None);
-        }
+        };
         Ok(match &message.payload[..] {
             ACCEPTED => Some(Screened::Accepted),
             _ => Some(Screened::Offered),
