@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use switchboard_bus::{Publisher, TraceContext};
 use switchboard_contracts::{
-    CallMissed, CallRoute, E164, Envelope, FinalAction, FinalActionKind, MissedEnd, Rule, Target,
-    TenantId,
+    CallMissed, CallRoute, DialEventKind, E164, Envelope, FinalAction, FinalActionKind, MissedEnd,
+    Rule, Target, TenantId,
 };
 use switchboard_testkit::{NatsServer, eventually};
 use time::OffsetDateTime;
@@ -176,7 +176,17 @@ async fn call_missed_stays_exactly_once_while_dialers_are_killed_at_random() {
     let ended_at = started.elapsed();
 
     let ids: Vec<String> = calls.keys().cloned().collect();
-    assert_one_end_each(&dial_events(&js).await, &ids);
+    let dials = dial_events(&js).await;
+    assert_one_end_each(&dials, &ids);
+    // A step whose claim a kill abandoned is recorded `step_failed` with `outcome_unknown` and
+    // the chain moves on (nobody is rung twice): if the carrier had in fact connected that leg,
+    // the chain ends at its final action all the same and is reported missed. That is the
+    // dialer's contract for unknown outcomes; any other answered call missed is a bug.
+    let unknown_outcome = |id: &str| {
+        dials
+            .iter()
+            .any(|d| d.call_id == id && d.kind == DialEventKind::StepFailed && d.outcome_unknown)
+    };
     let mut stored: BTreeMap<String, Vec<(u64, CallMissed)>> = BTreeMap::new();
     for m in read(&js, &missed_subject).await {
         let missed = Envelope::<CallMissed>::decode(&m.payload, &m.subject)
@@ -195,10 +205,12 @@ async fn call_missed_stays_exactly_once_while_dialers_are_killed_at_random() {
     let mut lost = Vec::new();
     let mut wrong = Vec::new();
     let mut unexpected = Vec::new();
+    let mut abandoned = Vec::new();
     for (id, kind) in &calls {
         let messages = stored.get(id).map(Vec::as_slice).unwrap_or_default();
         match (kind.missed(), messages) {
             (None, []) => {}
+            (None, [_]) if unknown_outcome(id) => abandoned.push(id),
             (None, _) => unexpected.push((id, *kind)),
             (Some(_), []) => lost.push((id, *kind)),
             (Some(action), [(_, m)]) => {
@@ -267,8 +279,9 @@ async fn call_missed_stays_exactly_once_while_dialers_are_killed_at_random() {
         figure!("missed: fault: {fault}");
     }
     figure!(
-        "missed: call.missed stored {} (exactly one per unanswered call, none for {} answered or blocked); every call at its end at {ended_at:?}",
+        "missed: call.missed stored {} (exactly one per unanswered call, none for {} answered or blocked, except {} answered on a leg a kill left with its outcome unknown); every call at its end at {ended_at:?}",
         stored.values().map(Vec::len).sum::<usize>(),
-        n - unanswered
+        n - unanswered,
+        abandoned.len()
     );
 }
