@@ -127,20 +127,33 @@ impl<T: EventData> Envelope<T> {
 
     /// The single typed pass: `None` on any problem, left for the step-by-step path to name.
     fn decode_typed(body: &[u8], nats_subject: &str) -> Option<Self> {
+        // The attributes are borrowed from the body where JSON needs no unescaping: only `id`,
+        // `source` and `subject` are kept, so the others cost no allocation on the hot path.
+        /// serde borrows a `Cow` only as a field of its own (not inside `Option`).
         #[derive(Deserialize)]
-        struct Typed<T> {
-            specversion: Option<String>,
-            id: Option<String>,
-            source: Option<String>,
-            #[serde(rename = "type")]
-            event_type: Option<String>,
-            time: Option<String>,
-            subject: Option<String>,
-            datacontenttype: Option<String>,
+        struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+        #[derive(Deserialize)]
+        struct Typed<'a, T> {
+            #[serde(borrow)]
+            specversion: Option<Text<'a>>,
+            #[serde(borrow)]
+            id: Option<Text<'a>>,
+            #[serde(borrow)]
+            source: Option<Text<'a>>,
+            #[serde(rename = "type", borrow)]
+            event_type: Option<Text<'a>>,
+            #[serde(borrow)]
+            time: Option<Text<'a>>,
+            #[serde(borrow)]
+            subject: Option<Text<'a>>,
+            #[serde(borrow)]
+            datacontenttype: Option<Text<'a>>,
             data: Option<T>,
         }
-        let typed: Typed<T> = serde_json::from_slice(body).ok()?;
-        let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        let typed: Typed<'_, T> = serde_json::from_slice(body).ok()?;
+        fn present(v: Option<Text<'_>>) -> Option<Cow<'_, str>> {
+            v.map(|t| t.0).filter(|v| !v.trim().is_empty())
+        }
         if present(typed.specversion)? != SPEC_VERSION
             || present(typed.datacontenttype)? != DATA_CONTENT_TYPE
         {
@@ -155,11 +168,11 @@ impl<T: EventData> Envelope<T> {
         }
         Some(Envelope {
             specversion: Cow::Borrowed(SPEC_VERSION),
-            id: present(typed.id)?,
-            source: Cow::Owned(present(typed.source)?),
+            id: present(typed.id)?.into_owned(),
+            source: Cow::Owned(present(typed.source)?.into_owned()),
             event_type: Cow::Borrowed(event_type),
             time,
-            subject: present(typed.subject)?,
+            subject: present(typed.subject)?.into_owned(),
             datacontenttype: Cow::Borrowed(DATA_CONTENT_TYPE),
             data,
         })

@@ -9,8 +9,8 @@
 //! The [`Gate`] does the reading for the consume loop: delivered calls are held in it, one
 //! read at a time is in flight, and each answer releases every call received before that read
 //! was sent, with the sequence it must wait for. So the cost is one round trip per burst, not
-//! per call, and a call's task is spawned only once its bound is known: no task parks on a
-//! shared answer, and only the gate keeps a timer. Under load the read takes milliseconds
+//! per call, and a call is handled only once its bound is known: no call parks on a shared
+//! answer, and only the gate keeps a timer. Under load the read takes milliseconds
 //! (it queues at the server behind the router's own publishes); held calls count against
 //! `--max-in-flight`, so that window must cover them.
 

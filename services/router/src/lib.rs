@@ -19,6 +19,7 @@ pub use config::Config;
 
 use futures::StreamExt;
 use futures::future::{FusedFuture, FutureExt};
+use futures::stream::FuturesUnordered;
 use probes::{Phase, Probes};
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_bus::{BusError, Publisher, router_inbound};
 use switchboard_projections::{Follower, OpenError, ProjectionError};
-use tokio::task::JoinSet;
 
 /// Why the router stopped.
 #[derive(Debug, thiserror::Error)]
@@ -217,8 +217,11 @@ const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// Pause before a failed pull request is retried.
 const PULL_RETRY: Duration = Duration::from_millis(250);
 
-/// Pulls batches, holds each call in the freshness gate, and hands each call the gate releases
-/// to its own task; at most `max_in_flight` calls are held or in a task at once. On shutdown
+/// Pulls batches, holds each call in the freshness gate, and handles each call the gate
+/// releases as a future polled by this same task (as the bare relay of the benchmarks does):
+/// no task spawned per call, and the publishes of a batch leave together, so the connection
+/// writes them in few system calls. At most `max_in_flight` calls are held or in flight at
+/// once. A call's handler that panics is reported, and its call redelivered. On shutdown
 /// (or when the projection fails): no new pull; the messages of the current pull are still
 /// handled (they were delivered to this instance and would otherwise wait for `ack_wait`),
 /// then every call held or in flight is finished and settled.
@@ -236,10 +239,11 @@ where
 {
     let mut follower_failed = std::pin::pin!(follower_failed);
     let mut failure = None;
-    let mut in_flight = JoinSet::new();
-    let start = |in_flight: &mut JoinSet<()>, released: Vec<freshness::Released>| {
+    let mut in_flight = FuturesUnordered::new();
+    let start = |in_flight: &mut FuturesUnordered<_>, released: Vec<freshness::Released>| {
         for call in released {
-            in_flight.spawn(router.clone().handle(call));
+            in_flight
+                .push(std::panic::AssertUnwindSafe(router.clone().handle(call)).catch_unwind());
         }
     };
     while !shutdown.is_terminated() && failure.is_none() {
@@ -250,7 +254,7 @@ where
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
                 released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
-                Some(done) = in_flight.join_next() => settled(done),
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => settled(done),
             }
             continue;
         }
@@ -283,7 +287,7 @@ where
                             break;
                         }
                         released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
-                        Some(done) = in_flight.join_next() => settled(done),
+                        Some(done) = in_flight.next(), if !in_flight.is_empty() => settled(done),
                         () = &mut pause => break,
                     }
                 }
@@ -296,7 +300,7 @@ where
                 () = shutdown.as_mut() => {}
                 e = follower_failed.as_mut() => failure = Some(e),
                 released = gate.released(), if !gate.is_empty() => start(&mut in_flight, released),
-                Some(done) = in_flight.join_next() => settled(done),
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => settled(done),
                 next = batch.next() => match next {
                     Some(Ok(message)) => gate.hold(message),
                     Some(Err(e)) => tracing::warn!(error = %e, "pull batch error"),
@@ -310,7 +314,7 @@ where
         let released = gate.released().await;
         start(&mut in_flight, released);
     }
-    while let Some(done) = in_flight.join_next().await {
+    while let Some(done) = in_flight.next().await {
         settled(done);
     }
     match failure {
@@ -319,9 +323,17 @@ where
     }
 }
 
-/// Reports a call task that did not end normally; its call is redelivered after `ack_wait`.
-fn settled(done: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = done {
-        tracing::error!(error = %e, "a call handler failed; the call will be redelivered");
+/// Reports a call handler that panicked; its call is redelivered after `ack_wait`.
+fn settled(done: std::thread::Result<()>) {
+    if let Err(panic) = done {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        tracing::error!(
+            error = what,
+            "a call handler failed; the call will be redelivered"
+        );
     }
 }
