@@ -2,8 +2,8 @@
 //! drained by the real router (decode, freshness check, routing, publish with ack, ack), and
 //! the same backlog drained by a bare relay (consume → publish with ack → ack; no decoding, no
 //! routing, no projection). Both pull batches and keep up to [`MAX_IN_FLIGHT`] messages in
-//! flight, but not with the same design: the relay polls all its in-flight work in one task
-//! (a `FuturesUnordered`), the router spawns a tokio task per call (see [`relay`]). Both are
+//! flight, with the same design: each polls all its in-flight work in one task (a
+//! `FuturesUnordered`; see [`relay`]). Both are
 //! timed the same way, from the consumer's own counters, each on a fresh nats-server holding
 //! the same settings and backlog (80 % known contacts, 10 % unknown, 10 % withheld: see
 //! [`fixtures::caller`]). The two alternate for several rounds and the medians are reported: on
@@ -339,14 +339,14 @@ async fn drain_rate(
 
 /// The bare relay: the router's pull pattern (batches of up to the free in-flight window,
 /// 500 ms expiry) with nothing in between. Republishes `total` calls to `to` (the latency
-/// benchmark's baseline points it at `call.route.<tenant>`).
+/// benchmark's relay rounds point it at `call.route.<tenant>`).
 ///
 /// All of it runs in the one task that polls this future: each message's publish, publish ack
 /// and input ack is a future in one `FuturesUnordered`, polled between the batch's deliveries.
 /// In the throughput phases that task is the bench's own (`drain_rate` polls it inside
-/// `Runtime::block_on`, on the main thread); in the latency baseline it is spawned. The router
-/// instead spawns a tokio task per call once its freshness gate releases the call
-/// (`switchboard_router`'s consume loop), so its calls run on every worker thread.
+/// `Runtime::block_on`, on the main thread); in the latency rounds it is spawned. The router
+/// has the same design: its consume loop polls every released call's handling as a future of
+/// its own task (`switchboard_router`'s consume loop).
 pub async fn relay(js: jetstream::Context, total: u64, to: &'static str) {
     let stream = js.get_stream("CALLS").await.expect("CALLS exists");
     let consumer = stream

@@ -6,6 +6,8 @@
 //! Webhook i comes from the caller of the throughput backlog's call i ([`fixtures::caller`]),
 //! so known contacts, unknown numbers and withheld callers (`From=anonymous`, which the gateway
 //! passes on as it is and the router decides like any call) appear in the same proportions.
+//! Its p99 is read against the bare relay's publish → decision p99 at the same rate, from the
+//! latency benchmark's relay rounds ([`GatewayResult::compare_with`]), when that ran too.
 //! Then the maximum sustained webhook rate, closed-loop on many connections.
 
 use crate::fixtures;
@@ -13,13 +15,17 @@ use crate::openloop::{RouteCollector, Router, schedule, wait_router_drained};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_testkit::NatsServer;
 
 const TOKEN: &str = "bench-token";
 const CONNECTIONS: usize = 32;
+/// Webhooks sent closed-loop before the open-loop run, each checked decided.
+const WARMUP_WEBHOOKS: u64 = 2_000;
+/// Issue 18: webhook → decision p99 ≤ 2 × the bare relay's publish → decision p99 at 1,000/s.
+pub const TARGET_P99_TO_RELAY: f64 = 2.0;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GatewayResult {
@@ -41,7 +47,34 @@ pub struct GatewayResult {
     pub max_send_lag_ms: f64,
     /// Share of the machine's CPU time the hypervisor took during the open-loop run.
     pub host_steal_percent: f64,
+    /// The bare relay's publish → decision p99 at `offered_per_second` (ms): the median over
+    /// the latency benchmark's relay rounds at that rate; `None` when that benchmark did not
+    /// run or did not offer this rate.
+    pub relay_p99_ms: Option<f64>,
+    /// `p99_ms / relay_p99_ms` (not paired: the relay rounds ran at another time).
+    pub p99_to_relay_p99: Option<f64>,
+    /// Issue 18's bound on `p99_to_relay_p99`.
+    pub target_p99_to_relay_p99: f64,
     pub max_sustained_webhooks_per_second: f64,
+}
+
+impl GatewayResult {
+    /// Reads the p99 against the bare relay's median publish → decision p99 at the same rate.
+    pub fn compare_with(&mut self, latency: &crate::latency::LatencyResult) {
+        self.relay_p99_ms = latency.relay_p99_ms_at(self.offered_per_second);
+        self.p99_to_relay_p99 = self.relay_p99_ms.map(|relay| self.p99_ms / relay);
+        match (self.relay_p99_ms, self.p99_to_relay_p99) {
+            (Some(relay), Some(ratio)) => println!(
+                "  webhook → call.route p99 {:.2} ms ÷ bare relay publish → decision p99 {relay:.2} ms \
+                 at {}/s: {ratio:.2} (target ≤ {TARGET_P99_TO_RELAY})",
+                self.p99_ms, self.offered_per_second
+            ),
+            _ => println!(
+                "  webhook → call.route: no bare-relay round at {}/s to read its p99 against",
+                self.offered_per_second
+            ),
+        }
+    }
 }
 
 pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<GatewayResult> {
@@ -92,11 +125,24 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
     let collector = RouteCollector::start(&client).await?;
 
     wait_ready(addr).await?;
-    // Warm-up: connections, the router's caches; then let the router finish the warm-up
-    // backlog, so the measured calls do not queue behind it.
-    closed_loop(addr, &public, 2_000, contacts, "warm").await?;
+    // Warm-up: connections, the router's caches; every warm-up webhook must be decided (as in
+    // the open-loop run); then let the router finish the warm-up backlog, so the measured
+    // calls do not queue behind it.
+    closed_loop(
+        addr,
+        &public,
+        WARMUP_WEBHOOKS,
+        contacts,
+        "warm",
+        Some(collector.schedule_handle()),
+    )
+    .await?;
+    collector.wait_all().await;
+    collector
+        .take()?
+        .ensure_complete(WARMUP_WEBHOOKS)
+        .map_err(|e| e.context("warm-up"))?;
     wait_router_drained(&js).await?;
-    let _ = collector.take()?;
 
     // Open loop, from a generator thread of its own (see `offer`).
     let total = rate * seconds;
@@ -133,7 +179,7 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
 
     let n = 20_000;
     let started = Instant::now();
-    closed_loop(addr, &public, n, contacts, "max").await?;
+    closed_loop(addr, &public, n, contacts, "max", None).await?;
     let max_rate = n as f64 / started.elapsed().as_secs_f64();
     println!("  maximum sustained webhooks: {max_rate:.0}/s ({CONNECTIONS} connections)");
 
@@ -154,6 +200,9 @@ pub async fn run(rate: u64, seconds: u64, contacts: u64) -> anyhow::Result<Gatew
         max_ms: max,
         max_send_lag_ms: sent.max_send_lag_ms,
         host_steal_percent: steal,
+        relay_p99_ms: None,
+        p99_to_relay_p99: None,
+        target_p99_to_relay_p99: TARGET_P99_TO_RELAY,
         max_sustained_webhooks_per_second: max_rate,
     })
 }
@@ -281,25 +330,31 @@ fn webhook_request(public: &str, call_id: &str, from: &str) -> String {
 }
 
 /// `n` webhooks as fast as CONNECTIONS connections carry them, one blocking thread each
-/// (off the services' runtime), webhook i from the backlog's caller i.
+/// (off the services' runtime), webhook i from the backlog's caller i. With `scheduled`, each
+/// webhook's call id is registered there (at its send time) so its decision is awaited.
 async fn closed_loop(
     addr: SocketAddr,
     public: &str,
     n: u64,
     contacts: u64,
     tag: &str,
+    scheduled: Option<Arc<Mutex<HashMap<String, Instant>>>>,
 ) -> anyhow::Result<()> {
-    let per = n / CONNECTIONS as u64;
     let mut threads = Vec::new();
     for c in 0..CONNECTIONS {
         let public = public.to_string();
         let tag = tag.to_string();
+        let scheduled = scheduled.clone();
+        let webhooks = share(n, c);
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
             let mut conn = Connection::open(addr)?;
-            for i in 0..per {
+            for i in webhooks {
                 let call_id = format!("CA{tag}{c:04}{i:020}");
-                let from = fixtures::caller(c as u64 * per + i, contacts);
+                let from = fixtures::caller(i, contacts);
                 let request = webhook_request(&public, &call_id, &from);
+                if let Some(scheduled) = &scheduled {
+                    schedule(scheduled, call_id, Instant::now());
+                }
                 let status = conn.exchange(request.as_bytes())?;
                 anyhow::ensure!(status == 200, "webhook answered {status}");
             }
@@ -314,6 +369,14 @@ async fn closed_loop(
         anyhow::Ok(())
     })
     .await?
+}
+
+/// The webhooks connection `c` of CONNECTIONS sends of `n`: consecutive numbers, the first
+/// `n % CONNECTIONS` connections one more than the others, so all `n` are sent.
+fn share(n: u64, c: usize) -> std::ops::Range<u64> {
+    let (per, rest, c) = (n / CONNECTIONS as u64, n % CONNECTIONS as u64, c as u64);
+    let start = c * per + c.min(rest);
+    start..start + per + u64::from(c < rest)
 }
 
 pub(crate) async fn wait_ready(addr: SocketAddr) -> anyhow::Result<()> {
@@ -351,5 +414,23 @@ impl Connection {
     pub(crate) fn exchange(&mut self, request: &[u8]) -> anyhow::Result<u16> {
         self.reader.get_mut().write_all(request)?;
         read_response(&mut self.reader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connections_share_every_webhook_once() {
+        for n in [0, 1, 31, 32, 2_000, 20_000] {
+            let mut next = 0;
+            for c in 0..CONNECTIONS {
+                let r = share(n, c);
+                assert_eq!(r.start, next);
+                next = r.end;
+            }
+            assert_eq!(next, n);
+        }
     }
 }

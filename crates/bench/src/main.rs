@@ -49,9 +49,13 @@ struct Args {
     /// Offered rates for the publish → call.route latency benchmark (calls/s, open loop).
     #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 5_000, 10_000])]
     latency_rates: Vec<u64>,
-    /// Seconds each latency rate is offered.
+    /// Seconds each latency round offers its rate (each rate has 2 × --latency-pairs rounds).
     #[arg(long, default_value_t = 10)]
     latency_seconds: u64,
+    /// Latency rounds at each rate: this many bare-relay rounds, each followed by a router
+    /// round (the ratio is the median of the pairs').
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    latency_pairs: u64,
     /// Contacts in the tenant's index for the routing-core benchmark.
     #[arg(long, value_delimiter = ',', default_values_t = [10_000u64, 100_000, 1_000_000])]
     core_contacts: Vec<u64>,
@@ -139,14 +143,21 @@ fn main() -> anyhow::Result<()> {
     }
     if run(Section::Latency) {
         println!(
-            "== publish → call.route: {:?}/s for {} s each, open loop",
-            args.latency_rates, args.latency_seconds
+            "== publish → call.route: {:?}/s, open loop, {} pairs of rounds (bare relay, then \
+             router) of {} s at each rate",
+            args.latency_rates, args.latency_pairs, args.latency_seconds
         );
+        let pairs = usize::try_from(args.latency_pairs)?;
         report.latency = Some(runtime.block_on(latency::run(
             &args.latency_rates,
             args.latency_seconds,
+            pairs,
             args.contacts,
         ))?);
+    }
+    // The webhook's p99 against the bare relay's at its rate, when both sections ran.
+    if let (Some(gateway), Some(latency)) = (&mut report.gateway, &report.latency) {
+        gateway.compare_with(latency);
     }
 
     if run(Section::Startup) {

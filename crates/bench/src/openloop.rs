@@ -1,7 +1,7 @@
 //! What the open-loop latency benchmarks share (webhook → call.route in gateway.rs, publish →
 //! call.route in latency.rs): the real router in-process, a core NATS subscriber that matches
-//! each `call.route` to its call's *scheduled* send time into an HDR histogram, and the wait
-//! for the router's backlog to drain.
+//! each `call.route` (or the bare relay's copy of the call) to its call's *scheduled* send
+//! time into an HDR histogram, and the wait for a consumer's backlog to drain.
 
 use futures::StreamExt;
 use hdrhistogram::Histogram;
@@ -70,12 +70,22 @@ impl Router {
 
 /// Waits until the router's consumer exists and has nothing pending or unacknowledged.
 pub async fn wait_router_drained(js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+    wait_drained(js, "router").await
+}
+
+/// Waits (up to 60 s) until the durable consumer `durable` on CALLS exists and has nothing
+/// pending or unacknowledged: the router creates its consumer once its projection has caught
+/// up (ready), the bare relay as it starts.
+pub async fn wait_drained(
+    js: &async_nats::jetstream::Context,
+    durable: &str,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        // The router creates its consumer once ready; until then it is not found.
+        // Until its consumer exists, it is not found.
         if let Ok(mut consumer) = js
             .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                "router", "CALLS",
+                durable, "CALLS",
             )
             .await
         {
@@ -86,7 +96,7 @@ pub async fn wait_router_drained(js: &async_nats::jetstream::Context) -> anyhow:
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "the router's backlog never drained"
+            "the {durable} consumer's backlog never drained"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
