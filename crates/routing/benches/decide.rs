@@ -1,17 +1,20 @@
-//! The routing core under criterion: `decide` over one tenant's `TenantState` with 10k, 100k
-//! and 1M contacts, for a known caller and an unknown one. The cost should stay flat as the
-//! tenant grows. Run with `cargo bench -p switchboard-routing`; `make bench` reports the same
-//! cases from its own timing loop (switchboard-bench `--only core`).
+//! The routing core under criterion: `decide_with` over one tenant's `TenantState` with 10k,
+//! 100k and 1M contacts, for a known caller and an unknown one, with the routing policy v2 on
+//! (business hours, working hours on every user, returning callers for 30 days with every
+//! other sampled caller answered before, a 10,000-entry block list). The cost should stay
+//! flat as the tenant grows. Run with `cargo bench -p switchboard-routing`; `make bench`
+//! reports the same cases from its own timing loop (switchboard-bench `--only core`).
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 #![allow(clippy::expect_used)] // fixtures built from constants; a failure is a bug in the bench
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use switchboard_contracts::schedule::Schedule;
 use switchboard_contracts::{
-    CallInbound, CompanySettings, ContactSettings, E164, EntityId, NumberSettings, SettingsChange,
-    TenantId, UserSettings,
+    CallDial, CallInbound, CompanySettings, ContactSettings, DialEventKind, E164, EntityId,
+    NumberSettings, Rule, SettingsChange, Target, TenantId, UserSettings,
 };
-use switchboard_routing::{TenantState, decide};
+use switchboard_routing::{AnswerBook, TenantState, decide_with};
 use time::OffsetDateTime;
 
 const DIALED: &str = "+16502530000";
@@ -29,6 +32,19 @@ fn phone(i: u64) -> String {
     format!("+1415{:07}", 2_000_000 + i)
 }
 
+/// Open around the clock, every day: always checked, never closed.
+fn all_week() -> Schedule {
+    serde_json::from_value(serde_json::json!({
+        "weekly": {
+            "mon": [["00:00", "24:00"]], "tue": [["00:00", "24:00"]],
+            "wed": [["00:00", "24:00"]], "thu": [["00:00", "24:00"]],
+            "fri": [["00:00", "24:00"]], "sat": [["00:00", "24:00"]],
+            "sun": [["00:00", "24:00"]]
+        }
+    }))
+    .expect("valid schedule")
+}
+
 /// The bench tenant of switchboard-bench's fixtures, built with the routing crate's own API.
 fn state(contacts: u64) -> TenantState {
     let t = tenant();
@@ -43,12 +59,15 @@ fn state(contacts: u64) -> TenantState {
         company_phone: Some("+16172531234".into()),
         default_region: None,
         final_action: None,
-        time_zone: None,
-        business_hours: None,
+        time_zone: Some("America/Chicago".into()),
+        business_hours: Some(all_week()),
         after_hours: None,
         ring_timeout_secs: None,
-        returning_caller_days: 0,
-        blocked_callers: Vec::new(),
+        returning_caller_days: 30,
+        // Premium-rate numbers: no caller of the mix is blocked, every call is checked.
+        blocked_callers: (0..10_000u64)
+            .map(|i| format!("+1900{:07}", 2_000_000 + i))
+            .collect(),
         blocked_action: None,
         anonymous_callers: None,
         screening: None,
@@ -72,8 +91,8 @@ fn state(contacts: u64) -> TenantState {
             phone: (u % 10 != 0).then(|| format!("+1206{:07}", 2_000_000 + u)),
             active: u % 20 != 0,
             available: true,
-            working_hours: None,
-            ring_only_in_working_hours: false,
+            working_hours: Some(all_week()),
+            ring_only_in_working_hours: true,
         }));
     }
     for c in 0..contacts {
@@ -100,6 +119,33 @@ fn call(from: String) -> CallInbound {
     }
 }
 
+/// An answered call for every other sampled caller, by a user of the tenant.
+fn history(calls: &[CallInbound], users: u64) -> AnswerBook {
+    let mut book = AnswerBook::new();
+    for (seq, (j, c)) in (1u64..).zip(calls.iter().enumerate().step_by(2)) {
+        let caller = E164::parse_strict(&c.from).expect("valid caller");
+        let user = id("u", j as u64 % users);
+        let target = Target::single(caller.clone(), Some(user), Rule::AssignedUser, Some(20));
+        book.apply(
+            seq,
+            &CallDial {
+                call_id: format!("CA{seq}"),
+                tenant_id: tenant(),
+                step: 0,
+                kind: DialEventKind::Answered,
+                target: Some(target),
+                reason: None,
+                carrier_sid: None,
+                outcome_unknown: false,
+                acted_by: None,
+                caller: Some(caller),
+                at: OffsetDateTime::UNIX_EPOCH,
+            },
+        );
+    }
+    book
+}
+
 /// Tenant sizes measured. `cargo bench` passes `--bench`; without it (`make test` runs every
 /// target once, as a smoke test) only the smallest is built: building 1M contacts in a debug
 /// build took a minute or more for each case nextest ran.
@@ -121,11 +167,14 @@ fn bench_decide(c: &mut Criterion) {
             .map(|j| call(phone(j.wrapping_mul(2_654_435_761) % contacts)))
             .collect();
         let unknown: Vec<CallInbound> = (0..SAMPLE).map(|j| call(phone(contacts + j))).collect();
+        let users = (contacts / 100).max(1);
         for (name, calls) in [("known", &known), ("unknown", &unknown)] {
+            let book = history(calls, users);
+            let answers = book.tenant(&tenant());
             group.bench_with_input(BenchmarkId::new(name, contacts), calls, |b, calls| {
                 b.iter(|| {
                     for call in calls {
-                        black_box(decide(black_box(call), &state));
+                        black_box(decide_with(black_box(call), &state, answers));
                     }
                 });
             });

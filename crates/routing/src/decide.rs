@@ -5,11 +5,13 @@
 use crate::view::{
     CallerHistory, ContactView, NoHistory, NumberView, SettingPhone, SettingsView, UserView,
 };
+use std::cell::Cell;
 use switchboard_contracts::reasons::{HoursAt, Offer, Reason, UserSkipped};
 use switchboard_contracts::schedule::{LocalHours, timestamp};
 use switchboard_contracts::{
     AnonymousCallers, BlockedAction, CallInbound, CallRoute, E164, EntityId, FinalAction,
-    FinalActionKind, GroupMember, PhoneError, Prefer, RingGroup, RingMode, Rule, Screening, Target,
+    FinalActionKind, GroupMember, Hours, PhoneError, Prefer, RingGroup, RingMode, Rule, Screening,
+    Target,
 };
 use time::OffsetDateTime;
 
@@ -80,11 +82,9 @@ pub fn decide_with<H: CallerHistory + ?Sized>(
     history: &H,
 ) -> Decision {
     let caller = E164::lookup_key(&call.from, view.region());
-    let decision = decide_for(call, &caller, view, history);
-    Decision {
-        caller: caller.ok(),
-        ..decision
-    }
+    let mut decision = decide_for(call, &caller, view, history);
+    decision.caller = caller.ok();
+    decision
 }
 
 fn decide_for<H: CallerHistory + ?Sized>(
@@ -170,9 +170,10 @@ fn decide_for<H: CallerHistory + ?Sized>(
         why.push(Reason::ScreeningOn);
     }
 
-    let at = Moment {
+    let at = &Moment {
         instant: timestamp(call.received_at),
         time_zone: company.time_zone,
+        seen: Default::default(),
     };
     let mut chain = Chain {
         dialed: &dialed,
@@ -185,7 +186,7 @@ fn decide_for<H: CallerHistory + ?Sized>(
 
     // Step 1: a closed company gets its after-hours action, and nothing else rings.
     if let Some(hours) = company.business_hours {
-        let local = hours.at(at.instant, at.time_zone);
+        let local = at.hours(hours);
         if local.is_open() {
             why.push(Reason::CompanyOpen {
                 hours: local.to_reason(),
@@ -288,7 +289,7 @@ fn decide_for<H: CallerHistory + ?Sized>(
                     Rule::ReturningCaller,
                     &answer.user_id,
                     None,
-                    view,
+                    view.user(&answer.user_id),
                     at,
                     next,
                     &mut why,
@@ -326,11 +327,44 @@ fn decide_for<H: CallerHistory + ?Sized>(
     chain.into_decision(final_action, why)
 }
 
-/// When the call came, and the zone of schedules that name none (the company's).
-#[derive(Clone, Copy)]
+/// When the call came, and the zone of schedules that name none (the company's); with the
+/// schedules already read at that instant.
 struct Moment<'a> {
     instant: jiff::Timestamp,
     time_zone: &'a jiff::tz::TimeZone,
+    /// The last schedules read ([`Moment::hours`]), most recent first.
+    seen: [Cell<Option<(&'a Hours, LocalHours<'a>)>>; 2],
+}
+
+impl<'a> Moment<'a> {
+    /// The call seen through `hours`. Users share compiled schedules (and business hours equal
+    /// to a user's are the same compiled schedule, see `HoursCache` in state.rs), so the
+    /// second look at a schedule within a decision reuses the first's local date and time
+    /// instead of converting the instant to the zone again.
+    fn hours(&self, hours: &'a Hours) -> LocalHours<'a> {
+        let [last, before] = &self.seen;
+        for cell in [last, before] {
+            if let Some((seen, local)) = cell.get()
+                && std::ptr::eq(seen, hours)
+            {
+                return local;
+            }
+        }
+        let local = hours.at(self.instant, self.time_zone);
+        before.set(last.get());
+        last.set(Some((hours, local)));
+        local
+    }
+}
+
+/// Two ASCII digits of `n` (below 100).
+fn two_digits(n: u16) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
+}
+
+/// ASCII digits and separators as a `String`.
+fn ascii(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap_or_default()
 }
 
 /// The targets found so far, without the dialed number and without repeats.
@@ -384,10 +418,14 @@ impl Chain<'_> {
             }));
             return None;
         }
+        // A leg rings its group's members, or its number alone (`Target::numbers`).
         let earlier = self
             .targets
             .iter()
-            .find(|t| t.numbers().any(|n| n == number))
+            .find(|t| match t.group.as_slice() {
+                [] => &t.number == number,
+                members => members.iter().any(|m| &m.number == number),
+            })
             .map(|t| t.rule)
             .or_else(|| pending.iter().any(|m| &m.number == number).then_some(rule));
         if let Some(earlier_rule) = earlier {
@@ -403,10 +441,10 @@ impl Chain<'_> {
     }
 
     /// Adds a leg: screened when screening is on, unless it is the company phone.
-    fn push(&mut self, target: Target, why: &mut Why) {
+    fn push(&mut self, mut target: Target, why: &mut Why) {
         why.push(Reason::Target);
-        let screen = self.screen && target.rule != Rule::CompanyPhone;
-        self.targets.push(Target { screen, ..target });
+        target.screen = self.screen && target.rule != Rule::CompanyPhone;
+        self.targets.push(target);
     }
 
     fn offer_for(
@@ -430,15 +468,16 @@ impl Chain<'_> {
 
     /// The decision: the first target, the others as fallbacks, then the final action.
     fn into_decision(self, final_action: FinalAction, mut why: Why) -> Decision {
-        let mut targets = self.targets.into_iter();
-        let Some(target) = targets.next() else {
+        let mut fallbacks = self.targets;
+        if fallbacks.is_empty() {
             why.push(Reason::NoTargetLeft);
             return why.nothing_rings(Rule::NoRoute, final_action);
-        };
+        }
+        let target = fallbacks.remove(0);
         Decision {
             rule: target.rule,
             target: Some(target),
-            fallbacks: targets.collect(),
+            fallbacks,
             final_action,
             reasons: why.0,
             caller: None,
@@ -489,7 +528,7 @@ impl Ineligible<'_> {
 /// with their working hours at the call when those decided it, or why not.
 fn eligible<'v>(
     user: Option<UserView<'v>>,
-    at: Moment<'v>,
+    at: &Moment<'v>,
 ) -> Result<(&'v SettingPhone, Option<LocalHours<'v>>), Ineligible<'v>> {
     let user = user.ok_or(Ineligible::Unknown)?;
     if !user.active {
@@ -501,7 +540,7 @@ fn eligible<'v>(
     let phone = user.phone.ok_or(Ineligible::NoPhone)?;
     let hours = match user.working_hours {
         Some(hours) if user.ring_only_in_working_hours => {
-            let local = hours.at(at.instant, at.time_zone);
+            let local = at.hours(hours);
             if !local.is_open() {
                 return Err(Ineligible::OutsideHours(local));
             }
@@ -512,18 +551,19 @@ fn eligible<'v>(
     Ok((phone, hours))
 }
 
-/// The user step `rule` for `user_id` (with the lead, for `assigned_user`): the user's phone
-/// if eligible (for the caller to offer to the chain), else `None` with the reason.
+/// The user step `rule` for `user_id` (with the lead, for `assigned_user`), whose settings are
+/// `user` (`view.user(user_id)`): the user's phone if eligible (for the caller to offer to the
+/// chain), else `None` with the reason.
 fn user_step<'v>(
     rule: Rule,
     user_id: &EntityId,
     contact_id: Option<&EntityId>,
-    view: &'v impl SettingsView,
-    at: Moment<'v>,
+    user: Option<UserView<'v>>,
+    at: &Moment<'v>,
     next: Rule,
     why: &mut Why,
 ) -> Option<&'v SettingPhone> {
-    match eligible(view.user(user_id), at) {
+    match eligible(user, at) {
         Err(reason) => {
             why.push(reason.reason(rule, user_id, contact_id, next));
             None
@@ -544,7 +584,7 @@ fn user_step<'v>(
 fn assigned_user<'v>(
     lead: Option<ContactView<'v>>,
     view: &'v impl SettingsView,
-    at: Moment<'v>,
+    at: &Moment<'v>,
     next: Rule,
     chain: &mut Chain<'_>,
     why: &mut Why,
@@ -561,7 +601,8 @@ fn assigned_user<'v>(
         return false;
     };
     let rule = Rule::AssignedUser;
-    match user_step(rule, user_id, Some(lead.contact_id), view, at, next, why) {
+    let user = view.user(user_id);
+    match user_step(rule, user_id, Some(lead.contact_id), user, at, next, why) {
         None => false,
         Some(phone) => {
             chain.offer(phone, rule, Some(user_id), why);
@@ -576,7 +617,7 @@ fn assigned_user<'v>(
 fn ring_group<'v>(
     group: &'v RingGroup,
     view: &'v impl SettingsView,
-    at: Moment<'v>,
+    at: &Moment<'v>,
     chain: &mut Chain<'_>,
     why: &mut Why,
 ) {
@@ -595,7 +636,7 @@ fn ring_group<'v>(
         } else {
             Rule::RingGroup
         };
-        let Some(phone) = user_step(rule, user_id, None, view, at, next, why) else {
+        let Some(phone) = user_step(rule, user_id, None, view.user(user_id), at, next, why) else {
             continue;
         };
         match group.mode {
@@ -640,18 +681,55 @@ fn reject() -> FinalAction {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC (`2026-12-04T15:04:05Z`).
+/// Unix seconds as RFC 3339 UTC (`2026-12-04T15:04:05Z`): what `jiff::Timestamp` displays,
+/// written digit by digit from the year 0000 to the end of `jiff`'s range (`jiff` itself before
+/// it, which it writes signed, and `""` past its range).
 fn rfc3339(unix: i64) -> String {
-    jiff::Timestamp::from_second(unix)
-        .map(|t| t.to_string())
-        .unwrap_or_default()
+    /// 0000-01-01T00:00:00Z.
+    const FIRST: i64 = -62_167_219_200;
+    if !(FIRST..=jiff::Timestamp::MAX.as_second()).contains(&unix) {
+        return jiff::Timestamp::from_second(unix)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+    }
+    let (year, month, day) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    let [y1, y2] = two_digits(year / 100);
+    let [y3, y4] = two_digits(year % 100);
+    let [mo1, mo2] = two_digits(month);
+    let [d1, d2] = two_digits(day);
+    // Below 86,400: every part fits a u16.
+    let part = |n: i64| u16::try_from(n).unwrap_or(0);
+    let [h1, h2] = two_digits(part(secs / 3600));
+    let [mi1, mi2] = two_digits(part(secs / 60 % 60));
+    let [s1, s2] = two_digits(part(secs % 60));
+    ascii(&[
+        y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1, s2,
+        b'Z',
+    ])
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`), for days of the years 0–9999.
+fn civil_from_days(days: i64) -> (u16, u16, u16) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let part = |n: i64| u16::try_from(n).unwrap_or(0);
+    (part(year), part(month), part(day))
 }
 
 /// The dialed number's owner (its `user_id`), if eligible.
-fn direct_line(
-    number: &NumberView<'_>,
-    view: &impl SettingsView,
-    at: Moment<'_>,
+fn direct_line<'v>(
+    number: &NumberView<'v>,
+    view: &'v impl SettingsView,
+    at: &Moment<'v>,
     next: Rule,
     chain: &mut Chain<'_>,
     why: &mut Why,
@@ -660,7 +738,8 @@ fn direct_line(
     let Some(user_id) = number.user_id else {
         return;
     };
-    if let Some(phone) = user_step(Rule::DirectLine, user_id, None, view, at, next, why) {
+    let user = view.user(user_id);
+    if let Some(phone) = user_step(Rule::DirectLine, user_id, None, user, at, next, why) {
         chain.offer(phone, Rule::DirectLine, Some(user_id), why);
     }
 }
@@ -671,7 +750,7 @@ fn find_lead<'v>(
     call: &CallInbound,
     caller: &Result<E164, PhoneError>,
     view: &'v impl SettingsView,
-    at: Moment<'_>,
+    at: &Moment<'v>,
     why: &mut Why,
 ) -> Option<ContactView<'v>> {
     if let Some(contact_id) = &call.contact_id {
@@ -704,44 +783,44 @@ fn find_lead<'v>(
             return None;
         }
     };
-    let mut leads: Vec<ContactView<'v>> = view
+    // Nearly every caller is one lead or none: found without collecting the matches.
+    let mut live = view
         .contacts_with_phone(&caller)
         .iter()
         .filter_map(|id| view.contact(id))
-        .filter(|c| !c.deleted)
-        .collect();
-    match leads.len() {
-        0 => {
-            why.push(Reason::CallerUnknown { number: caller });
-            None
-        }
-        1 => {
-            let lead = leads.remove(0);
-            why.push(Reason::CallerIsLead {
-                number: caller,
-                contact_id: lead.contact_id.clone(),
-            });
-            Some(lead)
-        }
-        _ => {
-            // Deterministic choice: a lead whose assigned user can take the call wins, so a
-            // person who owns this caller rings; ties go to the smallest contact id.
-            leads.sort_by_key(|c| (!reachable_owner(c, view, at), c.contact_id));
-            let contact_ids = leads.iter().map(|c| c.contact_id.clone()).collect();
-            let chosen = leads.remove(0);
-            why.push(Reason::CallerMatchesLeads {
-                number: caller,
-                contact_ids,
-                chosen: chosen.contact_id.clone(),
-                owner_reachable: reachable_owner(&chosen, view, at),
-            });
-            Some(chosen)
-        }
-    }
+        .filter(|c| !c.deleted);
+    let Some(first) = live.next() else {
+        why.push(Reason::CallerUnknown { number: caller });
+        return None;
+    };
+    let Some(second) = live.next() else {
+        why.push(Reason::CallerIsLead {
+            number: caller,
+            contact_id: first.contact_id.clone(),
+        });
+        return Some(first);
+    };
+    // Deterministic choice: a lead whose assigned user can take the call wins, so a person
+    // who owns this caller rings; ties go to the smallest contact id.
+    let mut leads: Vec<ContactView<'v>> = [first, second].into_iter().chain(live).collect();
+    leads.sort_by_key(|c| (!reachable_owner(c, view, at), c.contact_id));
+    let contact_ids = leads.iter().map(|c| c.contact_id.clone()).collect();
+    let chosen = leads.remove(0);
+    why.push(Reason::CallerMatchesLeads {
+        number: caller,
+        contact_ids,
+        chosen: chosen.contact_id.clone(),
+        owner_reachable: reachable_owner(&chosen, view, at),
+    });
+    Some(chosen)
 }
 
 /// Whether the lead's assigned user is eligible for the call, with a valid phone.
-fn reachable_owner(contact: &ContactView<'_>, view: &impl SettingsView, at: Moment<'_>) -> bool {
+fn reachable_owner<'v>(
+    contact: &ContactView<'v>,
+    view: &'v impl SettingsView,
+    at: &Moment<'v>,
+) -> bool {
     contact
         .assigned_user_id
         .is_some_and(|id| matches!(eligible(view.user(id), at), Ok((SettingPhone::Valid(_), _))))
@@ -765,6 +844,52 @@ impl Why {
             final_action,
             reasons: self.0,
             caller: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    /// What the decision wrote before `rfc3339` wrote the digits itself.
+    fn jiff(unix: i64) -> String {
+        jiff::Timestamp::from_second(unix)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Written digit by digit, the text is `jiff`'s: across the years it writes that way
+    /// (0000–9999, leap days and century years included), at their edges, and past them.
+    #[test]
+    fn rfc3339_is_what_jiff_displays() {
+        let edges = [
+            -62_167_219_201, // 0000-01-01 minus a second: jiff writes the year signed
+            -62_167_219_200, // 0000-01-01T00:00:00Z
+            -62_162_035_201, // 0000-02-29T23:59:59Z (year 0 is a leap year)
+            -2_208_988_800,  // 1900-01-01
+            -5_364_662_401,  // 1799-12-31T23:59:59Z
+            -1,
+            0,
+            951_782_400,     // 2000-02-29
+            1_798_761_599,   // 2026-12-31T23:59:59Z
+            4_107_542_400,   // 2100-03-01
+            253_402_207_199, // 9999-12-30T21:59:59Z
+            253_402_207_200, // 9999-12-30T22:00:00Z, jiff's last second
+            253_402_207_201, // past it: nothing
+            253_402_300_799, // 9999-12-31T23:59:59Z
+            253_402_300_800, // 10000-01-01
+            i64::MIN,
+            i64::MAX,
+        ];
+        for unix in edges {
+            assert_eq!(rfc3339(unix), jiff(unix), "{unix}");
+        }
+        // Every day of four centuries around 1970, at a second that moves through the day.
+        let mut unix = -12_622_780_800; // 1570-01-01
+        while unix < 12_622_780_800 {
+            assert_eq!(rfc3339(unix), jiff(unix), "{unix}");
+            unix += 86_400 + 7_919;
         }
     }
 }

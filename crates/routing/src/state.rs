@@ -25,31 +25,35 @@
 //! - **Interned users.** A contact names its assigned user by handle into the users table, which
 //!   holds each user id once and lends it to [`ContactView`]. A user named by a contact before
 //!   (or without) its own event has an entry without settings, which [`SettingsView::user`]
-//!   does not show.
+//!   does not show. What a decision reads of a user (id, phone, working hours) is one aligned
+//!   64-byte line ([`UserEntry`]); the switches are a byte per user beside it, and what only
+//!   applying events reads is apart ([`Users`]): a known caller's owner is one cache line.
 //! - **Phones packed in the contact.** Normalized numbers are kept as [`Packed`] integers (8
 //!   bytes: digits and digit count). A phone entered in canonical E.164 (`+14158675310`) is its
 //!   own normalization in every region, so only that integer is kept: a contact whose only
 //!   phone is such holds it in its 8-byte [`Phones`] word. Other contacts (several phones, or
 //!   one entered any other way, kept as entered to read again when the tenant's region
 //!   changes) hold the position of their phones in a side slab ([`Contacts::listed`]).
-//! - **Caller index of handles.** Number → contacts is a `HashTable` of 8-byte entries naming a
-//!   contact and the position of the number among its phones ([`CallerIndex`]); a probe compares
-//!   the packed number looked up with that phone's, in the contact it must read anyway. A
-//!   number listed by several contacts (rare) is flagged in its entry, and their ids are in a
+//! - **Caller index of handles.** Number → contacts is an open-addressing table of 8-byte slots
+//!   naming a contact, with 32 bits of the number's hash ([`CallerIndex`]): a lookup reads one
+//!   line of the index, then the contact it must read anyway, whose phones confirm the number.
+//!   A number listed by several contacts (rare) is flagged in its slot, and their ids are in a
 //!   side map, since [`SettingsView::contacts_with_phone`] lends them as a sorted slice.
-//! - **Shared working hours.** Users with the same schedule share one compiled [`Hours`]
-//!   ([`HoursCache`]), which then stays in cache for every decision.
+//! - **Shared working hours.** Users with the same schedule, and business hours equal to
+//!   theirs, share one compiled [`Hours`] ([`HoursCache`]), which then stays in cache for every
+//!   decision.
 //! - **Hashing.** Every table hashes with foldhash, keyed per table from the standard library's
 //!   `RandomState` (operating-system randomness: caller numbers are attacker-controlled); it is
 //!   several times cheaper than SipHash, which was the largest single cost of a lookup.
 //!
-//! So a contact with one canonical phone takes 48 bytes in the dense table plus two index
-//! buckets (5 and 9 bytes, each table having up to twice as many buckets as entries): about
-//! 77 bytes of index per contact at 1M contacts. `switchboard-bench --only memory` reports
-//! 88–96 bytes resident per contact (maps keyed by id and number took 539): the rest is the
-//! tenant's users and block list, and what the allocator keeps for a while of the tables'
-//! last doubling (mimalloc's purge delay). The dense tables grow by doubling like any `Vec`;
-//! the pages of unused capacity of a large allocation are never touched.
+//! So a contact with one canonical phone takes 48 bytes in the dense table plus a bucket of
+//! the id index (5 bytes) and a slot of the caller index (8 bytes), each table having up to
+//! twice as many buckets or slots as entries: about 74 bytes of index per contact at 1M
+//! contacts. `switchboard-bench --only memory` reports 88–96 bytes resident per contact (maps
+//! keyed by id and number took 539): the rest is the tenant's users and block list, and what
+//! the allocator keeps for a while of the tables' last doubling (mimalloc's purge delay). The
+//! dense tables grow by doubling like any `Vec`; the pages of unused capacity of a large
+//! allocation are never touched.
 
 use crate::view::{
     BlockList, CompanyView, ContactView, NumberView, SettingPhone, SettingsView, UserView,
@@ -58,7 +62,6 @@ use compact_str::CompactString;
 use foldhash::SharedSeed;
 use foldhash::fast::SeedableRandomState;
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
 use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -103,7 +106,8 @@ struct Company {
     final_action: Option<FinalAction>,
     /// `None`: UTC.
     time_zone: Option<TimeZone>,
-    business_hours: Option<Hours>,
+    /// Shared with the users whose working hours are the same schedule ([`HoursCache`]).
+    business_hours: Option<Arc<Hours>>,
     /// The forward's number, read in the company's own region (of the same event); `None`:
     /// the final action.
     after_hours: Option<SettingPhone>,
@@ -127,30 +131,28 @@ struct Number {
     ring_group: Option<RingGroup>,
 }
 
-/// A user's settings, from its own event.
+/// What a user's own event set that no decision reads: kept apart from [`UserEntry`], which
+/// every decision reads.
 #[derive(Debug, Clone)]
-struct User {
+struct UserEvent {
     version: u64,
     phone_raw: Option<String>,
-    phone: Option<SettingPhone>,
-    active: bool,
-    available: bool,
-    /// Shared with the users of the same schedule ([`HoursCache`]).
-    working_hours: Option<Arc<Hours>>,
-    ring_only_in_working_hours: bool,
 }
 
 /// Compiles a schedule once, when its setting is applied. A schedule that does not compile
 /// (only possible for a change that skipped validation: decoded events are validated) is
 /// never open, which is the cautious reading of hours that cannot be read.
-fn compile(schedule: &Schedule, field: &str) -> Hours {
-    schedule.compile(field).unwrap_or_else(|_| Hours::never())
+fn compile(schedule: &Schedule) -> Hours {
+    // The field only names a refusal, which is dropped here.
+    schedule.compile("hours").unwrap_or_else(|_| Hours::never())
 }
 
-/// Users' working hours, compiled once per distinct schedule among the last few applied and
-/// shared: users mostly share a handful of schedules, so the hours every decision reads stay
-/// in cache however many users there are (at 10,000 users, a compiled copy each was about
-/// 3.5 MB, and two cache misses per decision).
+/// Users' working hours and the company's business hours, compiled once per distinct schedule
+/// among the last few applied and shared: users mostly share a handful of schedules, so the
+/// hours every decision reads stay in cache however many users there are (at 10,000 users, a
+/// compiled copy each was about 3.5 MB, and two cache misses per decision); and a decision
+/// that reads the same compiled schedule twice (business hours, then a user working the same
+/// hours) converts the call's instant to local time once (`Moment::hours` in decide.rs).
 #[derive(Debug, Clone, Default)]
 struct HoursCache {
     recent: Vec<(Schedule, Arc<Hours>)>,
@@ -164,7 +166,7 @@ impl HoursCache {
         if let Some((_, hours)) = self.recent.iter().find(|(s, _)| s == schedule) {
             return Arc::clone(hours);
         }
-        let hours = Arc::new(compile(schedule, "working_hours"));
+        let hours = Arc::new(compile(schedule));
         let entry = (schedule.clone(), Arc::clone(&hours));
         if self.recent.len() < Self::SIZE {
             self.recent.push(entry);
@@ -176,12 +178,66 @@ impl HoursCache {
     }
 }
 
-/// A user id the tenant knows, from the user's event or from a contact assigned to it.
+/// A user id the tenant knows, from the user's event or from a contact assigned to it, with
+/// what a decision reads of the user: one cache line, aligned to one (the user's switches
+/// are in [`Users::switches`], what only applying events reads in [`Users::events`]).
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 struct UserEntry {
     id: EntityId,
+    /// Read in the tenant's region; `None` without one, or until the user's own event.
+    phone: Option<SettingPhone>,
+    /// Shared with the users of the same schedule ([`HoursCache`]).
+    working_hours: Option<Arc<Hours>>,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<UserEntry>() == 64);
+
+/// The users: ids and what decisions read ([`UserEntry`]), then by handle their switches and
+/// the rest of their own event.
+#[derive(Debug, Clone)]
+struct Users {
+    table: IdTable<UserEntry>,
+    /// A byte per user, so that they all stay in cache: [`Users::SET`] once the user's own
+    /// event arrived, then its `active`, `available` and `ring_only_in_working_hours`.
+    switches: Vec<u8>,
     /// `None` until the user's own event arrives.
-    settings: Option<User>,
+    events: Vec<Option<UserEvent>>,
+}
+
+impl Users {
+    const SET: u8 = 1;
+    const ACTIVE: u8 = 2;
+    const AVAILABLE: u8 = 4;
+    const RING_ONLY_IN_WORKING_HOURS: u8 = 8;
+
+    fn new() -> Self {
+        Users {
+            table: IdTable::new(),
+            switches: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// The handle of `id`, storing it without settings first if it is not known yet.
+    fn intern(&mut self, id: &EntityId) -> Handle {
+        if let Some(handle) = self.table.find(id) {
+            return handle;
+        }
+        self.switches.push(0);
+        self.events.push(None);
+        self.table.insert(UserEntry {
+            id: id.clone(),
+            phone: None,
+            working_hours: None,
+        })
+    }
+
+    /// The version of the user's own event, if it arrived.
+    fn version(&self, handle: Handle) -> Option<u64> {
+        self.events[handle as usize].as_ref().map(|e| e.version)
+    }
 }
 
 /// A contact: 48 bytes, whatever its phones (those not held inline are in
@@ -257,14 +313,14 @@ impl HasId for UserEntry {
     }
 }
 
-/// The handle for the entity about to be stored at position `len`. Handles stay below 2^31 so
-/// that the caller index can flag its entries in the top bit; no tenant comes near that (2^31
-/// contacts would take over 100 GB).
+/// The handle for the entity about to be stored at position `len`. Handles stay below
+/// 2^31 - 1 so that a slot of the caller index holds one plus one and a flag in 32 bits; no
+/// tenant comes near that (2^31 contacts would take over 100 GB).
 fn next_handle(len: usize) -> Handle {
     let handle = Handle::try_from(len).unwrap_or(Handle::MAX);
     assert!(
-        handle < PhoneEntry::SHARED,
-        "more than 2^31 entities in one tenant"
+        handle < (1 << 31) - 1,
+        "more than 2^31 - 1 entities in one tenant"
     );
     handle
 }
@@ -318,14 +374,6 @@ impl<T: HasId> IdTable<T> {
         self.index
             .insert_unique(hash, handle, |&h| hasher.hash_one(items[h as usize].id()));
         handle
-    }
-
-    /// The handle of `id`, storing `make()` for it first if it is not in the table.
-    fn intern(&mut self, id: &EntityId, make: impl FnOnce() -> T) -> Handle {
-        match self.find(id) {
-            Some(handle) => handle,
-            None => self.insert(make()),
-        }
     }
 }
 
@@ -485,93 +533,77 @@ impl Contacts {
         }
     }
 
-    /// Calls `f` with the position and number of each valid phone of `contact`.
-    fn for_each_number(&self, contact: Handle, mut f: impl FnMut(u32, Packed)) {
+    /// Calls `f` with the number of each valid phone of `contact`.
+    fn for_each_number(&self, contact: Handle, mut f: impl FnMut(Packed)) {
         let phones = self.table[contact].phones;
         match phones.listed() {
             None => {
                 if let Some(packed) = NonZeroU64::new(phones.0) {
-                    f(0, Packed(packed));
+                    f(Packed(packed));
                 }
             }
             Some(slot) => {
-                for (position, phone) in self.listed[slot].iter().enumerate() {
-                    if let (Some(number), Ok(position)) =
-                        (phone.normalized(), u32::try_from(position))
-                    {
-                        f(position, number);
-                    }
+                for number in self.listed[slot].iter().filter_map(Phone::normalized) {
+                    f(number);
                 }
             }
         }
     }
 
-    /// The normalized number at `position` among the phones of `contact`, if that phone is
-    /// valid.
-    fn number(&self, contact: Handle, position: u32) -> Option<Packed> {
+    /// Whether `contact` lists `number` among its valid phones.
+    fn lists(&self, contact: Handle, number: Packed) -> bool {
         let phones = self.table[contact].phones;
         match phones.listed() {
-            None => NonZeroU64::new(phones.0)
-                .filter(|_| position == 0)
-                .map(Packed),
+            None => phones.0 == number.0.get(),
             Some(slot) => self.listed[slot]
-                .get(position as usize)
-                .and_then(Phone::normalized),
+                .iter()
+                .any(|phone| phone.normalized() == Some(number)),
         }
     }
-
-    fn position_of(&self, contact: Handle, number: Packed) -> Option<u32> {
-        let mut found = None;
-        self.for_each_number(contact, |position, n| {
-            if n == number && found.is_none() {
-                found = Some(position);
-            }
-        });
-        found
-    }
 }
 
-/// An entry of the caller index (8 bytes): the number it stands for is phone `phone` of contact
-/// `contact`.
-#[derive(Debug, Clone, Copy)]
-struct PhoneEntry {
-    /// The contact's handle; the top bit ([`PhoneEntry::SHARED`]) is set when other contacts
-    /// list the number too: their ids are then in [`CallerIndex::shared`].
-    contact: u32,
-    /// The position of the number among the contact's phones.
-    phone: u32,
-}
+/// An entry of the caller index, in 8 bytes (0 is an empty slot): the low 32 bits of the hash
+/// of the number it stands for (its home slot, and a fingerprint), and a contact that lists
+/// the number (its handle plus one, so that an entry is never 0) with the
+/// [`Slot::SHARED`] flag when other contacts list it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot(u64);
 
-impl PhoneEntry {
-    const SHARED: u32 = 1 << 31;
+impl Slot {
+    const EMPTY: Slot = Slot(0);
+    const SHARED: u64 = 1 << 31;
 
-    fn new(contact: Handle, phone: u32, shared: bool) -> Self {
+    fn new(hash: u32, contact: Handle, shared: bool) -> Slot {
         let flag = if shared { Self::SHARED } else { 0 };
-        PhoneEntry {
-            contact: contact | flag,
-            phone,
-        }
+        Slot(u64::from(hash) << 32 | flag | u64::from(contact + 1))
+    }
+
+    fn hash(self) -> u32 {
+        (self.0 >> 32) as u32
     }
 
     fn contact(self) -> Handle {
-        self.contact & !Self::SHARED
+        (self.0 as u32 & !(Self::SHARED as u32)) - 1
     }
 
     fn is_shared(self) -> bool {
-        self.contact & Self::SHARED != 0
-    }
-
-    /// The number this entry stands for.
-    fn number(self, contacts: &Contacts) -> Option<Packed> {
-        contacts.number(self.contact(), self.phone)
+        self.0 & Self::SHARED != 0
     }
 }
 
-/// Caller number → the contacts listing it (deleted ones are not indexed). The entries point
-/// into the contacts table, which every method therefore takes.
+/// Caller number → the contacts listing it (deleted ones are not indexed): an open-addressing
+/// table of 8-byte [`Slot`]s with linear probing, so that a lookup reads one cache line of the
+/// index (hashbrown's tables read a control group and a bucket, two lines once the table is
+/// larger than the cache), then the contact it names, which it must read anyway. A slot holds
+/// no number: the contact's phones confirm it, and the hash bits it keeps place it again when
+/// the table grows or a neighbour is removed, without reading any contact. A number listed by
+/// several contacts (rare) is flagged in its slot, and their ids are in a side map, since
+/// [`SettingsView::contacts_with_phone`] lends them as a sorted slice.
 #[derive(Debug, Clone)]
 struct CallerIndex {
-    entries: HashTable<PhoneEntry>,
+    /// A power of two long (or empty), at most 3/4 full.
+    slots: Box<[Slot]>,
+    len: usize,
     /// The numbers listed by more than one contact → their ids, sorted, no duplicates.
     shared: HashMap<Packed, Vec<EntityId>, Hasher>,
     hasher: Hasher,
@@ -580,16 +612,86 @@ struct CallerIndex {
 impl CallerIndex {
     fn new() -> Self {
         CallerIndex {
-            entries: HashTable::new(),
+            slots: Box::default(),
+            len: 0,
             shared: HashMap::with_hasher(hasher()),
             hasher: hasher(),
         }
     }
 
-    /// Numbers are hashed as `Option<Packed>`, the type an entry yields its number as (an
-    /// indexed phone is always valid, so always `Some`).
-    fn hash(&self, number: Option<Packed>) -> u64 {
-        self.hasher.hash_one(number)
+    /// The low 32 bits of the number's hash: its home slot (tables stay under 2^32 slots)
+    /// and the fingerprint a slot is compared with before its contact is read.
+    fn hash(&self, number: Packed) -> u32 {
+        self.hasher.hash_one(number.0) as u32
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The position of the slot for `number` (hashed `hash`), if it is indexed.
+    fn find(&self, contacts: &Contacts, number: Packed, hash: u32) -> Option<usize> {
+        let mask = self.mask();
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut at = hash as usize & mask;
+        loop {
+            let slot = self.slots[at];
+            if slot == Slot::EMPTY {
+                return None;
+            }
+            if slot.hash() == hash && contacts.lists(slot.contact(), number) {
+                return Some(at);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Puts `slot` in the first empty slot from its home (there is one: the table is never
+    /// full).
+    fn place(slots: &mut [Slot], slot: Slot) {
+        let mask = slots.len() - 1;
+        let mut at = slot.hash() as usize & mask;
+        while slots[at] != Slot::EMPTY {
+            at = (at + 1) & mask;
+        }
+        slots[at] = slot;
+    }
+
+    /// Makes room for one more entry, keeping the table at most 3/4 full.
+    fn reserve_one(&mut self) {
+        let capacity = self.slots.len();
+        if (self.len + 1) * 4 <= capacity * 3 {
+            return;
+        }
+        let mut slots = vec![Slot::EMPTY; (capacity * 2).max(8)].into_boxed_slice();
+        for &slot in self.slots.iter().filter(|&&s| s != Slot::EMPTY) {
+            Self::place(&mut slots, slot);
+        }
+        self.slots = slots;
+    }
+
+    /// Empties the slot at `at`, moving later slots of its run back so that every entry stays
+    /// reachable from its home without tombstones (backward-shift deletion).
+    fn take(&mut self, mut at: usize) {
+        let mask = self.mask();
+        let mut next = (at + 1) & mask;
+        loop {
+            let slot = self.slots[next];
+            if slot == Slot::EMPTY {
+                break;
+            }
+            let home = slot.hash() as usize & mask;
+            // `slot` may move back to `at` unless its home lies after `at`, up to `next`.
+            if (next.wrapping_sub(home) & mask) >= (next.wrapping_sub(at) & mask) {
+                self.slots[at] = slot;
+                at = next;
+            }
+            next = (next + 1) & mask;
+        }
+        self.slots[at] = Slot::EMPTY;
+        self.len -= 1;
     }
 
     fn get<'a>(&'a self, contacts: &'a Contacts, number: &E164) -> &'a [EntityId] {
@@ -597,32 +699,29 @@ impl CallerIndex {
         let Some(number) = Packed::of(number) else {
             return &[];
         };
-        let found = self.entries.find(self.hash(Some(number)), |e| {
-            e.number(contacts) == Some(number)
-        });
-        match found {
+        match self.find(contacts, number, self.hash(number)) {
             None => &[],
-            Some(entry) if entry.is_shared() => self.shared.get(&number).map_or(&[], Vec::as_slice),
-            Some(entry) => std::slice::from_ref(&contacts.table[entry.contact()].id),
+            Some(at) => {
+                let slot = self.slots[at];
+                if slot.is_shared() {
+                    self.shared.get(&number).map_or(&[], Vec::as_slice)
+                } else {
+                    std::slice::from_ref(&contacts.table[slot.contact()].id)
+                }
+            }
         }
     }
 
-    /// Adds `contact`, whose phone at `position` is `number`.
-    fn add(&mut self, contacts: &Contacts, number: Packed, contact: Handle, position: u32) {
-        let hasher = &self.hasher;
-        let entry = self.entries.entry(
-            self.hasher.hash_one(Some(number)),
-            |e| e.number(contacts) == Some(number),
-            |e| hasher.hash_one(e.number(contacts)),
-        );
-        let mut occupied = match entry {
-            Entry::Vacant(vacant) => {
-                vacant.insert(PhoneEntry::new(contact, position, false));
-                return;
-            }
-            Entry::Occupied(occupied) => occupied,
+    /// Adds `contact`, which lists `number`.
+    fn add(&mut self, contacts: &Contacts, number: Packed, contact: Handle) {
+        let hash = self.hash(number);
+        let Some(at) = self.find(contacts, number, hash) else {
+            self.reserve_one();
+            Self::place(&mut self.slots, Slot::new(hash, contact, false));
+            self.len += 1;
+            return;
         };
-        let existing = *occupied.get();
+        let existing = self.slots[at];
         let id = &contacts.table[contact].id;
         if existing.is_shared() {
             let ids = self.shared.entry(number).or_default();
@@ -634,47 +733,40 @@ impl CallerIndex {
             let mut ids = vec![other, id.clone()];
             ids.sort();
             self.shared.insert(number, ids);
-            *occupied.get_mut() = PhoneEntry::new(existing.contact(), existing.phone, true);
+            self.slots[at] = Slot::new(hash, existing.contact(), true);
         }
     }
 
     /// Removes `contact` from the contacts listing `number`, while the contact still lists it.
     fn remove(&mut self, contacts: &Contacts, number: Packed, contact: Handle) {
-        let found = self.entries.find_entry(self.hash(Some(number)), |e| {
-            e.number(contacts) == Some(number)
-        });
-        let Ok(mut occupied) = found else {
+        let hash = self.hash(number);
+        let Some(at) = self.find(contacts, number, hash) else {
             return;
         };
-        let existing = *occupied.get();
+        let existing = self.slots[at];
         if !existing.is_shared() {
             if existing.contact() == contact {
-                occupied.remove();
+                self.take(at);
             }
             return;
         }
         let Some(ids) = self.shared.get_mut(&number) else {
             return;
         };
-        let Ok(at) = ids.binary_search(&contacts.table[contact].id) else {
+        let Ok(position) = ids.binary_search(&contacts.table[contact].id) else {
             return;
         };
-        ids.remove(at);
+        ids.remove(position);
         let still_shared = ids.len() > 1;
         if existing.contact() == contact || !still_shared {
-            // The entry must name a contact that keeps listing the number.
+            // The slot must name a contact that keeps listing the number.
             let replacement = ids
                 .first()
                 .and_then(|id| contacts.table.find(id))
-                .and_then(|h| {
-                    let position = contacts.position_of(h, number)?;
-                    Some(PhoneEntry::new(h, position, still_shared))
-                });
+                .filter(|&h| contacts.lists(h, number));
             match replacement {
-                Some(entry) => *occupied.get_mut() = entry,
-                None => {
-                    occupied.remove();
-                }
+                Some(h) => self.slots[at] = Slot::new(hash, h, still_shared),
+                None => self.take(at),
             }
         }
         if !still_shared {
@@ -683,7 +775,8 @@ impl CallerIndex {
     }
 
     fn clear(&mut self) {
-        self.entries.clear();
+        self.slots.fill(Slot::EMPTY);
+        self.len = 0;
         self.shared.clear();
     }
 }
@@ -694,7 +787,7 @@ pub struct TenantState {
     tenant: TenantId,
     company: Option<Company>,
     numbers: HashMap<E164, Number, Hasher>,
-    users: IdTable<UserEntry>,
+    users: Users,
     /// Deleted ones included, as tombstones.
     contacts: Contacts,
     by_phone: CallerIndex,
@@ -721,7 +814,7 @@ impl TenantState {
             tenant,
             company: None,
             numbers: HashMap::with_hasher(hasher()),
-            users: IdTable::new(),
+            users: Users::new(),
             contacts: Contacts::new(),
             by_phone: CallerIndex::new(),
             hours: HoursCache::default(),
@@ -750,9 +843,8 @@ impl TenantState {
                 .map(|n| n.version),
             entity::USER => EntityId::parse("user_id", id)
                 .ok()
-                .and_then(|id| self.users.get(&id))
-                .and_then(|u| u.settings.as_ref())
-                .map(|u| u.version),
+                .and_then(|id| self.users.table.find(&id))
+                .and_then(|h| self.users.version(h)),
             entity::CONTACT => EntityId::parse("contact_id", id)
                 .ok()
                 .and_then(|id| self.contacts.table.get(&id))
@@ -797,10 +889,7 @@ impl TenantState {
                         .time_zone
                         .as_deref()
                         .and_then(|name| switchboard_contracts::schedule::time_zone(name).ok()),
-                    business_hours: c
-                        .business_hours
-                        .as_ref()
-                        .map(|s| compile(s, "business_hours")),
+                    business_hours: c.business_hours.as_ref().map(|s| self.hours.intern(s)),
                     after_hours,
                     ring_timeout_secs: c.ring_timeout_secs.unwrap_or(DEFAULT_RING_TIMEOUT_SECS),
                     returning_caller_days: c.returning_caller_days,
@@ -834,31 +923,26 @@ impl TenantState {
                 Applied::Changed
             }
             SettingsChange::User(u) => {
-                let handle = self.users.find(&u.user_id);
-                let current = handle
-                    .and_then(|h| self.users[h].settings.as_ref())
-                    .map(|s| s.version);
-                if let Some(stale) = guard(change, current) {
+                let handle = self.users.table.find(&u.user_id);
+                if let Some(stale) = guard(change, handle.and_then(|h| self.users.version(h))) {
                     return Ok(stale);
                 }
-                let settings = Some(User {
+                let handle = handle.unwrap_or_else(|| self.users.intern(&u.user_id));
+                let switch = |on: bool, bit: u8| if on { bit } else { 0 };
+                self.users.switches[handle as usize] = Users::SET
+                    | switch(u.active, Users::ACTIVE)
+                    | switch(u.available, Users::AVAILABLE)
+                    | switch(
+                        u.ring_only_in_working_hours,
+                        Users::RING_ONLY_IN_WORKING_HOURS,
+                    );
+                self.users.events[handle as usize] = Some(UserEvent {
                     version: u.version,
-                    phone: normalize(&u.phone, region),
                     phone_raw: u.phone.clone(),
-                    active: u.active,
-                    available: u.available,
-                    working_hours: u.working_hours.as_ref().map(|s| self.hours.intern(s)),
-                    ring_only_in_working_hours: u.ring_only_in_working_hours,
                 });
-                match handle {
-                    Some(h) => self.users[h].settings = settings,
-                    None => {
-                        self.users.insert(UserEntry {
-                            id: u.user_id.clone(),
-                            settings,
-                        });
-                    }
-                }
+                let entry = &mut self.users.table[handle];
+                entry.phone = normalize(&u.phone, region);
+                entry.working_hours = u.working_hours.as_ref().map(|s| self.hours.intern(s));
                 Applied::Changed
             }
             SettingsChange::Contact(c) => {
@@ -866,12 +950,10 @@ impl TenantState {
                 if let Some(stale) = guard(change, handle.map(|h| self.contacts.table[h].version)) {
                     return Ok(stale);
                 }
-                let assigned_user = c.assigned_user_id.as_ref().map(|id| {
-                    UserRef::new(self.users.intern(id, || UserEntry {
-                        id: id.clone(),
-                        settings: None,
-                    }))
-                });
+                let assigned_user = c
+                    .assigned_user_id
+                    .as_ref()
+                    .map(|id| UserRef::new(self.users.intern(id)));
                 // A deleted contact is not indexed: its phones are never read again.
                 let phones = if c.deleted {
                     Phones::default()
@@ -909,15 +991,15 @@ impl TenantState {
         if contacts.table[contact].deleted {
             return;
         }
-        contacts.for_each_number(contact, |position, number| {
-            by_phone.add(contacts, number, contact, position);
+        contacts.for_each_number(contact, |number| {
+            by_phone.add(contacts, number, contact);
         });
     }
 
     /// Removes a contact's numbers from the caller index (before its phones change).
     fn unindex(&mut self, contact: Handle) {
         let (contacts, by_phone) = (&self.contacts, &mut self.by_phone);
-        contacts.for_each_number(contact, |_, number| {
+        contacts.for_each_number(contact, |number| {
             by_phone.remove(contacts, number, contact);
         });
     }
@@ -929,9 +1011,10 @@ impl TenantState {
         for number in self.numbers.values_mut() {
             number.forwarding = normalize(&number.forwarding_raw, region);
         }
-        for user in &mut self.users.items {
-            if let Some(settings) = &mut user.settings {
-                settings.phone = normalize(&settings.phone_raw, region);
+        let users = &mut self.users;
+        for (user, event) in users.table.items.iter_mut().zip(&users.events) {
+            if let Some(event) = event {
+                user.phone = normalize(&event.phone_raw, region);
             }
         }
         self.by_phone.clear();
@@ -964,7 +1047,7 @@ impl SettingsView for TenantState {
             None => CompanyView::DEFAULT,
             Some(c) => CompanyView {
                 time_zone: c.time_zone.as_ref().unwrap_or(&crate::view::UTC),
-                business_hours: c.business_hours.as_ref(),
+                business_hours: c.business_hours.as_deref(),
                 after_hours: c.after_hours.as_ref(),
                 ring_timeout_secs: c.ring_timeout_secs,
                 returning_caller_days: c.returning_caller_days,
@@ -987,20 +1070,25 @@ impl SettingsView for TenantState {
     }
 
     fn user(&self, user_id: &EntityId) -> Option<UserView<'_>> {
-        let user = self.users.get(user_id)?.settings.as_ref()?;
+        let handle = self.users.table.find(user_id)?;
+        let switches = self.users.switches[handle as usize];
+        if switches & Users::SET == 0 {
+            return None;
+        }
+        let user = &self.users.table[handle];
         Some(UserView {
             phone: user.phone.as_ref(),
-            active: user.active,
-            available: user.available,
+            active: switches & Users::ACTIVE != 0,
+            available: switches & Users::AVAILABLE != 0,
             working_hours: user.working_hours.as_deref(),
-            ring_only_in_working_hours: user.ring_only_in_working_hours,
+            ring_only_in_working_hours: switches & Users::RING_ONLY_IN_WORKING_HOURS != 0,
         })
     }
 
     fn contact(&self, contact_id: &EntityId) -> Option<ContactView<'_>> {
         self.contacts.table.get(contact_id).map(|c| ContactView {
             contact_id: &c.id,
-            assigned_user_id: c.assigned_user.map(|u| &self.users[u.handle()].id),
+            assigned_user_id: c.assigned_user.map(|u| &self.users.table[u.handle()].id),
             deleted: c.deleted,
         })
     }
