@@ -321,12 +321,16 @@ impl Report {
         let _ = writeln!(md, "- commit: `{}`", self.commit);
         let _ = writeln!(md, "- date: {}\n", self.date);
         let _ = writeln!(md, "## Summary\n\n{}", self.summary());
+        let _ = writeln!(md, "{}", WHERE_THE_TIME_GOES);
         let _ = writeln!(md, "{}", METHOD);
         std::fs::write(markdown, md)?;
         std::fs::write(json, serde_json::to_string_pretty(self)? + "\n")?;
         Ok(())
     }
 }
+
+/// Profiles behind the figures, written by hand (a profile is not rerun by `make bench`).
+const WHERE_THE_TIME_GOES: &str = include_str!("where_the_time_goes.md");
 
 const METHOD: &str = "## Method
 
