@@ -109,7 +109,7 @@ impl Report {
                 .collect();
             let _ = writeln!(
                 t,
-                "| router ÷ bare relay (median of the rounds' ratios, each router phase against the relay phase just before it: {}; ratio of the medians {:.2}) | {:.2} | ≥ 0.75 |",
+                "| router ÷ bare relay (median of the rounds' ratios, each router phase against the relay phase just before it: {}; ratio of the medians {:.2}) | {:.2} | ≥ 0.90 |",
                 ratios.join(", "),
                 e.ratio_of_medians,
                 e.router_to_relay_ratio
