@@ -191,12 +191,16 @@ pub fn reject() -> String {
 /// dial-status URL of step 0), or its [`final_action`] when there is nothing to ring (a
 /// `<Reject>` for a rejected caller).
 ///
+/// The leg rings for its own ring timeout (`Target::ring_timeout_secs`: the number's, else
+/// the company's), as the dialer rings every later step; `default_ring_timeout_secs` only for
+/// decisions recorded before ring timeouts existed, which carry none.
+///
 /// The whisper URL of a screened step 0 is [`crate::urls::screen`] of step 0, read off
 /// `dial_status_url` ([`crate::urls::dial_status`] of the same base, tenant and step).
 pub fn route(
     route: &CallRoute,
     dial_status_url: &str,
-    ring_timeout_secs: u32,
+    default_ring_timeout_secs: u32,
     hangup_url: &str,
 ) -> String {
     match &route.target {
@@ -207,7 +211,7 @@ pub fn route(
                 &numbers,
                 screen.as_deref(),
                 dial_status_url,
-                ring_timeout_secs,
+                target.ring_timeout_secs.unwrap_or(default_ring_timeout_secs),
             )
         }
         None => final_action(&route.final_action, hangup_url),
@@ -513,10 +517,16 @@ mod tests {
                 d.target.as_ref().unwrap(),
                 &crate::urls::screen("https://h/", &tenant, 0),
                 &status_url,
-                20
+                25
             )
         );
         assert_eq!(xml.matches("<Number url=").count(), 2, "{xml}");
+        // The leg's own ring timeout (25 s), as the dialer rings later steps; the default
+        // only for a decision recorded before ring timeouts, which carries none.
+        assert!(xml.contains(r#"<Dial timeout="25""#), "{xml}");
+        d.target.as_mut().unwrap().ring_timeout_secs = None;
+        let xml = route(&d, &status_url, 20, "https://h/hangup");
+        assert!(xml.contains(r#"<Dial timeout="20""#), "{xml}");
         d.target = None;
         d.rule = Rule::Blocked;
         d.final_action = FinalAction {

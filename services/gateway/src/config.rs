@@ -57,8 +57,9 @@ pub struct Config {
     /// ringback tone the gateway serves itself at `/v1/assets/ringback.wav`.
     #[arg(long, env = "SWITCHBOARD_RINGBACK_URL")]
     pub ringback_url: Option<String>,
-    /// Seconds a `<Dial>` of the sync answer rings before it gives up (Twilio `timeout`): the
-    /// dialer's setting of the same name, which rings every later step (set both alike).
+    /// Seconds a `<Dial>` of the sync answer rings before it gives up (Twilio `timeout`) when
+    /// the decision's target carries no ring timeout of its own (decisions recorded before ring
+    /// timeouts existed): the dialer's setting of the same name, for later steps (set both alike).
     // Deprecated spellings, hidden: `--dial-timeout-secs` and `SWITCHBOARD_DIAL_TIMEOUT_SECS`
     // (see `ring_timeout_default`).
     #[arg(long = "ring-timeout-secs", alias = "dial-timeout-secs",

@@ -79,7 +79,8 @@ impl Router {
 
 /// Given the router running and number settings with a forwarding number, when a call comes
 /// in on a sync-mode gateway, then the answer is the `<Dial>` of the decided number with the
-/// step-0 dial-status action; a number with nothing to ring gets the final action.
+/// step-0 dial-status action and the number's ring timeout; a number with nothing to ring gets
+/// the final action.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_mode_answers_with_the_routers_dial() {
     let nats = Nats::start().await;
@@ -92,7 +93,9 @@ async fn sync_mode_answers_with_the_routers_dial() {
         released: false,
         user_id: None,
         prefer: Default::default(),
-        ring_timeout_secs: None,
+        // Not the gateway's default (20): step 0 rings for the leg's own timeout, as the
+        // dialer rings later steps.
+        ring_timeout_secs: Some(35),
         ring_group: None,
     };
     publisher
@@ -126,7 +129,7 @@ async fn sync_mode_answers_with_the_routers_dial() {
     assert_eq!(
         xml,
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial timeout=\"20\" \
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Dial timeout=\"35\" \
              action=\"{PUBLIC}/v1/tenants/acme/twilio/dial-status?step=0\" method=\"POST\" \
              answerOnBridge=\"true\"><Number>{FORWARDING}</Number></Dial></Response>"
         )
