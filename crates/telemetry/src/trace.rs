@@ -86,6 +86,11 @@ destination!(
 );
 destination!(CALL_DIAL, "dial", "`call.dial.{tenant}`: dial steps.");
 destination!(
+    CALL_MISSED,
+    "missed",
+    "`call.missed.{tenant}`: calls whose chain ended unanswered."
+);
+destination!(
     CALL_REJECTED,
     "rejected",
     "`call.rejected.{tenant}`: refused input."
@@ -304,6 +309,8 @@ mod tests {
         assert_eq!(CALL_INBOUND.send, "send call.inbound");
         assert_eq!(CALL_ROUTE.process, "process call.route");
         assert_eq!(CALL_DIAL.template, "call.dial.{tenant}");
+        assert_eq!(CALL_MISSED.send, "send call.missed");
+        assert_eq!(CALL_MISSED.template, "call.missed.{tenant}");
         assert_eq!(CALL_STATUS.tenant("call.status.acme-2"), "acme-2");
         assert_eq!(CALL_STATUS.tenant("call.route.acme"), "");
     }

@@ -283,48 +283,57 @@ impl Dialer {
             })
     }
 
-    /// Publishes every dial event of the call, then its `call.missed` when it has one
-    /// (pipelined); JetStream drops those already stored (same `Nats-Msg-Id`), so this repairs
-    /// a crash between a state change and its publication. The `call.missed` is the one the
-    /// progress recorded when the chain ended, the same at every publication: stored once.
+    /// Publishes every dial event of the call, then its `call.missed` when it has one;
+    /// JetStream drops those already stored (same `Nats-Msg-Id`), so this repairs a crash
+    /// between a state change and its publication. The `call.missed` is the one the progress
+    /// recorded when the chain ended, the same at every publication: stored once. Each goes
+    /// under its own producer span (`send call.dial` for the batch, `send call.missed`), so
+    /// that a trace names the subject each was sent to.
     async fn publish_events(&self, progress: &Progress, message: &Message) -> Result<(), BusError> {
-        if progress.events.is_empty() && progress.missed.is_none() {
-            return Ok(());
-        }
         let incoming = TraceContext::from_headers(message.headers.as_ref());
-        // One producer span for the call's batch of dial events.
-        let span = otel::send(
-            SERVICE,
-            &otel::CALL_DIAL,
-            progress.decision.tenant_id.as_str(),
-            "",
-        );
-        otel::attribute(
-            &span,
-            "messaging.batch.message_count",
-            i64::try_from(progress.events.len()).unwrap_or(i64::MAX),
-        );
-        let trace = otel::outgoing(&span, &incoming);
-        let sent = async {
-            let mut pending = Vec::with_capacity(progress.events.len());
-            for data in &progress.events {
-                let event = Envelope::new(data.clone(), SOURCE, data.at);
-                pending.push(self.publisher.send(&event, &trace).await?);
+        let tenant = progress.decision.tenant_id.as_str();
+        if !progress.events.is_empty() {
+            // One producer span for the call's batch of dial events, pipelined.
+            let span = otel::send(SERVICE, &otel::CALL_DIAL, tenant, "");
+            otel::attribute(
+                &span,
+                "messaging.batch.message_count",
+                i64::try_from(progress.events.len()).unwrap_or(i64::MAX),
+            );
+            let trace = otel::outgoing(&span, &incoming);
+            let sent = async {
+                let mut pending = Vec::with_capacity(progress.events.len());
+                for data in &progress.events {
+                    let event = Envelope::new(data.clone(), SOURCE, data.at);
+                    pending.push(self.publisher.send(&event, &trace).await?);
+                }
+                for ack in pending {
+                    ack.ack().await?;
+                }
+                Ok(())
             }
-            if let Some(missed) = &progress.missed {
-                let event = Envelope::new(missed.clone(), SOURCE, missed.at);
-                pending.push(self.publisher.send(&event, &trace).await?);
+            .instrument(span.clone())
+            .await;
+            if let Err(e) = &sent {
+                otel::fail(&span, e);
             }
-            for ack in pending {
-                ack.ack().await?;
-            }
-            Ok(())
+            sent?;
         }
-        .instrument(span.clone())
-        .await;
-        if let Err(e) = &sent {
-            otel::fail(&span, e);
+        if let Some(missed) = &progress.missed {
+            let event = Envelope::new(missed.clone(), SOURCE, missed.at);
+            let span = otel::send(SERVICE, &otel::CALL_MISSED, tenant, &event.id);
+            let trace = otel::outgoing(&span, &incoming);
+            let sent = self
+                .publisher
+                .publish(&event, &trace)
+                .instrument(span.clone())
+                .await
+                .map(|_| ());
+            if let Err(e) = &sent {
+                otel::fail(&span, e);
+            }
+            sent?;
         }
-        sent
+        Ok(())
     }
 }

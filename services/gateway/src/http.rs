@@ -939,7 +939,7 @@ async fn no_instruction(
                 if let Some(missed) = &next.missed {
                     let event = Envelope::new(missed.clone(), SOURCE, missed.at);
                     if let Err(e) = app
-                        .publish(&event, &trace, "call_missed", &otel::CALL_DIAL)
+                        .publish(&event, &trace, "call_missed", &otel::CALL_MISSED)
                         .await
                     {
                         tracing::warn!(%tenant, %call_id, reason = %e.reason, "dead-man's switch: call.missed not stored yet");

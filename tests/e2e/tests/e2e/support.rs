@@ -56,8 +56,15 @@ fn stopper() -> (
 }
 
 impl Stack {
-    /// Starts everything and waits until the three services are ready.
+    /// Starts everything and waits until the three services are ready; the sandbox carrier
+    /// answers every step.
     pub async fn start() -> Stack {
+        Stack::start_with_outcomes("completed").await
+    }
+
+    /// [`Stack::start`] with the sandbox carrier's `--sandbox-outcomes` (e.g. `no_answer`:
+    /// every step goes unanswered and the call ends missed).
+    pub async fn start_with_outcomes(outcomes: &str) -> Stack {
         let nats = NatsServer::start().unwrap();
         let url = nats.url();
         let js = async_nats::jetstream::new(nats.client().await.unwrap());
@@ -149,7 +156,7 @@ impl Stack {
             "--carrier",
             "sandbox",
             "--sandbox-outcomes",
-            "completed",
+            outcomes,
             "--sandbox-ring-ms",
             "50",
             "--tenants-json",

@@ -244,3 +244,47 @@ async fn one_trace_per_call_across_the_three_services() {
     stack.stop().await;
     guard.shutdown();
 }
+
+/// Given the sandbox carrier leaving every step unanswered, when a call is placed, then the
+/// chain ends missed and its `call.missed` is sent under a producer span of its own (`send
+/// call.missed`, destination `call.missed.{tenant}`, the event's id), in the call's trace:
+/// not inside a `send call.dial` batch, which names another subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_call_is_sent_under_its_own_span_in_the_calls_trace() {
+    let (receiver, endpoint) = Receiver::start().await;
+    let guard = switchboard_telemetry::init_with(
+        "switchboard-e2e",
+        Some(TraceExport {
+            endpoint: Some(endpoint),
+            batch_delay: Some(Duration::from_millis(100)),
+        }),
+    );
+    let stack = Stack::start_with_outcomes("no_answer").await;
+
+    assert_eq!(stack.call("e2e-missed-1", None).await, 202);
+    let missed_id = format!("{TENANT}:e2e-missed-1:missed");
+    let inbound_id = format!("{TENANT}:e2e-missed-1:inbound");
+    let (missed, inbound) = eventually(WAIT, "the call.missed span and the call's trace", || {
+        let spans = receiver.spans();
+        let (missed_id, inbound_id) = (&missed_id, &inbound_id);
+        async move {
+            let find = |name: &str, id: &str| {
+                spans
+                    .iter()
+                    .find(|s| s.name == name && s.attr("messaging.message.id") == Some(id))
+                    .cloned()
+            };
+            Some((
+                find("send call.missed", missed_id)?,
+                find("process call.inbound", inbound_id)?,
+            ))
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", receiver.spans()));
+    assert_messaging(&missed, "send", "call.missed.{tenant}", "dialer");
+    assert_eq!(missed.trace_id, inbound.trace_id, "in the call's trace");
+
+    stack.stop().await;
+    guard.shutdown();
+}
