@@ -9,6 +9,11 @@
 //! [`fixtures::caller`]). The two alternate for several rounds and the medians are reported: on
 //! a shared virtual machine the speed of the cores drifts within a minute, and one relay phase
 //! followed by one router phase compared whatever the machine did in each.
+//!
+//! Each round starts with a third drain: the bare relay republishing every call padded (JSON
+//! whitespace) to the mean size of the router's decision on the wire. It says how much of the
+//! gap to the bare relay is the decision's size alone (the contract's target, fallbacks, final
+//! action and structured reasons), which no change to the router's code can close.
 
 use crate::fixtures;
 use crate::host::CpuTimes;
@@ -42,13 +47,62 @@ pub struct E2eResult {
     /// medians over the rounds.
     pub relay_cpu_us_per_message: CpuPerMessage,
     pub router_cpu_us_per_message: CpuPerMessage,
-    /// Every round, in order: relay then router.
+    /// Every round, in order: padded relay, relay, then router.
     pub each_round: Vec<Round>,
+    /// What the messages weigh on the wire.
+    pub wire: WireBytes,
+    /// Median over the rounds of the relay padded to the decision's size.
+    pub padded_relay_messages_per_second: f64,
+    pub padded_relay_cpu_us_per_message: CpuPerMessage,
+    /// Median over the rounds of each round's padded relay ÷ its bare relay: what the
+    /// decision's size alone costs.
+    pub padded_to_bare_relay_ratio: f64,
+    /// Median over the rounds of each round's router ÷ its padded relay: the router's own
+    /// work, at equal message size.
+    pub router_to_padded_relay_ratio: f64,
 }
 
-/// One relay phase and the router phase right after it.
+/// Mean size in bytes of the fixture's events on the wire (the CloudEvents JSON body), over
+/// [`WIRE_SAMPLE`] calls of the backlog's mix: a `call.inbound` as the relay republishes it,
+/// and the `call.route` the routing core decides for it, as the router publishes it.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct WireBytes {
+    pub call: f64,
+    pub decision: f64,
+}
+
+/// Calls whose decisions are measured for [`WireBytes`].
+const WIRE_SAMPLE: u64 = 2_000;
+
+fn wire_bytes(contacts: u64) -> anyhow::Result<WireBytes> {
+    let mut state = switchboard_routing::TenantState::new(fixtures::tenant());
+    for change in fixtures::tenant_settings((contacts / 10).max(1), contacts) {
+        state
+            .apply(&change)
+            .map_err(|e| anyhow::anyhow!("fixture settings: {e:?}"))?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let (mut call_bytes, mut decision_bytes) = (0usize, 0usize);
+    for i in 0..WIRE_SAMPLE {
+        let call = fixtures::call(i, contacts);
+        let route = switchboard_routing::decide(&call, &state).into_route(&call, 1, now);
+        decision_bytes += Envelope::new(route, "/switchboard/router", now)
+            .to_json()?
+            .len();
+        call_bytes += encode(call, now).body.len();
+    }
+    let n = WIRE_SAMPLE as f64;
+    Ok(WireBytes {
+        call: call_bytes as f64 / n,
+        decision: decision_bytes as f64 / n,
+    })
+}
+
+/// One padded-relay phase, one relay phase and the router phase right after it.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Round {
+    pub padded_relay_messages_per_second: f64,
+    pub padded_relay_cpu_us_per_message: CpuPerMessage,
     pub relay_messages_per_second: f64,
     pub router_decisions_per_second: f64,
     pub relay_cpu_us_per_message: CpuPerMessage,
@@ -104,17 +158,30 @@ const MAX_IN_FLIGHT: usize = 1024;
 pub const ROUNDS: usize = 5;
 
 pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
+    let wire = wire_bytes(contacts)?;
+    let pad_to = wire.decision.round() as usize;
+    println!(
+        "  on the wire: call.inbound {:.0} bytes, call.route {:.0} bytes (means of {WIRE_SAMPLE})",
+        wire.call, wire.decision
+    );
     let mut each_round = Vec::new();
     for round in 0..ROUNDS {
         println!("  round {}: {calls} calls, {contacts} contacts", round + 1);
-        let (relay, relay_cpu) = phase(Drainer::Relay, calls, contacts).await?;
+        let (padded, padded_cpu) = phase(Drainer::Relay { pad_to }, calls, contacts).await?;
+        println!(
+            "    relay padded to {pad_to} bytes: {padded:.0} messages/s; CPU µs/message: {padded_cpu:?}"
+        );
+        let (relay, relay_cpu) = phase(Drainer::Relay { pad_to: 0 }, calls, contacts).await?;
         println!("    bare relay: {relay:.0} messages/s; CPU µs/message: {relay_cpu:?}");
         let (decided, router_cpu) = phase(Drainer::Router, calls, contacts).await?;
         println!(
-            "    router: {decided:.0} decisions/s ({:.2} of the relay); CPU µs/message: {router_cpu:?}",
-            decided / relay
+            "    router: {decided:.0} decisions/s ({:.2} of the relay, {:.2} of the padded relay); CPU µs/message: {router_cpu:?}",
+            decided / relay,
+            decided / padded
         );
         each_round.push(Round {
+            padded_relay_messages_per_second: padded,
+            padded_relay_cpu_us_per_message: padded_cpu,
             relay_messages_per_second: relay,
             router_decisions_per_second: decided,
             relay_cpu_us_per_message: relay_cpu,
@@ -134,9 +201,21 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
             .iter()
             .map(|r| r.router_decisions_per_second / r.relay_messages_per_second),
     );
+    let paired_median = |top: fn(&Round) -> f64, bottom: fn(&Round) -> f64| {
+        median(each_round.iter().map(|r| top(r) / bottom(r)))
+    };
+    let padded_to_bare = paired_median(
+        |r| r.padded_relay_messages_per_second,
+        |r| r.relay_messages_per_second,
+    );
+    let router_to_padded = paired_median(
+        |r| r.router_decisions_per_second,
+        |r| r.padded_relay_messages_per_second,
+    );
     println!(
         "  medians over {ROUNDS} rounds: relay {relay:.0}/s, router {decided:.0}/s, ratio {paired:.2} \
-         (ratio of the medians {:.2})",
+         (ratio of the medians {:.2}); padded relay ÷ relay {padded_to_bare:.2}, router ÷ padded relay \
+         {router_to_padded:.2}",
         decided / relay
     );
     Ok(E2eResult {
@@ -150,6 +229,13 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
         ratio_of_medians: decided / relay,
         relay_cpu_us_per_message: cpu(|r| r.relay_cpu_us_per_message),
         router_cpu_us_per_message: cpu(|r| r.router_cpu_us_per_message),
+        padded_relay_messages_per_second: median(
+            each_round.iter().map(|r| r.padded_relay_messages_per_second),
+        ),
+        padded_relay_cpu_us_per_message: cpu(|r| r.padded_relay_cpu_us_per_message),
+        padded_to_bare_relay_ratio: padded_to_bare,
+        router_to_padded_relay_ratio: router_to_padded,
+        wire,
         each_round,
     })
 }
@@ -157,7 +243,8 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
 /// What drains a backlog.
 #[derive(Clone, Copy)]
 enum Drainer {
-    Relay,
+    /// The bare relay, each call padded to `pad_to` bytes (0: as it is).
+    Relay { pad_to: usize },
     Router,
 }
 
@@ -192,7 +279,7 @@ async fn phase(
     let server_pid = server.pid().map(|p| p.to_string()).unwrap_or_default();
 
     match drainer {
-        Drainer::Relay => {
+        Drainer::Relay { pad_to } => {
             with_cpu(
                 &server_pid,
                 calls,
@@ -200,7 +287,7 @@ async fn phase(
                     &js,
                     "relay",
                     calls,
-                    relay(js.clone(), calls, "call.relay.bench"),
+                    relay(js.clone(), calls, "call.relay.bench", pad_to),
                 ),
             )
             .await
@@ -339,7 +426,8 @@ async fn drain_rate(
 
 /// The bare relay: the router's pull pattern (batches of up to the free in-flight window,
 /// 500 ms expiry) with nothing in between. Republishes `total` calls to `to` (the latency
-/// benchmark's relay rounds point it at `call.route.<tenant>`).
+/// benchmark's relay rounds point it at `call.route.<tenant>`), each padded with trailing
+/// JSON whitespace to `pad_to` bytes when shorter (0: as it is).
 ///
 /// All of it runs in the one task that polls this future: each message's publish, publish ack
 /// and input ack is a future in one `FuturesUnordered`, polled between the batch's deliveries.
@@ -347,7 +435,7 @@ async fn drain_rate(
 /// `Runtime::block_on`, on the main thread); in the latency rounds it is spawned. The router
 /// has the same design: its consume loop polls every released call's handling as a future of
 /// its own task (`switchboard_router`'s consume loop).
-pub async fn relay(js: jetstream::Context, total: u64, to: &'static str) {
+pub async fn relay(js: jetstream::Context, total: u64, to: &'static str, pad_to: usize) {
     let stream = js.get_stream("CALLS").await.expect("CALLS exists");
     let consumer = stream
         .create_consumer(consumer::pull::Config {
@@ -392,8 +480,16 @@ pub async fn relay(js: jetstream::Context, total: u64, to: &'static str) {
                                 .unwrap_or_default();
                             let mut headers = async_nats::HeaderMap::new();
                             headers.insert("Nats-Msg-Id", id.as_str());
+                            let payload = if message.payload.len() < pad_to {
+                                let mut padded = Vec::with_capacity(pad_to);
+                                padded.extend_from_slice(&message.payload);
+                                padded.resize(pad_to, b' ');
+                                padded.into()
+                            } else {
+                                message.payload.clone()
+                            };
                             let ack = js
-                                .publish_with_headers(to, headers, message.payload.clone())
+                                .publish_with_headers(to, headers, payload)
                                 .await
                                 .expect("publish");
                             ack.await.expect("publish ack");

@@ -283,6 +283,7 @@ async fn round(
                 js.clone(),
                 WARMUP_CALLS + calls,
                 RELAY_SUBJECT,
+                0,
             ));
             let measured = measure(consumer, &url, &js, &collector, rate, seconds, contacts).await;
             if measured.is_err() {

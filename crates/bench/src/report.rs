@@ -114,13 +114,48 @@ impl Report {
                 e.ratio_of_medians,
                 e.router_to_relay_ratio
             );
+            let paired = |top: fn(&crate::e2e::Round) -> f64, bottom: fn(&crate::e2e::Round) -> f64| {
+                e.each_round
+                    .iter()
+                    .map(|r| format!("{:.2}", top(r) / bottom(r)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let _ = writeln!(
                 t,
-                "| CPU µs per message, client / nats-server: router vs relay (medians) | {:.1} / {:.1} vs {:.1} / {:.1} | — |",
+                "| bare relay padded to the decision's size, messages/s (each call republished with JSON whitespace up to {:.0} bytes, the mean `call.route` on the wire, instead of the call's {:.0}; first in each round; range {}) | {:.0} | — |",
+                e.wire.decision,
+                e.wire.call,
+                range(|r| r.padded_relay_messages_per_second),
+                e.padded_relay_messages_per_second
+            );
+            let _ = writeln!(
+                t,
+                "| padded relay ÷ bare relay: what the decision's size alone costs (median of the rounds' ratios: {}) | {:.2} | — |",
+                paired(
+                    |r| r.padded_relay_messages_per_second,
+                    |r| r.relay_messages_per_second
+                ),
+                e.padded_to_bare_relay_ratio
+            );
+            let _ = writeln!(
+                t,
+                "| router ÷ padded relay: the router's own work at equal message size (median of the rounds' ratios: {}) | {:.2} | — |",
+                paired(
+                    |r| r.router_decisions_per_second,
+                    |r| r.padded_relay_messages_per_second
+                ),
+                e.router_to_padded_relay_ratio
+            );
+            let _ = writeln!(
+                t,
+                "| CPU µs per message, client / nats-server: router vs relay vs padded relay (medians) | {:.1} / {:.1} vs {:.1} / {:.1} vs {:.1} / {:.1} | — |",
                 e.router_cpu_us_per_message.client,
                 e.router_cpu_us_per_message.nats_server,
                 e.relay_cpu_us_per_message.client,
-                e.relay_cpu_us_per_message.nats_server
+                e.relay_cpu_us_per_message.nats_server,
+                e.padded_relay_cpu_us_per_message.client,
+                e.padded_relay_cpu_us_per_message.nats_server
             );
             let steal: Vec<String> = e
                 .each_round
@@ -367,6 +402,13 @@ const METHOD: &str = "## Method
   virtual machine's cores drifts from one minute to the next (the relay alone has ranged over
   ±20 % between consecutive runs), so a single relay phase followed by a single router phase
   would compare two different machines.
+- **Relay padded to the decision's size.** Each round starts with a third drain of the same
+  backlog: the bare relay republishing every call padded with trailing JSON whitespace to the
+  mean size of the router's `call.route` on the wire (the routing core's decisions for 2,000
+  calls of the backlog's mix, encoded as the router encodes them). Padded relay ÷ bare relay
+  is what the decision's size alone costs nats-server and the client, which no change to the
+  router's code can win back; router ÷ padded relay is the router's own work at equal size.
+  Both are medians of each round's ratios.
 - **Hypervisor steal.** This is a shared virtual machine: the share of its CPU time the
   hypervisor gave to other guests (`steal` in /proc/stat, machine-wide) is recorded over each
   relay and router phase and over each latency round (from its first measured send to its
