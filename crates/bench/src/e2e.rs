@@ -230,7 +230,9 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
         relay_cpu_us_per_message: cpu(|r| r.relay_cpu_us_per_message),
         router_cpu_us_per_message: cpu(|r| r.router_cpu_us_per_message),
         padded_relay_messages_per_second: median(
-            each_round.iter().map(|r| r.padded_relay_messages_per_second),
+            each_round
+                .iter()
+                .map(|r| r.padded_relay_messages_per_second),
         ),
         padded_relay_cpu_us_per_message: cpu(|r| r.padded_relay_cpu_us_per_message),
         padded_to_bare_relay_ratio: padded_to_bare,
@@ -244,7 +246,9 @@ pub async fn run(calls: u64, contacts: u64) -> anyhow::Result<E2eResult> {
 #[derive(Clone, Copy)]
 enum Drainer {
     /// The bare relay, each call padded to `pad_to` bytes (0: as it is).
-    Relay { pad_to: usize },
+    Relay {
+        pad_to: usize,
+    },
     Router,
 }
 

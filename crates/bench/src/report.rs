@@ -114,7 +114,8 @@ impl Report {
                 e.ratio_of_medians,
                 e.router_to_relay_ratio
             );
-            let paired = |top: fn(&crate::e2e::Round) -> f64, bottom: fn(&crate::e2e::Round) -> f64| {
+            let paired = |top: fn(&crate::e2e::Round) -> f64,
+                          bottom: fn(&crate::e2e::Round) -> f64| {
                 e.each_round
                     .iter()
                     .map(|r| format!("{:.2}", top(r) / bottom(r)))

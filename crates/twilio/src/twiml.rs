@@ -211,7 +211,9 @@ pub fn route(
                 &numbers,
                 screen.as_deref(),
                 dial_status_url,
-                target.ring_timeout_secs.unwrap_or(default_ring_timeout_secs),
+                target
+                    .ring_timeout_secs
+                    .unwrap_or(default_ring_timeout_secs),
             )
         }
         None => final_action(&route.final_action, hangup_url),
