@@ -9,13 +9,15 @@
 //! the prose that `switchboard.call.route.v1` decisions carried, so a v1 decision replayed by
 //! today's code is compared line by line with what it recorded.
 
-use crate::schedule::IntervalText;
 use crate::{
     AnonymousCallers, BlockedAction, E164, EntityId, FinalAction, FinalActionKind, PhoneError,
     RingMode, Rule, Target,
 };
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
+
+pub mod recorded;
 
 /// One step of a decision's reasoning. Unknown codes (from a newer producer) decode as
 /// [`Reason::Unrecognized`] rather than failing the decision: consumers stay tolerant.
@@ -290,21 +292,28 @@ pub struct Offer {
     pub number: E164,
 }
 
+/// One interval of a [`HoursAt`], half-open, `["09:00","17:00"]`.
+pub type HoursInterval = [CompactString; 2];
+
 /// A schedule (business or working hours) seen at the call: its local date and time, and that
 /// date's hours.
+///
+/// The texts are [`CompactString`]s: inline up to 24 bytes (every date, day, time and nearly
+/// every zone name), so the routing core records a schedule without an allocation per text (a
+/// decision records two). On the wire each is a plain JSON string, as when they were `String`s.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HoursAt {
     /// The IANA zone the schedule was read in.
-    pub time_zone: String,
+    pub time_zone: CompactString,
     /// The call's local date, `YYYY-MM-DD`.
-    pub date: String,
+    pub date: CompactString,
     /// The local date's day, `mon` … `sun`.
-    pub weekday: String,
+    pub weekday: CompactString,
     /// The call's local time, `HH:MM`.
-    pub time: String,
+    pub time: CompactString,
     /// The date's intervals, half-open (`[["09:00","17:00"]]`); empty: closed all day.
     #[serde(default)]
-    pub hours: Vec<IntervalText>,
+    pub hours: Vec<HoursInterval>,
     /// Whether the hours come from an override of the date rather than the weekly hours.
     #[serde(rename = "override", default, skip_serializing_if = "is_false")]
     pub overridden: bool,
@@ -317,9 +326,9 @@ fn is_false(b: &bool) -> bool {
 impl HoursAt {
     /// Whether the call falls inside the hours (as `HH:MM` strings compare like times).
     pub fn is_open(&self) -> bool {
-        self.hours
-            .iter()
-            .any(|[start, end]| start.as_str() <= self.time.as_str() && self.time < *end)
+        self.hours.iter().any(|[start, end]| {
+            start.as_str() <= self.time.as_str() && self.time.as_str() < end.as_str()
+        })
     }
 }
 
@@ -757,5 +766,142 @@ impl Reason {
             }
         }
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `HoursAt` as it was when its texts were `String`s: the wire contract.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct StringHoursAt {
+        time_zone: String,
+        date: String,
+        weekday: String,
+        time: String,
+        #[serde(default)]
+        hours: Vec<[String; 2]>,
+        #[serde(rename = "override", default, skip_serializing_if = "is_false")]
+        overridden: bool,
+    }
+
+    fn both(
+        zone: &str,
+        date: &str,
+        weekday: &str,
+        time: &str,
+        hours: &[[&str; 2]],
+        overridden: bool,
+    ) -> (HoursAt, StringHoursAt) {
+        (
+            HoursAt {
+                time_zone: zone.into(),
+                date: date.into(),
+                weekday: weekday.into(),
+                time: time.into(),
+                hours: hours
+                    .iter()
+                    .map(|[a, b]| [(*a).into(), (*b).into()])
+                    .collect(),
+                overridden,
+            },
+            StringHoursAt {
+                time_zone: zone.into(),
+                date: date.into(),
+                weekday: weekday.into(),
+                time: time.into(),
+                hours: hours
+                    .iter()
+                    .map(|[a, b]| [(*a).into(), (*b).into()])
+                    .collect(),
+                overridden,
+            },
+        )
+    }
+
+    #[test]
+    fn hours_at_json_is_byte_identical_to_the_string_fields_and_round_trips() {
+        let cases = [
+            both(
+                "America/Chicago",
+                "2026-12-24",
+                "thu",
+                "10:30",
+                &[["09:00", "12:00"]],
+                false,
+            ),
+            both("UTC", "2026-12-25", "fri", "00:00", &[], true),
+            both(
+                // Longer than a `CompactString` holds inline: on the heap, the same JSON.
+                "America/Argentina/ComodRivadavia",
+                "0999-02-28",
+                "sun",
+                "23:59",
+                &[
+                    ["00:00", "12:00"],
+                    ["13:00", "24:00"],
+                    ["x", "\"quoted\" é"],
+                ],
+                false,
+            ),
+            both("", "", "", "", &[["", ""]], false),
+        ];
+        for (hours, strings) in cases {
+            let json = serde_json::to_string(&hours).expect("encodes");
+            assert_eq!(json, serde_json::to_string(&strings).expect("encodes"));
+            let back: HoursAt = serde_json::from_str(&json).expect("decodes");
+            assert_eq!(back, hours);
+            assert_eq!(back.to_string(), hours.to_string());
+            let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+            assert_eq!(
+                serde_json::from_value::<HoursAt>(value).expect("decodes"),
+                hours
+            );
+        }
+        // What the string fields accepted, this accepts (absent `hours` and `override`).
+        let minimal = r#"{"time_zone":"UTC","date":"2026-01-01","weekday":"thu","time":"09:00"}"#;
+        let hours: HoursAt = serde_json::from_str(minimal).expect("decodes");
+        assert!(hours.hours.is_empty() && !hours.overridden && !hours.is_open());
+        assert_eq!(
+            serde_json::to_string(&hours).expect("encodes"),
+            minimal.replace('}', r#","hours":[]}"#)
+        );
+        let strings: StringHoursAt = serde_json::from_str(minimal).expect("decodes");
+        assert_eq!(
+            serde_json::to_string(&hours).expect("encodes"),
+            serde_json::to_string(&strings).expect("encodes")
+        );
+        // And what they refused, this refuses.
+        for bad in [
+            r#"{"time_zone":1,"date":"d","weekday":"w","time":"t"}"#,
+            r#"{"date":"d","weekday":"w","time":"t"}"#,
+            r#"{"time_zone":"z","date":"d","weekday":"w","time":"t","hours":[["a"]]}"#,
+        ] {
+            assert!(serde_json::from_str::<HoursAt>(bad).is_err(), "{bad}");
+            assert!(serde_json::from_str::<StringHoursAt>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn is_open_compares_the_clock_texts() {
+        let (hours, _) = both(
+            "UTC",
+            "2026-12-24",
+            "thu",
+            "12:00",
+            &[["09:00", "12:00"], ["12:00", "13:00"]],
+            false,
+        );
+        assert!(hours.is_open());
+        let (hours, _) = both(
+            "UTC",
+            "2026-12-24",
+            "thu",
+            "13:00",
+            &[["09:00", "12:00"], ["12:00", "13:00"]],
+            false,
+        );
+        assert!(!hours.is_open());
     }
 }

@@ -16,6 +16,7 @@
 //! decision elsewhere gives the same answer, and a machine without tzdata routes the same.
 
 use crate::ContractError;
+use compact_str::CompactString;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
@@ -235,6 +236,93 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// [`Clock::text`], inline: a copy of five bytes of [`CLOCK_TEXTS`] (what a decision's
+    /// reasons hold; formatting digit by digit and checking the result is UTF-8 cost more).
+    fn compact(&self) -> CompactString {
+        let at = usize::from(self.0.min(DAY)) * 5;
+        CompactString::const_new(CLOCK_TEXTS.get(at..at + 5).unwrap_or("00:00"))
+    }
+}
+
+/// `HH:MM` of every minute of a day, then `24:00`, five bytes each.
+static CLOCK_TEXTS: &str = ascii_table(&CLOCK_BYTES);
+static CLOCK_BYTES: [u8; 1441 * 5] = {
+    let mut out = [0u8; 1441 * 5];
+    let mut m = 0;
+    while m <= 1440 {
+        let [h1, h0] = const_two_digits(m / 60);
+        let [m1, m0] = const_two_digits(m % 60);
+        let at = m * 5;
+        (out[at], out[at + 1], out[at + 2], out[at + 3], out[at + 4]) = (h1, h0, b':', m1, m0);
+        m += 1;
+    }
+    out
+};
+
+/// `YYYY` of every year 0–9999, four bytes each.
+static YEAR_TEXTS: &str = ascii_table(&YEAR_BYTES);
+static YEAR_BYTES: [u8; 10_000 * 4] = {
+    let mut out = [0u8; 10_000 * 4];
+    let mut y = 0;
+    while y < 10_000 {
+        let [a, b] = const_two_digits(y / 100);
+        let [c, d] = const_two_digits(y % 100);
+        (out[y * 4], out[y * 4 + 1], out[y * 4 + 2], out[y * 4 + 3]) = (a, b, c, d);
+        y += 1;
+    }
+    out
+};
+
+/// `-MM-DD` of every month 1–12 and day 1–31 (`(month - 1) * 31 + day - 1`), six bytes each.
+static MONTH_DAY_TEXTS: &str = ascii_table(&MONTH_DAY_BYTES);
+static MONTH_DAY_BYTES: [u8; 12 * 31 * 6] = {
+    let mut out = [0u8; 12 * 31 * 6];
+    let mut i = 0;
+    while i < 12 * 31 {
+        let [m1, m0] = const_two_digits(i / 31 + 1);
+        let [d1, d0] = const_two_digits(i % 31 + 1);
+        let at = i * 6;
+        (out[at], out[at + 1], out[at + 2]) = (b'-', m1, m0);
+        (out[at + 3], out[at + 4], out[at + 5]) = (b'-', d1, d0);
+        i += 1;
+    }
+    out
+};
+
+/// `n` (below 100) as two ASCII digits, at compile time.
+const fn const_two_digits(n: usize) -> [u8; 2] {
+    [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]
+}
+
+/// A table of ASCII bytes as text, checked at compile time (were it not ASCII, it would be
+/// empty and every lookup would fall back, which the tests would see).
+const fn ascii_table(bytes: &'static [u8]) -> &'static str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => "",
+    }
+}
+
+/// [`date_text`], inline, from [`YEAR_TEXTS`] and [`MONTH_DAY_TEXTS`].
+fn date_compact(date: jiff::civil::Date) -> CompactString {
+    let year = usize::try_from(date.year()).ok().filter(|y| *y < 10_000);
+    let month_day = (
+        usize::try_from(date.month()).unwrap_or(0),
+        usize::try_from(date.day()).unwrap_or(0),
+    );
+    match (year, month_day) {
+        (Some(year), (month @ 1..=12, day @ 1..=31)) => {
+            let at = ((month - 1) * 31 + day - 1) * 6;
+            let mut out =
+                CompactString::const_new(YEAR_TEXTS.get(year * 4..year * 4 + 4).unwrap_or("0000"));
+            out.push_str(MONTH_DAY_TEXTS.get(at..at + 6).unwrap_or("-01-01"));
+            out
+        }
+        _ => CompactString::from(date_text(date)),
+    }
+}
+
 /// `YYYY-MM-DD` (what `jiff`'s `Date` displays), digit by digit for years 0–9999.
 fn date_text(date: jiff::civil::Date) -> String {
     let Ok(year) = u16::try_from(date.year()) else {
@@ -440,18 +528,19 @@ impl LocalHours<'_> {
         Clock(self.minute)
     }
 
-    /// The same, as the data of a decision's reason.
+    /// The same, as the data of a decision's reason. Every text but an unusually long zone
+    /// name is written inline (no allocation); only a non-empty day's intervals allocate.
     pub fn to_reason(&self) -> crate::reasons::HoursAt {
         let day = usize::try_from(self.date.weekday().to_monday_zero_offset()).unwrap_or(0);
         crate::reasons::HoursAt {
-            time_zone: self.zone_name().to_string(),
-            date: date_text(self.date),
-            weekday: DAY_KEYS[day % 7].to_string(),
-            time: Clock(self.minute).text(),
+            time_zone: CompactString::new(self.zone_name()),
+            date: date_compact(self.date),
+            weekday: CompactString::const_new(DAY_KEYS[day % 7]),
+            time: Clock(self.minute).compact(),
             hours: self
                 .hours
                 .iter()
-                .map(|i| [Clock(i.start).text(), Clock(i.end).text()])
+                .map(|i| [Clock(i.start).compact(), Clock(i.end).compact()])
                 .collect(),
             overridden: self.overridden,
         }
@@ -555,6 +644,8 @@ mod tests {
                 Clock(minute).text(),
                 format!("{:02}:{:02}", minute / 60, minute % 60)
             );
+            assert_eq!(Clock(minute).compact(), Clock(minute).text());
+            assert!(!Clock(minute).compact().is_heap_allocated());
         }
         for (y, m, d) in [
             (2026i16, 12i8, 7i8),
@@ -565,10 +656,70 @@ mod tests {
         ] {
             let date = jiff::civil::date(y, m, d);
             assert_eq!(date_text(date), date.to_string());
+            assert_eq!(date_compact(date), date.to_string());
+            assert!(!date_compact(date).is_heap_allocated());
         }
         assert_eq!(
             date_text(jiff::civil::date(-5, 1, 1)),
             jiff::civil::date(-5, 1, 1).to_string()
+        );
+        assert_eq!(
+            date_compact(jiff::civil::date(-5, 1, 1)),
+            jiff::civil::date(-5, 1, 1).to_string()
+        );
+    }
+
+    #[test]
+    fn every_clock_and_date_text_inline_is_the_formatted_one() {
+        for minute in 0..=DAY {
+            assert_eq!(Clock(minute).compact(), Clock(minute).text(), "{minute}");
+        }
+        let mut date = jiff::civil::date(1999, 1, 1);
+        while date.year() < 2101 {
+            assert_eq!(date_compact(date), date_text(date));
+            date = date.tomorrow().expect("in range");
+        }
+    }
+
+    /// What a decision records of a schedule: the same texts (and JSON) as when each was a
+    /// `String` written by `date_text` and `Clock::text`, none of them on the heap.
+    #[test]
+    fn a_reason_holds_the_hours_inline_with_the_same_json() {
+        let schedule: Schedule = serde_json::from_value(serde_json::json!({
+            "time_zone": "America/Chicago",
+            "weekly": { "thu": [["09:00", "12:00"], ["13:00", "24:00"]] },
+            "overrides": [{ "date": "2026-12-25", "hours": [] }]
+        }))
+        .expect("valid schedule");
+        let hours = schedule.compile("hours").expect("compiles");
+        let utc = TimeZone::UTC;
+        // 2026-12-24T16:30:00Z is Thursday 10:30 in Chicago; a day later, the override.
+        let at = Timestamp::from_second(1_798_129_800).expect("valid");
+        let local = hours.at(at, &utc);
+        let reason = local.to_reason();
+        for text in [
+            &reason.time_zone,
+            &reason.date,
+            &reason.weekday,
+            &reason.time,
+        ] {
+            assert!(!text.is_heap_allocated(), "{text}");
+        }
+        assert_eq!(reason.date, date_text(local.date));
+        assert_eq!(reason.time, Clock(local.minute).text());
+        assert_eq!(
+            serde_json::to_string(&reason).expect("encodes"),
+            r#"{"time_zone":"America/Chicago","date":"2026-12-24","weekday":"thu","time":"10:30","hours":[["09:00","12:00"],["13:00","24:00"]]}"#
+        );
+        let closed = hours
+            .at(
+                Timestamp::from_second(1_798_129_800 + 86_400).expect("valid"),
+                &utc,
+            )
+            .to_reason();
+        assert_eq!(
+            serde_json::to_string(&closed).expect("encodes"),
+            r#"{"time_zone":"America/Chicago","date":"2026-12-25","weekday":"fri","time":"10:30","hours":[],"override":true}"#
         );
     }
 

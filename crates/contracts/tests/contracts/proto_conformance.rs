@@ -1357,7 +1357,7 @@ fn hours_at(zone: &str, date: &str, weekday: &str, time: &str, hours: &[(&str, &
         time: time.into(),
         hours: hours
             .iter()
-            .map(|(a, b)| [a.to_string(), b.to_string()])
+            .map(|(a, b)| [(*a).into(), (*b).into()])
             .collect(),
         overridden: false,
     }
@@ -2544,11 +2544,14 @@ mod strategies {
         )
             .prop_map(
                 |(time_zone, (y, m, d), weekday, (hh, mm), hours, overridden)| HoursAt {
-                    time_zone,
-                    date: format!("{y:04}-{m:02}-{d:02}"),
-                    weekday: weekday.to_string(),
-                    time: format!("{hh:02}:{mm:02}"),
-                    hours,
+                    time_zone: time_zone.into(),
+                    date: format!("{y:04}-{m:02}-{d:02}").into(),
+                    weekday: weekday.into(),
+                    time: format!("{hh:02}:{mm:02}").into(),
+                    hours: hours
+                        .into_iter()
+                        .map(|[start, end]| [start.into(), end.into()])
+                        .collect(),
                     overridden,
                 },
             )
