@@ -14,11 +14,11 @@
 //! with the history as of its own `calls_seq`.
 
 use crate::AuditError;
-use crate::read::{self, Flow, Progress, Selection, Start, scan};
+use crate::read::{self, Decoded, Flow, Parts, Progress, Selection, Start, scan};
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::time::Duration;
 use switchboard_bus::{CALLS, SETTINGS};
 use switchboard_contracts::reasons::{render, rules_reasons, v1_rule};
@@ -28,6 +28,9 @@ use switchboard_contracts::{
 };
 use switchboard_projections::{Projection, Record};
 use switchboard_routing::{AnswerLog, CallerHistory, Decision, TenantState};
+
+/// SETTINGS records decoded ahead of the decisions made with them.
+const SETTINGS_AHEAD: usize = 8192;
 
 /// The line the router puts first when it decided on a call's last delivery without being
 /// sure its settings were fresh; not part of the rules' explanation.
@@ -73,7 +76,7 @@ pub enum Why<'a> {
     Lines(&'a [String]),
 }
 
-fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DefaultHasher) {
+fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DigestHasher) {
     target.number.hash(h);
     target.user_id.hash(h);
     target.rule.hash(h);
@@ -81,6 +84,67 @@ fn hash_target(target: &Target, ring_timeouts: bool, h: &mut DefaultHasher) {
     target.screen.hash(h);
     if ring_timeouts {
         target.ring_timeout_secs.hash(h);
+    }
+}
+
+/// The hasher of [`digest`], which replay runs twice per call (the recorded decision and the
+/// replayed one): a digest only ever meets digests of the same run, so it needs no key, and
+/// SipHash (std's `DefaultHasher`) was a tenth of replay's instructions. Each word is mixed
+/// in by murmur3's 64-bit finalizer, a bijection with full avalanche: two inputs that differ
+/// in one word always differ, and any other difference changes the digest but with
+/// probability 2^-64. Each `write` is prefixed by its length, so that byte strings padded to
+/// a word stay distinct.
+#[derive(Debug, Default, Clone, Copy)]
+struct DigestHasher(u64);
+
+impl DigestHasher {
+    fn word(&mut self, word: u64) {
+        let mut x = (self.0 ^ word).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^= x >> 33;
+        self.0 = x;
+    }
+}
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut words = bytes.chunks_exact(8);
+        for chunk in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.word(u64::from_le_bytes(word));
+        }
+        let tail = words.remainder();
+        if !tail.is_empty() {
+            let mut word = [0u8; 8];
+            word[..tail.len()].copy_from_slice(tail);
+            self.word(u64::from_le_bytes(word));
+        }
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.word(u64::from(n));
+    }
+    fn write_u16(&mut self, n: u16) {
+        self.word(u64::from(n));
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.word(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.word(n);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.word(n as u64);
+    }
+    fn write_isize(&mut self, n: isize) {
+        self.word(n as u64);
     }
 }
 
@@ -94,8 +158,8 @@ pub fn has_ring_timeouts(target: Option<&Target>, fallbacks: &[Target]) -> bool 
         .any(|t| t.ring_timeout_secs.is_some())
 }
 
-/// A fingerprint of everything the rules decide (`DefaultHasher::new` has fixed keys, so it is
-/// the same for the same decision in every run of this build); ring timeouts only with
+/// A fingerprint of everything the rules decide (its hasher, `DigestHasher`, has no key: it
+/// is the same for the same decision in every run of this build); ring timeouts only with
 /// `ring_timeouts`.
 pub fn digest(
     rule: Rule,
@@ -105,7 +169,7 @@ pub fn digest(
     why: Why<'_>,
     ring_timeouts: bool,
 ) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = DigestHasher::default();
     rule.hash(&mut h);
     target.is_some().hash(&mut h);
     for t in target.into_iter().chain(fallbacks) {
@@ -523,7 +587,346 @@ pub struct Recorded {
     pub unreplayable: Vec<Unreplayable>,
 }
 
+/// The hasher of [`Inbounds`]: the hash of a call's tenant and id, computed where the call
+/// was decoded (on its reader's task), as is.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (keys are `u64`); this keeps any other use correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Inbound calls no decision has taken yet, by the hash of their tenant and id (so that the
+/// strings are neither hashed again nor copied into a key).
+///
+/// Public only for the audit tests (which force hashes to collide).
+#[doc(hidden)]
+#[derive(Default)]
+pub struct Inbounds(HashMap<u64, Bucket, BuildHasherDefault<Prehashed>>);
+
+/// The calls of one hash: nearly always one.
+enum Bucket {
+    One(CallInbound),
+    More(Vec<CallInbound>),
+}
+
+fn same_call(call: &CallInbound, tenant_id: &TenantId, call_id: &str) -> bool {
+    call.call_id == call_id && call.tenant_id == *tenant_id
+}
+
+impl Inbounds {
+    /// Adds `call`, unless a call with its tenant and id is already waiting (the first one
+    /// stays).
+    pub fn insert(&mut self, hash: u64, call: CallInbound) {
+        match self.0.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(Bucket::One(call));
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let bucket = entry.get_mut();
+                let calls: &[CallInbound] = match bucket {
+                    Bucket::One(one) => std::slice::from_ref(one),
+                    Bucket::More(more) => more,
+                };
+                if calls
+                    .iter()
+                    .any(|c| same_call(c, &call.tenant_id, &call.call_id))
+                {
+                    return;
+                }
+                match bucket {
+                    Bucket::More(more) => more.push(call),
+                    Bucket::One(_) => {
+                        if let Bucket::One(one) =
+                            std::mem::replace(bucket, Bucket::More(Vec::new()))
+                        {
+                            *bucket = Bucket::More(vec![one, call]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the waiting call with this tenant and id.
+    pub fn take(&mut self, hash: u64, tenant_id: &TenantId, call_id: &str) -> Option<CallInbound> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let std::collections::hash_map::Entry::Occupied(mut entry) = self.0.entry(hash) else {
+            return None;
+        };
+        match entry.get_mut() {
+            Bucket::One(one) if same_call(one, tenant_id, call_id) => match entry.remove() {
+                Bucket::One(one) => Some(one),
+                Bucket::More(_) => None,
+            },
+            Bucket::One(_) => None,
+            Bucket::More(more) => {
+                let at = more.iter().position(|c| same_call(c, tenant_id, call_id))?;
+                let call = more.swap_remove(at);
+                if more.is_empty() {
+                    entry.remove();
+                }
+                Some(call)
+            }
+        }
+    }
+
+    /// Adds every call of `later` (read after these), as [`insert`](Self::insert) does.
+    pub fn extend(&mut self, later: Inbounds) {
+        for (hash, bucket) in later.0 {
+            match bucket {
+                Bucket::One(call) => self.insert(hash, call),
+                Bucket::More(calls) => {
+                    for call in calls {
+                        self.insert(hash, call);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the reader of a part of CALLS makes of it, for [`Matcher`] to put together in stream
+/// order.
+///
+/// Each part matches its decisions with the calls read before them in the same part; the
+/// matcher then corrects for what the parts before it left, exactly as one reader of the
+/// whole would have matched them (see [`Matcher::apply`]).
+enum CallEvent {
+    /// A selected decision and the call it took in its part.
+    Matched(u64, RecordedCall),
+    /// A selected decision whose call its part did not have.
+    Unmatched(u64, TenantId, String, RouteSummary),
+    /// A selected decision that cannot be read.
+    Unreadable(Unreplayable),
+    /// The part's calls no decision of the part took, at its end.
+    Left(Inbounds),
+}
+
+/// What replay keeps of a recorded decision (see [`RecordedCall`]).
+struct RouteSummary {
+    route_seq: u64,
+    settings_seq: u64,
+    calls_seq: u64,
+    rule: Rule,
+    digest: u64,
+    ring_timeouts: bool,
+    v1: bool,
+}
+
+impl RouteSummary {
+    fn with(self, call: CallInbound) -> RecordedCall {
+        RecordedCall {
+            call,
+            route_seq: self.route_seq,
+            settings_seq: self.settings_seq,
+            calls_seq: self.calls_seq,
+            rule: self.rule,
+            digest: self.digest,
+            ring_timeouts: self.ring_timeouts,
+            v1: self.v1,
+        }
+    }
+}
+
+/// Decodes one part of CALLS for [`recorded_calls`] (on its reader's task) and matches its
+/// decisions with its calls.
+struct CallPart {
+    selection: Selection,
+    hasher: RandomState,
+    inbound: Inbounds,
+}
+
+impl read::PartDecoder<CallEvent> for CallPart {
+    fn decode(&mut self, m: read::Stored) -> Result<Decoded<CallEvent>, AuditError> {
+        if self.selection.is_past(m.time) {
+            return Ok(Decoded::Stop);
+        }
+        Ok(match m.token(1) {
+            // What the router could not decode it rejected: there is no decision for it.
+            Some("inbound") => {
+                if let Some(call) = read::decode::<CallInbound>(&m.payload, &m.subject) {
+                    let hash = self.hasher.hash_one((&call.tenant_id, &call.call_id));
+                    self.inbound.insert(hash, call);
+                }
+                Decoded::Skip
+            }
+            Some("route") if self.selection.contains(m.seq, m.time) => {
+                match read::decode_recorded_route(&m.payload, &m.subject) {
+                    Some(route) => {
+                        let summary = RouteSummary {
+                            route_seq: m.seq,
+                            settings_seq: route.settings_seq,
+                            calls_seq: route.calls_seq,
+                            rule: route.rule,
+                            digest: digest_route(&route),
+                            ring_timeouts: has_ring_timeouts(
+                                route.target.as_ref(),
+                                &route.fallbacks,
+                            ),
+                            v1: route.is_v1(),
+                        };
+                        let hash = self.hasher.hash_one((&route.tenant_id, &route.call_id));
+                        // Taken, not copied: a million calls are held once.
+                        Decoded::Item(
+                            match self.inbound.take(hash, &route.tenant_id, &route.call_id) {
+                                Some(call) => CallEvent::Matched(hash, summary.with(call)),
+                                None => CallEvent::Unmatched(
+                                    hash,
+                                    route.tenant_id,
+                                    route.call_id,
+                                    summary,
+                                ),
+                            },
+                        )
+                    }
+                    None => {
+                        // Decoded again only to say why.
+                        let e = Envelope::<CallRoute>::decode(&m.payload, &m.subject)
+                            .err()
+                            .map_or_else(|| "unknown".to_string(), |e| e.to_string());
+                        Decoded::Item(CallEvent::Unreadable(Unreplayable {
+                            call_id: String::new(),
+                            tenant_id: m
+                                .token(2)
+                                .and_then(|t| TenantId::new(t).ok())
+                                .unwrap_or_else(TenantId::unknown),
+                            route_seq: m.seq,
+                            reason: format!("the recorded decision is not readable: {e}"),
+                        }))
+                    }
+                }
+            }
+            _ => Decoded::Skip,
+        })
+    }
+
+    fn end(self) -> Option<CallEvent> {
+        (!self.inbound.0.is_empty()).then_some(CallEvent::Left(self.inbound))
+    }
+}
+
+/// Matches decisions with their calls in stream order, as one reader of CALLS would: a
+/// decision takes the first inbound event of its call stored before it and not taken by an
+/// earlier decision.
+#[derive(Default)]
+struct Matcher {
+    /// What the parts before the current one left.
+    inbound: Inbounds,
+}
+
+impl Matcher {
+    /// The recorded call `event` completes, if any; a decision without its call goes to
+    /// `unreplayable`.
+    ///
+    /// A part matched its decisions as if nothing came before it; a call the earlier parts
+    /// left under the same tenant and id changes that: one reader would have kept that
+    /// (earlier) call and passed over the part's own (an inbound event of a call already
+    /// waiting is), and given it to the part's first decision of the call.
+    fn apply(
+        &mut self,
+        event: CallEvent,
+        unreplayable: &mut Vec<Unreplayable>,
+    ) -> Option<RecordedCall> {
+        match event {
+            CallEvent::Matched(hash, mut recorded) => {
+                if let Some(earlier) =
+                    self.inbound
+                        .take(hash, &recorded.call.tenant_id, &recorded.call.call_id)
+                {
+                    recorded.call = earlier;
+                }
+                Some(recorded)
+            }
+            CallEvent::Unmatched(hash, tenant_id, call_id, route) => {
+                match self.inbound.take(hash, &tenant_id, &call_id) {
+                    Some(call) => Some(route.with(call)),
+                    None => {
+                        unreplayable.push(Unreplayable {
+                            call_id,
+                            tenant_id,
+                            route_seq: route.route_seq,
+                            reason: "no undecided call.inbound event of this call was found \
+                                     before it (missing, or a second decision for the call)"
+                                .into(),
+                        });
+                        None
+                    }
+                }
+            }
+            CallEvent::Unreadable(u) => {
+                unreplayable.push(u);
+                None
+            }
+            CallEvent::Left(left) => {
+                self.inbound.extend(left);
+                None
+            }
+        }
+    }
+}
+
+/// The selected part of CALLS, read in parts at once and decoded on the readers' tasks
+/// ([`read::PartsReader`]).
+async fn read_calls(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    start: Start,
+) -> Result<read::PartsReader<CallEvent>, AuditError> {
+    let filters = selection.call_subjects(&["inbound", "route"]);
+    let hasher = RandomState::new();
+    read::PartsReader::open(js, CALLS, &filters, start, Parts::parallel(), || CallPart {
+        selection: selection.clone(),
+        hasher: hasher.clone(),
+        inbound: Inbounds::default(),
+    })
+    .await
+}
+
+/// Reports a [`read::PartsReader`]'s progress every 1024 messages.
+#[derive(Default)]
+struct Reported(u64);
+
+impl Reported {
+    fn update<T: Send + 'static>(
+        &mut self,
+        reader: &read::PartsReader<T>,
+        progress: &dyn Progress,
+    ) {
+        let read = reader.read();
+        if read >= self.0 + 1024 {
+            progress.advance(read - self.0);
+            self.0 = read;
+        }
+    }
+
+    fn finish<T: Send + 'static>(
+        &mut self,
+        reader: &read::PartsReader<T>,
+        progress: &dyn Progress,
+    ) {
+        progress.advance(reader.read().saturating_sub(self.0));
+        progress.finish();
+    }
+}
+
 /// Reads the selected decisions and their inbound calls from CALLS.
+///
+/// Parts of CALLS are read and decoded at once ([`read::PartsReader`]); the decisions are
+/// matched with their calls in stream order ([`Matcher`]).
 pub async fn recorded_calls(
     js: &async_nats::jetstream::Context,
     selection: &Selection,
@@ -534,69 +937,230 @@ pub async fn recorded_calls(
     let Some(start) = read::calls_start(js, selection, lookback).await? else {
         return Ok(recorded);
     };
-    let mut inbound: HashMap<(TenantId, String), CallInbound> = HashMap::new();
-    let filters = selection.call_subjects(&["inbound", "route"]);
-    scan(js, CALLS, &filters, start, progress, "reading CALLS", |m| {
-        if selection.is_past(m.time) {
-            return Ok(Flow::Stop);
+    let mut calls = read_calls(js, selection, start).await?;
+    progress.stage("reading CALLS", Some(calls.pending()));
+    let mut matcher = Matcher::default();
+    let mut reported = Reported::default();
+    while let Some(event) = calls.next().await? {
+        if let Some(call) = matcher.apply(event, &mut recorded.unreplayable) {
+            recorded.calls.push(call);
         }
-        match m.token(1) {
-            Some("inbound") => {
-                // What the router could not decode it rejected: there is no decision for it.
-                if let Some(call) = read::decode::<CallInbound>(&m.payload, &m.subject) {
-                    let key = (call.tenant_id.clone(), call.call_id.clone());
-                    inbound.entry(key).or_insert(call);
-                }
+        reported.update(&calls, progress);
+    }
+    reported.finish(&calls, progress);
+    Ok(recorded)
+}
+
+/// Recorded calls held back before they are decided, so that calls stored slightly out of
+/// `settings_seq` order are still decided in one pass.
+const WINDOW: usize = 65_536;
+
+/// Replay in one pass while CALLS is read: each recorded call (after a window that puts
+/// them in `(settings_seq, route_seq)` order) is decided as soon as SETTINGS has been applied
+/// up to its `settings_seq`, SETTINGS being read (and decoded, on its reader's task) only as
+/// far as the calls need. Deciding overlaps reading, and only the calls that differ are kept.
+///
+/// A call this pass cannot decide exactly is left for [`Replayer`]: one whose settings are
+/// already behind the projection (stored after calls decided at later settings, beyond the
+/// window), or one decided with a returning-caller history (`calls_seq`), which needs the
+/// answers read first.
+struct Streamed<F> {
+    projection: Projection,
+    /// Always empty: the calls decided here had no history (`calls_seq` 0).
+    answers: AnswerLog,
+    empty: HashMap<TenantId, TenantState>,
+    decide: F,
+    /// Sorted by `(settings_seq, route_seq)`.
+    window: VecDeque<RecordedCall>,
+    settings: Option<read::PartsReader<Record>>,
+    /// Whether `settings` has read to its end.
+    settings_done: bool,
+    /// The last sequence of SETTINGS when `settings` was opened: every record up to it is
+    /// read once `settings` is done.
+    settings_covered: u64,
+    /// The next SETTINGS record, read and not yet applied.
+    next_record: Option<Record>,
+    /// The sequence of the last SETTINGS record applied (0: none).
+    applied: u64,
+    settings_events: u64,
+    decided: u64,
+    /// The highest `settings_seq` of any recorded call.
+    last_settings_seq: u64,
+    mismatches: Vec<Mismatch>,
+    late: Vec<RecordedCall>,
+}
+
+impl<F: DecideFn> Streamed<F> {
+    fn new(decide: F) -> Self {
+        Streamed {
+            projection: Projection::new(),
+            answers: AnswerLog::new(),
+            empty: HashMap::new(),
+            decide,
+            window: VecDeque::new(),
+            settings: None,
+            settings_done: false,
+            settings_covered: 0,
+            next_record: None,
+            applied: 0,
+            settings_events: 0,
+            decided: 0,
+            last_settings_seq: 0,
+            mismatches: Vec::new(),
+            late: Vec::new(),
+        }
+    }
+
+    /// Takes a recorded call, deciding the oldest held back if the window is full.
+    async fn push(
+        &mut self,
+        call: RecordedCall,
+        js: &async_nats::jetstream::Context,
+        selection: &Selection,
+    ) -> Result<(), AuditError> {
+        self.last_settings_seq = self.last_settings_seq.max(call.settings_seq);
+        let key = |c: &RecordedCall| (c.settings_seq, c.route_seq);
+        let at = match self.window.back() {
+            Some(last) if key(last) > key(&call) => {
+                self.window.partition_point(|c| key(c) < key(&call))
             }
-            Some("route") if selection.contains(m.seq, m.time) => {
-                let route = match read::decode_recorded::<CallRoute>(&m.payload, &m.subject) {
-                    Some(route) => route,
+            _ => self.window.len(),
+        };
+        self.window.insert(at, call);
+        if self.window.len() > WINDOW
+            && let Some(oldest) = self.window.pop_front()
+        {
+            self.decide_one(oldest, js, selection).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides every call held back.
+    async fn drain(
+        &mut self,
+        js: &async_nats::jetstream::Context,
+        selection: &Selection,
+        progress: &dyn Progress,
+    ) -> Result<(), AuditError> {
+        let mut done = 0u64;
+        while let Some(call) = self.window.pop_front() {
+            self.decide_one(call, js, selection).await?;
+            done += 1;
+            if done == 1024 {
+                progress.advance(done);
+                done = 0;
+            }
+        }
+        progress.advance(done);
+        Ok(())
+    }
+
+    async fn decide_one(
+        &mut self,
+        call: RecordedCall,
+        js: &async_nats::jetstream::Context,
+        selection: &Selection,
+    ) -> Result<(), AuditError> {
+        if call.calls_seq > 0 || self.applied > call.settings_seq {
+            self.late.push(call);
+            return Ok(());
+        }
+        self.apply_settings_up_to(call.settings_seq, js, selection)
+            .await?;
+        if self.settings_done && call.settings_seq > self.settings_covered {
+            // Decided at settings stored after SETTINGS was read to its end (while the router
+            // works on): left for the pass that reads SETTINGS once CALLS is read.
+            self.late.push(call);
+            return Ok(());
+        }
+        let tenant = &call.call.tenant_id;
+        let state = match self.projection.tenant(tenant) {
+            Some(state) => state,
+            None => self
+                .empty
+                .entry(tenant.clone())
+                .or_insert_with(|| TenantState::new(tenant.clone())),
+        };
+        let history = self.answers.as_of(tenant, call.calls_seq);
+        let decision = (self.decide)(&call.call, state, &history);
+        self.decided += 1;
+        if digest_decision(&decision, call.ring_timeouts, call.v1) != call.digest {
+            self.mismatches.push(Mismatch {
+                recorded: call,
+                replayed: decision,
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies the SETTINGS records up to sequence `seq`, reading on as needed.
+    async fn apply_settings_up_to(
+        &mut self,
+        seq: u64,
+        js: &async_nats::jetstream::Context,
+        selection: &Selection,
+    ) -> Result<(), AuditError> {
+        loop {
+            if self.next_record.is_none() {
+                if self.settings_done || seq == 0 {
+                    return Ok(());
+                }
+                let reader = match &mut self.settings {
+                    Some(reader) => reader,
                     None => {
-                        // Decoded again only to say why.
-                        let e = Envelope::<CallRoute>::decode(&m.payload, &m.subject)
-                            .err()
-                            .map_or_else(|| "unknown".to_string(), |e| e.to_string());
-                        recorded.unreplayable.push(Unreplayable {
-                            call_id: String::new(),
-                            tenant_id: m
-                                .token(2)
-                                .and_then(|t| TenantId::new(t).ok())
-                                .unwrap_or_else(TenantId::unknown),
-                            route_seq: m.seq,
-                            reason: format!("the recorded decision is not readable: {e}"),
-                        });
-                        return Ok(Flow::Continue);
+                        let reader = read_settings(js, selection).await?;
+                        self.settings_covered = reader.last_sequence();
+                        self.settings.insert(reader)
                     }
                 };
-                let key = (route.tenant_id.clone(), route.call_id.clone());
-                // Taken, not copied: a million calls are held once.
-                match inbound.remove(&key) {
-                    Some(call) => recorded.calls.push(RecordedCall {
-                        call,
-                        route_seq: m.seq,
-                        settings_seq: route.settings_seq,
-                        calls_seq: route.calls_seq,
-                        rule: route.rule,
-                        digest: digest_route(&route),
-                        ring_timeouts: has_ring_timeouts(route.target.as_ref(), &route.fallbacks),
-                        v1: route.is_v1(),
-                    }),
-                    None => recorded.unreplayable.push(Unreplayable {
-                        call_id: route.call_id,
-                        tenant_id: route.tenant_id,
-                        route_seq: m.seq,
-                        reason: "no undecided call.inbound event of this call was found \
-                                 before it (missing, or a second decision for the call)"
-                            .into(),
-                    }),
+                match reader.next().await? {
+                    Some(record) => self.next_record = Some(record),
+                    None => {
+                        self.settings_done = true;
+                        return Ok(());
+                    }
                 }
             }
-            _ => {}
+            match self.next_record.take() {
+                Some(record) if record.seq <= seq => {
+                    self.projection.apply(&record);
+                    self.applied = record.seq;
+                    self.settings_events += 1;
+                }
+                other => {
+                    self.next_record = other;
+                    return Ok(());
+                }
+            }
         }
-        Ok(Flow::Continue)
-    })
-    .await?;
-    Ok(recorded)
+    }
+}
+
+/// SETTINGS (the selection's tenants) from the start, each record decoded on the reader's
+/// task, a bounded number ahead of the decisions made with them.
+async fn read_settings(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+) -> Result<read::PartsReader<Record>, AuditError> {
+    let parts = Parts {
+        readers: 1,
+        ahead: Some(SETTINGS_AHEAD),
+        filter_here: true,
+        span: read::PART_SPAN,
+    };
+    read::PartsReader::open(
+        js,
+        SETTINGS,
+        &selection.settings_subjects(),
+        Start::First,
+        parts,
+        || {
+            read::EachMessage(|m: read::Stored| {
+                Ok(Decoded::Item(Record::decode(m.seq, &m.subject, &m.payload)))
+            })
+        },
+    )
+    .await
 }
 
 /// Replays the selected decisions with the current routing code.
@@ -627,63 +1191,119 @@ pub async fn replay_with(
     decide: impl DecideFn,
 ) -> Result<ReplayReport, AuditError> {
     selection.validate()?;
-    let recorded = recorded_calls(js, selection, lookback, progress).await?;
-    let mut report = ReplayReport {
-        unreplayable: recorded.unreplayable,
-        ..ReplayReport::default()
-    };
-    let mut replayer = Replayer::new(recorded.calls, decide);
-    if let Some((since, upto)) = replayer.answers_needed() {
-        read_answers(js, selection, since, upto, replayer.answers(), progress).await?;
+    let mut report = ReplayReport::default();
+    let mut streamed = Streamed::new(decide);
+    if let Some(start) = read::calls_start(js, selection, lookback).await? {
+        let mut calls = read_calls(js, selection, start).await?;
+        progress.stage("reading CALLS", Some(calls.pending()));
+        let mut matcher = Matcher::default();
+        let mut reported = Reported::default();
+        while let Some(event) = calls.next().await? {
+            if let Some(call) = matcher.apply(event, &mut report.unreplayable) {
+                streamed.push(call, js, selection).await?;
+            }
+            reported.update(&calls, progress);
+        }
+        reported.finish(&calls, progress);
     }
-    let last = replayer.last_settings_seq();
-    report.last_settings_seq = last;
+    progress.stage("replaying decisions", Some(streamed.window.len() as u64));
+    streamed.drain(js, selection, progress).await?;
+    progress.finish();
+    let Streamed {
+        decide,
+        decided,
+        settings_events,
+        last_settings_seq,
+        mut mismatches,
+        late,
+        ..
+    } = streamed;
+    report.calls_replayed = decided;
+    report.settings_events = settings_events;
+    report.last_settings_seq = last_settings_seq;
+    if !late.is_empty() {
+        // Decided in a second pass, in order, with the answers they need read first.
+        let (decided, settings_events, late_mismatches) =
+            replay_in_order(js, selection, late, decide, progress).await?;
+        report.calls_replayed += decided;
+        // Both passes read SETTINGS from the start: the longer one read what the other did.
+        report.settings_events = report.settings_events.max(settings_events);
+        mismatches.extend(late_mismatches);
+    }
 
     let settings_stream = js
         .get_stream(SETTINGS)
         .await
         .map_err(AuditError::nats("open the SETTINGS stream"))?;
     let first = settings_stream.cached_info().state.first_sequence;
-    if first > 1 && last > 0 {
+    if first > 1 && last_settings_seq > 0 {
         report.warnings.push(format!(
             "SETTINGS starts at sequence {first}: older events have expired, so settings were \
              rebuilt without them"
         ));
     }
+    mismatches.sort_by_key(|m| m.recorded.route_seq);
+    report.differences = explain_mismatches(js, mismatches).await?;
+    report.unreplayable.sort_by_key(|u| u.route_seq);
+    Ok(report)
+}
+
+/// Decides `calls` again in `(settings_seq, route_seq)` order with a [`Replayer`]: the answers
+/// they need, then SETTINGS from the start up to the last they need. Returns how many were
+/// decided, how many SETTINGS events were applied, and the mismatches.
+async fn replay_in_order<F: DecideFn>(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    calls: Vec<RecordedCall>,
+    decide: F,
+    progress: &dyn Progress,
+) -> Result<(u64, u64, Vec<Mismatch>), AuditError> {
+    let mut replayer = Replayer::new(calls, decide);
+    if let Some((since, upto)) = replayer.answers_needed() {
+        read_answers(js, selection, since, upto, replayer.answers(), progress).await?;
+    }
+    let last = replayer.last_settings_seq();
     if last > 0 {
         let total = replayer.calls.len() as u64;
-        progress.stage("replaying decisions", Some(total));
+        progress.stage("replaying decisions in order", Some(total));
         let mut reported = 0usize;
-        scan(
+        // Decoded on a reader's task while the decisions are made on this one.
+        let settings = Parts {
+            readers: 1,
+            ahead: Some(SETTINGS_AHEAD),
+            filter_here: true,
+            span: read::PART_SPAN,
+        };
+        read::scan_parts(
             js,
             SETTINGS,
             &selection.settings_subjects(),
             Start::First,
+            settings,
             &crate::read::NoProgress,
             "reading SETTINGS",
-            |m| {
-                if m.seq > last {
-                    return Ok(Flow::Stop);
-                }
-                replayer.settings(&Record::decode(m.seq, &m.subject, &m.payload));
+            move |m| {
+                Ok(if m.seq > last {
+                    Decoded::Stop
+                } else {
+                    Decoded::Item(Record::decode(m.seq, &m.subject, &m.payload))
+                })
+            },
+            |record| {
+                replayer.settings(&record);
                 let decided = replayer.decided();
                 if decided - reported >= 1024 {
                     progress.advance((decided - reported) as u64);
                     reported = decided;
                 }
-                Ok(Flow::Continue)
+                Ok(())
             },
         )
         .await?;
         progress.advance((replayer.calls.len() - reported) as u64);
         progress.finish();
     }
-    let (decided, settings_events, mismatches) = replayer.finish();
-    report.calls_replayed = decided;
-    report.settings_events = settings_events;
-    report.differences = explain_mismatches(js, mismatches).await?;
-    report.unreplayable.sort_by_key(|u| u.route_seq);
-    Ok(report)
+    Ok(replayer.finish())
 }
 
 /// Reads the `answered` events of CALLS from `since` up to sequence `upto` into `log` (only

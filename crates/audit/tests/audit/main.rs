@@ -6,6 +6,7 @@
 mod explain;
 mod lint;
 mod policy;
+mod read;
 mod replay;
 mod support;
 mod what_if;
