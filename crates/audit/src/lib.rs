@@ -29,6 +29,8 @@ pub use explain::{CallLife, explain};
 pub use lint::{Finding, LintReport, lint, lint_with};
 pub use proposal::parse_settings_file;
 pub use read::{NoProgress, Progress, Selection};
-pub use replay::{Difference, ReplayReport, Replayer, replay, replay_with};
+pub use replay::{
+    Difference, ReplayOptions, ReplayReport, Replayer, replay, replay_with, replay_with_options,
+};
 pub use settings::SettingsLog;
 pub use what_if::{WhatIfReport, what_if};

@@ -952,8 +952,31 @@ pub async fn recorded_calls(
 }
 
 /// Recorded calls held back before they are decided, so that calls stored slightly out of
-/// `settings_seq` order are still decided in one pass.
-const WINDOW: usize = 65_536;
+/// `settings_seq` order are still decided in one pass ([`ReplayOptions::window`]'s default).
+pub const DEFAULT_WINDOW: usize = 65_536;
+
+/// How [`replay_with_options`] reads and decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// How far before the first selected decision inbound calls are looked for
+    /// ([`read::DEFAULT_LOOKBACK`]).
+    pub lookback: Duration,
+    /// Recorded calls held back and put in `(settings_seq, route_seq)` order before they are
+    /// decided ([`DEFAULT_WINDOW`]). A call stored more than this many calls after calls
+    /// decided at later settings is decided in a second pass (the report is the same, the
+    /// replay slower); a smaller window holds less in memory. 0 decides each call as it is
+    /// read.
+    pub window: usize,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            lookback: read::DEFAULT_LOOKBACK,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
 
 /// Replay in one pass while CALLS is read: each recorded call (after a window that puts
 /// them in `(settings_seq, route_seq)` order) is decided as soon as SETTINGS has been applied
@@ -970,8 +993,9 @@ struct Streamed<F> {
     answers: AnswerLog,
     empty: HashMap<TenantId, TenantState>,
     decide: F,
-    /// Sorted by `(settings_seq, route_seq)`.
+    /// Sorted by `(settings_seq, route_seq)`; at most `window_size` calls.
     window: VecDeque<RecordedCall>,
+    window_size: usize,
     settings: Option<read::PartsReader<Record>>,
     /// Whether `settings` has read to its end.
     settings_done: bool,
@@ -991,13 +1015,14 @@ struct Streamed<F> {
 }
 
 impl<F: DecideFn> Streamed<F> {
-    fn new(decide: F) -> Self {
+    fn new(decide: F, window_size: usize) -> Self {
         Streamed {
             projection: Projection::new(),
             answers: AnswerLog::new(),
             empty: HashMap::new(),
             decide,
             window: VecDeque::new(),
+            window_size,
             settings: None,
             settings_done: false,
             settings_covered: 0,
@@ -1027,7 +1052,7 @@ impl<F: DecideFn> Streamed<F> {
             _ => self.window.len(),
         };
         self.window.insert(at, call);
-        if self.window.len() > WINDOW
+        if self.window.len() > self.window_size
             && let Some(oldest) = self.window.pop_front()
         {
             self.decide_one(oldest, js, selection).await?;
@@ -1190,10 +1215,25 @@ pub async fn replay_with(
     progress: &dyn Progress,
     decide: impl DecideFn,
 ) -> Result<ReplayReport, AuditError> {
+    let options = ReplayOptions {
+        lookback,
+        ..ReplayOptions::default()
+    };
+    replay_with_options(js, selection, &options, progress, decide).await
+}
+
+/// [`replay_with`] with every option ([`ReplayOptions`]).
+pub async fn replay_with_options(
+    js: &async_nats::jetstream::Context,
+    selection: &Selection,
+    options: &ReplayOptions,
+    progress: &dyn Progress,
+    decide: impl DecideFn,
+) -> Result<ReplayReport, AuditError> {
     selection.validate()?;
     let mut report = ReplayReport::default();
-    let mut streamed = Streamed::new(decide);
-    if let Some(start) = read::calls_start(js, selection, lookback).await? {
+    let mut streamed = Streamed::new(decide, options.window);
+    if let Some(start) = read::calls_start(js, selection, options.lookback).await? {
         let mut calls = read_calls(js, selection, start).await?;
         progress.stage("reading CALLS", Some(calls.pending()));
         let mut matcher = Matcher::default();

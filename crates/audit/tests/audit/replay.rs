@@ -1,11 +1,17 @@
 use crate::support::*;
 use std::collections::BTreeSet;
 use switchboard_audit::read::{DEFAULT_LOOKBACK, NoProgress};
-use switchboard_audit::{Selection, replay, replay_with};
-use switchboard_contracts::{E164, EntityId, FinalAction, Reason, Region, Rule, SettingsChange};
-use switchboard_routing::{
-    CompanyView, ContactView, NumberView, SettingPhone, SettingsView, TenantState, UserView, decide,
+use switchboard_audit::{ReplayOptions, Selection, replay, replay_with, replay_with_options};
+use switchboard_bus::TraceContext;
+use switchboard_contracts::{
+    CallInbound, CallStatus, DialCallStatus, E164, EntityId, Envelope, EventData, FinalAction,
+    Reason, Region, Rule, SettingsChange,
 };
+use switchboard_routing::{
+    CallerHistory, CompanyView, ContactView, Decision, NumberView, SettingPhone, SettingsView,
+    TenantState, UserView, decide, decide_with,
+};
+use time::OffsetDateTime;
 
 /// The routing rules with one deliberately altered: forwarding numbers are ignored.
 struct WithoutForwarding<'a>(&'a TenantState);
@@ -340,4 +346,305 @@ async fn a_decision_without_its_inbound_call_is_listed_as_not_replayable() {
     assert_eq!(report.unreplayable[0].route_seq, seq);
     assert!(report.unreplayable[0].reason.contains("call.inbound"));
     assert!(!report.is_clean());
+}
+
+/// A window of one call: the pass that decides while reading CALLS holds back one call only.
+fn window_of_one() -> ReplayOptions {
+    ReplayOptions {
+        window: 1,
+        ..ReplayOptions::default()
+    }
+}
+
+/// The routing core, with the final action's message changed for the calls `altered` names.
+fn altering<'a>(
+    altered: &'a [&'a str],
+    seen: &'a mut Vec<String>,
+) -> impl FnMut(&CallInbound, &TenantState, &dyn CallerHistory) -> Decision + 'a {
+    move |call: &CallInbound, state: &TenantState, history: &dyn CallerHistory| {
+        seen.push(call.call_id.clone());
+        let mut decision = decide_with(call, state, history);
+        if altered.contains(&call.call_id.as_str()) {
+            decision.final_action.message = "altered".into();
+        }
+        decision
+    }
+}
+
+#[tokio::test]
+async fn calls_stored_after_later_settings_beyond_the_window_are_replayed_in_a_second_pass() {
+    // Given calls decided at noon's settings, then calls stored after them by a router still
+    // at the morning's (behind on SETTINGS), then calls at noon's again
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    let mut other = rec.projection.clone();
+    rec.settings(day_noon("acme")).await;
+    let noon = rec.projection.applied_seq();
+    for call in calls("acme", "noon") {
+        rec.call(call).await;
+    }
+    std::mem::swap(&mut rec.projection, &mut other);
+    let mut behind = Vec::new();
+    let mut otherwise = 0;
+    for call in calls("acme", "am") {
+        let (seq, route) = rec.call(call.clone()).await;
+        assert!(route.settings_seq < noon);
+        // (the settings matter: noon's decide some of them otherwise)
+        std::mem::swap(&mut rec.projection, &mut other);
+        let at_noon = rec.route_for(&call);
+        std::mem::swap(&mut rec.projection, &mut other);
+        if (at_noon.rule, &at_noon.target) != (route.rule, &route.target) {
+            otherwise += 1;
+        }
+        behind.push((route.call_id, seq));
+    }
+    assert!(otherwise > 0);
+    std::mem::swap(&mut rec.projection, &mut other);
+    for call in calls("acme", "pm") {
+        rec.call(call).await;
+    }
+    let js = &rec.streams.js;
+    let all = Selection::default();
+
+    // When replayed with the default window (which holds them all), and with a window of one
+    // call (the one pass has applied noon's settings when the morning's calls come)
+    let whole = replay(js, &all, &NoProgress).await.unwrap();
+    let mut seen = Vec::new();
+    let windowed = replay_with_options(
+        js,
+        &all,
+        &window_of_one(),
+        &NoProgress,
+        altering(&[], &mut seen),
+    )
+    .await
+    .unwrap();
+
+    // Then every call is replayed, none differs, and the reports are the same
+    assert_eq!(whole.calls_replayed, 30, "{}", whole.to_text());
+    assert!(whole.is_clean(), "{}", whole.to_text());
+    assert_eq!(windowed, whole, "{}", windowed.to_text());
+    // (with a window of one, the morning's calls were decided last, in a second pass)
+    let late: Vec<&str> = behind.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(seen.len(), 30);
+    assert_eq!(&seen[20..], late.as_slice(), "{seen:?}");
+
+    // And a difference in a call of the second pass (and one of the first) is reported for
+    // exactly that call
+    let (late_id, late_seq) = behind[3].clone();
+    let mut seen = Vec::new();
+    let altered = [late_id.as_str(), "CA-pm-1-2"];
+    let report = replay_with_options(
+        js,
+        &all,
+        &window_of_one(),
+        &NoProgress,
+        altering(&altered, &mut seen),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.calls_replayed, 30, "{}", report.to_text());
+    assert!(report.unreplayable.is_empty(), "{}", report.to_text());
+    let found: Vec<(&str, u64, Vec<&str>)> = report
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.call_id.as_str(),
+                d.settings_seq,
+                d.fields.iter().map(|f| f.field.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (late_id.as_str(), noon - 2, vec!["final_action"]),
+            ("CA-pm-1-2", noon, vec!["final_action"]),
+        ],
+        "{}",
+        report.to_text()
+    );
+    assert_eq!(report.differences[0].route_seq, late_seq);
+    for d in &report.differences {
+        assert!(d.fields[0].replayed.ends_with(": altered"), "{d:?}");
+    }
+}
+
+/// Sends `events` to CALLS in order, awaiting their acknowledgements in batches.
+async fn send_all<T: EventData>(streams: &Streams, events: impl IntoIterator<Item = T>) {
+    let mut acks = Vec::new();
+    for data in events {
+        let envelope = Envelope::new(data, "/switchboard/test", OffsetDateTime::now_utc());
+        acks.push(
+            streams
+                .publisher
+                .send(&envelope, &TraceContext::default())
+                .await
+                .unwrap(),
+        );
+        if acks.len() == 1024 {
+            for ack in acks.drain(..) {
+                assert!(!ack.ack().await.unwrap().duplicate);
+            }
+        }
+    }
+    for ack in acks {
+        assert!(!ack.ack().await.unwrap().duplicate);
+    }
+}
+
+/// Settings published while a replay reads CALLS, and calls decided at them stored behind
+/// what the replay has read: SETTINGS held less than they need when the replay opened it, and
+/// they are decided in a second pass that reads it again.
+///
+/// The replay runs on a runtime of its own thread, which stands still while its decision
+/// function waits: the first decision (made once the replay has opened SETTINGS) tells the
+/// test, which stores the new settings and calls, then lets it go on. For the replay to read
+/// them, its last reader of CALLS must not have been delivered the stream's last message yet:
+/// CALLS is laid out so that the first reader ends almost at once (a few calls, then status
+/// events it does not select) and the last has thousands of calls (more than a pull's batch)
+/// to read before it gets there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_published_while_calls_are_read_are_replayed_with_calls_decided_at_them() {
+    // Given a morning's calls, many status events, then many more calls
+    let mut rec = Recorder::start().await;
+    rec.settings(day_start("acme")).await;
+    let morning = rec.projection.clone();
+    for call in calls("acme", "am") {
+        rec.call(call).await;
+    }
+    let statuses = (0..16_000u32).map(|i| CallStatus {
+        call_id: format!("CA-am-0-{}", i % 5),
+        tenant_id: tenant("acme"),
+        step: i,
+        dial_call_status: DialCallStatus::NoAnswer,
+        dial_call_sid: Some(format!("CL-{i}")),
+        dial_call_duration: None,
+        received_at: OffsetDateTime::now_utc(),
+    });
+    send_all(&rec.streams, statuses).await;
+    const BULK: usize = 4_000;
+    let bulk: Vec<CallInbound> = (0..BULK)
+        .map(|i| {
+            let to = if i % 2 == 0 { N1 } else { N2 };
+            inbound(
+                "acme",
+                &format!("CA-bulk-{i}"),
+                to,
+                CALLERS[i % CALLERS.len()],
+            )
+        })
+        .collect();
+    // (each call's inbound event, then its decision; acknowledgements awaited in batches,
+    // as the publisher allows only so many unacknowledged)
+    let mut acks = Vec::new();
+    for call in bulk {
+        let route = rec.route_for(&call);
+        let publisher = &rec.streams.publisher;
+        let trace = TraceContext::default();
+        let now = OffsetDateTime::now_utc();
+        let call = Envelope::new(call, "/switchboard/test", now);
+        acks.push(publisher.send(&call, &trace).await.unwrap());
+        let route = Envelope::new(route, "/switchboard/test", now);
+        acks.push(publisher.send(&route, &trace).await.unwrap());
+        if acks.len() >= 1024 {
+            for ack in acks.drain(..) {
+                ack.ack().await.unwrap();
+            }
+        }
+    }
+    for ack in acks {
+        ack.ack().await.unwrap();
+    }
+
+    // When a replay (holding back one call) is reading CALLS, and settings change meanwhile,
+    // with calls decided at the new settings (one of which the decision function alters)
+    let altered = "CA-noon-0-3".to_string();
+    let (first_tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let decide = {
+        let altered = altered.clone();
+        let mut first = Some(first_tx);
+        move |call: &CallInbound, state: &TenantState, history: &dyn CallerHistory| {
+            if let Some(first) = first.take() {
+                first.send(()).unwrap();
+                go_rx.recv().unwrap();
+            }
+            let mut decision = decide_with(call, state, history);
+            if call.call_id == altered {
+                decision.final_action.message = "altered".into();
+            }
+            decision
+        }
+    };
+    let js = rec.streams.js.clone();
+    let replaying = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(replay_with_options(
+                &js,
+                &Selection::default(),
+                &window_of_one(),
+                &NoProgress,
+                decide,
+            ))
+    });
+    first_rx.recv().await.expect("the replay decides a call");
+    rec.settings(day_noon("acme")).await;
+    let noon = rec.projection.applied_seq();
+    let mut otherwise = 0;
+    for call in calls("acme", "noon") {
+        let (_, route) = rec.call(call.clone()).await;
+        // (the settings matter: the morning's decide some of them otherwise)
+        let mut now = std::mem::replace(&mut rec.projection, morning.clone());
+        let before = rec.route_for(&call);
+        std::mem::swap(&mut rec.projection, &mut now);
+        if (before.rule, &before.target) != (route.rule, &route.target) {
+            otherwise += 1;
+        }
+    }
+    assert!(otherwise > 0);
+    go_tx.send(()).unwrap();
+    let during = tokio::task::spawn_blocking(move || replaying.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Then every call is replayed, the ones at the new settings with them: only the altered
+    // one differs; and the report is the one a replay after all this makes
+    let text = during.to_text();
+    assert_eq!(during.calls_replayed, (10 + BULK + 10) as u64, "{text}");
+    assert!(during.unreplayable.is_empty(), "{text}");
+    assert_eq!(during.last_settings_seq, noon, "{text}");
+    let found: Vec<(&str, u64, Vec<&str>)> = during
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.call_id.as_str(),
+                d.settings_seq,
+                d.fields.iter().map(|f| f.field.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![(altered.as_str(), noon, vec!["final_action"])],
+        "{text}"
+    );
+    let alter = [altered.as_str()];
+    let mut seen = Vec::new();
+    let after = replay_with_options(
+        &rec.streams.js,
+        &Selection::default(),
+        &window_of_one(),
+        &NoProgress,
+        altering(&alter, &mut seen),
+    )
+    .await
+    .unwrap();
+    assert_eq!(during, after);
 }
