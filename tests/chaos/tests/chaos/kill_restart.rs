@@ -92,8 +92,17 @@ async fn sigkills_and_a_nats_restart_lose_nothing_and_repeat_nothing() {
     .await
     .unwrap();
     fault_pause(&mut rng).await;
+    // Killed only while the carrier's status reports of its dials are outstanding: that is
+    // what this fault is for. They come and go (each dial's report is due 200 ms after it), so
+    // wait for one rather than test whichever instant the pause ended on: a router just
+    // killed, or a loaded machine, can leave a moment with none.
+    let reports = eventually(WAIT, "a carrier status report outstanding", || async {
+        let reports = outstanding_reports(&js).await;
+        (reports > 0).then_some(reports)
+    })
+    .await
+    .unwrap();
     let decided = count(&js, &routes).await.unwrap();
-    let reports = outstanding_reports(&js).await;
     let at = OffsetDateTime::now_utc();
     dialer.kill_and_restart();
     note(
