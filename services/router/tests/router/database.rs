@@ -51,17 +51,35 @@ fn host_port(url: &str) -> String {
     authority.rsplit('@').next().unwrap().to_string()
 }
 
-/// A PostgreSQL URL on a loopback port nothing listens on yet (bound, then released: a tiny
-/// race is accepted), and that address.
-fn unreachable_postgres() -> (String, SocketAddr) {
-    let addr = free_addr();
-    (format!("postgres://postgres@{addr}/postgres"), addr)
+/// A loopback port nothing listens on, held for as long as this lives: a socket bound to it
+/// and not listening, so connecting is refused and no other test can take the port (one that
+/// was only bound then released was taken, once, by a parallel test's HTTP server, and the
+/// router read its answer as PostgreSQL's). [`Reserved::listen`] starts listening on it.
+struct Reserved {
+    socket: tokio::net::TcpSocket,
+    addr: SocketAddr,
 }
 
-/// Starts listening on `addr` and forwards every connection to `server` (the database the
-/// router reaches only through this address). Dropped with the returned task.
-async fn forward(addr: SocketAddr, server: String) -> tokio::task::JoinHandle<()> {
-    let listener = TcpListener::bind(addr).await.unwrap();
+impl Reserved {
+    fn listen(self) -> TcpListener {
+        self.socket.listen(1024).unwrap()
+    }
+}
+
+/// A PostgreSQL URL on a [`Reserved`] port, and the reservation.
+fn unreachable_postgres() -> (String, Reserved) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (
+        format!("postgres://postgres@{addr}/postgres"),
+        Reserved { socket, addr },
+    )
+}
+
+/// Forwards every connection `listener` accepts to `server` (the database the router reaches
+/// only through this address). Dropped with the returned task.
+async fn forward(listener: TcpListener, server: String) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
             let server = server.clone();
@@ -92,7 +110,8 @@ async fn waits_for_postgres_then_becomes_ready_and_decides() {
     // to exist first; the router still finds nothing listening on its address until later.
     let external = std::env::var("DATABASE_URL").is_ok_and(|url| !url.is_empty());
     let early = external.then(start_postgres);
-    let (mut url, addr) = unreachable_postgres();
+    let (mut url, reserved) = unreachable_postgres();
+    let addr = reserved.addr;
     if let Some(pg) = &early {
         url = with_addr(pg.url(), addr);
     }
@@ -111,7 +130,7 @@ async fn waits_for_postgres_then_becomes_ready_and_decides() {
         readyz(router.http).await,
         Some((503, "connecting to the database\n".into()))
     );
-    let forwarder = forward(addr, host_port(pg.url())).await;
+    let forwarder = forward(reserved.listen(), host_port(pg.url())).await;
     router.wait_ready().await;
     assert_eq!(
         pg.psql("select settings_seq from projection_position where id = 1")
@@ -133,7 +152,8 @@ async fn waits_for_postgres_then_becomes_ready_and_decides() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_while_waiting_for_the_database_returns_promptly() {
     let nats = Nats::start().await;
-    let router = Router::spawn(&nats.url(), &unreachable_postgres().0);
+    let (url, _reserved) = unreachable_postgres();
+    let router = Router::spawn(&nats.url(), &url);
     let http = router.http;
     wait_reason(http, "connecting to the database\n").await;
     let asked = Instant::now();
@@ -156,11 +176,8 @@ async fn shutdown_while_waiting_for_the_database_returns_promptly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_the_database_connect_timeout() {
     let nats = Nats::start().await;
-    let router = Router::spawn_with(
-        &nats.url(),
-        &unreachable_postgres().0,
-        &["--database-connect-timeout-secs", "1"],
-    );
+    let (url, _reserved) = unreachable_postgres();
+    let router = Router::spawn_with(&nats.url(), &url, &["--database-connect-timeout-secs", "1"]);
     let started = Instant::now();
     let error = router.wait_exit().await.unwrap_err().to_string();
     assert!(
