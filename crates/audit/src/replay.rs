@@ -467,6 +467,26 @@ pub struct Mismatch {
 pub trait DecideFn: FnMut(&CallInbound, &TenantState, &dyn CallerHistory) -> Decision {}
 impl<F: FnMut(&CallInbound, &TenantState, &dyn CallerHistory) -> Decision> DecideFn for F {}
 
+/// `call` decided again with `decide`, at the settings in `projection` (a tenant it has never
+/// seen: empty settings, kept in `empty`) and the answered history as of its `calls_seq`.
+fn redecide<F: DecideFn>(
+    projection: &Projection,
+    empty: &mut HashMap<TenantId, TenantState>,
+    answers: &AnswerLog,
+    decide: &mut F,
+    call: &RecordedCall,
+) -> Decision {
+    let tenant = &call.call.tenant_id;
+    let state = match projection.tenant(tenant) {
+        Some(state) => state,
+        None => empty
+            .entry(tenant.clone())
+            .or_insert_with(|| TenantState::new(tenant.clone())),
+    };
+    let history = answers.as_of(tenant, call.calls_seq);
+    decide(&call.call, state, &history)
+}
+
 /// The pure replay pass: give it the answered history with [`answers`](Replayer::answers)
 /// first, then SETTINGS records in stream order with [`settings`](Replayer::settings), then
 /// [`finish`](Replayer::finish).
@@ -541,16 +561,13 @@ impl<F: DecideFn> Replayer<F> {
             if call.settings_seq >= seq {
                 break;
             }
-            let tenant = &call.call.tenant_id;
-            let state = match self.projection.tenant(tenant) {
-                Some(state) => state,
-                None => self
-                    .empty
-                    .entry(tenant.clone())
-                    .or_insert_with(|| TenantState::new(tenant.clone())),
-            };
-            let history = self.answers.as_of(tenant, call.calls_seq);
-            let decision = (self.decide)(&call.call, state, &history);
+            let decision = redecide(
+                &self.projection,
+                &mut self.empty,
+                &self.answers,
+                &mut self.decide,
+                call,
+            );
             if digest_decision(&decision, call.ring_timeouts, call.v1) != call.digest {
                 self.mismatches.push((self.next, decision));
             }
@@ -1098,16 +1115,13 @@ impl<F: DecideFn> Streamed<F> {
             self.late.push(call);
             return Ok(());
         }
-        let tenant = &call.call.tenant_id;
-        let state = match self.projection.tenant(tenant) {
-            Some(state) => state,
-            None => self
-                .empty
-                .entry(tenant.clone())
-                .or_insert_with(|| TenantState::new(tenant.clone())),
-        };
-        let history = self.answers.as_of(tenant, call.calls_seq);
-        let decision = (self.decide)(&call.call, state, &history);
+        let decision = redecide(
+            &self.projection,
+            &mut self.empty,
+            &self.answers,
+            &mut self.decide,
+            &call,
+        );
         self.decided += 1;
         if digest_decision(&decision, call.ring_timeouts, call.v1) != call.digest {
             self.mismatches.push(Mismatch {

@@ -76,7 +76,7 @@ fn u32_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error>
 }
 
 /// proto3 JSON reads `null` as the field's default; so do we, for non-optional fields.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -85,7 +85,7 @@ where
 }
 
 /// [`u64_lenient`], with absent or `null` read as 0 (proto3 JSON omits zero values).
-fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+pub(crate) fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(transparent)]
     struct Lenient(#[serde(deserialize_with = "u64_lenient")] u64);

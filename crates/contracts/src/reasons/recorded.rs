@@ -15,7 +15,7 @@
 //! Only reading is affected: [`CallRoute`], [`Reason`] and every contract type keep their
 //! derived decoding (and errors) unchanged.
 
-use crate::events::{u32_lenient, u64_lenient, u64_lenient_opt};
+use crate::events::{null_default, u32_lenient, u64_lenient, u64_lenient_default, u64_lenient_opt};
 use crate::reasons::{HoursAt, HoursInterval, Offer, UserSkipped};
 use crate::{
     AnonymousCallers, BlockedAction, CallRoute, E164, EntityId, FinalAction, PhoneError, Reason,
@@ -62,23 +62,6 @@ struct CallRouteDef {
     caller: Option<E164>,
     #[serde(with = "time::serde::rfc3339")]
     decided_at: OffsetDateTime,
-}
-
-/// `events::null_default`: `null` reads as the default.
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
-}
-
-/// `events::u64_lenient_default`: a number or a decimal string; absent or `null` reads as 0.
-fn u64_lenient_default<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(transparent)]
-    struct Lenient(#[serde(deserialize_with = "u64_lenient")] u64);
-    Option::<Lenient>::deserialize(d).map(|v| v.map_or(0, |l| l.0))
 }
 
 /// The reasons array (`null` reads as empty, as `null_default` does), each reason read by
