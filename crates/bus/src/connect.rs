@@ -452,13 +452,10 @@ mod tests {
         }
     }
 
-    /// A loopback port nothing listens on (bound, then released: a tiny race is accepted).
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// A loopback port nothing listens on until a server binds it, held while the value lives
+    /// so that no parallel test is given it meanwhile.
+    fn reserve_port() -> switchboard_testkit::ReservedPort {
+        switchboard_testkit::ReservedPort::new().unwrap()
     }
 
     #[test]
@@ -536,7 +533,8 @@ mod tests {
     /// ends at once with `None`.
     #[tokio::test]
     async fn shutdown_ends_the_retry_loop() {
-        let args = NatsArgs::for_url(format!("nats://127.0.0.1:{}", free_port()));
+        let unreachable = reserve_port();
+        let args = NatsArgs::for_url(unreachable.nats_url());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let retrying = tokio::spawn(async move {
             args.connect_with_retry("test", &quick(None), async move {
@@ -565,8 +563,8 @@ mod tests {
     /// service retries, then it connects.
     #[tokio::test]
     async fn connects_once_the_server_comes_up() {
-        let port = free_port();
-        let args = NatsArgs::for_url(format!("nats://127.0.0.1:{port}"));
+        let port = reserve_port();
+        let args = NatsArgs::for_url(port.nats_url());
         let retrying = tokio::spawn(async move {
             args.connect_with_retry("test", &quick(None), std::future::pending())
                 .await

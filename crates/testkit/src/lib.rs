@@ -3,7 +3,8 @@
 //! Responsible for starting, restarting, killing and cleaning up real `nats-server`
 //! processes (a single restartable JetStream server, or a 3-node JetStream cluster on
 //! loopback) and throwaway PostgreSQL instances, plus small polling helpers
-//! ([`eventually`], [`wait_for`]) so tests wait on conditions instead of sleeping.
+//! ([`eventually`], [`wait_for`]) so tests wait on conditions instead of sleeping, and
+//! loopback ports held for servers that bind them later ([`ReservedPort`]).
 //!
 //! It must not be used by services or any non-test code (only as a dev-dependency),
 //! must never talk to anything beyond loopback or a `DATABASE_URL` it was given, never
@@ -11,6 +12,7 @@
 //! a missing or too-old tool is an error that says how to install it.
 
 mod nats;
+mod port;
 mod postgres;
 
 use std::future::Future;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use nats::{NatsCluster, NatsServer, nats_server_binary};
+pub use port::ReservedPort;
 pub use postgres::Postgres;
 
 /// How often [`eventually`] and [`wait_for`] re-check their condition.
@@ -142,25 +145,6 @@ pub fn wait_for<T>(
         }
         std::thread::sleep(POLL_INTERVAL);
     }
-}
-
-/// `n` distinct free TCP ports on 127.0.0.1 (all bound at once, then released:
-/// a small race with other processes is accepted).
-fn free_ports(n: usize) -> Result<Vec<u16>, TestkitError> {
-    let listeners = (0..n)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .map_err(TestkitError::io("binding a free port"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    listeners
-        .iter()
-        .map(|l| {
-            Ok(l.local_addr()
-                .map_err(TestkitError::io("reading a bound port"))?
-                .port())
-        })
-        .collect()
 }
 
 /// The last `n` lines of `text`.

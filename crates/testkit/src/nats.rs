@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::{TestkitError, free_ports, tail, wait_for};
+use crate::{ReservedPort, TestkitError, tail, wait_for};
 
 /// How long a server may take to become ready (and, in a cluster, to see a meta leader).
 const START_DEADLINE: Duration = Duration::from_secs(10);
@@ -77,6 +77,9 @@ pub struct NatsServer {
     name: String,
     /// 0 until the first start has read the port the server chose.
     port: u16,
+    /// The ports it was given (client, and route in a cluster), held while it lives so that
+    /// no other test is given them between restarts.
+    reserved: Vec<ReservedPort>,
     cluster_args: Vec<String>,
     child: Option<Child>,
     /// Length of the log before the current run started: readiness is read after it.
@@ -89,11 +92,12 @@ impl NatsServer {
         Self::start_with_binary(nats_server_binary()?)
     }
 
-    /// Starts a single server on `port` (a service may already be trying to connect there),
-    /// using [`nats_server_binary`]. Fails if the port is taken.
-    pub fn start_on_port(port: u16) -> Result<Self, TestkitError> {
+    /// Starts a single server on the reserved `port` (a service may already be trying to
+    /// connect there), using [`nats_server_binary`]; the server holds the reservation.
+    pub fn start_on_port(port: ReservedPort) -> Result<Self, TestkitError> {
         let binary = nats_server_binary()?;
-        let mut server = Self::new(binary, "testkit", port, Vec::new())?;
+        let mut server = Self::new(binary, "testkit", port.port(), Vec::new())?;
+        server.reserved.push(port);
         server.spawn()?;
         Ok(server)
     }
@@ -123,6 +127,7 @@ impl NatsServer {
             dir,
             name: name.to_owned(),
             port,
+            reserved: Vec::new(),
             cluster_args,
             child: None,
             log_offset: 0,
@@ -302,37 +307,36 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` nodes and waits until each is ready and sees a JetStream meta leader.
-    /// Retries once, since free ports are picked with a small race.
     pub fn start(size: usize) -> Result<Self, TestkitError> {
         let binary = nats_server_binary()?;
-        Self::try_start(&binary, size).or_else(|_| Self::try_start(&binary, size))
-    }
-
-    fn try_start(binary: &Path, size: usize) -> Result<Self, TestkitError> {
-        let ports = free_ports(2 * size)?;
-        let (client_ports, route_ports) = ports.split_at(size);
-        let route_url = |port: &u16| format!("nats://127.0.0.1:{port}");
+        let client_ports = ReservedPort::many(size)?;
+        let route_ports = ReservedPort::many(size)?;
+        let route_urls: Vec<String> = route_ports.iter().map(ReservedPort::nats_url).collect();
         let mut nodes = Vec::with_capacity(size);
-        for (i, (client_port, route_port)) in client_ports.iter().zip(route_ports).enumerate() {
-            let routes: Vec<String> = route_ports
+        for (i, (client_port, route_port)) in client_ports.into_iter().zip(route_ports).enumerate()
+        {
+            let route_url = route_port.nats_url();
+            let routes: Vec<String> = route_urls
                 .iter()
-                .filter(|p| *p != route_port)
-                .map(route_url)
+                .filter(|url| **url != route_url)
+                .cloned()
                 .collect();
             let args = vec![
                 "--cluster_name".to_owned(),
                 "switchboard-test".to_owned(),
                 "--cluster".to_owned(),
-                route_url(route_port),
+                route_url,
                 "--routes".to_owned(),
                 routes.join(","),
             ];
-            nodes.push(NatsServer::new(
-                binary.to_owned(),
+            let mut node = NatsServer::new(
+                binary.clone(),
                 &format!("n{}", i + 1),
-                *client_port,
+                client_port.port(),
                 args,
-            )?);
+            )?;
+            node.reserved = vec![client_port, route_port];
+            nodes.push(node);
         }
         // All must run before any can see a meta leader.
         for node in &mut nodes {

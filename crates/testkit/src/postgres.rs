@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
-use crate::{TestkitError, free_ports, tail};
+use crate::{ReservedPort, TestkitError, tail};
 
 /// A PostgreSQL database that exists for the lifetime of this value.
 #[derive(Debug)]
@@ -18,6 +18,8 @@ pub struct Postgres {
     psql: PathBuf,
     /// The private server's temp dir (removed after `cleanup` has run).
     dir: Option<TempDir>,
+    /// The private server's port, held while it runs (released after `cleanup` has run).
+    _port: Option<ReservedPort>,
     /// Run on Drop: drops the database, or stops the private server.
     cleanup: Command,
 }
@@ -54,6 +56,7 @@ impl Postgres {
             database,
             psql,
             dir: None,
+            _port: None,
             cleanup,
         })
     }
@@ -94,32 +97,30 @@ impl Postgres {
             "-A trust -U postgres --no-sync --no-instructions -E UTF8 --locale=C",
         ))?;
 
-        // A free port is picked with a small race: retry once.
-        let start = || -> Result<u16, TestkitError> {
-            let port = free_ports(1)?.first().copied().unwrap_or_default();
-            let options = format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                dir.path().display()
-            );
-            run(pg(&pg_ctl, "-w -t 30 start")
-                .arg("-l")
-                .arg(&log)
-                .arg("-o")
-                .arg(options))
-            .map_err(|e| TestkitError::Start {
-                what: "PostgreSQL".to_owned(),
-                detail: e.to_string(),
-                log_tail: tail(&std::fs::read_to_string(&log).unwrap_or_default(), 20),
-            })?;
-            Ok(port)
-        };
-        let port = start().or_else(|_| start())?;
+        // PostgreSQL sets SO_REUSEADDR, so it can listen on the reserved port.
+        let port = ReservedPort::new()?;
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            port.port(),
+            dir.path().display()
+        );
+        run(pg(&pg_ctl, "-w -t 30 start")
+            .arg("-l")
+            .arg(&log)
+            .arg("-o")
+            .arg(options))
+        .map_err(|e| TestkitError::Start {
+            what: "PostgreSQL".to_owned(),
+            detail: e.to_string(),
+            log_tail: tail(&std::fs::read_to_string(&log).unwrap_or_default(), 20),
+        })?;
         Ok(Self {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            url: format!("postgres://postgres@{}/postgres", port.addr()),
             database: "postgres".to_owned(),
             psql,
             cleanup: pg(&pg_ctl, "-m immediate -w stop"),
             dir: Some(dir),
+            _port: Some(port),
         })
     }
 

@@ -282,16 +282,12 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_api_is_transient() {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let client = Client::new(
-            &format!("http://127.0.0.1:{port}"),
-            Duration::from_secs(2),
-            "t",
-        )
-        .unwrap();
+        // Bound and never listening, held for the test: connecting is refused, and no parallel
+        // test's server can be given the port (as it could be once released).
+        let closed = tokio::net::TcpSocket::new_v4().unwrap();
+        closed.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let addr = closed.local_addr().unwrap();
+        let client = Client::new(&format!("http://{addr}"), Duration::from_secs(2), "t").unwrap();
         let err = client
             .modify_call("AC1", &token(), "CA1", "<Response/>")
             .await
@@ -302,7 +298,7 @@ mod tests {
         );
         assert_eq!(
             client.call_url("AC 1", "CA1"),
-            format!("http://127.0.0.1:{port}/2010-04-01/Accounts/AC%201/Calls/CA1.json")
+            format!("http://{addr}/2010-04-01/Accounts/AC%201/Calls/CA1.json")
         );
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use switchboard_bus::{StreamOptions, ensure_streams};
-use switchboard_testkit::{NatsServer, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, eventually};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -156,15 +156,15 @@ pub async fn switchboard(dir: &Path, args: &[&str]) -> Out {
 /// The real router, in this process.
 struct Router {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Holds the router's HTTP port, so that no parallel test is given it.
+    _http_port: ReservedPort,
 }
 
 impl Router {
     async fn start(nats_url: &str, dir: &Path) -> Router {
         let db = format!("sqlite://{}?mode=rwc", dir.join("router.db").display());
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let http_port = ReservedPort::new().unwrap();
+        let http = http_port.addr();
         let http_arg = http.to_string();
         let config = switchboard_router::Config::parse_from([
             "switchboard-router",
@@ -182,7 +182,10 @@ impl Router {
         eventually(WAIT, "the router to be ready", || ready(http))
             .await
             .unwrap();
-        Router { stop: Some(stop) }
+        Router {
+            stop: Some(stop),
+            _http_port: http_port,
+        }
     }
 }
 

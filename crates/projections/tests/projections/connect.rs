@@ -2,16 +2,17 @@
 
 use crate::support::*;
 use switchboard_projections::{OpenError, Store, StoreOptions};
+use switchboard_testkit::ReservedPort;
 
-/// A PostgreSQL URL on a loopback port nothing listens on (bound, then released: a tiny race is
-/// accepted).
-fn closed_port_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("postgres://switchboard:s3cret-pw@127.0.0.1:{port}/switchboard")
+/// A PostgreSQL URL on a loopback port nothing listens on, and that port, held until dropped
+/// so that no parallel test's server is given it meanwhile.
+fn closed_port_url() -> (String, ReservedPort) {
+    let port = ReservedPort::new().unwrap();
+    let url = format!(
+        "postgres://switchboard:s3cret-pw@{}/switchboard",
+        port.addr()
+    );
+    (url, port)
 }
 
 /// `url` with its database (the path) replaced by `database`.
@@ -60,8 +61,9 @@ async fn the_pool_has_the_configured_size_on_postgres_and_one_connection_on_sqli
 /// Nothing listening: transient, with the server's answer (refused), not the pool's timeout.
 #[tokio::test]
 async fn an_unreachable_server_is_transient_and_says_refused() {
+    let (url, _port) = closed_port_url();
     let started = std::time::Instant::now();
-    let error = Store::connect(&closed_port_url(), &StoreOptions::default())
+    let error = Store::connect(&url, &StoreOptions::default())
         .await
         .unwrap_err();
     assert!(error.is_transient(), "{error}");

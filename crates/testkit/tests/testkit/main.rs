@@ -3,6 +3,7 @@
 
 mod cluster;
 mod nats;
+mod port;
 mod postgres;
 
 use std::time::Duration;

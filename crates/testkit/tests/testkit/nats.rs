@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use switchboard_testkit::{NatsServer, TestkitError, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, TestkitError, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -87,6 +87,26 @@ async fn jetstream_data_survives_restart_and_kill_stops_the_server() {
     drop(server);
     assert!(!dir.exists(), "drop removes the store dir");
     assert!(!dir.parent().unwrap().exists(), "drop removes the temp dir");
+}
+
+/// A server started on a reserved port (where a service may already be retrying) listens
+/// there, across restarts, while the reservation is held.
+#[tokio::test]
+async fn a_server_starts_and_restarts_on_a_reserved_port() {
+    let port = ReservedPort::new().unwrap();
+    let (number, url) = (port.port(), port.nats_url());
+    assert!(
+        async_nats::connect(url.as_str()).await.is_err(),
+        "nothing there yet"
+    );
+    let mut server = tokio::task::spawn_blocking(move || NatsServer::start_on_port(port).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((server.port(), server.url()), (number, url));
+    server.client().await.unwrap().flush().await.unwrap();
+    server.restart().unwrap();
+    assert_eq!(server.port(), number);
+    server.client().await.unwrap().flush().await.unwrap();
 }
 
 #[tokio::test]

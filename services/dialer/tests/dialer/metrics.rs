@@ -3,7 +3,7 @@
 use crate::fake_twilio::{FakeTwilio, Mode};
 use crate::support::*;
 use switchboard_contracts::{DialEventKind, FinalAction};
-use switchboard_testkit::eventually;
+use switchboard_testkit::{ReservedPort, eventually};
 
 /// Given a Twilio that answers 500 twice, when a decision is dialed, then `/metrics` shows the
 /// two transient failures and the accepted attempt with their latency, and the started step.
@@ -12,10 +12,9 @@ async fn carrier_latency_errors_and_steps_are_measured() {
     let nats = Nats::start().await;
     let twilio = FakeTwilio::start().await;
     twilio.fake.set_mode(USER_PHONE, Mode::Fail500(2));
-    let http = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Held for the test, so that no parallel test is given the port first.
+    let http_port = ReservedPort::new().unwrap();
+    let http = http_port.addr();
     let args: Vec<String> = args(&nats.url(), &twilio.base)
         .into_iter()
         .map(|a| {

@@ -13,21 +13,19 @@ use switchboard_bus::{CALLS, Publisher, SETTINGS};
 use switchboard_contracts::{DialEventKind, FinalAction};
 use switchboard_dialer::Config;
 use switchboard_dialer::progress::BUCKET;
-use switchboard_testkit::{NatsServer, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, eventually};
 use tempfile::TempDir;
 
-/// A loopback address nothing listens on (bound, then released: a tiny race is accepted).
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port nothing listens on until a server binds it, held while the value lives so
+/// that no parallel test is given it meanwhile (see [`ReservedPort`]).
+fn reserve_port() -> ReservedPort {
+    ReservedPort::new().unwrap()
 }
 
-/// A NATS URL on a loopback port nothing listens on, and that port.
-fn unreachable_nats() -> (String, u16) {
-    let port = free_addr().port();
-    (format!("nats://127.0.0.1:{port}"), port)
+/// A NATS URL on a loopback port nothing listens on, and that port, held until dropped.
+fn unreachable_nats() -> (String, ReservedPort) {
+    let port = reserve_port();
+    (port.nats_url(), port)
 }
 
 /// `args` with the health endpoints on `http` instead of an ephemeral port.
@@ -91,7 +89,7 @@ async fn wait_status(addr: SocketAddr, path: &str, status: u16) -> String {
 }
 
 /// A nats-server started on `port`, where a dialer is already trying to connect.
-async fn nats_on_port(port: u16) -> Nats {
+async fn nats_on_port(port: ReservedPort) -> Nats {
     let server = tokio::task::spawn_blocking(move || NatsServer::start_on_port(port).unwrap())
         .await
         .unwrap();
@@ -134,7 +132,8 @@ async fn assert_provisioned(nats: &Nats) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_nats_alive_but_not_ready_then_dials_once_it_is_up() {
     let (url, port) = unreachable_nats();
-    let http = free_addr();
+    let http_port = reserve_port();
+    let http = http_port.addr();
     let dialer = Dialer::start(sandbox_args(&url, http));
     wait_status(http, "/healthz", 200).await;
     assert_eq!(
@@ -157,8 +156,9 @@ async fn waits_for_nats_alive_but_not_ready_then_dials_once_it_is_up() {
 /// promptly (not after a backoff or a connect attempt) and the health endpoints are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_while_waiting_for_nats_returns_promptly() {
-    let http = free_addr();
-    let dialer = Dialer::start(sandbox_args(&unreachable_nats().0, http));
+    let (http_port, (url, _port)) = (reserve_port(), unreachable_nats());
+    let http = http_port.addr();
+    let dialer = Dialer::start(sandbox_args(&url, http));
     wait_status(http, "/healthz", 200).await;
     assert_eq!(
         http_get(http, "/readyz").await.map(|(status, _)| status),
@@ -183,8 +183,9 @@ async fn shutdown_while_waiting_for_nats_returns_promptly() {
 /// gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_the_connect_timeout() {
-    let http = free_addr();
-    let mut args = sandbox_args(&unreachable_nats().0, http);
+    let (http_port, (url, _port)) = (reserve_port(), unreachable_nats());
+    let http = http_port.addr();
+    let mut args = sandbox_args(&url, http);
     args.extend(["--nats-connect-timeout-secs".to_string(), "1".to_string()]);
     let config = Config::try_parse_from(args).unwrap();
     let started = Instant::now();
@@ -212,6 +213,8 @@ async fn gives_up_after_the_connect_timeout() {
 /// killed (and reaped) when the test ends, passed or not.
 struct Binary {
     http: SocketAddr,
+    /// Holds `http` for the process.
+    _http_port: ReservedPort,
     child: Option<Child>,
     log: PathBuf,
     _dir: TempDir,
@@ -224,7 +227,8 @@ impl Binary {
 
     /// [`Binary::spawn`] with more environment variables.
     fn spawn_with(nats_url: &str, api_base: &str, env: &[(&str, &str)]) -> Binary {
-        let http = free_addr();
+        let http_port = reserve_port();
+        let http = http_port.addr();
         let dir = tempfile::tempdir().unwrap();
         let tenants = dir.path().join("tenants.json");
         std::fs::write(&tenants, tenants_json()).unwrap();
@@ -243,6 +247,7 @@ impl Binary {
             .unwrap();
         Binary {
             http,
+            _http_port: http_port,
             child: Some(child),
             log,
             _dir: dir,
@@ -384,7 +389,8 @@ async fn the_operator_can_log_numbers_with_their_last_four_digits() {
 /// when it receives SIGTERM, then it exits promptly with status 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_waiting_for_nats_exits_zero() {
-    let mut dialer = Binary::spawn(&unreachable_nats().0, "http://127.0.0.1:9");
+    let (url, _port) = unreachable_nats();
+    let mut dialer = Binary::spawn(&url, "http://127.0.0.1:9");
     wait_status(dialer.http, "/healthz", 200).await;
     assert_eq!(
         http_get(dialer.http, "/readyz")

@@ -163,7 +163,8 @@ async fn a_key_added_to_the_file_is_in_force_after_sighup() {
     let file = dir.path().join("tenants.json");
     std::fs::write(&file, tenants_json(&[("a1", ACME_KEY)]).to_string()).unwrap();
     let log = dir.path().join("gateway.log");
-    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let http_port = reserve_port();
+    let http = http_port.addr();
     let gateway = Reaped(
         std::process::Command::new(env!("CARGO_BIN_EXE_switchboard-gateway"))
             .env("NATS_URL", nats.url())

@@ -14,8 +14,8 @@ use switchboard_testkit::{NatsServer, eventually};
 /// stores calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_nats_alive_but_not_ready_then_serves_once_it_is_up() {
-    let port = free_port();
-    let gw = Gateway::spawn(&format!("nats://127.0.0.1:{port}"), &[]).await;
+    let port = reserve_port();
+    let gw = Gateway::spawn(&port.nats_url(), &[]).await;
     gw.wait_status("/healthz", 200).await;
     let readyz = get(gw.addr, "/readyz").await;
     assert_eq!(readyz.status, 503);
@@ -46,7 +46,8 @@ async fn waits_for_nats_alive_but_not_ready_then_serves_once_it_is_up() {
 /// promptly (not after a backoff or a connect attempt) and the port is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_while_waiting_for_nats_returns_promptly() {
-    let gw = Gateway::spawn(&format!("nats://127.0.0.1:{}", free_port()), &[]).await;
+    let unreachable = reserve_port();
+    let gw = Gateway::spawn(&unreachable.nats_url(), &[]).await;
     let addr = gw.addr;
     gw.wait_status("/healthz", 200).await;
     assert_eq!(get(addr, "/readyz").await.status, 503);
@@ -67,8 +68,12 @@ async fn shutdown_while_waiting_for_nats_returns_promptly() {
 /// up after about a second with an error that says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_the_connect_timeout() {
-    let url = format!("nats://127.0.0.1:{}", free_port());
-    let gw = Gateway::spawn(&url, &["--nats-connect-timeout-secs", "1"]).await;
+    let unreachable = reserve_port();
+    let gw = Gateway::spawn(
+        &unreachable.nats_url(),
+        &["--nats-connect-timeout-secs", "1"],
+    )
+    .await;
     let addr = gw.addr;
     gw.wait_status("/healthz", 200).await;
     eventually(WAIT, "the gateway to give up", || async move {
@@ -92,10 +97,11 @@ async fn gives_up_after_the_connect_timeout() {
 async fn sigterm_while_waiting_for_nats_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("gateway.log");
-    let http: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (http_port, unreachable) = (reserve_port(), reserve_port());
+    let http = http_port.addr();
     let mut child = Reaped(
         Command::new(env!("CARGO_BIN_EXE_switchboard-gateway"))
-            .env("NATS_URL", format!("nats://127.0.0.1:{}", free_port()))
+            .env("NATS_URL", unreachable.nats_url())
             .env("SWITCHBOARD_HTTP_ADDR", http.to_string())
             .env("SWITCHBOARD_PUBLIC_BASE_URL", PUBLIC)
             .env("RUST_LOG", "info")

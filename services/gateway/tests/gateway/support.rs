@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_bus::{CALLS, StreamOptions, ensure_streams};
 use switchboard_gateway::{Config, GatewayError};
-use switchboard_testkit::{NatsServer, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, eventually};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -299,13 +299,10 @@ pub fn status_path(tenant: &str, step: u32) -> String {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/// A loopback port nothing listens on (bound, then released: a tiny race is accepted).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port nothing listens on until a server binds it, held while the value lives so
+/// that no parallel test is given it meanwhile (see [`ReservedPort`]).
+pub fn reserve_port() -> ReservedPort {
+    ReservedPort::new().unwrap()
 }
 
 /// A child process killed (and reaped) when the test ends, passed or not.
@@ -440,6 +437,9 @@ pub struct Gateway {
     pub tenants_file: std::path::PathBuf,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), GatewayError>>>,
+    /// Holds `addr` after the gateway has closed it too, so that "nothing answers there any
+    /// more" cannot be contradicted by a parallel test's server given the port.
+    _port: ReservedPort,
     _dir: TempDir,
 }
 
@@ -468,8 +468,9 @@ impl Gateway {
         ];
         args.extend_from_slice(extra);
         let config = Config::parse_from(args);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let port = reserve_port();
+        let listener = tokio::net::TcpListener::bind(port.addr()).await.unwrap();
+        let addr = port.addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(switchboard_gateway::run_with_listener(
             config,
@@ -483,6 +484,7 @@ impl Gateway {
             stop: Some(stop),
             task: Some(task),
             tenants_file: dir.path().join("tenants.json"),
+            _port: port,
             _dir: dir,
         }
     }

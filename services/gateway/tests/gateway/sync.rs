@@ -17,6 +17,8 @@ const CALLER: &str = "+14158675310";
 /// The real router, in this process.
 pub(crate) struct Router {
     http: std::net::SocketAddr,
+    /// Holds `http` for the router (see `reserve_port`).
+    _http_port: switchboard_testkit::ReservedPort,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), switchboard_router::RouterError>>,
     _dir: tempfile::TempDir,
@@ -29,10 +31,8 @@ impl Router {
             "sqlite://{}?mode=rwc",
             dir.path().join("router.db").display()
         );
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let http_port = reserve_port();
+        let http = http_port.addr();
         let http_arg = http.to_string();
         let config = switchboard_router::Config::parse_from([
             "switchboard-router",
@@ -49,6 +49,7 @@ impl Router {
         }));
         let router = Router {
             http,
+            _http_port: http_port,
             stop: Some(stop),
             task,
             _dir: dir,

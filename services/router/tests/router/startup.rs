@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 use switchboard_bus::{CALLS, Publisher, SETTINGS};
 use switchboard_contracts::Rule;
 use switchboard_router::Config;
-use switchboard_testkit::{NatsServer, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, eventually};
 
 const T: &str = "acme";
 const DIALED: &str = "+16502530000";
 const CALLER: &str = "+14158675310";
 const FORWARDING: &str = "+13127654321";
 
-/// A NATS URL on a loopback port nothing listens on (bound, then released: a tiny race is
-/// accepted), and that port.
-fn unreachable_nats() -> (String, u16) {
-    let port = free_addr().port();
-    (format!("nats://127.0.0.1:{port}"), port)
+/// A NATS URL on a loopback port nothing listens on, and that port, held until dropped.
+fn unreachable_nats() -> (String, ReservedPort) {
+    let port = reserve_port();
+    (port.nats_url(), port)
 }
 
 /// The status and body of `GET path` on `addr` (HTTP/1.0).
@@ -86,7 +85,8 @@ async fn waits_for_nats_alive_but_not_ready_then_decides_once_it_is_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_while_waiting_for_nats_returns_promptly() {
     let db = Db::sqlite();
-    let router = Router::spawn(&unreachable_nats().0, db.url());
+    let (url, _port) = unreachable_nats();
+    let router = Router::spawn(&url, db.url());
     let http = router.http;
     wait_status(http, "/healthz", 200).await;
     assert_eq!(http_status(http, "/readyz").await, Some(503));
@@ -109,11 +109,13 @@ async fn shutdown_while_waiting_for_nats_returns_promptly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gives_up_after_the_connect_timeout() {
     let db = Db::sqlite();
-    let http = free_addr().to_string();
+    let http_port = reserve_port();
+    let http = http_port.addr().to_string();
+    let (url, _port) = unreachable_nats();
     let config = Config::parse_from([
         "switchboard-router",
         "--nats-url",
-        &unreachable_nats().0,
+        &url,
         "--nats-connect-timeout-secs",
         "1",
         "--database-url",
@@ -140,7 +142,8 @@ async fn gives_up_after_the_connect_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_while_waiting_for_nats_exits_zero() {
     let db = Db::sqlite();
-    let mut router = Binary::spawn(&unreachable_nats().0, db.url(), &db.dir());
+    let (url, _port) = unreachable_nats();
+    let mut router = Binary::spawn(&url, db.url(), &db.dir());
     wait_status(router.http, "/healthz", 200).await;
     assert_eq!(http_status(router.http, "/readyz").await, Some(503));
     eventually(WAIT, "a retried attempt in the log", || async {

@@ -6,7 +6,7 @@ use clap::Parser;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use switchboard_contracts::{
     Envelope, EventData, FinalAction, NumberSettings, Rule, Target, TenantId, UserSettings,
 };
 use switchboard_router::{Config, RouterError};
-use switchboard_testkit::{NatsServer, Postgres, eventually};
+use switchboard_testkit::{NatsServer, Postgres, ReservedPort, eventually};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -454,17 +454,17 @@ impl Db {
 // Routers
 // ---------------------------------------------------------------------------------------------
 
-/// A free TCP address on loopback (bound, then released: a small race is accepted).
-pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port nothing listens on until a server binds it, held while the value lives so
+/// that no parallel test is given it meanwhile (see [`ReservedPort`]).
+pub fn reserve_port() -> ReservedPort {
+    ReservedPort::new().unwrap()
 }
 
 /// A router running in this process, on this test's runtime.
 pub struct Router {
     pub http: SocketAddr,
+    /// Holds `http` for the router.
+    _http_port: ReservedPort,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RouterError>>>,
 }
@@ -477,7 +477,8 @@ impl Router {
 
     /// [`spawn`](Self::spawn) with more command-line arguments.
     pub fn spawn_with(nats_url: &str, db_url: &str, args: &[&str]) -> Router {
-        let http = free_addr();
+        let http_port = reserve_port();
+        let http = http_port.addr();
         let http_arg = http.to_string();
         let mut argv = vec![
             "switchboard-router",
@@ -496,6 +497,7 @@ impl Router {
         }));
         Router {
             http,
+            _http_port: http_port,
             stop: Some(stop),
             task: Some(task),
         }
@@ -550,6 +552,8 @@ impl Drop for Router {
 /// The real `switchboard-router` binary as a child process, logging JSON to a file.
 pub struct Binary {
     pub http: SocketAddr,
+    /// Holds `http` for the process.
+    _http_port: ReservedPort,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -567,7 +571,8 @@ impl Binary {
         log_dir: &std::path::Path,
         env: &[(&str, &str)],
     ) -> Binary {
-        let http = free_addr();
+        let http_port = reserve_port();
+        let http = http_port.addr();
         let log = log_dir.join(format!("router-{}.log", http.port()));
         let stderr = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard-router"))
@@ -586,6 +591,7 @@ impl Binary {
             .unwrap();
         Binary {
             http,
+            _http_port: http_port,
             child: Some(child),
             log,
         }

@@ -7,7 +7,7 @@ use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +18,7 @@ use switchboard_contracts::{
     CallDial, CallInbound, CallRoute, DialEventKind, E164, Envelope, EventData, NumberSettings,
     TenantId,
 };
-use switchboard_testkit::eventually;
+use switchboard_testkit::{ReservedPort, eventually};
 use time::OffsetDateTime;
 
 /// The tenant every chaos call belongs to.
@@ -144,12 +144,10 @@ pub fn dialer_timing() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// A free TCP address on loopback (bound, then released: a small race is accepted).
-pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port for a service's HTTP server, held while the value lives so that no
+/// parallel test is given it first (see [`ReservedPort`]).
+pub fn reserve_port() -> ReservedPort {
+    ReservedPort::new().unwrap()
 }
 
 /// One service instance run as its real binary; each (re)start is a new process with its own
@@ -161,6 +159,8 @@ pub struct Service {
     dir: PathBuf,
     child: Option<Child>,
     pub http: SocketAddr,
+    /// Holds `http` (a new port for each process).
+    http_port: ReservedPort,
     /// Log files of every process this instance ran, oldest first.
     logs: Vec<PathBuf>,
     /// The process id of each of those processes, in the same order.
@@ -171,13 +171,15 @@ pub struct Service {
 impl Service {
     /// Spawns `binary` with `env` (plus `SWITCHBOARD_HTTP_ADDR` and JSON logs on stderr).
     pub fn spawn(name: &str, binary: PathBuf, env: Vec<(String, String)>, dir: &Path) -> Service {
+        let http_port = reserve_port();
         let mut service = Service {
             name: name.to_string(),
             binary,
             env,
             dir: dir.to_path_buf(),
             child: None,
-            http: free_addr(),
+            http: http_port.addr(),
+            http_port,
             logs: Vec::new(),
             pids: Vec::new(),
             kills: 0,
@@ -228,7 +230,8 @@ impl Service {
 
     fn start(&mut self) {
         assert!(self.child.is_none(), "{} is already running", self.name);
-        self.http = free_addr();
+        self.http_port = reserve_port();
+        self.http = self.http_port.addr();
         let log = self
             .dir
             .join(format!("{}-{}.log", self.name, self.logs.len()));

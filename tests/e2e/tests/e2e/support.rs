@@ -3,11 +3,11 @@
 //! `acme` configured; calls placed through the gateway's JSON API.
 
 use clap::Parser;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard_bus::{Publisher, StreamOptions, TraceContext, ensure_streams};
 use switchboard_contracts::{CompanySettings, E164, Envelope, EventData, NumberSettings, TenantId};
-use switchboard_testkit::{NatsServer, eventually};
+use switchboard_testkit::{NatsServer, ReservedPort, eventually};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
@@ -25,11 +25,10 @@ pub const FORWARDING: &str = "+13127654321";
 pub const COMPANY: &str = "+16172531234";
 pub const CALLER: &str = "+14158675310";
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A loopback port for a service's HTTP server, held while the value lives so that no
+/// parallel test is given it first (see [`ReservedPort`]).
+fn reserve_port() -> ReservedPort {
+    ReservedPort::new().unwrap()
 }
 
 type Task = JoinHandle<Result<(), String>>;
@@ -42,6 +41,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<(&'static str, Task)>,
+    /// Hold the router's and the dialer's HTTP ports.
+    _ports: [ReservedPort; 2],
     _dir: TempDir,
 }
 
@@ -121,7 +122,8 @@ impl Stack {
         let mut stops = Vec::new();
         let mut tasks: Vec<(&'static str, Task)> = Vec::new();
 
-        let router = free_addr();
+        let router_port = reserve_port();
+        let router = router_port.addr();
         let db = format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("router.db").display()
@@ -146,7 +148,8 @@ impl Stack {
             }),
         ));
 
-        let dialer = free_addr();
+        let dialer_port = reserve_port();
+        let dialer = dialer_port.addr();
         let config = switchboard_dialer::Config::parse_from([
             "switchboard-dialer",
             "--nats-url",
@@ -206,6 +209,7 @@ impl Stack {
                 .unwrap(),
             stops,
             tasks,
+            _ports: [router_port, dialer_port],
             _dir: dir,
         };
         for addr in [stack.router, stack.dialer, stack.gateway] {
