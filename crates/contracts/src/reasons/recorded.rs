@@ -25,6 +25,7 @@ use compact_str::CompactString;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 use std::fmt;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// The `data` of a `call.route`, decoded as [`CallRoute`]'s derived `Deserialize` would, when
@@ -354,7 +355,7 @@ enum ReasonDef {
     ReturningCaller {
         number: E164,
         user_id: EntityId,
-        answered_at: String,
+        answered_at: CompactString,
         #[serde(deserialize_with = "u32_lenient")]
         days: u32,
     },
@@ -432,8 +433,8 @@ struct HoursAtDef {
     date: CompactString,
     weekday: CompactString,
     time: CompactString,
-    #[serde(default)]
-    hours: Vec<HoursInterval>,
+    #[serde(default, deserialize_with = "crate::reasons::intervals::deserialize")]
+    hours: Arc<[HoursInterval]>,
     #[serde(rename = "override", default)]
     overridden: bool,
 }

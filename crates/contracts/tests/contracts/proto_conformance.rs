@@ -1459,7 +1459,7 @@ fn every_reason() -> Vec<Reason> {
                 date: "2026-12-24".into(),
                 weekday: "thu".into(),
                 time: "13:05".into(),
-                hours: vec![["09:00".into(), "12:00".into()]],
+                hours: vec![["09:00".into(), "12:00".into()]].into(),
                 overridden: true,
                 ..chicago()
             },
@@ -2672,7 +2672,8 @@ mod strategies {
                         .replace_nanosecond(0)
                         .expect("in range")
                         .format(&time::format_description::well_known::Rfc3339)
-                        .expect("RFC 3339"),
+                        .expect("RFC 3339")
+                        .into(),
                     days,
                 }
             }),

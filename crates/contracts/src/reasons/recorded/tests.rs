@@ -33,8 +33,9 @@ fn hours(overridden: bool, open: bool) -> HoursAt {
                 ["09:00".into(), "12:00".into()],
                 ["13:00".into(), "17:00".into()],
             ]
+            .into()
         } else {
-            Vec::new()
+            Vec::new().into()
         },
         overridden,
     }
