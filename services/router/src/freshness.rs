@@ -61,7 +61,12 @@ pub struct Gate<M = Message> {
     timeout: Duration,
     /// In order of receipt.
     waiting: VecDeque<(M, Instant)>,
-    read: Option<(Instant, BoxFuture<'static, Result<u64, ReadError>>)>,
+    /// Calls held so far. A read covers the calls held before it was started, counted, not
+    /// compared by receipt time: two calls at the same instant of a coarse (or a test's paused)
+    /// clock, one held before a read was sent and one after, must not both count as before.
+    held: u64,
+    /// The read in flight: the count of calls it covers, and its answer.
+    read: Option<(u64, BoxFuture<'static, Result<u64, ReadError>>)>,
     retry: Option<Pin<Box<Sleep>>>,
 }
 
@@ -91,6 +96,7 @@ impl<M> Gate<M> {
             read_last_seq,
             timeout,
             waiting: VecDeque::new(),
+            held: 0,
             read: None,
             retry: None,
         }
@@ -109,6 +115,7 @@ impl<M> Gate<M> {
     /// Holds `message`, received now; starts a read if none is in flight.
     pub fn hold(&mut self, message: M) {
         self.waiting.push_back((message, Instant::now()));
+        self.held += 1;
         if self.read.is_none() && self.retry.is_none() {
             self.start_read();
         }
@@ -122,8 +129,8 @@ impl<M> Gate<M> {
                 Err(_) => Err(ReadError::TimedOut),
             }
         };
-        // Taken after the call's receipt: the read is sent when first polled, later still.
-        self.read = Some((Instant::now(), Box::pin(read)));
+        // Covers the calls held until now: it is sent when first polled, after their receipt.
+        self.read = Some((self.held, Box::pin(read)));
     }
 
     /// Waits for the next calls to release (never resolves while no call is held). Cancel
@@ -142,16 +149,18 @@ impl<M> Gate<M> {
                 self.start_read();
             }
         }
-        let Some((sent, read)) = &mut self.read else {
+        let Some((covers, read)) = &mut self.read else {
             return Poll::Pending;
         };
-        let sent = *sent;
+        // Of the calls still held, those held before the read was started.
+        let released_before = self.held - self.waiting.len() as u64;
+        let covered = usize::try_from(covers.saturating_sub(released_before)).unwrap_or(usize::MAX);
         let Poll::Ready(result) = read.as_mut().poll(cx) else {
             return Poll::Pending;
         };
         self.read = None;
         let released = match result {
-            Ok(last_seq) => self.release(|received| received <= sent, Bound::Applied(last_seq)),
+            Ok(last_seq) => self.release_first(covered, Bound::Applied(last_seq)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the SETTINGS stream's last sequence");
                 let now = Instant::now();
@@ -173,6 +182,19 @@ impl<M> Gate<M> {
         } else {
             Poll::Ready(released)
         }
+    }
+
+    /// Releases the first `count` calls held (or all, if fewer), with `bound`.
+    fn release_first(&mut self, count: usize, bound: Bound) -> Vec<Released<M>> {
+        let count = count.min(self.waiting.len());
+        self.waiting
+            .drain(..count)
+            .map(|(message, received)| Released {
+                message,
+                received,
+                bound,
+            })
+            .collect()
     }
 
     /// Releases the calls from the front whose receipt time passes `due`, with `bound`.

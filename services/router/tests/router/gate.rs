@@ -145,3 +145,34 @@ async fn a_read_that_never_answers_counts_as_failed_and_the_next_one_can_succeed
     );
     assert!(start.elapsed() < timeout);
 }
+
+/// Receipt times cannot tell a call held just before a read was started from one held just
+/// after on a clock that does not move between them (a coarse clock source; here, the paused
+/// test clock): the read covers only the calls held before it was started.
+#[tokio::test(start_paused = true)]
+async fn a_read_covers_the_calls_held_before_it_even_at_the_same_instant() {
+    let (reader, mut reads) = answered_by_test();
+    let mut gate = Gate::with_reader(reader, Duration::from_secs(5));
+    gate.hold("before");
+    let read = reads.try_recv().expect("holding a call sends a read");
+    gate.hold("after");
+    read.send(Ok(5)).unwrap();
+    assert_eq!(
+        summary(&gate.released().await),
+        [("before", Bound::Applied(5))]
+    );
+    assert_eq!(
+        gate.len(),
+        1,
+        "the call held after the read was sent waits for the next"
+    );
+    let next = tokio::time::timeout(Duration::from_secs(1), reads.recv())
+        .await
+        .expect("a read is sent for the call still held")
+        .unwrap();
+    next.send(Ok(6)).unwrap();
+    assert_eq!(
+        summary(&gate.released().await),
+        [("after", Bound::Applied(6))]
+    );
+}
