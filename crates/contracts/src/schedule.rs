@@ -450,7 +450,16 @@ impl Schedule {
         let days = self.weekly.days();
         let mut weekly: [Day; 7] = Default::default();
         for (i, intervals) in days.iter().enumerate() {
-            weekly[i] = day(&format!("{field}.weekly.{}", DAY_KEYS[i]), intervals)?;
+            let compiled = day(&format!("{field}.weekly.{}", DAY_KEYS[i]), intervals)?;
+            // Days with the same hours (Monday to Friday, usually) share one copy: a projection
+            // holds a schedule per user.
+            weekly[i] = match weekly[..i]
+                .iter()
+                .find(|d| d.intervals == compiled.intervals)
+            {
+                Some(same) => same.clone(),
+                None => compiled,
+            };
         }
         let mut overrides = Vec::with_capacity(self.overrides.len());
         for (i, o) in self.overrides.iter().enumerate() {
@@ -502,12 +511,12 @@ pub struct Hours {
 /// every `HH:MM` again on every call (a decision records one or two schedules).
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Day {
-    intervals: Box<[Interval]>,
+    intervals: Arc<[Interval]>,
     texts: Arc<[HoursInterval]>,
 }
 
 impl Day {
-    fn new(intervals: Box<[Interval]>) -> Day {
+    fn new(intervals: Arc<[Interval]>) -> Day {
         let texts = intervals
             .iter()
             .map(|i| [Clock(i.start).compact(), Clock(i.end).compact()])
@@ -714,6 +723,42 @@ mod tests {
     /// What a decision records of a schedule: the same texts (and JSON) as when each was a
     /// `String` written by `date_text` and `Clock::text`, none of them on the heap, and the
     /// intervals the schedule's own (shared) texts, written as the `Vec` of them was.
+    #[test]
+    fn days_with_the_same_hours_share_one_copy_and_read_the_same() {
+        let schedule: Schedule = serde_json::from_value(serde_json::json!({
+            "weekly": {
+                "mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]],
+                "wed": [["09:00", "12:00"]], "thu": [["09:00", "17:00"]]
+            }
+        }))
+        .expect("valid schedule");
+        let hours = schedule.compile("hours").expect("compiles");
+        let utc = TimeZone::UTC;
+        // 2026-12-21 is a Monday; 10:30 UTC on it and the six days after.
+        let week: Vec<LocalHours<'_>> = (0..7)
+            .map(|d| {
+                let at = Timestamp::from_second(1_797_849_000 + d * 86_400).expect("valid");
+                hours.at(at, &utc)
+            })
+            .collect();
+        let texts = |d: usize| week[d].to_reason().hours;
+        assert_eq!(week[0].date.weekday(), jiff::civil::Weekday::Monday);
+        assert!(
+            Arc::ptr_eq(&texts(0), &texts(1)),
+            "Monday and Tuesday share"
+        );
+        assert!(
+            Arc::ptr_eq(&texts(0), &texts(3)),
+            "Monday and Thursday share"
+        );
+        assert!(!Arc::ptr_eq(&texts(0), &texts(2)), "Wednesday has its own");
+        assert!(Arc::ptr_eq(&texts(4), &texts(5)), "closed days share");
+        assert_eq!(texts(2)[0][1], "12:00");
+        assert_eq!(texts(3)[0][1], "17:00");
+        assert!(texts(4).is_empty());
+        assert!(week[1].is_open() && week[2].is_open() && !week[5].is_open());
+    }
+
     #[test]
     fn a_reason_holds_the_hours_inline_with_the_same_json() {
         let schedule: Schedule = serde_json::from_value(serde_json::json!({
