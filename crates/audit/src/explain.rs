@@ -402,7 +402,7 @@ pub async fn explain(
                     .collect(),
                 final_action: FinalActionView {
                     kind: r.final_action.kind.as_str().into(),
-                    message: r.final_action.message.clone(),
+                    message: r.final_action.message.to_string(),
                 },
                 settings_seq: r.settings_seq,
                 explanation: r.explanation_lines(),

@@ -978,7 +978,7 @@ mod tests {
             fallbacks: Vec::new(),
             final_action: FinalAction {
                 kind: FinalActionKind::Reject,
-                message: String::new(),
+                message: Default::default(),
             },
             calls_seq: 0,
             caller: None,

@@ -10,6 +10,7 @@ use crate::reasons::Reason;
 use crate::schedule::Schedule;
 use crate::{ContractError, subjects};
 use serde::{Deserialize, Deserializer, Serialize};
+use std::sync::{Arc, LazyLock};
 use time::OffsetDateTime;
 
 /// Longest accepted carrier call id.
@@ -348,17 +349,93 @@ impl FinalActionKind {
 pub struct FinalAction {
     /// Voicemail or announcement.
     pub kind: FinalActionKind,
-    /// The greeting or announcement text.
-    #[serde(default, deserialize_with = "null_default")]
-    pub message: String,
+    /// The greeting or announcement text; absent or `null` reads as empty.
+    ///
+    /// Shared (`Arc<str>`): every decision carries its tenant's configured action, or the
+    /// default one, as a reference count instead of a copy of the text. On the wire it is a
+    /// JSON string, as a `String` is.
+    #[serde(default, with = "shared_text")]
+    pub message: Arc<str>,
 }
+
+/// [`FinalAction::default`]'s greeting, written once and shared by every decision that uses it.
+static DEFAULT_GREETING: LazyLock<Arc<str>> = LazyLock::new(|| {
+    Arc::from(
+        "Sorry, no one is available to take your call. Please leave a message after the tone.",
+    )
+});
 
 impl Default for FinalAction {
     /// Voicemail with a neutral greeting: a caller can always leave a message.
     fn default() -> Self {
         FinalAction {
             kind: FinalActionKind::Voicemail,
-            message: "Sorry, no one is available to take your call. Please leave a message after the tone.".into(),
+            message: Arc::clone(&DEFAULT_GREETING),
+        }
+    }
+}
+
+/// [`FinalAction::message`] on the wire: a JSON string, as a `String` is, with `null` read as
+/// empty as [`null_default`] does (serde reads and writes an `Arc` only with its `rc` feature,
+/// which would apply to every crate).
+pub(crate) mod shared_text {
+    use serde::Serializer;
+    use serde::de::{self, Deserializer, Visitor};
+    use std::fmt;
+    use std::sync::Arc;
+
+    pub(crate) fn serialize<S: Serializer>(
+        text: &Arc<str>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<str>, D::Error> {
+        deserializer.deserialize_option(OrNull)
+    }
+
+    /// `null` (the empty text, shared: `Arc::default` does not allocate) or a string.
+    struct OrNull;
+
+    impl<'de> Visitor<'de> for OrNull {
+        type Value = Arc<str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Arc<str>, E> {
+            Ok(Arc::default())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Arc<str>, E> {
+            Ok(Arc::default())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Arc<str>, D::Error> {
+            d.deserialize_str(Text)
+        }
+    }
+
+    /// A string, copied once into its `Arc` (no intermediate `String` when unescaped).
+    struct Text;
+
+    impl<'de> Visitor<'de> for Text {
+        type Value = Arc<str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Arc<str>, E> {
+            Ok(Arc::from(text))
+        }
+        fn visit_string<E: de::Error>(self, text: String) -> Result<Arc<str>, E> {
+            Ok(Arc::from(text))
+        }
+        // As `String` reads bytes: when they are UTF-8.
+        fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Arc<str>, E> {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Ok(Arc::from(text)),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(bytes), &self)),
+            }
         }
     }
 }
@@ -1669,5 +1746,91 @@ mod tests {
         assert!(rejection.original_payload.starts_with('\u{FFFD}'));
         let small = Rejection::new("CALLS", 8, "call.inbound.acme", b"{}", &error);
         assert_eq!(small.original_payload, "{}");
+    }
+
+    /// `FinalAction` as it was when `message` was a `String`: the wire contract.
+    #[derive(Debug, Serialize, Deserialize)]
+    struct StringFinalAction {
+        kind: FinalActionKind,
+        #[serde(default, deserialize_with = "null_default")]
+        message: String,
+    }
+
+    #[test]
+    fn final_action_json_is_byte_identical_to_the_string_field_and_round_trips() {
+        let greeting = FinalAction::default().message;
+        for kind in [
+            FinalActionKind::Voicemail,
+            FinalActionKind::AnnounceHangup,
+            FinalActionKind::Reject,
+        ] {
+            for message in [
+                "",
+                "We are closed.",
+                &*greeting,
+                "Escaped: \"quoted\" \\ </Say> & <b>\n\t\u{1} é \u{1F600}",
+            ] {
+                let action = FinalAction {
+                    kind,
+                    message: message.into(),
+                };
+                let strings = StringFinalAction {
+                    kind,
+                    message: message.into(),
+                };
+                let json = serde_json::to_string(&action).expect("encodes");
+                assert_eq!(json, serde_json::to_string(&strings).expect("encodes"));
+                assert_eq!(
+                    serde_json::from_str::<FinalAction>(&json).expect("decodes"),
+                    action
+                );
+                // Also through a reader (its strings are not borrowed from the input).
+                assert_eq!(
+                    serde_json::from_reader::<_, FinalAction>(json.as_bytes()).expect("decodes"),
+                    action
+                );
+                let value = serde_json::to_value(&action).expect("encodes");
+                assert_eq!(
+                    serde_json::from_value::<FinalAction>(value).expect("decodes"),
+                    action
+                );
+            }
+        }
+        // `null` and absent read as empty, as `null_default` read them for the string.
+        for json in [
+            r#"{"kind":"voicemail","message":null}"#,
+            r#"{"kind":"voicemail"}"#,
+        ] {
+            let action: FinalAction = serde_json::from_str(json).expect("decodes");
+            let strings: StringFinalAction = serde_json::from_str(json).expect("decodes");
+            assert_eq!(&*action.message, "");
+            assert_eq!(action.message.as_ref(), strings.message.as_str());
+        }
+        // What the string field refused, this refuses.
+        for bad in [
+            r#"{"kind":"voicemail","message":1}"#,
+            r#"{"kind":"voicemail","message":[]}"#,
+            r#"{"kind":"voicemail","message":{}}"#,
+            r#"{"kind":"voicemail","message":true}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<StringFinalAction>(bad).is_err(),
+                "{bad}"
+            );
+            assert!(serde_json::from_str::<FinalAction>(bad).is_err(), "{bad}");
+        }
+        // The hot path: the default greeting and a configured message are shared, not copied.
+        assert!(Arc::ptr_eq(
+            &FinalAction::default().message,
+            &FinalAction::default().message
+        ));
+        let configured = FinalAction {
+            kind: FinalActionKind::AnnounceHangup,
+            message: "We are closed.".into(),
+        };
+        assert!(Arc::ptr_eq(
+            &configured.clone().message,
+            &configured.message
+        ));
     }
 }

@@ -96,6 +96,7 @@ fn decide_for<H: CallerHistory + ?Sized>(
 ) -> Decision {
     // A decision is about 6 to 9 reasons and at most 4 targets: sized once, never regrown.
     let mut why = Why(Vec::with_capacity(10));
+    // Either way the message is shared (`Arc<str>`), counted rather than copied.
     let final_action = match view.final_action() {
         Some(action) => action.clone(),
         None => FinalAction::default(),
@@ -678,7 +679,8 @@ fn ring_group<'v>(
 fn reject() -> FinalAction {
     FinalAction {
         kind: FinalActionKind::Reject,
-        message: String::new(),
+        // Empty: `Arc::<str>::default` shares one, allocating nothing.
+        message: Default::default(),
     }
 }
 

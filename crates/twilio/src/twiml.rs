@@ -151,9 +151,9 @@ pub fn final_action(action: &FinalAction, hangup_url: &str) -> String {
     let default;
     let message = if action.message.trim().is_empty() {
         default = FinalAction::default().message;
-        default.as_str()
+        &*default
     } else {
-        action.message.as_str()
+        &*action.message
     };
     document(|w| {
         say(w, message)?;
@@ -405,7 +405,7 @@ mod tests {
             final_action(
                 &FinalAction {
                     kind: FinalActionKind::AnnounceHangup,
-                    message: String::new(),
+                    message: Default::default(),
                 },
                 "-",
             ),
@@ -533,7 +533,7 @@ mod tests {
         d.rule = Rule::Blocked;
         d.final_action = FinalAction {
             kind: FinalActionKind::Reject,
-            message: String::new(),
+            message: Default::default(),
         };
         assert_eq!(
             route(&d, &status_url, 20, "https://h/hangup"),

@@ -872,7 +872,7 @@ fn digest_is_equal_for_equal_decisions_and_differs_on_any_change() {
         d.final_action.kind = FinalActionKind::Reject;
     });
     change("final action message", &|d| {
-        d.final_action.message.push('!');
+        d.final_action.message = format!("{}!", d.final_action.message).into();
     });
     change("reasons order", &|d| d.reasons.swap(0, 1));
     change("a reason less", &|d| {

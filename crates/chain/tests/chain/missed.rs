@@ -32,7 +32,7 @@ fn decided(targets: usize, rule: Rule, kind: FinalActionKind) -> CallRoute {
     d.final_action = FinalAction {
         kind,
         message: if kind == FinalActionKind::Reject {
-            String::new()
+            Default::default()
         } else {
             "Sorry".into()
         },

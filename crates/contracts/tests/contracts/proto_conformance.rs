@@ -1750,7 +1750,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             ],
             final_action: FinalAction {
                 kind: FinalActionKind::Reject,
-                message: String::new(),
+                message: Default::default(),
             },
             caller: Some(e164("+19005550142")),
             ..base.clone()
@@ -1794,7 +1794,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             }],
             final_action: FinalAction {
                 kind: FinalActionKind::Reject,
-                message: String::new(),
+                message: Default::default(),
             },
             ..base.clone()
         },
@@ -1919,7 +1919,7 @@ fn fixed_calls_route() -> Vec<CallRoute> {
             ],
             final_action: FinalAction {
                 kind: FinalActionKind::Voicemail,
-                message: String::new(),
+                message: Default::default(),
             },
             settings_seq: 0,
             ..base
@@ -2036,7 +2036,7 @@ fn fixed_company() -> Vec<CompanySettings> {
             default_region: Some("gb".into()),
             final_action: Some(FinalAction {
                 kind: FinalActionKind::AnnounceHangup,
-                message: String::new(),
+                message: Default::default(),
             }),
             time_zone: Some("Pacific/Auckland".into()),
             business_hours: Some(Schedule::default()),
@@ -2455,7 +2455,10 @@ mod strategies {
             ]),
             text(80),
         )
-            .prop_map(|(kind, message)| FinalAction { kind, message })
+            .prop_map(|(kind, message)| FinalAction {
+                kind,
+                message: message.into(),
+            })
     }
 
     /// Any leg: every rule a target can have, a simultaneous group (its first member's number
@@ -2744,7 +2747,7 @@ mod strategies {
                         final_action: if refused && reject {
                             FinalAction {
                                 kind: FinalActionKind::Reject,
-                                message: String::new(),
+                                message: Default::default(),
                             }
                         } else {
                             final_action

@@ -225,7 +225,7 @@ async fn a_store_of_the_first_layout_migrates_to_documents() {
         assert_eq!(dump(&loaded, &changes), dump(&expected, &changes));
         let acme = loaded.tenant(&tenant("acme")).unwrap();
         assert_eq!(
-            acme.final_action().map(|a| a.message.as_str()),
+            acme.final_action().map(|a| &*a.message),
             Some("We are closed.")
         );
         for c in [

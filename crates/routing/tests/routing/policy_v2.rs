@@ -109,7 +109,7 @@ fn skipped(rule: Rule, user_id: &str, next: Rule) -> UserSkipped {
 fn reject() -> FinalAction {
     FinalAction {
         kind: FinalActionKind::Reject,
-        message: String::new(),
+        message: Default::default(),
     }
 }
 

@@ -365,7 +365,7 @@ async fn a_blank_announcement_says_the_default_greeting() {
              <Hangup/></Response>"
         )
     );
-    assert_eq!(calls[0].says, vec![greeting]);
+    assert_eq!(calls[0].says, vec![greeting.to_string()]);
     assert!(calls[0].hangup && !calls[0].record);
     nats.wait_settled().await;
     dialer.stop().await;

@@ -320,7 +320,7 @@ fn cases() -> Vec<Case> {
     };
     let reject = FinalAction {
         kind: FinalActionKind::Reject,
-        message: String::new(),
+        message: Default::default(),
     };
     let v2 = |why, to, from, rule, chain, code, explains| Case {
         code: Some(code),
