@@ -307,8 +307,23 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     /// Starts `size` nodes and waits until each is ready and sees a JetStream meta leader.
+    ///
+    /// Starts a fresh cluster once more if the first does not get there: in a fresh-clone CI
+    /// run (`2fef483`, every test binary running beside it on 2 cores) one node of three
+    /// never logged a metadata leader within [`START_DEADLINE`] although its routes were up and
+    /// the other two had elected one. The cause was not found; the failure is printed, so a
+    /// run shows how often the second start is needed.
     pub fn start(size: usize) -> Result<Self, TestkitError> {
         let binary = nats_server_binary()?;
+        Self::try_start(&binary, size).or_else(|first| {
+            eprintln!(
+                "testkit: a {size}-node cluster did not start ({first}); starting a fresh one"
+            );
+            Self::try_start(&binary, size)
+        })
+    }
+
+    fn try_start(binary: &Path, size: usize) -> Result<Self, TestkitError> {
         let client_ports = ReservedPort::many(size)?;
         let route_ports = ReservedPort::many(size)?;
         let route_urls: Vec<String> = route_ports.iter().map(ReservedPort::nats_url).collect();
@@ -330,7 +345,7 @@ impl NatsCluster {
                 routes.join(","),
             ];
             let mut node = NatsServer::new(
-                binary.clone(),
+                binary.to_owned(),
                 &format!("n{}", i + 1),
                 client_port.port(),
                 args,
