@@ -397,7 +397,8 @@ pub(crate) mod shared_text {
         deserializer.deserialize_option(OrNull)
     }
 
-    /// `null` (the empty text, shared: `Arc::default` does not allocate) or a string.
+    /// `null` (the empty text, shared: `Arc::default` does not allocate) or a string, copied
+    /// once into its `Arc` (no intermediate `String` when unescaped).
     struct OrNull;
 
     impl<'de> Visitor<'de> for OrNull {
@@ -412,17 +413,7 @@ pub(crate) mod shared_text {
             Ok(Arc::default())
         }
         fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Arc<str>, D::Error> {
-            d.deserialize_str(Text)
-        }
-    }
-
-    /// A string, copied once into its `Arc` (no intermediate `String` when unescaped).
-    struct Text;
-
-    impl<'de> Visitor<'de> for Text {
-        type Value = Arc<str>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
+            d.deserialize_str(OrNull)
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Arc<str>, E> {
             Ok(Arc::from(text))

@@ -61,12 +61,12 @@ pub struct Gate<M = Message> {
     timeout: Duration,
     /// In order of receipt.
     waiting: VecDeque<(M, Instant)>,
-    /// Calls held so far. A read covers the calls held before it was started, counted, not
-    /// compared by receipt time: two calls at the same instant of a coarse (or a test's paused)
-    /// clock, one held before a read was sent and one after, must not both count as before.
-    held: u64,
-    /// The read in flight: the count of calls it covers, and its answer.
-    read: Option<(u64, BoxFuture<'static, Result<u64, ReadError>>)>,
+    /// The read in flight: how many of the calls held (from the front) it covers, and its
+    /// answer. Counted, not compared by receipt time: two calls at the same instant of a coarse
+    /// (or a test's paused) clock, one held before the read was started and one after, must not
+    /// both count as before. Only this read releases calls while it is in flight, so the count
+    /// stays true until it answers.
+    read: Option<(usize, BoxFuture<'static, Result<u64, ReadError>>)>,
     retry: Option<Pin<Box<Sleep>>>,
 }
 
@@ -96,7 +96,6 @@ impl<M> Gate<M> {
             read_last_seq,
             timeout,
             waiting: VecDeque::new(),
-            held: 0,
             read: None,
             retry: None,
         }
@@ -115,7 +114,6 @@ impl<M> Gate<M> {
     /// Holds `message`, received now; starts a read if none is in flight.
     pub fn hold(&mut self, message: M) {
         self.waiting.push_back((message, Instant::now()));
-        self.held += 1;
         if self.read.is_none() && self.retry.is_none() {
             self.start_read();
         }
@@ -129,8 +127,8 @@ impl<M> Gate<M> {
                 Err(_) => Err(ReadError::TimedOut),
             }
         };
-        // Covers the calls held until now: it is sent when first polled, after their receipt.
-        self.read = Some((self.held, Box::pin(read)));
+        // Covers the calls held now: it is sent when first polled, after their receipt.
+        self.read = Some((self.waiting.len(), Box::pin(read)));
     }
 
     /// Waits for the next calls to release (never resolves while no call is held). Cancel
@@ -149,12 +147,10 @@ impl<M> Gate<M> {
                 self.start_read();
             }
         }
-        let Some((covers, read)) = &mut self.read else {
+        let Some((covered, read)) = &mut self.read else {
             return Poll::Pending;
         };
-        // Of the calls still held, those held before the read was started.
-        let released_before = self.held - self.waiting.len() as u64;
-        let covered = usize::try_from(covers.saturating_sub(released_before)).unwrap_or(usize::MAX);
+        let covered = *covered;
         let Poll::Ready(result) = read.as_mut().poll(cx) else {
             return Poll::Pending;
         };
