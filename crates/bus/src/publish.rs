@@ -3,16 +3,21 @@
 //! awaiting the ack are separate steps, so callers can pipeline many publishes.
 
 use crate::{BusError, TraceContext};
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
+use async_nats::{HeaderMap, HeaderName};
 use switchboard_contracts::envelope::{CONTENT_TYPE, headers};
 use switchboard_contracts::{Envelope, EventData};
+
+/// The header names, built at compile time: a name given as `&str` is validated and, unless
+/// NATS knows it, copied for every message.
+const CONTENT_TYPE_HEADER: HeaderName = HeaderName::from_static(headers::CONTENT_TYPE);
+const MSG_ID_HEADER: HeaderName = HeaderName::from_static(headers::MSG_ID);
 
 /// The contract headers of an event with id `id`.
 pub fn event_headers(id: &str, trace: &TraceContext) -> HeaderMap {
     let mut map = HeaderMap::new();
-    map.insert(headers::CONTENT_TYPE, CONTENT_TYPE);
-    map.insert(headers::MSG_ID, id);
+    map.insert(CONTENT_TYPE_HEADER, CONTENT_TYPE);
+    map.insert(MSG_ID_HEADER, id);
     trace.inject(&mut map);
     map
 }
