@@ -150,6 +150,12 @@ impl Report {
             );
             let _ = writeln!(
                 t,
+                "| router ÷ padded relay that router ÷ bare relay ≥ 0.90 asks for in this run (0.90 ÷ the padded relay's {:.2} of the bare relay): what is left for decoding, deciding and encoding at the decision's size | {:.2} | — |",
+                e.padded_to_bare_relay_ratio,
+                0.90 / e.padded_to_bare_relay_ratio.max(f64::MIN_POSITIVE)
+            );
+            let _ = writeln!(
+                t,
                 "| CPU µs per message, client / nats-server: router vs relay vs padded relay (medians) | {:.1} / {:.1} vs {:.1} / {:.1} vs {:.1} / {:.1} | — |",
                 e.router_cpu_us_per_message.client,
                 e.router_cpu_us_per_message.nats_server,
