@@ -100,9 +100,9 @@ enum Section {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // The router and the gateway run in this process: under the subscriber their binaries
-    // install (logs at RUST_LOG, traces off), so they pay what they pay in production. Without
-    // any subscriber, `tracing`'s `log` fallback (enabled by sea-orm) evaluates every disabled
-    // span's fields, work a deployed router never does.
+    // install (logs at RUST_LOG, traces only where OTEL_* asks), so they pay what they pay in
+    // production. Without any subscriber, `tracing`'s `log` fallback (enabled by sea-orm and
+    // sqlx) evaluates every disabled span's fields, work a deployed router never does.
     let _telemetry = switchboard_telemetry::init("switchboard-bench")?;
     let mut report = report::Report::new();
     let run = |section: Section| args.only.is_empty() || args.only.contains(&section);
